@@ -1,0 +1,94 @@
+//! [`Factory`]: how the suite connects to the backend under test.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use respcache_core::{Backend, Name, Result};
+
+type ConnectFn = dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Backend>>> + Send + Sync;
+
+/// Builds handles onto the backend under test.
+///
+/// `connect` is called once up front to check the service is reachable, and
+/// again for every case. A backend is *persistent* when a new handle from
+/// `connect` sees the data an earlier, closed handle wrote (SQLite on a
+/// file, the filesystem, Redis...); only persistent backends run the
+/// "reopened backend sees its data" case.
+#[derive(Clone)]
+pub struct Factory {
+    name: String,
+    connect: Arc<ConnectFn>,
+    persistent: bool,
+}
+
+impl Factory {
+    /// A factory for the backend named `name` (the name used in test names).
+    pub fn new<F, Fut, B>(name: impl Into<String>, connect: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<B>> + Send + 'static,
+        B: Backend + 'static,
+    {
+        let connect = Arc::new(connect);
+        Factory {
+            name: name.into(),
+            connect: Arc::new(move || {
+                let fut = connect();
+                Box::pin(async move { fut.await.map(|b| Arc::new(b) as Arc<dyn Backend>) })
+            }),
+            persistent: false,
+        }
+    }
+
+    /// Declares that handles from `connect` share their data.
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
+        self
+    }
+
+    /// The backend's name in test names.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether handles share their data.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    /// A new handle onto the backend.
+    pub async fn connect(&self) -> Result<Arc<dyn Backend>> {
+        (self.connect)().await
+    }
+}
+
+impl fmt::Debug for Factory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Factory")
+            .field("name", &self.name)
+            .field("persistent", &self.persistent)
+            .finish()
+    }
+}
+
+/// What a case gets: a connected backend, a cache name no other case uses,
+/// and the factory (to reconnect).
+pub struct TestContext {
+    /// The backend under test.
+    pub backend: Arc<dyn Backend>,
+    /// A cache name unique to this case and run.
+    pub cache: Name,
+    /// The factory, to open more handles.
+    pub factory: Factory,
+}
+
+impl fmt::Debug for TestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestContext")
+            .field("backend", &self.backend.name())
+            .field("cache", &self.cache)
+            .finish()
+    }
+}

@@ -1,0 +1,52 @@
+//! The respcache conformance suite: one set of cases, written once, that
+//! every backend runs — the built-in ones and yours.
+//!
+//! A backend crate proves itself with a three-line test target and one line
+//! of code. In `Cargo.toml`:
+//!
+//! ```toml
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! and in `tests/conformance.rs`:
+//!
+//! ```ignore
+//! respcache_conformance::main!(respcache_conformance::Factory::new("mine", || async {
+//!     Ok(my_crate::MyBackend::new())
+//! }));
+//! ```
+//!
+//! Each case becomes its own test named `conformance::<backend>::<case>`,
+//! so a failure names both. Each case works in its own uniquely named cache,
+//! so cases run in parallel and never touch data they did not create. When
+//! the backend's service cannot be reached, every case is reported as
+//! *ignored* with the reason — and under `CI=true` as *failed*: an
+//! unreachable service never counts as a pass.
+
+mod cases;
+mod check;
+mod factory;
+mod harness;
+
+pub use cases::{Case, all_cases};
+pub use check::{CaseResult, Failure};
+pub use factory::{Factory, TestContext};
+pub use harness::run;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use libtest_mimic;
+}
+
+/// Expands to the `main` of a `harness = false` test target that runs the
+/// whole suite against the backend the [`Factory`] builds.
+#[macro_export]
+macro_rules! main {
+    ($factory:expr) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::run($factory)
+        }
+    };
+}

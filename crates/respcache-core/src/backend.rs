@@ -1,0 +1,202 @@
+//! The storage contract a backend implements: [`Backend`] (connections,
+//! stores) and [`Store`] (one repository's entries).
+//!
+//! Every rule — keys, expiry, codecs, routing — lives in the core; a backend
+//! only maps these primitives onto its native store. The conformance suite
+//! (`respcache-conformance`) has one case per contract bullet below.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::entry::{Entry, Select};
+use crate::error::Result;
+use crate::key::{Key, KeySchema};
+use crate::name::Name;
+use crate::time::Timestamp;
+
+/// What a backend needs to open one repository's store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The cache the repository belongs to.
+    pub cache: Name,
+    /// The repository.
+    pub repository: Name,
+    /// The key fields (after the method).
+    pub schema: KeySchema,
+    /// How long a stale entry is kept before a backend with native expiry
+    /// may purge it on its own (`expires_at + retention`). `None`: stale
+    /// entries stay until `clear` removes them.
+    pub retention: Option<Duration>,
+}
+
+impl StoreSpec {
+    /// A spec with no retention limit.
+    pub fn new(cache: Name, repository: Name, schema: KeySchema) -> Self {
+        StoreSpec {
+            cache,
+            repository,
+            schema,
+            retention: None,
+        }
+    }
+
+    /// Sets the retention.
+    pub fn with_retention(mut self, retention: Option<Duration>) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// When a backend with native expiry may purge an entry expiring at
+    /// `expires_at`: `expires_at + retention`, or never.
+    pub fn purge_at(&self, expires_at: Option<Timestamp>) -> Option<Timestamp> {
+        match (expires_at, self.retention) {
+            (Some(e), Some(r)) => Some(e.saturating_add(r)),
+            _ => None,
+        }
+    }
+}
+
+/// Hard limits of a backend. They never switch behaviour off; they only say
+/// which outcome (success or [`PayloadTooLarge`](crate::ErrorKind::PayloadTooLarge))
+/// a caller should expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Limits {
+    /// The largest payload accepted, in bytes, if there is a limit.
+    pub max_payload_bytes: Option<usize>,
+}
+
+impl Limits {
+    /// No limits.
+    pub const NONE: Limits = Limits {
+        max_payload_bytes: None,
+    };
+
+    /// A payload limit of `bytes`.
+    pub const fn max_payload(bytes: usize) -> Self {
+        Limits {
+            max_payload_bytes: Some(bytes),
+        }
+    }
+}
+
+/// One repository's entries in a backend: a table in SQLite, a folder on
+/// disk, a key prefix in Redis, a collection in MongoDB, a partition in
+/// DynamoDB.
+///
+/// # Contract
+///
+/// - `get` returns an entry whether fresh or stale; a missing key is `None`.
+/// - `put` inserts or replaces the whole entry.
+/// - `get_many` answers one slot per key, in the order given.
+/// - `delete` of a missing key is `Ok(false)`, not an error.
+/// - `contains`, `count(Select::Fresh)` and `scan(Select::Fresh)` skip stale
+///   entries; stale entries stay stored until `clear` removes them.
+/// - `now` always comes from the caller (the core's [`Clock`](crate::Clock)).
+/// - `clear(Select::Expired)` removes exactly the stale entries.
+/// - `set_expiry` changes only `expires_at`: it can revive a stale entry.
+/// - `scan` is a stream: it never loads the whole store into memory.
+/// - After the backend is closed every call is a
+///   [`Closed`](crate::ErrorKind::Closed) error.
+/// - An entry that cannot be decoded is a miss (see [`crate::stats`]).
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// The entry under `key`, fresh or stale.
+    async fn get(&self, key: &Key) -> Result<Option<Entry>>;
+
+    /// The entries under `keys`, one slot per key in order.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces `entry`.
+    async fn put(&self, entry: Entry) -> Result<()>;
+
+    /// Inserts or replaces every entry (in one transaction where the backend
+    /// has them).
+    async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
+        for entry in entries {
+            self.put(entry).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the entry under `key`; `true` if it existed.
+    async fn delete(&self, key: &Key) -> Result<bool>;
+
+    /// Deletes the entries under `keys`; returns how many existed.
+    async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
+        let mut n = 0;
+        for key in keys {
+            if self.delete(key).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Whether a fresh entry exists under `key` at `now`.
+    async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
+        Ok(self.get(key).await?.is_some_and(|e| e.is_fresh(now)))
+    }
+
+    /// How many entries `select` matches at `now`.
+    async fn count(&self, select: Select, now: Timestamp) -> Result<u64>;
+
+    /// Removes the entries `select` matches at `now`; returns how many.
+    async fn clear(&self, select: Select, now: Timestamp) -> Result<u64>;
+
+    /// Streams the entries `select` matches at `now`, in no particular order.
+    fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>>;
+
+    /// Sets `expires_at` of the entry under `key` without rewriting its
+    /// payload; `false` if there is no such entry.
+    async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool>;
+}
+
+/// A store behind a pointer, as the core holds it.
+pub type DynStore = dyn Store;
+
+/// A storage backend: owns the connections and opens one [`Store`] per
+/// repository. Object-safe, so a program can choose one at run time.
+///
+/// # Contract
+///
+/// - `open_store` creates what the store needs if missing, and is idempotent.
+/// - Stores of different caches, and of different repositories of one
+///   cache, never see each other's entries.
+/// - `close` makes every later call on the backend and its stores a
+///   [`Closed`](crate::ErrorKind::Closed) error.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// A short lowercase name: `memory`, `sqlite`, `fs`, `redis`, ...
+    fn name(&self) -> &'static str;
+
+    /// The backend's hard limits.
+    fn limits(&self) -> Limits {
+        Limits::NONE
+    }
+
+    /// Creates the store if missing and returns it.
+    async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>>;
+
+    /// Removes a store and all its entries; `Ok` if it did not exist.
+    async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()>;
+
+    /// The repositories that have a store in `cache`.
+    async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>>;
+
+    /// Closes the connections.
+    async fn close(&self) -> Result<()>;
+}
+
+/// A backend behind a pointer, as the core holds it.
+pub type DynBackend = dyn Backend;

@@ -1,0 +1,63 @@
+//! The core of respcache: every rule, written once for every backend.
+//!
+//! - [`Key`] and [`KeySchema`]: typed keys with a canonical injective encoding.
+//! - [`RepositorySettings`] (and [`TemplateSettings`]): which requests are
+//!   cached, under which key, with which [`Codec`].
+//! - [`Entry`] and the [`envelope`]: what is stored.
+//! - [`Store`] and [`Backend`]: the small contract a backend implements.
+//! - [`Repository`] and [`ResponseCache`]: the API-aware caching face.
+//! - [`Clock`], [`Error`], and [`MemoryBackend`], the reference backend.
+//!
+//! ```
+//! # async fn demo() -> respcache_core::Result<()> {
+//! use std::sync::Arc;
+//! use respcache_core::{MemoryBackend, Request, ResponseCache, TemplateSettings, TextCodec};
+//!
+//! let cache = ResponseCache::<String>::builder("weather")
+//!     .create_repository(TemplateSettings::new("forecast", "/forecast/{city}", TextCodec)?)
+//!     .connect(Arc::new(MemoryBackend::new()))
+//!     .await?;
+//! let req = Request::get("https://weather.example/forecast/oslo")?;
+//! assert_eq!(cache.get(&req).await?, None);
+//! cache.save(&req, &"snow".to_string()).await?;
+//! assert_eq!(cache.get(&req).await?.as_deref(), Some("snow"));
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+
+pub mod backend;
+pub mod codec;
+pub mod entry;
+pub mod envelope;
+pub mod error;
+pub mod key;
+pub mod memory;
+pub mod name;
+pub mod repository;
+pub mod request;
+pub mod response_cache;
+pub mod settings;
+pub mod stats;
+pub mod time;
+
+pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
+#[cfg(feature = "bincode")]
+pub use codec::BincodeCodec;
+pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};
+pub use entry::{Entry, Select};
+pub use error::{Error, ErrorKind, Operation, Result};
+pub use key::{Field, FieldKind, Key, KeyDigest, KeyPart, KeySchema};
+pub use memory::MemoryBackend;
+pub use name::Name;
+pub use repository::{Cached, Repository, RepositoryOptions};
+pub use request::Request;
+pub use response_cache::{ResponseCache, ResponseCacheBuilder};
+pub use settings::{RepositorySettings, TemplateSettings};
+pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp};
+
+// Re-exported so backends and users build on the same versions.
+pub use async_trait::async_trait;
+pub use bytes::Bytes;
+pub use futures;
+pub use http;
+pub use url;

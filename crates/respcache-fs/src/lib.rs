@@ -1,0 +1,1 @@
+//! Filesystem backend for respcache.

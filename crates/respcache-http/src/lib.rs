@@ -1,0 +1,1 @@
+//! HTTP layer for respcache: CachedSession and CachedResponse on hyper.

@@ -1,0 +1,1 @@
+//! respcache: cache HTTP API responses in SQLite, the filesystem, Redis, MongoDB or DynamoDB.
