@@ -17,7 +17,7 @@ fn under_ci() -> bool {
 fn unique_cache(case: &str) -> String {
     let suffix: u32 = rand::random();
     // Names are at most 64 bytes: keep the case name's head.
-    let head: String = case.chars().take(50).collect::<String>().replace('_', "-");
+    let head: String = case.chars().take(40).collect::<String>().replace('_', "-");
     format!("t-{head}-{suffix:08x}")
 }
 
@@ -48,9 +48,13 @@ pub fn run(factory: Factory) -> ExitCode {
     let ci = under_ci();
     if let Some(reason) = &unavailable {
         if ci {
-            eprintln!("conformance::{backend_name}: backend unreachable under CI=true, every case fails: {reason}");
+            eprintln!(
+                "conformance::{backend_name}: backend unreachable under CI=true, every case fails: {reason}"
+            );
         } else {
-            eprintln!("conformance::{backend_name}: backend unreachable, every case is ignored: {reason}");
+            eprintln!(
+                "conformance::{backend_name}: backend unreachable, every case is ignored: {reason}"
+            );
         }
     }
 

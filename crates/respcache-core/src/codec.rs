@@ -22,7 +22,10 @@ pub trait Codec<P>: Send + Sync + 'static {
 }
 
 fn codec_error(codec: &str, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorKind::Codec, format!("{codec} codec cannot {what}: {e}"))
+    Error::new(
+        ErrorKind::Codec,
+        format!("{codec} codec cannot {what}: {e}"),
+    )
 }
 
 /// UTF-8 text payloads (`String`). The default codec.
@@ -107,9 +110,8 @@ impl<P: Serialize + DeserializeOwned> Codec<P> for BincodeCodec {
             .map_err(|e| codec_error("bincode", "encode", e))
     }
     fn decode(&self, bytes: &[u8]) -> Result<P> {
-        let (value, read) =
-            bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-                .map_err(|e| codec_error("bincode", "decode", e))?;
+        let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+            .map_err(|e| codec_error("bincode", "decode", e))?;
         if read != bytes.len() {
             return Err(codec_error("bincode", "decode", "trailing bytes"));
         }

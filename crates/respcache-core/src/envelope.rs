@@ -47,8 +47,9 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
     let key = entry.key.encode();
     let name = entry.name.as_deref().unwrap_or("");
     let meta = entry.meta.as_deref().unwrap_or(&[]);
-    let mut out =
-        Vec::with_capacity(HEADER_LEN + 4 + key.len() + 4 + name.len() + 16 + entry.payload.len() + meta.len());
+    let mut out = Vec::with_capacity(
+        HEADER_LEN + 4 + key.len() + 4 + name.len() + 16 + entry.payload.len() + meta.len(),
+    );
     out.extend_from_slice(&MAGIC);
     let mut flags = 0;
     if entry.expires_at.is_some() {
@@ -62,7 +63,12 @@ pub fn encode(entry: &Entry) -> Vec<u8> {
     }
     out.extend_from_slice(&[flags, 0, 0, 0]);
     out.extend_from_slice(&entry.cached_at.as_millis().to_be_bytes());
-    out.extend_from_slice(&entry.expires_at.map_or(0, Timestamp::as_millis).to_be_bytes());
+    out.extend_from_slice(
+        &entry
+            .expires_at
+            .map_or(0, Timestamp::as_millis)
+            .to_be_bytes(),
+    );
     put_u32_bytes(&mut out, key.as_bytes());
     put_u32_bytes(&mut out, name.as_bytes());
     out.extend_from_slice(&(entry.payload.len() as u64).to_be_bytes());
@@ -150,7 +156,10 @@ fn read_i64(bytes: &[u8]) -> Result<i64> {
 }
 
 fn bad(why: &str) -> Error {
-    Error::new(ErrorKind::Codec, format!("undecodable entry envelope: {why}"))
+    Error::new(
+        ErrorKind::Codec,
+        format!("undecodable entry envelope: {why}"),
+    )
 }
 
 #[cfg(test)]

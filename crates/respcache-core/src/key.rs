@@ -421,7 +421,10 @@ mod tests {
     #[test]
     fn schema_validates_kinds_and_counts() -> Result<()> {
         let s = KeySchema::new([("id", FieldKind::Text), ("v", FieldKind::Integer)])?;
-        assert!(s.validate(&Key::new("GET", ["x".into(), 1i64.into()])).is_ok());
+        assert!(
+            s.validate(&Key::new("GET", ["x".into(), 1i64.into()]))
+                .is_ok()
+        );
         let wrong = s.validate(&Key::new("GET", ["x".into(), "1".into()]));
         assert_eq!(wrong.err().map(|e| e.kind()), Some(ErrorKind::InvalidKey));
         let short = s.validate(&Key::new("GET", ["x".into()]));

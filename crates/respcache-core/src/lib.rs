@@ -31,6 +31,7 @@ pub mod entry;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod kv;
 pub mod memory;
 pub mod name;
 pub mod repository;

@@ -75,7 +75,10 @@ impl Backend for MemoryBackend {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(table) = tables.remove(&(cache.clone(), repository.clone())) {
             // Stores already handed out see an empty table.
-            table.write().unwrap_or_else(PoisonError::into_inner).clear();
+            table
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
         Ok(())
     }
@@ -132,7 +135,10 @@ impl Store for MemoryStore {
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
         self.check()?;
         let table = self.read();
-        Ok(keys.iter().map(|k| table.get(&k.encode()).cloned()).collect())
+        Ok(keys
+            .iter()
+            .map(|k| table.get(&k.encode()).cloned())
+            .collect())
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {

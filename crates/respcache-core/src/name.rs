@@ -37,7 +37,12 @@ impl Name {
 }
 
 fn validate(name: &str) -> Result<()> {
-    let invalid = |why: &str| Err(Error::new(ErrorKind::InvalidName, format!("{name:?} {why}")));
+    let invalid = |why: &str| {
+        Err(Error::new(
+            ErrorKind::InvalidName,
+            format!("{name:?} {why}"),
+        ))
+    };
     if name.is_empty() {
         return invalid("is empty");
     }
@@ -96,7 +101,14 @@ mod tests {
 
     #[test]
     fn accepts_plain_names() {
-        for ok in ["a", "tracks", "Tracks_v2", "0day", "my-cache", &"x".repeat(64)] {
+        for ok in [
+            "a",
+            "tracks",
+            "Tracks_v2",
+            "0day",
+            "my-cache",
+            &"x".repeat(64),
+        ] {
             assert!(Name::new(ok).is_ok(), "{ok}");
         }
     }

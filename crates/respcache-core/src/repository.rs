@@ -177,8 +177,13 @@ impl<P: Send + Sync + 'static> Repository<P> {
 
     fn check_open(&self, op: Operation) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Closed, "the repository was closed")
-                .in_context(self.inner.backend, self.name(), op));
+            return Err(
+                Error::new(ErrorKind::Closed, "the repository was closed").in_context(
+                    self.inner.backend,
+                    self.name(),
+                    op,
+                ),
+            );
         }
         Ok(())
     }
@@ -194,7 +199,11 @@ impl<P: Send + Sync + 'static> Repository<P> {
     /// How many entries are stored: all of them, or only the fresh ones.
     pub async fn count(&self, include_expired: bool) -> Result<u64> {
         self.check_open(Operation::Count)?;
-        let select = if include_expired { Select::All } else { Select::Fresh };
+        let select = if include_expired {
+            Select::All
+        } else {
+            Select::Fresh
+        };
         self.inner
             .store
             .count(select, self.now())
@@ -218,7 +227,11 @@ impl<P: Send + Sync + 'static> Repository<P> {
     /// Removes every entry, or only the stale ones; returns how many.
     pub async fn clear(&self, expired_only: bool) -> Result<u64> {
         self.check_open(Operation::Clear)?;
-        let select = if expired_only { Select::Expired } else { Select::All };
+        let select = if expired_only {
+            Select::Expired
+        } else {
+            Select::All
+        };
         self.inner
             .store
             .clear(select, self.now())
@@ -246,7 +259,9 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .await
             .map_err(self.ctx(Operation::Get))?;
         let now = self.now();
-        Ok(entry.filter(|e| e.is_fresh(now)).and_then(|e| self.decode(e)))
+        Ok(entry
+            .filter(|e| e.is_fresh(now))
+            .and_then(|e| self.decode(e)))
     }
 
     /// The fresh payloads for `requests`, one slot per request in order.
@@ -297,7 +312,9 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .codec()
             .encode(payload)
             .map_err(self.ctx(Operation::Encode))?;
-        let expiry = settings.expiry().unwrap_or(self.inner.options.default_expiry);
+        let expiry = settings
+            .expiry()
+            .unwrap_or(self.inner.options.default_expiry);
         Ok(Entry {
             key,
             name: settings.name_of(payload),
@@ -388,7 +405,11 @@ impl<P: Send + Sync + 'static> Repository<P> {
         if let Err(e) = self.check_open(Operation::Scan) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
-        let select = if fresh_only { Select::Fresh } else { Select::All };
+        let select = if fresh_only {
+            Select::Fresh
+        } else {
+            Select::All
+        };
         let this = self.clone();
         self.inner
             .store
@@ -396,7 +417,11 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .filter_map(move |item| {
                 let out = match item {
                     Ok(entry) => this.decode(entry).map(Ok),
-                    Err(e) => Some(Err(e.in_context(this.inner.backend, this.name(), Operation::Scan))),
+                    Err(e) => Some(Err(e.in_context(
+                        this.inner.backend,
+                        this.name(),
+                        Operation::Scan,
+                    ))),
                 };
                 futures::future::ready(out)
             })

@@ -33,9 +33,8 @@ impl Request {
     /// Parses `url` for a request of `method`; a malformed URL is an
     /// [`ErrorKind::InvalidKey`] error that quotes it.
     pub fn parse(method: Method, url: &str) -> Result<Self> {
-        let parsed = Url::parse(url).map_err(|e| {
-            Error::new(ErrorKind::InvalidKey, format!("invalid URL {url:?}: {e}"))
-        })?;
+        let parsed = Url::parse(url)
+            .map_err(|e| Error::new(ErrorKind::InvalidKey, format!("invalid URL {url:?}: {e}")))?;
         Ok(Request::new(method, parsed))
     }
 

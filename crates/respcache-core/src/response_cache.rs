@@ -82,13 +82,9 @@ impl<P: Send + Sync + 'static> ResponseCacheBuilder<P> {
                     format!("cache {name}: repository {repo_name} is defined twice"),
                 ));
             }
-            let repo = Repository::create_shared(
-                backend.as_ref(),
-                &name,
-                settings,
-                self.options.clone(),
-            )
-            .await?;
+            let repo =
+                Repository::create_shared(backend.as_ref(), &name, settings, self.options.clone())
+                    .await?;
             index.insert(repo_name.as_str().to_owned(), repositories.len());
             repositories.push(repo);
         }
@@ -182,21 +178,17 @@ impl<P: Send + Sync + 'static> ResponseCache<P> {
     pub fn repository_for(&self, request: &Request) -> Option<&Repository<P>> {
         match &self.getter {
             Some(getter) => getter(request.url()).and_then(|n| self.repository(&n)),
-            None => self
-                .repositories
-                .iter()
-                .find(|r| r.key(request).is_some()),
+            None => self.repositories.iter().find(|r| r.key(request).is_some()),
         }
     }
 
     fn check_open(&self, op: Operation) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::new(
-                ErrorKind::Closed,
-                format!("cache {} was closed", self.name),
-            )
-            .with_backend(self.backend.name())
-            .with_operation(op));
+            return Err(
+                Error::new(ErrorKind::Closed, format!("cache {} was closed", self.name))
+                    .with_backend(self.backend.name())
+                    .with_operation(op),
+            );
         }
         Ok(())
     }

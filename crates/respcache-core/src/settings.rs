@@ -99,16 +99,22 @@ impl<P> TemplateSettings<P> {
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             if let Some(inner) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 let (field, kind) = match inner.split_once(':') {
-                    None | Some((_, "text")) => (inner.split(':').next().unwrap_or(inner), FieldKind::Text),
+                    None | Some((_, "text")) => {
+                        (inner.split(':').next().unwrap_or(inner), FieldKind::Text)
+                    }
                     Some((f, "int")) => (f, FieldKind::Integer),
                     Some((_, other)) => {
-                        return Err(bad(&format!("unknown field type {other:?} (use text or int)")));
+                        return Err(bad(&format!(
+                            "unknown field type {other:?} (use text or int)"
+                        )));
                     }
                 };
                 segments.push(Segment::Field(fields.len()));
                 fields.push((field.to_owned(), kind));
             } else if seg.contains(['{', '}']) {
-                return Err(bad(&format!("segment {seg:?} mixes text and a placeholder")));
+                return Err(bad(&format!(
+                    "segment {seg:?} mixes text and a placeholder"
+                )));
             } else {
                 segments.push(Segment::Literal(seg.to_owned()));
             }
@@ -149,7 +155,10 @@ impl<P> TemplateSettings<P> {
     }
 
     /// How a payload is named.
-    pub fn with_name_of(mut self, f: impl Fn(&P) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn with_name_of(
+        mut self,
+        f: impl Fn(&P) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.name_of = Some(Arc::new(f));
         self
     }
@@ -272,8 +281,14 @@ mod tests {
         let k = s.key(&Request::get("http://x/v1/albums/42?market=SE")?);
         assert_eq!(k, Some(Key::new("GET", [42i64.into(), "SE".into()])));
         assert!(s.key(&Request::get("http://x/v1/albums/42")?).is_none());
-        assert!(s.key(&Request::get("http://x/v1/albums/abc?market=SE")?).is_none());
-        assert!(s.key(&Request::get("http://x/v2/albums/42?market=SE")?).is_none());
+        assert!(
+            s.key(&Request::get("http://x/v1/albums/abc?market=SE")?)
+                .is_none()
+        );
+        assert!(
+            s.key(&Request::get("http://x/v2/albums/42?market=SE")?)
+                .is_none()
+        );
         let post = Request::parse(Method::POST, "http://x/v1/albums/42?market=SE")?;
         assert!(s.key(&post).is_none());
         Ok(())
@@ -290,10 +305,14 @@ mod tests {
     #[test]
     fn bad_templates_are_configuration_errors() {
         for t in ["no-slash", "/a/{id:float}", "/a/x{id}"] {
-            let e = TemplateSettings::<String>::new("a", t, TextCodec).err().map(|e| e.kind());
+            let e = TemplateSettings::<String>::new("a", t, TextCodec)
+                .err()
+                .map(|e| e.kind());
             assert_eq!(e, Some(ErrorKind::Configuration), "{t}");
         }
-        let e = TemplateSettings::<String>::new("a b", "/x", TextCodec).err().map(|e| e.kind());
+        let e = TemplateSettings::<String>::new("a b", "/x", TextCodec)
+            .err()
+            .map(|e| e.kind());
         assert_eq!(e, Some(ErrorKind::InvalidName));
     }
 }

@@ -1,9 +1,13 @@
-//! The list of cases.
+//! The cases, grouped by the face of respcache they exercise.
 
 use futures::future::BoxFuture;
 
 use crate::check::CaseResult;
 use crate::factory::TestContext;
+
+mod kv;
+mod repository;
+mod store;
 
 /// One conformance case.
 #[derive(Clone, Copy)]
@@ -22,7 +26,22 @@ impl std::fmt::Debug for Case {
     }
 }
 
+/// Declares a list of cases from `async fn name(ctx: TestContext) -> CaseResult` items.
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        vec![$($crate::cases::Case {
+            name: stringify!($name),
+            needs_persistence: false,
+            run: |ctx| Box::pin($name(ctx)),
+        }),*]
+    };
+}
+pub(crate) use cases;
+
 /// Every case, in a stable order.
 pub fn all_cases() -> Vec<Case> {
-    Vec::new()
+    let mut all = store::cases();
+    all.extend(repository::cases());
+    all.extend(kv::cases());
+    all
 }

@@ -1,0 +1,7 @@
+//! Key/value cache cases (`KeyValueCache`).
+
+use super::Case;
+
+pub(super) fn cases() -> Vec<Case> {
+    Vec::new()
+}
