@@ -12,9 +12,10 @@
 //!
 //! and in `tests/conformance.rs`:
 //!
-//! ```ignore
-//! respcache_conformance::main!(respcache_conformance::Factory::new("mine", || async {
-//!     Ok(my_crate::MyBackend::new())
+//! ```no_run
+//! // Your backend instead of the reference one:
+//! respcache_conformance::main!(respcache_conformance::Factory::new("memory", || async {
+//!     Ok(respcache_core::MemoryBackend::new())
 //! }));
 //! ```
 //!
