@@ -85,11 +85,9 @@ pub fn run(factory: Factory) -> ExitCode {
                     };
                     let outcome = (case.run)(ctx).await;
                     // Leave nothing behind, whatever the outcome.
-                    if let Ok(backend) = cleanup_handle(&backend, &case.name).await {
-                        if let Ok(stores) = backend.list_stores(&cache).await {
-                            for store in stores {
-                                let _ = backend.drop_store(&cache, &store).await;
-                            }
+                    if let Ok(stores) = backend.list_stores(&cache).await {
+                        for store in stores {
+                            let _ = backend.drop_store(&cache, &store).await;
                         }
                     }
                     let _ = backend.close().await;
@@ -101,12 +99,4 @@ pub fn run(factory: Factory) -> ExitCode {
         .collect();
 
     libtest_mimic::run(&args, trials).exit_code()
-}
-
-/// The backend handle to clean up with: cases may close theirs.
-async fn cleanup_handle(
-    backend: &Arc<dyn respcache_core::Backend>,
-    _case: &str,
-) -> Result<Arc<dyn respcache_core::Backend>, ()> {
-    Ok(Arc::clone(backend))
 }

@@ -1,2 +1,1082 @@
-//! [`KeyValueCache`]: a plain key/value cache with TTLs over any backend
-//! (being written).
+//! [`KeyValueCache`]: a plain key/value cache with TTLs over any backend, for
+//! the values an API client computes itself (tokens, derived results,
+//! rate-limit state). Seed: privex's `AsyncCacheAdapter`.
+//!
+//! It maps onto the core contract like every other face of respcache: one
+//! [`Store`](crate::Store) per namespace, opened with
+//! `StoreSpec { cache: <namespace>, repository: "kv", schema: [key: text] }`.
+//! A value is stored as an [`Entry`] whose key is `Key::new("KV", [key])`,
+//! whose payload is the codec's bytes and whose `expires_at` is
+//! `now + ttl` (millisecond precision; `None` never expires). So every
+//! backend serves it, and an expired value stays stored (reading as missing)
+//! until it is overwritten, removed, revived with
+//! [`update_timeout`](KeyValueCache::update_timeout), or purged by a backend's
+//! native expiry after the [`retention`](KeyValueCacheBuilder::retention).
+
+use std::collections::{HashMap, HashSet};
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::watch;
+
+use crate::backend::{DynBackend, DynStore, StoreSpec};
+use crate::codec::{Codec, JsonCodec};
+use crate::entry::Entry;
+use crate::error::{Error, ErrorKind, Operation, Result};
+use crate::key::{FieldKind, Key, KeySchema};
+use crate::name::Name;
+use crate::stats;
+use crate::time::{Clock, Expiry, SystemClock};
+
+/// The repository a namespace's values are stored in (the namespace is the
+/// cache). A [`ResponseCache`](crate::ResponseCache) sharing the namespace's
+/// name must not define a repository of this name.
+pub const REPOSITORY: &str = "kv";
+
+/// The method part of every key/value [`Key`].
+pub const KEY_METHOD: &str = "KV";
+
+/// The one key field, text.
+pub const KEY_FIELD: &str = "key";
+
+/// A plain key/value cache with TTLs over any [`Backend`](crate::Backend):
+/// string keys, typed values through a [`Codec`] (JSON by default).
+///
+/// [`get_or_set_with`](Self::get_or_set_with) computes a missing value once
+/// per key however many tasks ask at the same time. Cheap to clone (an `Arc`
+/// inside); clones share the connection state and the in-flight
+/// computations.
+///
+/// ```
+/// # async fn demo() -> respcache_core::Result<()> {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use respcache_core::{KeyValueCache, MemoryBackend};
+///
+/// async fn fetch_token() -> Result<String, std::io::Error> {
+///     // an HTTP call to the token endpoint, in real life
+///     Ok("s3cr3t".to_owned())
+/// }
+///
+/// let cache = KeyValueCache::<String>::new(Arc::new(MemoryBackend::new()), "auth")?;
+/// let hour = Some(Duration::from_secs(3600));
+/// // Computed on the first call (once, even if 100 tasks ask together)...
+/// let token = cache.get_or_set_with("token", fetch_token, hour).await?;
+/// assert_eq!(token, "s3cr3t");
+/// // ...and read from the cache for the next hour.
+/// assert_eq!(cache.get("token").await?.as_deref(), Some("s3cr3t"));
+/// assert!(cache.remove(["token"]).await?);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+pub struct KeyValueCache<V, C = JsonCodec> {
+    inner: Arc<Inner<V, C>>,
+}
+
+struct Inner<V, C> {
+    backend: Arc<DynBackend>,
+    spec: StoreSpec,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    state: RwLock<State>,
+    flights: Flights<V>,
+    decode_failures: AtomicU64,
+}
+
+/// The connection state: not opened yet (opened on first use), open, or
+/// closed by [`KeyValueCache::close`].
+enum State {
+    Idle,
+    Open(Arc<DynStore>),
+    Closed,
+}
+
+impl<V, C> Clone for KeyValueCache<V, C> {
+    fn clone(&self) -> Self {
+        KeyValueCache {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<V, C: Codec<V>> fmt::Debug for KeyValueCache<V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self
+            .inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            State::Idle => "idle",
+            State::Open(_) => "open",
+            State::Closed => "closed",
+        };
+        f.debug_struct("KeyValueCache")
+            .field("namespace", &self.inner.spec.cache)
+            .field("backend", &self.inner.backend.name())
+            .field("codec", &self.inner.codec.name())
+            .field("state", &state)
+            .field("in_flight", &self.inner.flights.len())
+            .finish()
+    }
+}
+
+/// Builds a [`KeyValueCache`]: codec, clock and retention.
+///
+/// ```
+/// # async fn demo() -> respcache_core::Result<()> {
+/// use std::sync::Arc;
+/// use respcache_core::{Bytes, BytesCodec, KeyValueCache, ManualClock, MemoryBackend};
+///
+/// let clock = Arc::new(ManualClock::new());
+/// let blobs = KeyValueCache::<Bytes>::builder(Arc::new(MemoryBackend::new()), "blobs")
+///     .codec(BytesCodec)
+///     .clock(clock.clone())
+///     .connect()
+///     .await?;
+/// blobs.set("raw", &Bytes::from_static(b"\x00\xff"), None).await?;
+/// assert_eq!(blobs.get("raw").await?, Some(Bytes::from_static(b"\x00\xff")));
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+pub struct KeyValueCacheBuilder<V, C = JsonCodec> {
+    backend: Arc<DynBackend>,
+    namespace: String,
+    codec: C,
+    clock: Arc<dyn Clock>,
+    retention: Option<Duration>,
+    _value: PhantomData<fn() -> V>,
+}
+
+impl<V, C: Codec<V>> fmt::Debug for KeyValueCacheBuilder<V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyValueCacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("backend", &self.backend.name())
+            .field("codec", &self.codec.name())
+            .field("clock", &self.clock)
+            .field("retention", &self.retention)
+            .finish()
+    }
+}
+
+impl<V, C> KeyValueCacheBuilder<V, C> {
+    /// Stores values with `codec` instead: [`BytesCodec`](crate::BytesCodec)
+    /// for raw bytes, `BincodeCodec` (feature `bincode`), or your own.
+    pub fn codec<C2>(self, codec: C2) -> KeyValueCacheBuilder<V, C2> {
+        KeyValueCacheBuilder {
+            backend: self.backend,
+            namespace: self.namespace,
+            codec,
+            clock: self.clock,
+            retention: self.retention,
+            _value: PhantomData,
+        }
+    }
+
+    /// Reads the current time from `clock` (a [`ManualClock`](crate::ManualClock)
+    /// in tests) instead of the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Lets backends with native expiry (Redis, MongoDB, DynamoDB) purge a
+    /// value `retention` after it expires. Without it an expired value stays
+    /// stored, so [`update_timeout`](KeyValueCache::update_timeout) can
+    /// revive it, until it is overwritten or removed.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+}
+
+impl<V, C> KeyValueCacheBuilder<V, C>
+where
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    /// The cache, not connected yet: the store is opened by
+    /// [`connect`](KeyValueCache::connect) or on first use. Fails only on an
+    /// invalid namespace.
+    pub fn build(self) -> Result<KeyValueCache<V, C>> {
+        let cache = Name::new(self.namespace)?;
+        let schema = KeySchema::new([(KEY_FIELD, FieldKind::Text)])?;
+        let spec =
+            StoreSpec::new(cache, Name::new(REPOSITORY)?, schema).with_retention(self.retention);
+        Ok(KeyValueCache {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                spec,
+                codec: self.codec,
+                clock: self.clock,
+                state: RwLock::new(State::Idle),
+                flights: Flights::default(),
+                decode_failures: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The cache, with its store opened (created in the backend if missing).
+    pub async fn connect(self) -> Result<KeyValueCache<V, C>> {
+        let cache = self.build()?;
+        cache.connect().await?;
+        Ok(cache)
+    }
+}
+
+impl<V> KeyValueCache<V, JsonCodec> {
+    /// A JSON cache of values in `namespace` (a valid [`Name`]) over
+    /// `backend`, on the system clock. The store is opened on first use.
+    pub fn new(backend: Arc<DynBackend>, namespace: &str) -> Result<Self>
+    where
+        V: Clone + Send + Sync + 'static,
+        JsonCodec: Codec<V>,
+    {
+        Self::builder(backend, namespace).build()
+    }
+
+    /// A builder, to choose the codec, the clock or the retention.
+    pub fn builder(backend: Arc<DynBackend>, namespace: &str) -> KeyValueCacheBuilder<V> {
+        KeyValueCacheBuilder {
+            backend,
+            namespace: namespace.to_owned(),
+            codec: JsonCodec,
+            clock: Arc::new(SystemClock),
+            retention: None,
+            _value: PhantomData,
+        }
+    }
+}
+
+impl<V, C> KeyValueCache<V, C>
+where
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    /// The namespace (the cache name in the backend).
+    pub fn namespace(&self) -> &str {
+        self.inner.spec.cache.as_str()
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<DynBackend> {
+        &self.inner.backend
+    }
+
+    /// The clock values are stamped with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// How many stored values failed to decode and were read as missing.
+    pub fn decode_failures(&self) -> u64 {
+        self.inner.decode_failures.load(Ordering::Relaxed)
+    }
+
+    // ----- connection ---------------------------------------------------
+
+    /// Opens the namespace's store (creating it in the backend if missing).
+    /// Idempotent; after [`close`](Self::close) it opens the cache again.
+    pub async fn connect(&self) -> Result<()> {
+        if matches!(&*self.read_state(), State::Open(_)) {
+            return Ok(());
+        }
+        let store = self.open_store().await?;
+        let mut state = self.write_state();
+        if !matches!(&*state, State::Open(_)) {
+            *state = State::Open(store);
+        }
+        Ok(())
+    }
+
+    /// Closes the cache: every later call (on every clone) is an
+    /// [`ErrorKind::Closed`] error until [`connect`](Self::connect) or
+    /// [`reconnect`](Self::reconnect). The backend stays open for its other
+    /// users; close it with [`Backend::close`](crate::Backend::close).
+    pub async fn close(&self) -> Result<()> {
+        *self.write_state() = State::Closed;
+        Ok(())
+    }
+
+    /// Drops the current store handle and opens a new one (also after
+    /// [`close`](Self::close)).
+    pub async fn reconnect(&self) -> Result<()> {
+        let store = self.open_store().await?;
+        *self.write_state() = State::Open(store);
+        Ok(())
+    }
+
+    /// Whether [`close`](Self::close) was called (and no connect since).
+    pub fn is_closed(&self) -> bool {
+        matches!(&*self.read_state(), State::Closed)
+    }
+
+    // ----- reads --------------------------------------------------------
+
+    /// The value under `key`, or `None` when it is missing, expired, or no
+    /// longer decodes (logged and counted, see [`crate::stats`]).
+    pub async fn get(&self, key: &str) -> Result<Option<V>> {
+        let store = self.store(Operation::Get).await?;
+        let entry = store
+            .get(&kv_key(key))
+            .await
+            .map_err(self.ctx(Operation::Get))?;
+        let now = self.inner.clock.now();
+        Ok(entry
+            .filter(|e| e.is_fresh(now))
+            .and_then(|e| self.decode(e)))
+    }
+
+    /// The value under `key`, or `default` when it is missing or expired.
+    pub async fn get_or(&self, key: &str, default: V) -> Result<V> {
+        Ok(self.get(key).await?.unwrap_or(default))
+    }
+
+    /// The value under `key`; an [`ErrorKind::NotFound`] error naming the
+    /// key when it is missing or expired.
+    pub async fn get_or_fail(&self, key: &str) -> Result<V> {
+        match self.get(key).await? {
+            Some(value) => Ok(value),
+            None => Err(self.not_found(key, Operation::Get)),
+        }
+    }
+
+    /// Whether a fresh value is stored under `key`.
+    pub async fn contains(&self, key: &str) -> Result<bool> {
+        let store = self.store(Operation::Contains).await?;
+        store
+            .contains(&kv_key(key), self.inner.clock.now())
+            .await
+            .map_err(self.ctx(Operation::Contains))
+    }
+
+    // ----- writes -------------------------------------------------------
+
+    /// Stores `value` under `key`, replacing any value there. It expires
+    /// `ttl` from now, to the millisecond; `None` never expires. A zero ttl
+    /// stores a value that is already expired.
+    pub async fn set(&self, key: &str, value: &V, ttl: Option<Duration>) -> Result<()> {
+        let store = self.store(Operation::Put).await?;
+        let payload = self
+            .inner
+            .codec
+            .encode(value)
+            .map_err(self.ctx(Operation::Encode))?;
+        let now = self.inner.clock.now();
+        let entry = Entry::new(kv_key(key), now, payload)
+            .with_expires_at(Expiry::from(ttl).expires_at(now));
+        store.put(entry).await.map_err(self.ctx(Operation::Put))
+    }
+
+    /// The value under `key`; when it is missing or expired, stores `value`
+    /// (expiring after `ttl`) and returns it.
+    pub async fn get_or_set(&self, key: &str, value: V, ttl: Option<Duration>) -> Result<V> {
+        self.get_or_set_with(key, move || async move { Ok::<V, Error>(value) }, ttl)
+            .await
+    }
+
+    /// The value under `key`; when it is missing or expired, awaits
+    /// `compute()`, stores its value (expiring after `ttl`) and returns it.
+    ///
+    /// However many tasks ask for the same key at the same time (through
+    /// this cache or its clones), `compute` runs once and they all get its
+    /// value. When it fails, every waiting task gets the error (its kind and
+    /// message; a respcache [`Error`] keeps its kind, any other error becomes
+    /// an [`ErrorKind::Backend`] error naming the key, with the error as its
+    /// source) and nothing is stored; the next call computes again. A
+    /// panicking computation is such an error. When the computing task is
+    /// cancelled, a waiting task takes over with its own `compute`.
+    ///
+    /// `compute` must not ask this cache for the same key: it would wait for
+    /// itself.
+    pub async fn get_or_set_with<F, Fut, E>(
+        &self,
+        key: &str,
+        compute: F,
+        ttl: Option<Duration>,
+    ) -> Result<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E>>,
+        E: Into<Box<dyn StdError + Send + Sync + 'static>>,
+    {
+        if let Some(value) = self.get(key).await? {
+            return Ok(value);
+        }
+        self.inner
+            .flights
+            .run(key, || async move {
+                // A computation that finished since our miss has stored it.
+                if let Some(value) = self.get(key).await? {
+                    return Ok(value);
+                }
+                let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
+                self.set(key, &value, ttl).await?;
+                Ok(value)
+            })
+            .await
+    }
+
+    /// Removes the values under `keys`; `true` when every key was stored
+    /// (an expired value counts: it is removed too). Keys that were stored
+    /// are removed either way.
+    pub async fn remove<I, K>(&self, keys: I) -> Result<bool>
+    where
+        I: IntoIterator<Item = K>,
+        K: AsRef<str>,
+    {
+        let store = self.store(Operation::DeleteMany).await?;
+        let mut seen = HashSet::new();
+        let mut wanted = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            if seen.insert(key.to_owned()) {
+                wanted.push(kv_key(key));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(true);
+        }
+        let removed = store
+            .delete_many(&wanted)
+            .await
+            .map_err(self.ctx(Operation::DeleteMany))?;
+        Ok(removed == wanted.len() as u64)
+    }
+
+    /// Makes the value under `key` expire `ttl` from now (`None`: never),
+    /// without rewriting it. Works on an expired value, which it revives;
+    /// an [`ErrorKind::NotFound`] error when nothing is stored under `key`.
+    pub async fn update_timeout(&self, key: &str, ttl: Option<Duration>) -> Result<()> {
+        let store = self.store(Operation::SetExpiry).await?;
+        let expires_at = Expiry::from(ttl).expires_at(self.inner.clock.now());
+        let found = store
+            .set_expiry(&kv_key(key), expires_at)
+            .await
+            .map_err(self.ctx(Operation::SetExpiry))?;
+        if found {
+            Ok(())
+        } else {
+            Err(self.not_found(key, Operation::SetExpiry))
+        }
+    }
+
+    // ----- single-flight introspection (tests) --------------------------
+
+    /// How many keys have a computation in flight. Zero whenever no
+    /// [`get_or_set_with`](Self::get_or_set_with) call is running: the
+    /// waiting state is freed when a computation ends, however it ends.
+    #[doc(hidden)]
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.len()
+    }
+
+    /// How many tasks are waiting for the computation in flight for `key`
+    /// (not counting the one computing).
+    #[doc(hidden)]
+    pub fn waiters(&self, key: &str) -> usize {
+        self.inner.flights.waiters(key)
+    }
+
+    // ----- helpers ------------------------------------------------------
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The open store, `None` if it must be opened first.
+    fn current_store(&self, op: Operation) -> Result<Option<Arc<DynStore>>> {
+        match &*self.read_state() {
+            State::Open(store) => Ok(Some(Arc::clone(store))),
+            State::Closed => Err(self.closed_error(op)),
+            State::Idle => Ok(None),
+        }
+    }
+
+    /// The store, opened on first use.
+    async fn store(&self, op: Operation) -> Result<Arc<DynStore>> {
+        if let Some(store) = self.current_store(op)? {
+            return Ok(store);
+        }
+        let opened = self.open_store().await?;
+        let mut state = self.write_state();
+        match &*state {
+            State::Open(store) => Ok(Arc::clone(store)),
+            State::Closed => Err(self.closed_error(op)),
+            State::Idle => {
+                *state = State::Open(Arc::clone(&opened));
+                Ok(opened)
+            }
+        }
+    }
+
+    async fn open_store(&self) -> Result<Arc<DynStore>> {
+        self.inner
+            .backend
+            .open_store(&self.inner.spec)
+            .await
+            .map_err(self.ctx(Operation::OpenStore))
+    }
+
+    fn ctx(&self, op: Operation) -> impl Fn(Error) -> Error + '_ {
+        move |e| e.in_context(self.inner.backend.name(), REPOSITORY, op)
+    }
+
+    fn closed_error(&self, op: Operation) -> Error {
+        Error::new(
+            ErrorKind::Closed,
+            format!("the key/value cache {:?} was closed", self.namespace()),
+        )
+        .in_context(self.inner.backend.name(), REPOSITORY, op)
+    }
+
+    fn not_found(&self, key: &str, op: Operation) -> Error {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "key {:?} is not in the key/value cache {:?} (missing or expired)",
+                shorten(key),
+                self.namespace()
+            ),
+        )
+        .in_context(self.inner.backend.name(), REPOSITORY, op)
+    }
+
+    fn decode(&self, entry: Entry) -> Option<V> {
+        match self.inner.codec.decode(&entry.payload) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
+                stats::record_undecodable(self.inner.backend.name(), REPOSITORY, &e);
+                None
+            }
+        }
+    }
+}
+
+/// The store key of the user key `key`.
+fn kv_key(key: &str) -> Key {
+    Key::new(KEY_METHOD, [key.into()])
+}
+
+/// `key`, cut to 80 characters for messages.
+fn shorten(key: &str) -> &str {
+    match key.char_indices().nth(80) {
+        Some((i, _)) => &key[..i],
+        None => key,
+    }
+}
+
+/// The error a failed computation becomes: a respcache [`Error`] as it is,
+/// anything else wrapped with the key.
+fn compute_error(key: &str, error: Box<dyn StdError + Send + Sync + 'static>) -> Error {
+    match error.downcast::<Error>() {
+        Ok(own) => *own,
+        Err(other) => Error::new(
+            ErrorKind::Backend,
+            format!("computing the value of key {:?} failed", shorten(key)),
+        )
+        .with_source(other),
+    }
+}
+
+/// The error a panicking computation becomes.
+fn panic_error(key: &str, payload: &(dyn std::any::Any + Send)) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-text panic payload");
+    Error::new(
+        ErrorKind::Backend,
+        format!(
+            "computing the value of key {:?} panicked: {what}",
+            shorten(key)
+        ),
+    )
+}
+
+// ----- single flight ------------------------------------------------------
+
+/// What a computation ended with, as every waiter receives it.
+type Outcome<V> = std::result::Result<V, Arc<Error>>;
+
+/// One computation in flight: waiters subscribe to it.
+type Slot<V> = watch::Sender<Option<Outcome<V>>>;
+
+/// The computations in flight, one per key. An entry lives exactly as long
+/// as its leader's [`Lead`] guard, so the map is empty when nothing runs.
+struct Flights<V> {
+    map: Mutex<HashMap<String, Arc<Slot<V>>>>,
+}
+
+impl<V> Default for Flights<V> {
+    fn default() -> Self {
+        Flights {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// A caller's part in a computation.
+enum Turn<'a, V> {
+    /// Someone computes: wait for their outcome.
+    Wait(watch::Receiver<Option<Outcome<V>>>),
+    /// Nobody does: compute, and publish the outcome.
+    Lead(Lead<'a, V>),
+}
+
+/// The leader's guard: publishes the outcome, and on drop (success, error,
+/// panic or cancellation) removes the key from the map, then closes the
+/// channel so waiters left without an outcome take over.
+struct Lead<'a, V> {
+    flights: &'a Flights<V>,
+    key: String,
+    slot: Arc<Slot<V>>,
+}
+
+impl<V> Flights<V> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot<V>>>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn waiters(&self, key: &str) -> usize {
+        self.lock().get(key).map_or(0, |slot| slot.receiver_count())
+    }
+
+    fn join(&self, key: &str) -> Turn<'_, V> {
+        let mut map = self.lock();
+        if let Some(slot) = map.get(key) {
+            return Turn::Wait(slot.subscribe());
+        }
+        let slot = Arc::new(watch::Sender::new(None));
+        map.insert(key.to_owned(), Arc::clone(&slot));
+        Turn::Lead(Lead {
+            flights: self,
+            key: key.to_owned(),
+            slot,
+        })
+    }
+}
+
+impl<V: Clone> Flights<V> {
+    /// Runs `work` for `key` unless a run is in flight, in which case waits
+    /// for its outcome; takes over when that run is dropped unfinished.
+    async fn run<W, Fut>(&self, key: &str, work: W) -> Result<V>
+    where
+        W: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V>>,
+    {
+        loop {
+            match self.join(key) {
+                Turn::Lead(lead) => {
+                    let outcome = AssertUnwindSafe(async move { work().await })
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|payload| Err(panic_error(key, payload.as_ref())));
+                    return lead.finish(outcome);
+                }
+                Turn::Wait(mut rx) => {
+                    let outcome = match rx.wait_for(Option::is_some).await {
+                        Ok(seen) => seen.clone(),
+                        Err(_) => None,
+                    };
+                    match outcome {
+                        Some(Ok(value)) => return Ok(value),
+                        Some(Err(shared)) => return Err(share_error(&shared)),
+                        // The leader was cancelled: try again, maybe as leader.
+                        None => continue,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<V: Clone> Lead<'_, V> {
+    fn finish(self, outcome: Result<V>) -> Result<V> {
+        match outcome {
+            Ok(value) => {
+                self.slot.send_replace(Some(Ok(value.clone())));
+                Ok(value)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                self.slot.send_replace(Some(Err(Arc::clone(&error))));
+                drop(self);
+                // With no waiter left holding it, the leader gets its own error back.
+                Err(Arc::try_unwrap(error).unwrap_or_else(|shared| share_error(&shared)))
+            }
+        }
+    }
+}
+
+impl<V> Drop for Lead<'_, V> {
+    fn drop(&mut self) {
+        let removed = {
+            let mut map = self.flights.lock();
+            match map.get(&self.key) {
+                Some(slot) if Arc::ptr_eq(slot, &self.slot) => map.remove(&self.key),
+                _ => None,
+            }
+        };
+        // The map's handle goes first; ours, the last, closes the channel.
+        drop(removed);
+    }
+}
+
+/// A waiter's copy of a shared error: same kind, message and context; the
+/// original's cause chain stays reachable through `source()`.
+fn share_error(shared: &Arc<Error>) -> Error {
+    let mut error = Error::new(shared.kind(), shared.message());
+    if let Some(backend) = shared.backend() {
+        error = error.with_backend(backend);
+    }
+    if let Some(repository) = shared.repository() {
+        error = error.with_repository(repository);
+    }
+    if let Some(operation) = shared.operation() {
+        error = error.with_operation(operation);
+    }
+    if StdError::source(shared.as_ref()).is_some() {
+        error = error.with_source(SharedCause(Arc::clone(shared)));
+    }
+    error
+}
+
+/// The cause of a shared error: shows as the original's cause.
+struct SharedCause(Arc<Error>);
+
+impl SharedCause {
+    fn cause(&self) -> Option<&(dyn StdError + 'static)> {
+        StdError::source(self.0.as_ref())
+    }
+}
+
+impl fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cause() {
+            Some(cause) => fmt::Display::fmt(cause, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.cause() {
+            Some(cause) => fmt::Debug::fmt(cause, f),
+            None => f.write_str("SharedCause"),
+        }
+    }
+}
+
+impl StdError for SharedCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause().and_then(StdError::source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+    use crate::time::{ManualClock, Timestamp};
+    use std::sync::atomic::AtomicUsize;
+    use tokio::sync::Semaphore;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    fn cache<V>(clock: Arc<ManualClock>) -> KeyValueCache<V>
+    where
+        V: Clone + Send + Sync + 'static,
+        JsonCodec: Codec<V>,
+    {
+        KeyValueCache::builder(Arc::new(MemoryBackend::new()), "kv-tests")
+            .clock(clock)
+            .build()
+            .unwrap()
+    }
+
+    /// Waits (bounded: a hang fails the test) until `cond` holds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(LONG, async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(waited.is_ok(), "timed out waiting until {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_computation_for_a_hundred_concurrent_callers() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (kv, runs, gate) = (kv.clone(), runs.clone(), gate.clone());
+                tokio::spawn(async move {
+                    kv.get_or_set_with(
+                        "answer",
+                        || async move {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            let _permit = gate.acquire().await;
+                            Ok::<_, Error>(42)
+                        },
+                        None,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        until("99 callers wait", || kv.waiters("answer") == 99).await;
+        assert_eq!(kv.in_flight(), 1);
+        gate.add_permits(1);
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap(), 42);
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(kv.in_flight(), 0);
+        assert_eq!(kv.get("answer").await.unwrap(), Some(42));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_error_reaches_every_waiter_and_nothing_is_stored() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (kv, gate) = (kv.clone(), gate.clone());
+                tokio::spawn(async move {
+                    kv.get_or_set_with(
+                        "k",
+                        || async move {
+                            let _permit = gate.acquire().await;
+                            Err::<u64, _>(std::io::Error::other("token endpoint down"))
+                        },
+                        None,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        until("9 callers wait", || kv.waiters("k") == 9).await;
+        gate.add_permits(1);
+        for task in tasks {
+            let e = task.await.unwrap().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Backend);
+            assert!(e.to_string().contains("token endpoint down"), "{e}");
+            assert!(e.to_string().contains("\"k\""), "{e}");
+            let cause = StdError::source(&e).map(ToString::to_string);
+            assert_eq!(cause.as_deref(), Some("token endpoint down"));
+        }
+        assert_eq!(kv.in_flight(), 0);
+        assert_eq!(kv.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_respcache_error_from_the_computation_keeps_its_kind() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let e = kv
+            .get_or_set_with(
+                "k",
+                || async { Err::<u64, _>(Error::new(ErrorKind::Timeout, "slow upstream")) },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(e.message(), "slow upstream");
+    }
+
+    #[test]
+    fn a_shared_error_reads_like_the_original() {
+        let original = Arc::new(
+            Error::new(ErrorKind::Connection, "refused")
+                .with_backend("redis")
+                .with_operation(Operation::Get)
+                .with_source(std::io::Error::other("port 6379 closed")),
+        );
+        let copy = share_error(&original);
+        assert_eq!(copy.to_string(), original.to_string());
+        assert_eq!(copy.kind(), ErrorKind::Connection);
+        assert_eq!(copy.backend(), Some("redis"));
+        assert_eq!(
+            StdError::source(&copy).map(ToString::to_string).as_deref(),
+            Some("port 6379 closed")
+        );
+        let bare = share_error(&Arc::new(Error::new(ErrorKind::Codec, "bad")));
+        assert!(StdError::source(&bare).is_none());
+        assert_eq!(bare.to_string(), "codec error: bad");
+    }
+
+    fn explode() -> u64 {
+        panic!("upstream parser blew up")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_computation_is_an_error_for_every_waiter() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let (kv, gate) = (kv.clone(), gate.clone());
+                tokio::spawn(async move {
+                    kv.get_or_set_with(
+                        "boom",
+                        || async move {
+                            let _permit = gate.acquire().await;
+                            Ok::<u64, Error>(explode())
+                        },
+                        None,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        until("4 callers wait", || kv.waiters("boom") == 4).await;
+        gate.add_permits(1);
+        for task in tasks {
+            // The panic is caught: no task panics, each gets an error.
+            let e = task.await.unwrap().unwrap_err();
+            assert!(
+                e.to_string().contains("panicked: upstream parser blew up"),
+                "{e}"
+            );
+        }
+        assert_eq!(kv.in_flight(), 0);
+        assert_eq!(kv.get("boom").await.unwrap(), None);
+        // The key is usable again.
+        let v = kv
+            .get_or_set_with("boom", || async { Ok::<u64, Error>(7) }, None)
+            .await
+            .unwrap();
+        assert_eq!(v, 7);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_aborted_leader_hands_over_to_a_waiter() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let leader = {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.get_or_set_with("k", futures::future::pending::<Result<u64>>, None)
+                    .await
+            })
+        };
+        until("the leader computes", || kv.in_flight() == 1).await;
+        let waiter = {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.get_or_set_with("k", || async { Ok::<u64, Error>(9) }, None)
+                    .await
+            })
+        };
+        until("the waiter waits", || kv.waiters("k") == 1).await;
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        let got = tokio::time::timeout(LONG, waiter).await;
+        assert_eq!(got.expect("waiter hung").unwrap().unwrap(), 9);
+        assert_eq!(kv.in_flight(), 0);
+        assert_eq!(kv.get("k").await.unwrap(), Some(9));
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_computation_frees_its_slot() {
+        let kv = cache::<u64>(Arc::new(ManualClock::new()));
+        let call = kv.get_or_set_with("k", futures::future::pending::<Result<u64>>, None);
+        let timed_out = tokio::time::timeout(Duration::from_millis(20), call).await;
+        assert!(timed_out.is_err());
+        assert_eq!(kv.in_flight(), 0);
+        assert_eq!(kv.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn different_keys_compute_independently() {
+        let kv = cache::<String>(Arc::new(ManualClock::new()));
+        let (a, b) = tokio::join!(
+            kv.get_or_set_with("a", || async { Ok::<_, Error>("A".to_owned()) }, None),
+            kv.get_or_set_with("b", || async { Ok::<_, Error>("B".to_owned()) }, None),
+        );
+        assert_eq!((a.unwrap().as_str(), b.unwrap().as_str()), ("A", "B"));
+        assert_eq!(kv.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn opens_lazily_and_closes_for_every_clone() {
+        let backend = Arc::new(MemoryBackend::new());
+        let kv = KeyValueCache::<u64>::new(backend.clone(), "lazy").unwrap();
+        assert!(
+            crate::Backend::list_stores(&*backend, &Name::new("lazy").unwrap())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        kv.set("a", &1, None).await.unwrap();
+        let stores = crate::Backend::list_stores(&*backend, &Name::new("lazy").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(stores, vec![Name::new(REPOSITORY).unwrap()]);
+        let clone = kv.clone();
+        kv.close().await.unwrap();
+        assert!(clone.is_closed());
+        let e = clone.get("a").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Closed);
+        assert_eq!(e.operation(), Some(Operation::Get));
+        clone.connect().await.unwrap();
+        assert_eq!(kv.get("a").await.unwrap(), Some(1));
+        assert!(format!("{kv:?}").contains("\"lazy\""));
+    }
+
+    #[test]
+    fn an_invalid_namespace_is_refused() {
+        let e = KeyValueCache::<u64>::new(Arc::new(MemoryBackend::new()), "a:b").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidName);
+    }
+
+    #[tokio::test]
+    async fn ttl_has_millisecond_precision_on_the_stored_entry() {
+        let clock = Arc::new(ManualClock::new());
+        let backend = Arc::new(MemoryBackend::new());
+        let kv = KeyValueCache::<u64>::builder(backend.clone(), "ms")
+            .clock(clock.clone())
+            .connect()
+            .await
+            .unwrap();
+        kv.set("a", &1, Some(Duration::from_millis(1500)))
+            .await
+            .unwrap();
+        let spec = kv.inner.spec.clone();
+        let store = crate::Backend::open_store(&*backend, &spec).await.unwrap();
+        let entry = store.get(&kv_key("a")).await.unwrap().unwrap();
+        assert_eq!(
+            entry.expires_at,
+            Some(Timestamp::from_millis(clock.now().as_millis() + 1500))
+        );
+        assert_eq!(entry.key.method(), KEY_METHOD);
+    }
+}

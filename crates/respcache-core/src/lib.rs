@@ -48,6 +48,7 @@ pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};
 pub use entry::{Entry, Select};
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{Field, FieldKind, Key, KeyDigest, KeyPart, KeySchema};
+pub use kv::{KeyValueCache, KeyValueCacheBuilder};
 pub use memory::MemoryBackend;
 pub use name::Name;
 pub use repository::{Cached, Repository, RepositoryOptions};

@@ -122,7 +122,11 @@ async fn spotify_cache(
         .default_expiry(Duration::from_secs(3600))
         .clock(clock)
         .create_repository(SpotifyTracks::new()?)
-        .create_repository(TemplateSettings::new("albums", "/{version}/albums/{id}", JsonCodec)?)
+        .create_repository(TemplateSettings::new(
+            "albums",
+            "/{version}/albums/{id}",
+            JsonCodec,
+        )?)
         .connect(Arc::clone(&ctx.backend))
         .await?)
 }
@@ -134,13 +138,24 @@ async fn spotify_settings_make_keys_from_paths(ctx: TestContext) -> CaseResult {
     let key = settings.key(&req(&track_url("11dFghVXANMlKmJXsNCbNl"))?);
     ensure_eq!(
         key,
-        Some(Key::new("GET", ["11dFghVXANMlKmJXsNCbNl".into(), "v1".into()])),
+        Some(Key::new(
+            "GET",
+            ["11dFghVXANMlKmJXsNCbNl".into(), "v1".into()]
+        )),
         "key from /v1/tracks/{{id}}"
     );
     let post = Request::parse(Method::POST, &track_url("x"))?;
     ensure_eq!(settings.key(&post), None, "POST is not cached");
-    ensure_eq!(settings.key(&req(&format!("{API}/v1/tracks"))?), None, "a short path is not cached");
-    ensure_eq!(settings.key(&req(&format!("{API}/v1/tracks/"))?), None, "an empty id is not cached");
+    ensure_eq!(
+        settings.key(&req(&format!("{API}/v1/tracks"))?),
+        None,
+        "a short path is not cached"
+    );
+    ensure_eq!(
+        settings.key(&req(&format!("{API}/v1/tracks/"))?),
+        None,
+        "an empty id is not cached"
+    );
     let tracks = repo(&ctx, settings, Arc::new(ManualClock::new()), None).await?;
     let saved = tracks.save_response(&post, &json!({"name": "x"})).await?;
     ensure!(!saved, "saving a POST answer reports false");
@@ -149,24 +164,59 @@ async fn spotify_settings_make_keys_from_paths(ctx: TestContext) -> CaseResult {
 }
 
 async fn spotify_name_comes_from_the_payload(ctx: TestContext) -> CaseResult {
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::new(ManualClock::new()), None).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::new(ManualClock::new()),
+        None,
+    )
+    .await?;
     let r = req(&track_url("3n3Ppam7vgaVa1iaRUc9Lp"))?;
-    tracks.save_response(&r, &json!({"id": "3n3Ppam7vgaVa1iaRUc9Lp", "name": "Mr. Brightside"})).await?;
-    let cached = tracks.get_cached(&r).await?.ok_or_else(|| Failure("saved track missing".into()))?;
-    ensure_eq!(cached.name.as_deref(), Some("Mr. Brightside"), "name from the payload");
+    tracks
+        .save_response(
+            &r,
+            &json!({"id": "3n3Ppam7vgaVa1iaRUc9Lp", "name": "Mr. Brightside"}),
+        )
+        .await?;
+    let cached = tracks
+        .get_cached(&r)
+        .await?
+        .ok_or_else(|| Failure("saved track missing".into()))?;
+    ensure_eq!(
+        cached.name.as_deref(),
+        Some("Mr. Brightside"),
+        "name from the payload"
+    );
     let stored = tracks.store().get(&cached.key).await?.and_then(|e| e.name);
-    ensure_eq!(stored.as_deref(), Some("Mr. Brightside"), "name in the store");
+    ensure_eq!(
+        stored.as_deref(),
+        Some("Mr. Brightside"),
+        "name in the store"
+    );
     Ok(())
 }
 
 async fn repository_save_get_contains_count(ctx: TestContext) -> CaseResult {
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::new(ManualClock::new()), None).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::new(ManualClock::new()),
+        None,
+    )
+    .await?;
     let r = req(&track_url("a"))?;
     ensure_eq!(tracks.get_response(&r).await?, None, "miss before saving");
     ensure!(!tracks.contains(&r).await?, "not contained before saving");
     let payload = json!({"name": "A", "duration_ms": 215_000, "explicit": false});
-    ensure!(tracks.save_response(&r, &payload).await?, "save reports true");
-    ensure_eq!(tracks.get_response(&r).await?, Some(payload), "hit after saving");
+    ensure!(
+        tracks.save_response(&r, &payload).await?,
+        "save reports true"
+    );
+    ensure_eq!(
+        tracks.get_response(&r).await?,
+        Some(payload),
+        "hit after saving"
+    );
     ensure!(tracks.contains(&r).await?, "contained after saving");
     ensure_eq!(tracks.count(false).await?, 1, "count");
     Ok(())
@@ -174,7 +224,13 @@ async fn repository_save_get_contains_count(ctx: TestContext) -> CaseResult {
 
 async fn stale_answers_are_misses_but_stay_stored(ctx: TestContext) -> CaseResult {
     let clock = Arc::new(ManualClock::new());
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::clone(&clock), Some(Duration::from_secs(60))).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::clone(&clock),
+        Some(Duration::from_secs(60)),
+    )
+    .await?;
     let r = req(&track_url("a"))?;
     tracks.save_response(&r, &json!({"name": "A"})).await?;
     clock.advance(Duration::from_secs(59));
@@ -183,20 +239,47 @@ async fn stale_answers_are_misses_but_stay_stored(ctx: TestContext) -> CaseResul
     ensure_eq!(tracks.get_response(&r).await?, None, "a miss at 60 s");
     ensure!(!tracks.contains(&r).await?, "not contained when stale");
     ensure_eq!(tracks.count(false).await?, 0, "count(fresh) skips it");
-    ensure_eq!(tracks.count(true).await?, 1, "count(include_expired) still sees it");
+    ensure_eq!(
+        tracks.count(true).await?,
+        1,
+        "count(include_expired) still sees it"
+    );
     let key = tracks.key(&r).ok_or_else(|| Failure("no key".into()))?;
-    ensure!(tracks.store().get(&key).await?.is_some(), "the stale entry is still stored for revalidation");
+    ensure!(
+        tracks.store().get(&key).await?.is_some(),
+        "the stale entry is still stored for revalidation"
+    );
     Ok(())
 }
 
 async fn repository_clear_expired_only_keeps_fresh_answers(ctx: TestContext) -> CaseResult {
     let clock = Arc::new(ManualClock::new());
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::clone(&clock), Some(Duration::from_secs(60))).await?;
-    tracks.save_response(&req(&track_url("old"))?, &json!({"name": "old"})).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::clone(&clock),
+        Some(Duration::from_secs(60)),
+    )
+    .await?;
+    tracks
+        .save_response(&req(&track_url("old"))?, &json!({"name": "old"}))
+        .await?;
     clock.advance(Duration::from_secs(120));
-    tracks.save_response(&req(&track_url("new"))?, &json!({"name": "new"})).await?;
-    ensure_eq!(tracks.clear(true).await?, 1, "clear(expired_only) removes the stale one");
-    ensure!(tracks.get_response(&req(&track_url("new"))?).await?.is_some(), "the fresh answer survives (the seed's SQLite bug deleted it)");
+    tracks
+        .save_response(&req(&track_url("new"))?, &json!({"name": "new"}))
+        .await?;
+    ensure_eq!(
+        tracks.clear(true).await?,
+        1,
+        "clear(expired_only) removes the stale one"
+    );
+    ensure!(
+        tracks
+            .get_response(&req(&track_url("new"))?)
+            .await?
+            .is_some(),
+        "the fresh answer survives (the seed's SQLite bug deleted it)"
+    );
     ensure_eq!(tracks.count(true).await?, 1, "one left");
     ensure_eq!(tracks.clear(false).await?, 1, "clear(all)");
     ensure_eq!(tracks.count(true).await?, 0, "none left");
@@ -209,22 +292,50 @@ async fn settings_expiry_overrides_the_cache_default(ctx: TestContext) -> CaseRe
         .default_expiry(Duration::from_secs(10))
         .clock(Arc::clone(&clock) as Arc<dyn respcache_core::Clock>)
         .create_repository(TemplateSettings::new("short", "/short/{id}", TextCodec)?)
-        .create_repository(TemplateSettings::new("long", "/long/{id}", TextCodec)?.with_expiry(Duration::from_secs(3600)))
-        .create_repository(TemplateSettings::new("forever", "/forever/{id}", TextCodec)?.with_expiry(respcache_core::Expiry::Never))
+        .create_repository(
+            TemplateSettings::new("long", "/long/{id}", TextCodec)?
+                .with_expiry(Duration::from_secs(3600)),
+        )
+        .create_repository(
+            TemplateSettings::new("forever", "/forever/{id}", TextCodec)?
+                .with_expiry(respcache_core::Expiry::Never),
+        )
         .connect(Arc::clone(&ctx.backend))
         .await?;
     for path in ["short", "long", "forever"] {
-        cache.save(&req(&format!("{API}/{path}/1"))?, &path.to_owned()).await?;
+        cache
+            .save(&req(&format!("{API}/{path}/1"))?, &path.to_owned())
+            .await?;
     }
     clock.advance(Duration::from_secs(11));
-    ensure_eq!(cache.get(&req(&format!("{API}/short/1"))?).await?, None, "default expiry of 10 s applies");
-    ensure_eq!(cache.get(&req(&format!("{API}/long/1"))?).await?.as_deref(), Some("long"), "settings' 1 h expiry wins");
+    ensure_eq!(
+        cache.get(&req(&format!("{API}/short/1"))?).await?,
+        None,
+        "default expiry of 10 s applies"
+    );
+    ensure_eq!(
+        cache.get(&req(&format!("{API}/long/1"))?).await?.as_deref(),
+        Some("long"),
+        "settings' 1 h expiry wins"
+    );
     clock.advance(Duration::from_secs(86_400 * 365));
-    ensure_eq!(cache.get(&req(&format!("{API}/forever/1"))?).await?.as_deref(), Some("forever"), "Expiry::Never");
+    ensure_eq!(
+        cache
+            .get(&req(&format!("{API}/forever/1"))?)
+            .await?
+            .as_deref(),
+        Some("forever"),
+        "Expiry::Never"
+    );
     Ok(())
 }
 
-async fn codec_round_trip<P>(ctx: &TestContext, name: &str, codec: impl Codec<P>, value: P) -> CaseResult
+async fn codec_round_trip<P>(
+    ctx: &TestContext,
+    name: &str,
+    codec: impl Codec<P>,
+    value: P,
+) -> CaseResult
 where
     P: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -232,7 +343,11 @@ where
     let r = repo(ctx, settings, Arc::new(ManualClock::new()), None).await?;
     let request = req(&format!("{API}/items/1"))?;
     r.save_response(&request, &value).await?;
-    ensure_eq!(r.get_response(&request).await?, Some(value), "{name} codec round trip");
+    ensure_eq!(
+        r.get_response(&request).await?,
+        Some(value),
+        "{name} codec round trip"
+    );
     Ok(())
 }
 
@@ -254,7 +369,13 @@ fn album() -> Album {
 }
 
 async fn text_codec_round_trips(ctx: TestContext) -> CaseResult {
-    codec_round_trip(&ctx, "text", TextCodec, "ünïcödé text\n\0 with nul".to_owned()).await
+    codec_round_trip(
+        &ctx,
+        "text",
+        TextCodec,
+        "ünïcödé text\n\0 with nul".to_owned(),
+    )
+    .await
 }
 
 async fn json_codec_round_trips(ctx: TestContext) -> CaseResult {
@@ -272,19 +393,41 @@ async fn bytes_codec_round_trips(ctx: TestContext) -> CaseResult {
 
 async fn payload_that_no_longer_decodes_is_a_miss(ctx: TestContext) -> CaseResult {
     let clock = Arc::new(ManualClock::new());
-    let as_text = repo(&ctx, TemplateSettings::new("items", "/items/{id}", TextCodec)?, Arc::clone(&clock), None).await?;
+    let as_text = repo(
+        &ctx,
+        TemplateSettings::new("items", "/items/{id}", TextCodec)?,
+        Arc::clone(&clock),
+        None,
+    )
+    .await?;
     let request = req(&format!("{API}/items/1"))?;
-    as_text.save_response(&request, &"this is not JSON".to_owned()).await?;
+    as_text
+        .save_response(&request, &"this is not JSON".to_owned())
+        .await?;
     // The same repository, reopened by a program that now expects JSON.
-    let as_json = repo(&ctx, TemplateSettings::<Album>::new("items", "/items/{id}", JsonCodec)?, clock, None).await?;
+    let as_json = repo(
+        &ctx,
+        TemplateSettings::<Album>::new("items", "/items/{id}", JsonCodec)?,
+        clock,
+        None,
+    )
+    .await?;
     let before = as_json.decode_failures();
-    ensure_eq!(as_json.get_response(&request).await?, None, "an undecodable payload is a miss, not an error");
+    ensure_eq!(
+        as_json.get_response(&request).await?,
+        None,
+        "an undecodable payload is a miss, not an error"
+    );
     ensure_eq!(as_json.decode_failures(), before + 1, "and it is counted");
     let listed: Vec<_> = as_json.iterate(false).try_collect().await?;
     ensure!(listed.is_empty(), "iterate skips it too");
     // Saving again replaces it.
     as_json.save_response(&request, &album()).await?;
-    ensure_eq!(as_json.get_response(&request).await?, Some(album()), "a new save fixes it");
+    ensure_eq!(
+        as_json.get_response(&request).await?,
+        Some(album()),
+        "a new save fixes it"
+    );
     Ok(())
 }
 
@@ -302,14 +445,29 @@ async fn repository_getter_routes_urls(ctx: TestContext) -> CaseResult {
     let eu = req("https://weather.eu/forecast/oslo")?;
     let us = req("https://weather.us/forecast/oslo")?;
     let other = req("https://weather.example/forecast/oslo")?;
-    ensure_eq!(cache.repository_for(&eu).map(|r| r.name()), Some("eu"), "eu routing");
-    ensure_eq!(cache.repository_for(&us).map(|r| r.name()), Some("us"), "us routing");
+    ensure_eq!(
+        cache.repository_for(&eu).map(|r| r.name()),
+        Some("eu"),
+        "eu routing"
+    );
+    ensure_eq!(
+        cache.repository_for(&us).map(|r| r.name()),
+        Some("us"),
+        "us routing"
+    );
     ensure!(cache.repository_for(&other).is_none(), "unrouted URL");
     cache.save(&eu, &"rain".to_owned()).await?;
     cache.save(&us, &"sun".to_owned()).await?;
-    ensure!(!cache.save(&other, &"x".to_owned()).await?, "an unrouted request is not saved");
+    ensure!(
+        !cache.save(&other, &"x".to_owned()).await?,
+        "an unrouted request is not saved"
+    );
     ensure_eq!(cache.get(&eu).await?.as_deref(), Some("rain"), "eu answer");
-    ensure_eq!(cache.get(&us).await?.as_deref(), Some("sun"), "us answer, same path, other repository");
+    ensure_eq!(
+        cache.get(&us).await?.as_deref(),
+        Some("sun"),
+        "us answer, same path, other repository"
+    );
     ensure_eq!(cache.get(&other).await?, None, "unrouted is a miss");
     Ok(())
 }
@@ -318,11 +476,23 @@ async fn default_routing_picks_the_first_matching_repository(ctx: TestContext) -
     let cache = spotify_cache(&ctx, Arc::new(ManualClock::new())).await?;
     let track = req(&track_url("t1"))?;
     let album = req(&format!("{API}/v1/albums/a1"))?;
-    ensure_eq!(cache.repository_for(&track).map(|r| r.name()), Some("tracks"), "track routing");
-    ensure_eq!(cache.repository_for(&album).map(|r| r.name()), Some("albums"), "album routing");
+    ensure_eq!(
+        cache.repository_for(&track).map(|r| r.name()),
+        Some("tracks"),
+        "track routing"
+    );
+    ensure_eq!(
+        cache.repository_for(&album).map(|r| r.name()),
+        Some("albums"),
+        "album routing"
+    );
     cache.save(&album, &json!({"name": "Album"})).await?;
-    let albums = cache.repository("albums").ok_or_else(|| Failure("albums missing".into()))?;
-    let tracks = cache.repository("tracks").ok_or_else(|| Failure("tracks missing".into()))?;
+    let albums = cache
+        .repository("albums")
+        .ok_or_else(|| Failure("albums missing".into()))?;
+    let tracks = cache
+        .repository("tracks")
+        .ok_or_else(|| Failure("tracks missing".into()))?;
     ensure_eq!(albums.count(true).await?, 1, "saved into albums");
     ensure_eq!(tracks.count(true).await?, 0, "not into tracks");
     Ok(())
@@ -332,25 +502,46 @@ async fn batch_spanning_repositories_is_an_error(ctx: TestContext) -> CaseResult
     let cache = spotify_cache(&ctx, Arc::new(ManualClock::new())).await?;
     let mixed = vec![req(&track_url("t1"))?, req(&format!("{API}/v1/albums/a1"))?];
     let err = cache.get_many(&mixed).await.err().map(|e| e.kind());
-    ensure_eq!(err, Some(ErrorKind::MixedBatch), "get_many across repositories");
+    ensure_eq!(
+        err,
+        Some(ErrorKind::MixedBatch),
+        "get_many across repositories"
+    );
     let items = vec![(mixed[0].clone(), json!({})), (mixed[1].clone(), json!({}))];
     let err = cache.save_many(&items).await.err().map(|e| e.kind());
-    ensure_eq!(err, Some(ErrorKind::MixedBatch), "save_many across repositories");
-    ensure_eq!(cache.repository("tracks").map(|_| ()), Some(()), "tracks exists");
+    ensure_eq!(
+        err,
+        Some(ErrorKind::MixedBatch),
+        "save_many across repositories"
+    );
+    ensure_eq!(
+        cache.repository("tracks").map(|_| ()),
+        Some(()),
+        "tracks exists"
+    );
     let tracks_count = match cache.repository("tracks") {
         Some(r) => r.count(true).await?,
         None => 0,
     };
     ensure_eq!(tracks_count, 0, "nothing half-saved by the refused batch");
     let err = cache.delete_many(&mixed).await.err().map(|e| e.kind());
-    ensure_eq!(err, Some(ErrorKind::MixedBatch), "delete_many across repositories");
+    ensure_eq!(
+        err,
+        Some(ErrorKind::MixedBatch),
+        "delete_many across repositories"
+    );
     Ok(())
 }
 
 async fn batches_within_one_repository(ctx: TestContext) -> CaseResult {
     let cache = spotify_cache(&ctx, Arc::new(ManualClock::new())).await?;
     let items: Vec<(Request, Value)> = (0..50)
-        .map(|i| Ok((req(&track_url(&format!("t{i}")))?, json!({"name": format!("Track {i}")}))))
+        .map(|i| {
+            Ok((
+                req(&track_url(&format!("t{i}")))?,
+                json!({"name": format!("Track {i}")}),
+            ))
+        })
         .collect::<Result<_, Failure>>()?;
     ensure_eq!(cache.save_many(&items).await?, 50, "save_many");
     let mut asked: Vec<Request> = items.iter().map(|(r, _)| r.clone()).collect();
@@ -360,7 +551,11 @@ async fn batches_within_one_repository(ctx: TestContext) -> CaseResult {
     ensure_eq!(got[10], None, "the missing one");
     ensure_eq!(got[0], Some(json!({"name": "Track 0"})), "first");
     ensure_eq!(got[50], Some(json!({"name": "Track 49"})), "last");
-    ensure_eq!(cache.delete_many(&asked).await?, 50, "delete_many counts the stored ones");
+    ensure_eq!(
+        cache.delete_many(&asked).await?,
+        50,
+        "delete_many counts the stored ones"
+    );
     Ok(())
 }
 
@@ -372,7 +567,11 @@ async fn duplicate_repository_name_is_an_error(ctx: TestContext) -> CaseResult {
         .await
         .err()
         .map(|e| e.kind());
-    ensure_eq!(err, Some(ErrorKind::Configuration), "two repositories named dup");
+    ensure_eq!(
+        err,
+        Some(ErrorKind::Configuration),
+        "two repositories named dup"
+    );
     Ok(())
 }
 
@@ -394,7 +593,16 @@ impl RepositorySettings<String> for Named {
 }
 
 async fn invalid_repository_names_are_refused(ctx: TestContext) -> CaseResult {
-    for bad in ["x\"; DROP TABLE y; --", "", "a b", "a:b", "../etc", "a.b", "é", "_hidden"] {
+    for bad in [
+        "x\"; DROP TABLE y; --",
+        "",
+        "a b",
+        "a:b",
+        "../etc",
+        "a.b",
+        "é",
+        "_hidden",
+    ] {
         let result = Repository::create(
             ctx.backend.as_ref(),
             ctx.cache.as_str(),
@@ -402,7 +610,11 @@ async fn invalid_repository_names_are_refused(ctx: TestContext) -> CaseResult {
             RepositoryOptions::default(),
         )
         .await;
-        ensure_eq!(result.err().map(|e| e.kind()), Some(ErrorKind::InvalidName), "repository name {bad:?}");
+        ensure_eq!(
+            result.err().map(|e| e.kind()),
+            Some(ErrorKind::InvalidName),
+            "repository name {bad:?}"
+        );
     }
     let bad_cache = Repository::create(
         ctx.backend.as_ref(),
@@ -411,18 +623,38 @@ async fn invalid_repository_names_are_refused(ctx: TestContext) -> CaseResult {
         RepositoryOptions::default(),
     )
     .await;
-    ensure_eq!(bad_cache.err().map(|e| e.kind()), Some(ErrorKind::InvalidName), "cache name bad/cache");
-    ensure!(ctx.backend.list_stores(&ctx.cache).await?.is_empty(), "nothing was created");
+    ensure_eq!(
+        bad_cache.err().map(|e| e.kind()),
+        Some(ErrorKind::InvalidName),
+        "cache name bad/cache"
+    );
+    ensure!(
+        ctx.backend.list_stores(&ctx.cache).await?.is_empty(),
+        "nothing was created"
+    );
     Ok(())
 }
 
 async fn repository_iterate_streams_payloads(ctx: TestContext) -> CaseResult {
     let clock = Arc::new(ManualClock::new());
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::clone(&clock), Some(Duration::from_secs(60))).await?;
-    tracks.save_response(&req(&track_url("old"))?, &json!({"name": "Old"})).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::clone(&clock),
+        Some(Duration::from_secs(60)),
+    )
+    .await?;
+    tracks
+        .save_response(&req(&track_url("old"))?, &json!({"name": "Old"}))
+        .await?;
     clock.advance(Duration::from_secs(61));
     for i in 0..3 {
-        tracks.save_response(&req(&track_url(&format!("n{i}")))?, &json!({"name": format!("New {i}")})).await?;
+        tracks
+            .save_response(
+                &req(&track_url(&format!("n{i}")))?,
+                &json!({"name": format!("New {i}")}),
+            )
+            .await?;
     }
     let mut fresh: Vec<String> = tracks
         .iterate(true)
@@ -430,21 +662,40 @@ async fn repository_iterate_streams_payloads(ctx: TestContext) -> CaseResult {
         .try_collect()
         .await?;
     fresh.sort();
-    ensure_eq!(fresh, vec!["New 0", "New 1", "New 2"], "iterate(fresh_only)");
+    ensure_eq!(
+        fresh,
+        vec!["New 0", "New 1", "New 2"],
+        "iterate(fresh_only)"
+    );
     let all: Vec<_> = tracks.iterate(false).try_collect().await?;
     ensure_eq!(all.len(), 4, "iterate(all) includes the stale one");
     Ok(())
 }
 
 async fn repository_delete_responses(ctx: TestContext) -> CaseResult {
-    let tracks = repo(&ctx, SpotifyTracks::new()?, Arc::new(ManualClock::new()), None).await?;
+    let tracks = repo(
+        &ctx,
+        SpotifyTracks::new()?,
+        Arc::new(ManualClock::new()),
+        None,
+    )
+    .await?;
     let a = req(&track_url("a"))?;
     let b = req(&track_url("b"))?;
     tracks.save_response(&a, &json!(1)).await?;
     tracks.save_response(&b, &json!(2)).await?;
-    ensure!(tracks.delete_response(&a).await?, "delete_response of a stored answer");
+    ensure!(
+        tracks.delete_response(&a).await?,
+        "delete_response of a stored answer"
+    );
     ensure!(!tracks.delete_response(&a).await?, "twice is false");
-    ensure_eq!(tracks.delete_responses(&[a, b.clone(), req(&track_url("c"))?]).await?, 1, "delete_responses counts stored ones");
+    ensure_eq!(
+        tracks
+            .delete_responses(&[a, b.clone(), req(&track_url("c"))?])
+            .await?,
+        1,
+        "delete_responses counts stored ones"
+    );
     ensure_eq!(tracks.get_response(&b).await?, None, "b is gone");
     Ok(())
 }
@@ -453,12 +704,31 @@ async fn use_after_cache_close_is_a_closed_error(ctx: TestContext) -> CaseResult
     let cache = spotify_cache(&ctx, Arc::new(ManualClock::new())).await?;
     let r = req(&track_url("a"))?;
     cache.save(&r, &json!(1)).await?;
-    let tracks = cache.repository("tracks").cloned().ok_or_else(|| Failure("tracks missing".into()))?;
+    let tracks = cache
+        .repository("tracks")
+        .cloned()
+        .ok_or_else(|| Failure("tracks missing".into()))?;
     cache.close().await?;
-    ensure_eq!(cache.get(&r).await.err().map(|e| e.kind()), Some(ErrorKind::Closed), "cache get after close");
-    ensure_eq!(cache.save(&r, &json!(2)).await.err().map(|e| e.kind()), Some(ErrorKind::Closed), "cache save after close");
-    ensure_eq!(tracks.count(true).await.err().map(|e| e.kind()), Some(ErrorKind::Closed), "repository after close");
-    ensure_eq!(tracks.commit().await.err().map(|e| e.kind()), Some(ErrorKind::Closed), "commit after close");
+    ensure_eq!(
+        cache.get(&r).await.err().map(|e| e.kind()),
+        Some(ErrorKind::Closed),
+        "cache get after close"
+    );
+    ensure_eq!(
+        cache.save(&r, &json!(2)).await.err().map(|e| e.kind()),
+        Some(ErrorKind::Closed),
+        "cache save after close"
+    );
+    ensure_eq!(
+        tracks.count(true).await.err().map(|e| e.kind()),
+        Some(ErrorKind::Closed),
+        "repository after close"
+    );
+    ensure_eq!(
+        tracks.commit().await.err().map(|e| e.kind()),
+        Some(ErrorKind::Closed),
+        "commit after close"
+    );
     Ok(())
 }
 
@@ -476,9 +746,21 @@ async fn uncacheable_requests_are_not_saved(ctx: TestContext) -> CaseResult {
         format!("{API}/v1/albums/1/tracks"),
         format!("{API}/v2/albums/1"),
     ] {
-        ensure!(!albums.save_response(&req(&url)?, &"x".to_owned()).await?, "{url} is not cached");
+        ensure!(
+            !albums.save_response(&req(&url)?, &"x".to_owned()).await?,
+            "{url} is not cached"
+        );
     }
-    ensure!(albums.save_response(&req(&format!("{API}/v1/albums/-7"))?, &"ok".to_owned()).await?, "an integer id is cached");
-    ensure_eq!(albums.count(true).await?, 1, "only the cacheable one was stored");
+    ensure!(
+        albums
+            .save_response(&req(&format!("{API}/v1/albums/-7"))?, &"ok".to_owned())
+            .await?,
+        "an integer id is cached"
+    );
+    ensure_eq!(
+        albums.count(true).await?,
+        1,
+        "only the cacheable one was stored"
+    );
     Ok(())
 }
