@@ -194,6 +194,16 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// The repositories that have a store in `cache`.
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>>;
 
+    /// The key schema an existing store was created with, for tools that
+    /// open stores they did not define (the `respcache` command).
+    ///
+    /// Backends whose stored keys describe themselves (every built-in one
+    /// but SQLite, whose key columns are typed) accept any schema when a
+    /// store is opened for reading, and keep this default: `Ok(None)`.
+    async fn stored_schema(&self, _cache: &Name, _repository: &Name) -> Result<Option<KeySchema>> {
+        Ok(None)
+    }
+
     /// Closes the connections.
     async fn close(&self) -> Result<()>;
 }
