@@ -1,0 +1,1 @@
+//! Benchmarks of respcache against raw baselines.
