@@ -1,0 +1,393 @@
+//! [`SqliteBackend`]: the writer connection (on tokio-rusqlite's thread),
+//! the inline reader pool, and the stores.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use respcache_core::{
+    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
+};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tempfile::TempDir;
+
+use crate::NAME;
+use crate::config::{Location, SqliteConfig};
+use crate::error::{map_call_error, map_close_error, map_sqlite_error};
+use crate::naming::{quote, repository_of, table_prefix};
+use crate::readers::Readers;
+use crate::store::SqliteStore;
+use crate::table::Table;
+
+/// SQLite's default `SQLITE_MAX_LENGTH`: the largest string, BLOB or row.
+const MAX_LENGTH: usize = 1_000_000_000;
+
+/// How many prepared statements each connection keeps (a store uses about
+/// a dozen on the writer and two on a reader).
+const STATEMENT_CACHE: usize = 512;
+
+#[doc = include_str!("docs.md")]
+#[derive(Clone)]
+pub struct SqliteBackend {
+    shared: Arc<Shared>,
+}
+
+/// What the backend and its stores share.
+pub(crate) struct Shared {
+    /// The read-write connection, on tokio-rusqlite's thread.
+    writer: tokio_rusqlite::Connection,
+    /// Read-only connections for inline point reads.
+    pub(crate) readers: Readers,
+    closed: AtomicBool,
+    config: SqliteConfig,
+    path: Option<PathBuf>,
+    /// Keeps a [`Location::Temp`] database's folder until the last user drops.
+    _temp: Option<TempDir>,
+}
+
+/// Where the connections open: a file, or a named in-memory database that
+/// every connection of this process can open by its name.
+enum Target {
+    File(PathBuf),
+    Memory(String),
+}
+
+impl Target {
+    fn name(&self) -> &Path {
+        match self {
+            Target::File(p) => p,
+            Target::Memory(uri) => Path::new(uri),
+        }
+    }
+
+    fn flags(&self, write: bool) -> OpenFlags {
+        let access = if write {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        };
+        let uri = match self {
+            // A path is a path, even if it starts with `file:`.
+            Target::File(_) => OpenFlags::empty(),
+            Target::Memory(_) => OpenFlags::SQLITE_OPEN_URI,
+        };
+        access | uri | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    }
+}
+
+/// A process-wide counter that names in-memory databases.
+static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
+
+fn connect_error(what: &str, error: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::new(ErrorKind::Connection, format!("{what}: {error}"))
+        .with_backend(NAME)
+        .with_source(error)
+}
+
+impl SqliteBackend {
+    /// Opens (or creates) the database file at `path`, creating its parent
+    /// folders.
+    ///
+    /// ```
+    /// # async fn demo() -> respcache_core::Result<()> {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let backend = respcache_sqlite::SqliteBackend::open(dir.path().join("a/b/cache.sqlite")).await?;
+    /// assert!(dir.path().join("a/b/cache.sqlite").exists());
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Connection`](ErrorKind::Connection) if the folder or the file cannot
+    /// be created or opened, or the file is not a database;
+    /// [`Timeout`](ErrorKind::Timeout) if another process holds the lock
+    /// longer than the busy timeout.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        SqliteConfig::file(path).connect().await
+    }
+
+    /// Opens the database a `sqlite:` URL names (see [`SqliteConfig`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) for a malformed URL, then
+    /// as [`open`](Self::open).
+    pub async fn connect(url: &str) -> Result<Self> {
+        SqliteConfig::from_url(url)?.connect().await
+    }
+
+    /// A new database in process memory, shared by this backend's
+    /// connections (and its clones), lost when they are all dropped.
+    pub async fn memory() -> Result<Self> {
+        SqliteConfig::memory().connect().await
+    }
+
+    /// A new database in a temporary file, deleted when the backend, its
+    /// clones and its stores are all dropped.
+    pub async fn temp() -> Result<Self> {
+        SqliteConfig::temp().connect().await
+    }
+
+    /// Opens a backend as `config` says.
+    pub async fn with_config(config: SqliteConfig) -> Result<Self> {
+        Self::start(config)
+            .await
+            .map_err(|e| e.with_operation(Operation::Connect))
+    }
+
+    async fn start(config: SqliteConfig) -> Result<Self> {
+        let (target, temp) = match &config.location {
+            Location::File(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                        connect_error(&format!("cannot create the folder {parent:?}"), e)
+                    })?;
+                }
+                (Target::File(path.clone()), None)
+            }
+            Location::Temp => {
+                let dir = tempfile::Builder::new()
+                    .prefix("respcache-sqlite-")
+                    .tempdir()
+                    .map_err(|e| connect_error("cannot create a temporary folder", e))?;
+                (Target::File(dir.path().join("cache.sqlite")), Some(dir))
+            }
+            Location::Memory => {
+                let n = MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed);
+                let uri = format!("file:/respcache-{}-{n}?vfs=memdb", std::process::id());
+                (Target::Memory(uri), None)
+            }
+        };
+        let writer = tokio_rusqlite::Connection::open_with_flags(target.name(), target.flags(true))
+            .await
+            .map_err(map_sqlite_error)?;
+        let busy_timeout = config.busy_timeout;
+        let reader_count = config.reader_count();
+        let path = match &target {
+            Target::File(p) => Some(p.clone()),
+            Target::Memory(_) => None,
+        };
+        let readers = writer
+            .call(move |conn| {
+                configure_writer(conn, &target, busy_timeout)?;
+                open_readers(&target, reader_count)
+            })
+            .await
+            .map_err(map_call_error);
+        let readers = match readers {
+            Ok(readers) => readers,
+            Err(e) => {
+                let _ = writer.close().await;
+                return Err(e);
+            }
+        };
+        Ok(SqliteBackend {
+            shared: Arc::new(Shared {
+                writer,
+                readers: Readers::new(readers),
+                closed: AtomicBool::new(false),
+                config,
+                path,
+                _temp: temp,
+            }),
+        })
+    }
+
+    /// The configuration the backend was opened with.
+    pub fn config(&self) -> &SqliteConfig {
+        &self.shared.config
+    }
+
+    /// The database file; `None` for an in-memory database.
+    pub fn path(&self) -> Option<&Path> {
+        self.shared.path.as_deref()
+    }
+
+    /// How many point reads (`get`, `contains`, small `get_many`) ran
+    /// inline on a reader connection, and how many went to the writer
+    /// thread (every reader busy, or SQLite reported a lock). Diagnostics
+    /// for tuning [`SqliteConfig::readers`].
+    pub fn read_counts(&self) -> ReadCounts {
+        let (inline, writer) = self.shared.readers.counts();
+        ReadCounts { inline, writer }
+    }
+}
+
+/// Where point reads ran; see [`SqliteBackend::read_counts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ReadCounts {
+    /// Reads answered inline by a reader connection.
+    pub inline: u64,
+    /// Reads handed to the writer thread.
+    pub writer: u64,
+}
+
+/// WAL, `synchronous=NORMAL`, the busy timeout and the statement cache.
+fn configure_writer(
+    conn: &mut Connection,
+    target: &Target,
+    busy_timeout: std::time::Duration,
+) -> Result<()> {
+    conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if let Target::File(path) = target {
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(map_sqlite_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                path = %path.display(),
+                journal_mode = %mode,
+                "respcache-sqlite: WAL is not available; readers will often wait for the writer"
+            );
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_sqlite_error)?;
+    }
+    Ok(())
+}
+
+/// Opens `count` read-only connections with no busy wait: a reader that
+/// meets a lock hands its query to the writer instead of sleeping on the
+/// caller's task.
+fn open_readers(target: &Target, count: usize) -> Result<Vec<Connection>> {
+    (0..count)
+        .map(|_| {
+            let conn = Connection::open_with_flags(target.name(), target.flags(false))
+                .map_err(map_sqlite_error)?;
+            conn.busy_timeout(std::time::Duration::ZERO)
+                .map_err(map_sqlite_error)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(conn)
+        })
+        .collect()
+}
+
+impl Shared {
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed(NAME));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` on the writer connection's thread.
+    pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.check()?;
+        self.writer.call(f).await.map_err(map_call_error)
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let location: &dyn fmt::Debug = match &self.path {
+            Some(path) => path,
+            None => &"memory",
+        };
+        f.debug_struct("SqliteBackend")
+            .field("location", location)
+            .field("readers", &self.readers.len())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl fmt::Debug for SqliteBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.shared, f)
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// SQLite's `SQLITE_MAX_LENGTH` of the bundled build: no value, and no
+    /// row (payload, metadata and key together), may be larger. A larger
+    /// write fails with [`PayloadTooLarge`](ErrorKind::PayloadTooLarge).
+    fn limits(&self) -> Limits {
+        Limits::max_payload(MAX_LENGTH)
+    }
+
+    async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
+        let table = Arc::new(Table::new(&spec.cache, &spec.repository, &spec.schema));
+        let create = Arc::clone(&table);
+        self.shared
+            .call(move |conn| create.create(conn))
+            .await
+            .map_err(|e| {
+                e.with_operation(Operation::OpenStore)
+                    .with_repository(spec.repository.as_str())
+            })?;
+        Ok(Arc::new(SqliteStore::new(Arc::clone(&self.shared), table)))
+    }
+
+    async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        let table = crate::naming::table_name(cache, repository);
+        self.shared
+            .call(move |conn| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(map_sqlite_error)?;
+                tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&table)))
+                    .map_err(map_sqlite_error)?;
+                tx.commit().map_err(map_sqlite_error)
+            })
+            .await
+            .map_err(|e| {
+                e.with_operation(Operation::DropStore)
+                    .with_repository(repository.as_str())
+            })
+    }
+
+    async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let prefix = table_prefix(cache);
+        let mut names = self
+            .shared
+            .call(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT name FROM sqlite_schema WHERE type = 'table' \
+                         AND substr(name, 1, ?2) = ?1",
+                    )
+                    .map_err(map_sqlite_error)?;
+                let tables = stmt
+                    .query_map(rusqlite::params![prefix, prefix.len() as i64], |row| {
+                        row.get::<_, String>(0)
+                    })
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                    .map_err(map_sqlite_error)?;
+                Ok(tables
+                    .iter()
+                    .filter_map(|t| repository_of(&prefix, t))
+                    .collect::<Vec<Name>>())
+            })
+            .await
+            .map_err(|e| e.with_operation(Operation::ListStores))?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.shared.readers.close();
+        self.shared
+            .writer
+            .clone()
+            .close()
+            .await
+            .map_err(|e| map_close_error(e).with_operation(Operation::Close))
+    }
+}

@@ -1,0 +1,307 @@
+//! [`SqliteConfig`]: where the database lives and how it is opened, from a
+//! builder or a `sqlite:` URL.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use respcache_core::{Error, ErrorKind, Result};
+
+use crate::backend::SqliteBackend;
+use crate::{NAME, SCHEME};
+
+/// The default [`busy_timeout`](SqliteConfig::busy_timeout): how long a
+/// write waits for another connection's lock before it fails.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most reader connections [`SqliteConfig::reader_count`] picks on its own.
+const MAX_DEFAULT_READERS: usize = 8;
+
+/// Where the database lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// A database file (its parent folders are created).
+    File(PathBuf),
+    /// A new file in a new temporary folder, deleted when the backend and
+    /// its stores are dropped.
+    Temp,
+    /// A database in process memory, shared by the backend's connections and
+    /// lost when the backend and its stores are dropped.
+    Memory,
+}
+
+/// How to open a [`SqliteBackend`].
+///
+/// Build one with [`file`](Self::file), [`memory`](Self::memory) or
+/// [`temp`](Self::temp) and the `with_*` setters, or parse a URL
+/// ([`from_url`](Self::from_url), or `str::parse`):
+///
+/// | URL | database |
+/// |---|---|
+/// | `sqlite:///abs/path/cache.sqlite` | the file `/abs/path/cache.sqlite` |
+/// | `sqlite://relative.sqlite`, `sqlite:relative.sqlite` | `relative.sqlite`, relative to the working directory |
+/// | `sqlite::memory:`, `sqlite://:memory:` | in memory |
+///
+/// The path is percent-decoded (`%20` is a space). Query options:
+///
+/// | option | value | default |
+/// |---|---|---|
+/// | `busy_timeout` | `250ms`, `5s`, `1m`, or a number of milliseconds | `5s` |
+/// | `readers` | how many read-only connections answer point reads inline; `0` sends every read to the writer thread | one per core, at most 8 |
+///
+/// ```
+/// use std::time::Duration;
+/// use respcache_sqlite::{Location, SqliteConfig};
+///
+/// let config: SqliteConfig = "sqlite:///var/cache/app/cache.sqlite?busy_timeout=2s".parse()?;
+/// assert_eq!(config.location, Location::File("/var/cache/app/cache.sqlite".into()));
+/// assert_eq!(config.busy_timeout, Duration::from_secs(2));
+///
+/// let same = SqliteConfig::file("/var/cache/app/cache.sqlite")
+///     .with_busy_timeout(Duration::from_secs(2));
+/// assert_eq!(config, same);
+///
+/// assert_eq!(SqliteConfig::from_url("sqlite::memory:")?.location, Location::Memory);
+/// # Ok::<(), respcache_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteConfig {
+    /// Where the database lives.
+    pub location: Location,
+    /// How long a write waits for another connection's lock (SQLite's
+    /// `busy_timeout`) before it fails with a
+    /// [`Timeout`](ErrorKind::Timeout) error.
+    pub busy_timeout: Duration,
+    /// How many read-only connections answer point reads inline; `None`
+    /// picks one per core (at most 8). `Some(0)` sends every read through
+    /// the writer thread.
+    pub readers: Option<usize>,
+}
+
+impl SqliteConfig {
+    /// A database in the file at `path`.
+    pub fn file(path: impl AsRef<Path>) -> Self {
+        SqliteConfig::at(Location::File(path.as_ref().to_owned()))
+    }
+
+    /// A database in process memory.
+    pub fn memory() -> Self {
+        SqliteConfig::at(Location::Memory)
+    }
+
+    /// A database in a new temporary file, deleted when the backend drops.
+    pub fn temp() -> Self {
+        SqliteConfig::at(Location::Temp)
+    }
+
+    fn at(location: Location) -> Self {
+        SqliteConfig {
+            location,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            readers: None,
+        }
+    }
+
+    /// Sets the busy timeout.
+    pub fn with_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets how many read-only connections answer point reads inline
+    /// (`0`: none, every read goes through the writer thread).
+    pub fn with_readers(mut self, readers: usize) -> Self {
+        self.readers = Some(readers);
+        self
+    }
+
+    /// How many reader connections a backend opens with this configuration.
+    pub fn reader_count(&self) -> usize {
+        self.readers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(MAX_DEFAULT_READERS)
+        })
+    }
+
+    /// Parses a `sqlite:` URL (see the table above). A wrong scheme, an
+    /// empty path or an unknown or malformed option is a
+    /// [`Configuration`](ErrorKind::Configuration) error naming it.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let rest = url
+            .get(..SCHEME.len() + 1)
+            .filter(|s| s.eq_ignore_ascii_case("sqlite:"))
+            .and_then(|_| url.get(SCHEME.len() + 1..))
+            .ok_or_else(|| config_error(format!("{url:?} is not a sqlite: URL")))?;
+        let (path, query) = match rest.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (rest, None),
+        };
+        let path = path.strip_prefix("//").unwrap_or(path);
+        let mut config = match path {
+            ":memory:" => SqliteConfig::memory(),
+            "" => return Err(config_error(format!("{url:?} names no database file"))),
+            path => {
+                let decoded = percent_decode_str(path).decode_utf8().map_err(|_| {
+                    config_error(format!("the path of {url:?} is not UTF-8 once decoded"))
+                })?;
+                SqliteConfig::file(decoded.as_ref())
+            }
+        };
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "busy_timeout" => config.busy_timeout = parse_duration(name, value)?,
+                "readers" => {
+                    config.readers = Some(value.parse().map_err(|_| {
+                        config_error(format!("option readers={value:?} is not a count"))
+                    })?);
+                }
+                other => {
+                    return Err(config_error(format!(
+                        "unknown option {other:?} in a sqlite: URL (known: busy_timeout, readers)"
+                    )));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Opens a backend with this configuration.
+    pub async fn connect(self) -> Result<SqliteBackend> {
+        SqliteBackend::with_config(self).await
+    }
+}
+
+impl FromStr for SqliteConfig {
+    type Err = Error;
+
+    fn from_str(url: &str) -> Result<Self> {
+        SqliteConfig::from_url(url)
+    }
+}
+
+impl fmt::Debug for SqliteConfig {
+    // Written out so no field is added to `Debug` without a thought about
+    // secrets (SQLite URLs carry none today).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteConfig")
+            .field("location", &self.location)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("readers", &self.readers)
+            .finish()
+    }
+}
+
+fn config_error(message: String) -> Error {
+    Error::new(ErrorKind::Configuration, message).with_backend(NAME)
+}
+
+/// `250ms`, `5s`, `1m`, or a bare number of milliseconds.
+fn parse_duration(option: &str, value: &str) -> Result<Duration> {
+    let bad = || {
+        config_error(format!(
+            "option {option}={value:?} is not a duration (e.g. 250ms, 5s, 1m)"
+        ))
+    };
+    let (digits, unit): (&str, fn(u64) -> Duration) = if let Some(d) = value.strip_suffix("ms") {
+        (d, Duration::from_millis)
+    } else if let Some(d) = value.strip_suffix('s') {
+        (d, Duration::from_secs)
+    } else if let Some(d) = value.strip_suffix('m') {
+        (d, |m| Duration::from_secs(m.saturating_mul(60)))
+    } else {
+        (value, Duration::from_millis)
+    };
+    digits.parse::<u64>().map(unit).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<SqliteConfig> {
+        SqliteConfig::from_url(url)
+    }
+
+    #[test]
+    fn absolute_relative_and_memory_urls() -> Result<()> {
+        assert_eq!(
+            parse("sqlite:///abs/path/cache.sqlite")?.location,
+            Location::File("/abs/path/cache.sqlite".into())
+        );
+        assert_eq!(
+            parse("sqlite://relative.sqlite")?.location,
+            Location::File("relative.sqlite".into())
+        );
+        assert_eq!(
+            parse("sqlite:dir/relative.sqlite")?.location,
+            Location::File("dir/relative.sqlite".into())
+        );
+        assert_eq!(parse("sqlite::memory:")?.location, Location::Memory);
+        assert_eq!(parse("sqlite://:memory:")?.location, Location::Memory);
+        assert_eq!(parse("SQLite::memory:")?.location, Location::Memory);
+        assert_eq!(
+            parse("sqlite:///tmp/my%20cache.sqlite")?.location,
+            Location::File("/tmp/my cache.sqlite".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn query_options() -> Result<()> {
+        let c = parse("sqlite::memory:?busy_timeout=5s&readers=3")?;
+        assert_eq!(c.busy_timeout, Duration::from_secs(5));
+        assert_eq!(c.readers, Some(3));
+        assert_eq!(c.reader_count(), 3);
+        assert_eq!(
+            parse("sqlite://a.db?busy_timeout=250ms")?.busy_timeout,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse("sqlite://a.db?busy_timeout=1500")?.busy_timeout,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse("sqlite://a.db?busy_timeout=1m")?.busy_timeout,
+            Duration::from_secs(60)
+        );
+        assert_eq!(parse("sqlite://a.db")?.busy_timeout, DEFAULT_BUSY_TIMEOUT);
+        assert_eq!(parse("sqlite://a.db?readers=0")?.reader_count(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_urls_are_configuration_errors_naming_the_problem() {
+        for (url, needle) in [
+            ("redis://localhost", "not a sqlite: URL"),
+            ("sqlite", "not a sqlite: URL"),
+            ("sqlite://", "names no database file"),
+            ("sqlite:", "names no database file"),
+            ("sqlite://a.db?busy_timeout=soon", "busy_timeout"),
+            ("sqlite://a.db?readers=-1", "readers"),
+            ("sqlite://a.db?cache=shared", "\"cache\""),
+        ] {
+            let e = parse(url).err().unwrap_or_else(|| panic!("{url} parsed"));
+            assert_eq!(e.kind(), ErrorKind::Configuration, "{url}");
+            assert!(e.to_string().contains(needle), "{url}: {e}");
+            assert_eq!(e.backend(), Some("sqlite"));
+        }
+    }
+
+    #[test]
+    fn builder_and_from_str_agree() -> Result<()> {
+        let built = SqliteConfig::file("/x/c.sqlite").with_readers(2);
+        let parsed: SqliteConfig = "sqlite:///x/c.sqlite?readers=2".parse()?;
+        assert_eq!(built, parsed);
+        assert!(format!("{built:?}").contains("/x/c.sqlite"));
+        Ok(())
+    }
+}

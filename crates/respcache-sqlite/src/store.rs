@@ -1,0 +1,206 @@
+//! [`SqliteStore`]: one repository's table, behind the [`Store`] contract.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use respcache_core::{Entry, Key, Result, Select, Store, Timestamp};
+use rusqlite::Connection;
+
+use crate::backend::Shared;
+use crate::error::map_sqlite_error;
+use crate::table::Table;
+
+/// The largest `get_many` answered inline on a reader connection; larger
+/// ones run in one read transaction on the writer thread, so a big batch
+/// never holds up the caller's runtime thread.
+const INLINE_GET_MANY: usize = 32;
+
+/// A point read: runs inline on a reader or on the writer thread.
+type PointRead<A, R> = fn(&Table, &Connection, &Key, A) -> rusqlite::Result<R>;
+
+/// One repository's entries: a table in the backend's database.
+///
+/// Obtained from [`Backend::open_store`](respcache_core::Backend::open_store)
+/// on a [`SqliteBackend`](crate::SqliteBackend). Point reads (`get`,
+/// `contains`, `get_many` of up to 32 keys) run inline on a reader
+/// connection; everything else runs on the writer thread (see the
+/// backend's docs).
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    table: Arc<Table>,
+}
+
+impl SqliteStore {
+    pub(crate) fn new(shared: Arc<Shared>, table: Arc<Table>) -> Self {
+        SqliteStore { shared, table }
+    }
+
+    /// The (unquoted) name of the table that holds the entries,
+    /// `<cache>:<repository>`.
+    pub fn table_name(&self) -> &str {
+        self.table.name()
+    }
+
+    /// Runs `read` inline on a free reader connection; when none is free or
+    /// SQLite reports a lock, on the writer thread.
+    async fn point_read<A, R>(&self, key: &Key, arg: A, read: PointRead<A, R>) -> Result<R>
+    where
+        A: Copy + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.check()?;
+        let table = &self.table;
+        if let Some(outcome) = self.shared.readers.try_read(|c| read(table, c, key, arg)) {
+            return outcome.map_err(map_sqlite_error);
+        }
+        let (table, key) = (Arc::clone(&self.table), key.clone());
+        self.shared
+            .call(move |c| read(&table, c, &key, arg).map_err(map_sqlite_error))
+            .await
+    }
+
+    /// Runs `op` on the writer thread with this store's table.
+    async fn write<R, F>(&self, op: F) -> Result<R>
+    where
+        F: FnOnce(&Table, &mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let table = Arc::clone(&self.table);
+        self.shared
+            .call(move |c| op(&table, c).map_err(map_sqlite_error))
+            .await
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("table", &self.table.name())
+            .field("backend", &self.shared)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        self.shared.check()?;
+        if !self.table.fits(key) {
+            return Ok(None);
+        }
+        self.point_read(key, (), |t, c, k, ()| t.get(c, k)).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        self.shared.check()?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if keys.len() <= INLINE_GET_MANY {
+            let table = &self.table;
+            if let Some(outcome) = self.shared.readers.try_read(|c| table.get_many(c, keys)) {
+                return outcome.map_err(map_sqlite_error);
+            }
+        }
+        let keys = keys.to_vec();
+        self.write(move |t, c| {
+            // One read transaction: one snapshot, one lock for the batch.
+            let tx = c.transaction()?;
+            let found = t.get_many(&tx, &keys)?;
+            tx.commit()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn put(&self, entry: Entry) -> Result<()> {
+        self.shared.check()?;
+        self.table.check_key(&entry.key)?;
+        self.write(move |t, c| t.put(c, &entry)).await
+    }
+
+    async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
+        self.shared.check()?;
+        for entry in &entries {
+            self.table.check_key(&entry.key)?;
+        }
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write(move |t, c| t.put_many(c, &entries)).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        self.shared.check()?;
+        if !self.table.fits(key) {
+            return Ok(false);
+        }
+        let key = key.clone();
+        self.write(move |t, c| t.delete(c, &key)).await
+    }
+
+    async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
+        self.shared.check()?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let keys = keys.to_vec();
+        self.write(move |t, c| t.delete_many(c, &keys)).await
+    }
+
+    async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
+        self.shared.check()?;
+        if !self.table.fits(key) {
+            return Ok(false);
+        }
+        self.point_read(key, now, |t, c, k, now| t.contains(c, k, now))
+            .await
+    }
+
+    async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
+        self.write(move |t, c| t.count(c, select, now)).await
+    }
+
+    async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
+        self.write(move |t, c| t.clear(c, select, now)).await
+    }
+
+    fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
+        let shared = Arc::clone(&self.shared);
+        let table = Arc::clone(&self.table);
+        // Keyset pagination by rowid: one page per call on the writer
+        // thread, so memory stays at one page however large the table.
+        let pages = futures::stream::try_unfold(Some(i64::MIN), move |after| {
+            let shared = Arc::clone(&shared);
+            let table = Arc::clone(&table);
+            async move {
+                let Some(after) = after else {
+                    return Ok(None);
+                };
+                let (entries, next) = shared
+                    .call(move |c| {
+                        table
+                            .scan_page(c, select, now, after)
+                            .map_err(map_sqlite_error)
+                    })
+                    .await?;
+                let page = futures::stream::iter(entries.into_iter().map(Ok));
+                Ok(Some((page, next)))
+            }
+        });
+        pages.try_flatten().boxed()
+    }
+
+    async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
+        self.shared.check()?;
+        if !self.table.fits(key) {
+            return Ok(false);
+        }
+        let key = key.clone();
+        self.write(move |t, c| t.set_expiry(c, &key, expires_at))
+            .await
+    }
+}

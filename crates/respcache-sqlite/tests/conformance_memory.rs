@@ -1,0 +1,9 @@
+//! The conformance suite on an in-memory database (not persistent: every
+//! connect is a new database).
+
+use respcache_sqlite::SqliteBackend;
+
+respcache_conformance::main!(respcache_conformance::Factory::new(
+    "sqlite-memory",
+    || async { SqliteBackend::memory().await }
+));
