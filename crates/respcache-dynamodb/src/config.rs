@@ -1,0 +1,435 @@
+//! [`DynamoDbConfig`]: where the table is and how to talk to it, from a URL
+//! or built in code.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use respcache_core::{ErrorKind, Result};
+
+use crate::SCHEME;
+use crate::error::backend_error;
+
+/// The table used when the URL or config names none.
+pub const DEFAULT_TABLE: &str = "respcache";
+
+/// How to reach DynamoDB and which table holds the caches.
+///
+/// # URL
+///
+/// `dynamodb://TABLE?region=REGION&endpoint=URL&create_table=false&...`
+///
+/// | part | meaning | default |
+/// |---|---|---|
+/// | `TABLE` | the table every cache of this backend lives in (3–255 of `A-Z a-z 0-9 _ - .`) | `respcache` |
+/// | `region` | AWS region | the standard chain (`AWS_REGION`, profile, ...); with `endpoint`: `us-east-1` if none is found |
+/// | `endpoint` | endpoint URL, e.g. `http://127.0.0.1:8000` for DynamoDB Local | AWS's endpoint for the region |
+/// | `create_table` | create the table (on-demand, TTL on `purge_at`) if it is missing | `true` |
+/// | `consistent_read` | strongly consistent reads (a `put` is seen by the next `get`) | `true` |
+/// | `max_attempts` | attempts per request in the SDK's standard retry mode (throttling, 5xx, connection errors) | `3` |
+/// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`; a bare number is seconds) | none |
+/// | `batch_concurrency` | batch requests (BatchGetItem / BatchWriteItem) in flight per call | `8` |
+/// | `batch_retry_timeout` | how long unprocessed batch items are retried before the call fails | `30s` |
+/// | `page_size` | items per Query page of `scan`, `count`, `clear` (DynamoDB also stops a page at 1 MB) | `1000` |
+///
+/// Credentials always come from the SDK's standard chain (environment,
+/// profile files, SSO, web identity, container and instance roles), never
+/// from the URL. With an `endpoint` only the environment variables and the
+/// profile files are asked, and when they have none, static dummy
+/// credentials are used — which is what DynamoDB Local accepts.
+///
+/// ```
+/// use respcache_dynamodb::DynamoDbConfig;
+///
+/// let config: DynamoDbConfig =
+///     "dynamodb://my-cache?region=eu-west-1&create_table=false".parse()?;
+/// assert_eq!(config.table, "my-cache");
+/// assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+/// assert!(!config.create_table);
+///
+/// let local = DynamoDbConfig::new("my-cache")?.with_endpoint("http://127.0.0.1:8000");
+/// assert_eq!(local.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
+/// # Ok::<(), respcache_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DynamoDbConfig {
+    /// The table every cache of this backend lives in.
+    pub table: String,
+    /// The AWS region; `None`: the standard region chain.
+    pub region: Option<String>,
+    /// An endpoint URL (DynamoDB Local, a VPC endpoint, ...).
+    pub endpoint: Option<String>,
+    /// Create the table if it is missing. When `false`, a missing table is a
+    /// [`Configuration`](ErrorKind::Configuration) error at connect time.
+    pub create_table: bool,
+    /// Use strongly consistent reads (twice the read capacity of eventually
+    /// consistent ones; without them a `get` right after a `put` may miss).
+    pub consistent_read: bool,
+    /// Attempts per request in the SDK's standard retry mode.
+    pub max_attempts: u32,
+    /// Time limit of one request attempt.
+    pub timeout: Option<Duration>,
+    /// Batch requests in flight per `get_many` / `put_many` / `delete_many` /
+    /// `clear` call.
+    pub batch_concurrency: usize,
+    /// How long items a batch request left unprocessed (throttling) are
+    /// retried, with backoff, before the call fails.
+    pub batch_retry_timeout: Duration,
+    /// Items per Query page of `scan`, `count`, `clear` and `drop_store`
+    /// (DynamoDB also ends a page at 1 MB). Smaller pages give the first
+    /// scanned entry sooner; larger ones need fewer requests.
+    pub page_size: u32,
+}
+
+impl DynamoDbConfig {
+    /// The defaults for `table` (see the table above).
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) if `table` is not a valid
+    /// DynamoDB table name.
+    pub fn new(table: impl Into<String>) -> Result<Self> {
+        let table = table.into();
+        validate_table(&table)?;
+        Ok(DynamoDbConfig {
+            table,
+            region: None,
+            endpoint: None,
+            create_table: true,
+            consistent_read: true,
+            max_attempts: 3,
+            timeout: None,
+            batch_concurrency: 8,
+            batch_retry_timeout: Duration::from_secs(30),
+            page_size: 1000,
+        })
+    }
+
+    /// Parses a `dynamodb://` URL (see the table above).
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration), naming the part of the
+    /// URL that is wrong.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let parsed = url::Url::parse(url).map_err(|e| {
+            config_error(format!("cannot parse the URL {:?}: {e}", redact(url))).with_source(e)
+        })?;
+        if parsed.scheme() != SCHEME {
+            return Err(config_error(format!(
+                "the URL scheme is {:?}; expected \"{SCHEME}\"",
+                parsed.scheme()
+            )));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(config_error(
+                "credentials do not belong in the URL; they come from the AWS standard chain \
+                 (environment, profile files, roles)",
+            ));
+        }
+        if parsed.port().is_some() {
+            return Err(config_error(
+                "a dynamodb:// URL names a table, not a host; put the server in ?endpoint=",
+            ));
+        }
+        if !matches!(parsed.path(), "" | "/") {
+            return Err(config_error(format!(
+                "unexpected path {:?}; the URL is dynamodb://TABLE?options",
+                parsed.path()
+            )));
+        }
+        let table = match parsed.host_str() {
+            None | Some("") => DEFAULT_TABLE,
+            Some(t) => t,
+        };
+        let mut config = DynamoDbConfig::new(table)?;
+        for (name, value) in parsed.query_pairs() {
+            config.set_option(&name, &value)?;
+        }
+        Ok(config)
+    }
+
+    fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "region" => self.region = Some(non_empty(name, value)?.to_owned()),
+            "endpoint" => {
+                let endpoint = non_empty(name, value)?;
+                url::Url::parse(endpoint).map_err(|e| {
+                    config_error(format!("endpoint {:?} is not a URL: {e}", redact(endpoint)))
+                })?;
+                self.endpoint = Some(endpoint.to_owned());
+            }
+            "create_table" => self.create_table = parse_bool(name, value)?,
+            "consistent_read" => self.consistent_read = parse_bool(name, value)?,
+            "max_attempts" => {
+                self.max_attempts = parse_number(name, value)?;
+                if self.max_attempts == 0 {
+                    return Err(config_error("max_attempts must be at least 1"));
+                }
+            }
+            "timeout" => self.timeout = Some(parse_duration(name, value)?),
+            "batch_concurrency" => {
+                self.batch_concurrency = parse_number(name, value)?;
+                if self.batch_concurrency == 0 {
+                    return Err(config_error("batch_concurrency must be at least 1"));
+                }
+            }
+            "batch_retry_timeout" => self.batch_retry_timeout = parse_duration(name, value)?,
+            "page_size" => {
+                self.page_size = parse_number(name, value)?;
+                if self.page_size == 0 {
+                    return Err(config_error("page_size must be at least 1"));
+                }
+            }
+            other => {
+                return Err(config_error(format!(
+                    "unknown option {other:?}; known: region, endpoint, create_table, \
+                     consistent_read, max_attempts, timeout, batch_concurrency, batch_retry_timeout, page_size"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the table.
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) if `table` is not a valid
+    /// DynamoDB table name.
+    pub fn with_table(mut self, table: impl Into<String>) -> Result<Self> {
+        let table = table.into();
+        validate_table(&table)?;
+        self.table = table;
+        Ok(self)
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the endpoint URL.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Whether to create the table if it is missing.
+    pub fn with_create_table(mut self, create: bool) -> Self {
+        self.create_table = create;
+        self
+    }
+
+    /// Whether reads are strongly consistent.
+    pub fn with_consistent_read(mut self, consistent: bool) -> Self {
+        self.consistent_read = consistent;
+        self
+    }
+
+    /// Sets the attempts per request (at least 1).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the time limit of one request attempt.
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the batch requests in flight per call (at least 1).
+    pub fn with_batch_concurrency(mut self, concurrency: usize) -> Self {
+        self.batch_concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Sets how long unprocessed batch items are retried.
+    pub fn with_batch_retry_timeout(mut self, timeout: Duration) -> Self {
+        self.batch_retry_timeout = timeout;
+        self
+    }
+
+    /// Sets the items per Query page (at least 1).
+    pub fn with_page_size(mut self, items: u32) -> Self {
+        self.page_size = items.max(1);
+        self
+    }
+}
+
+impl FromStr for DynamoDbConfig {
+    type Err = respcache_core::Error;
+
+    fn from_str(url: &str) -> Result<Self> {
+        DynamoDbConfig::from_url(url)
+    }
+}
+
+impl fmt::Debug for DynamoDbConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DynamoDbConfig")
+            .field("table", &self.table)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint.as_deref().map(redact))
+            .field("create_table", &self.create_table)
+            .field("consistent_read", &self.consistent_read)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout", &self.timeout)
+            .field("batch_concurrency", &self.batch_concurrency)
+            .field("batch_retry_timeout", &self.batch_retry_timeout)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL: show only what cannot be a secret.
+        Err(_) if url.contains('@') => "<unparsable URL, redacted>".to_owned(),
+        Err(_) => url.to_owned(),
+    }
+}
+
+fn validate_table(table: &str) -> Result<()> {
+    if !(3..=255).contains(&table.len()) {
+        return Err(config_error(format!(
+            "table name {table:?} must be 3 to 255 characters long"
+        )));
+    }
+    if let Some(c) = table
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(config_error(format!(
+            "table name {table:?} contains {c:?}; use A-Z, a-z, 0-9, '_', '-' and '.'"
+        )));
+    }
+    Ok(())
+}
+
+fn config_error(message: impl Into<String>) -> respcache_core::Error {
+    backend_error(ErrorKind::Configuration, message)
+}
+
+fn non_empty<'a>(name: &str, value: &'a str) -> Result<&'a str> {
+    if value.is_empty() {
+        return Err(config_error(format!("option {name} is empty")));
+    }
+    Ok(value)
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(config_error(format!(
+            "option {name}={value:?} is not a boolean (true or false)"
+        ))),
+    }
+}
+
+fn parse_number<T: FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| config_error(format!("option {name}={value:?} is not a whole number")))
+}
+
+fn parse_duration(name: &str, value: &str) -> Result<Duration> {
+    let bad = || {
+        config_error(format!(
+            "option {name}={value:?} is not a duration (like 500ms, 10s, 2m; a bare number is seconds)"
+        ))
+    };
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_full_url() {
+        let c = DynamoDbConfig::from_url(
+            "dynamodb://Cache_Table.v2?region=us-east-1&endpoint=http://127.0.0.1:8000\
+             &create_table=false&consistent_read=0&max_attempts=5&timeout=250ms\
+             &batch_concurrency=8&batch_retry_timeout=2m&page_size=50",
+        )
+        .unwrap();
+        assert_eq!(c.table, "Cache_Table.v2");
+        assert_eq!(c.region.as_deref(), Some("us-east-1"));
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
+        assert!(!c.create_table);
+        assert!(!c.consistent_read);
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(c.batch_concurrency, 8);
+        assert_eq!(c.batch_retry_timeout, Duration::from_secs(120));
+        assert_eq!(c.page_size, 50);
+    }
+
+    #[test]
+    fn defaults() {
+        let c = DynamoDbConfig::from_url("dynamodb://").unwrap();
+        assert_eq!(c.table, DEFAULT_TABLE);
+        assert!(c.create_table && c.consistent_read);
+        assert_eq!(c.region, None);
+        let c = DynamoDbConfig::from_url("dynamodb://?region=eu-west-1").unwrap();
+        assert_eq!(c.table, DEFAULT_TABLE);
+        let c = DynamoDbConfig::from_url("dynamodb://tbl?endpoint=http%3A%2F%2Flocalhost%3A8000")
+            .unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://localhost:8000"));
+    }
+
+    #[test]
+    fn refuses_bad_urls_with_a_configuration_error() {
+        for bad in [
+            "redis://tbl",
+            "dynamodb://ab",
+            "dynamodb://tbl/path",
+            "dynamodb://tbl:8000",
+            "dynamodb://key:secret@tbl",
+            "dynamodb://tbl?unknown=1",
+            "dynamodb://tbl?create_table=maybe",
+            "dynamodb://tbl?max_attempts=0",
+            "dynamodb://tbl?page_size=0",
+            "dynamodb://tbl?timeout=5h",
+            "dynamodb://tbl?endpoint=",
+            "dynamodb://tbl?endpoint=not a url",
+            "dynamodb://t%21bl",
+        ] {
+            let e = DynamoDbConfig::from_url(bad).err();
+            assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Configuration), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_not_echoed() {
+        let e = DynamoDbConfig::from_url("dynamodb://key:hunter2@tbl").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let c = DynamoDbConfig::new("tbl")
+            .unwrap()
+            .with_endpoint("http://user:hunter2@127.0.0.1:8000");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("***"), "{debug}");
+    }
+}

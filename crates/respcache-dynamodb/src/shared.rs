@@ -1,0 +1,73 @@
+//! [`Shared`]: what a backend and all its stores use together.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use respcache_core::{Error, ErrorKind, Result};
+
+use crate::NAME;
+use crate::config::DynamoDbConfig;
+use crate::error::{backend_error, map_sdk_error};
+
+/// The client, the table and the settings every request needs.
+pub(crate) struct Shared {
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    pub(crate) consistent_read: bool,
+    pub(crate) batch_concurrency: usize,
+    pub(crate) batch_retry_timeout: Duration,
+    pub(crate) page_size: i32,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(client: Client, config: &DynamoDbConfig) -> Self {
+        Shared {
+            client,
+            table: config.table.clone(),
+            consistent_read: config.consistent_read,
+            batch_concurrency: config.batch_concurrency.max(1),
+            batch_retry_timeout: config.batch_retry_timeout,
+            page_size: i32::try_from(config.page_size.max(1)).unwrap_or(i32::MAX),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// `Closed` after [`close`](Shared::close).
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::closed(NAME));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Maps an SDK error, naming this table.
+    pub(crate) fn sdk_error<E, R>(&self, err: SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        map_sdk_error(err, &self.table)
+    }
+}
+
+/// A request the SDK refused to build (a required field missing): a bug.
+pub(crate) fn build_error(err: aws_sdk_dynamodb::error::BuildError) -> Error {
+    backend_error(ErrorKind::Backend, "could not build a DynamoDB request").with_source(err)
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("table", &self.table)
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
