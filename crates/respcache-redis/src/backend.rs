@@ -1,0 +1,234 @@
+//! [`RedisBackend`]: the connection to one Redis server and its stores.
+
+use std::fmt;
+use std::sync::Arc;
+
+use respcache_core::{Backend, DynStore, Limits, Name, Operation, Result, StoreSpec, async_trait};
+
+use crate::NAME;
+use crate::config::RedisConfig;
+use crate::connection::Shared;
+use crate::layout::{entry_prefix, prefix_pattern, registry_key};
+use crate::store::RedisStore;
+
+/// Keys asked per `SCAN` step when a store is dropped.
+const DROP_SCAN_COUNT: usize = 1000;
+
+#[doc = include_str!("docs.md")]
+pub struct RedisBackend {
+    shared: Arc<Shared>,
+}
+
+impl RedisBackend {
+    /// Connects to the server a `redis://` or `rediss://` URL names (see
+    /// [`RedisConfig`] for the accepted forms).
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](respcache_core::ErrorKind::Configuration) for a bad
+    /// URL or refused credentials, [`Connection`](respcache_core::ErrorKind::Connection)
+    /// when the server cannot be reached,
+    /// [`Timeout`](respcache_core::ErrorKind::Timeout) when it does not
+    /// answer within the connect timeout. Messages never show the password.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let config =
+            RedisConfig::from_url(url).map_err(|e| e.with_operation(Operation::Connect))?;
+        RedisBackend::connect_with(config).await
+    }
+
+    /// Connects with a [`RedisConfig`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](RedisBackend::connect).
+    pub async fn connect_with(config: RedisConfig) -> Result<Self> {
+        config
+            .validate()
+            .map_err(|e| e.with_operation(Operation::Connect))?;
+        let info = config
+            .connection_info()
+            .map_err(|e| e.with_operation(Operation::Connect))?;
+        let client = redis::Client::open(info)
+            .map_err(|e| crate::error::map_redis_error(e).with_operation(Operation::Connect))?;
+        let shared = Shared::connect(
+            client,
+            config.to_string(),
+            config.connect_timeout(),
+            config.command_timeout(),
+        )
+        .await
+        .map_err(|e| e.with_operation(Operation::Connect))?;
+        Ok(RedisBackend {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Uses an existing `redis` [`Client`](redis::Client) (for options this
+    /// crate does not expose: Unix sockets, custom TLS certificates, RESP3…),
+    /// with the connect and command timeouts of `timeouts` (its address and
+    /// credentials are ignored).
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](RedisBackend::connect).
+    pub async fn from_client(client: redis::Client, timeouts: &RedisConfig) -> Result<Self> {
+        timeouts
+            .validate()
+            .map_err(|e| e.with_operation(Operation::Connect))?;
+        let target = describe_client(&client);
+        let shared = Shared::connect(
+            client,
+            target,
+            timeouts.connect_timeout(),
+            timeouts.command_timeout(),
+        )
+        .await
+        .map_err(|e| e.with_operation(Operation::Connect))?;
+        Ok(RedisBackend {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Opens a store, typed (what [`open_store`](Backend::open_store)
+    /// returns behind a pointer).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](respcache_core::ErrorKind::Closed) after
+    /// [`close`](Backend::close); connection and timeout errors.
+    pub async fn store(&self, spec: &StoreSpec) -> Result<RedisStore> {
+        self.shared
+            .query::<()>(
+                redis::cmd("SADD")
+                    .arg(registry_key(&spec.cache))
+                    .arg(spec.repository.as_str()),
+            )
+            .await
+            .map_err(|e| e.in_context(NAME, spec.repository.as_str(), Operation::OpenStore))?;
+        Ok(RedisStore::new(Arc::clone(&self.shared), spec.clone()))
+    }
+
+    /// A handle on the underlying self-reconnecting connection, for commands
+    /// of your own (cheap to clone; shares the backend's connection).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](respcache_core::ErrorKind::Closed) after
+    /// [`close`](Backend::close).
+    pub fn connection(&self) -> Result<redis::aio::ConnectionManager> {
+        self.shared.connection()
+    }
+
+    /// Whether [`close`](Backend::close) was called on this handle.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    async fn drop_inner(&self, cache: &Name, repository: &Name) -> Result<()> {
+        let pattern = prefix_pattern(&entry_prefix(cache, repository));
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .shared
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(DROP_SCAN_COUNT),
+                )
+                .await?;
+            if !keys.is_empty() {
+                self.shared
+                    .query::<()>(redis::cmd("UNLINK").arg(&keys))
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // Unregister last: if a step above fails, the store stays listed
+        // and a later drop finishes the job.
+        self.shared
+            .query::<()>(
+                redis::cmd("SREM")
+                    .arg(registry_key(cache))
+                    .arg(repository.as_str()),
+            )
+            .await
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// No practical limit: Redis takes values up to 512 MiB.
+    fn limits(&self) -> Limits {
+        Limits::NONE
+    }
+
+    async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
+        Ok(Arc::new(self.store(spec).await?))
+    }
+
+    async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        self.drop_inner(cache, repository)
+            .await
+            .map_err(|e| e.in_context(NAME, repository.as_str(), Operation::DropStore))
+    }
+
+    async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let members: Vec<String> = self
+            .shared
+            .query(redis::cmd("SMEMBERS").arg(registry_key(cache)))
+            .await
+            .map_err(|e| e.with_operation(Operation::ListStores))?;
+        let mut names: Vec<Name> = members
+            .into_iter()
+            .filter_map(|m| Name::new(m).ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Closes this handle: every later call on it and on its stores is a
+    /// [`Closed`](respcache_core::ErrorKind::Closed) error, and the
+    /// connection is dropped once calls in flight finish. Other handles
+    /// (other `connect` calls) are not affected. Closing twice is fine.
+    async fn close(&self) -> Result<()> {
+        self.shared.close();
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("server", &self.shared.target)
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}
+
+/// A client's address as a URL with the password hidden.
+fn describe_client(client: &redis::Client) -> String {
+    let info = client.get_connection_info();
+    let settings = info.redis_settings();
+    let scheme = match info.addr() {
+        redis::ConnectionAddr::TcpTls { .. } => crate::TLS_SCHEME,
+        redis::ConnectionAddr::Unix(_) => "redis+unix",
+        _ => crate::SCHEME,
+    };
+    let user = match (settings.username(), settings.password()) {
+        (Some(u), Some(_)) => format!("{u}:***@"),
+        (Some(u), None) => format!("{u}@"),
+        (None, Some(_)) => ":***@".to_owned(),
+        (None, None) => String::new(),
+    };
+    format!("{scheme}://{user}{}/{}", info.addr(), settings.db())
+}

@@ -1,0 +1,68 @@
+//! Turns the `redis` crate's errors into respcache [`Error`]s.
+
+use std::time::Duration;
+
+use redis::{RedisError, ServerErrorKind};
+use respcache_core::{Error, ErrorKind};
+
+use crate::NAME;
+
+/// Maps a `redis` error to the [`ErrorKind`] a caller can act on:
+///
+/// | redis error | kind |
+/// |---|---|
+/// | I/O timeout | [`Timeout`](ErrorKind::Timeout) |
+/// | refused, dropped or broken connection, other I/O; `LOADING`, `TRYAGAIN`, `MASTERDOWN` | [`Connection`](ErrorKind::Connection) (temporary) |
+/// | authentication failed, `NOPERM`, invalid client configuration | [`Configuration`](ErrorKind::Configuration) |
+/// | a value over `proto-max-bulk-len` (512 MB by default) | [`PayloadTooLarge`](ErrorKind::PayloadTooLarge) |
+/// | anything else | [`Backend`](ErrorKind::Backend) |
+///
+/// The `redis` crate's messages never contain the password.
+pub(crate) fn map_redis_error(error: RedisError) -> Error {
+    map_redis_error_with(error, "Redis command failed".to_owned())
+}
+
+/// [`map_redis_error`] with a message of the caller's.
+pub(crate) fn map_redis_error_with(error: RedisError, message: String) -> Error {
+    let kind = kind_of(&error);
+    Error::new(kind, message)
+        .with_backend(NAME)
+        .with_source(error)
+}
+
+fn kind_of(error: &RedisError) -> ErrorKind {
+    if error.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    if error.is_io_error() || error.is_connection_refusal() || error.is_connection_dropped() {
+        return ErrorKind::Connection;
+    }
+    match error.kind() {
+        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig => {
+            ErrorKind::Configuration
+        }
+        redis::ErrorKind::Server(
+            ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown,
+        ) => ErrorKind::Connection,
+        redis::ErrorKind::Server(ServerErrorKind::NoPerm) => ErrorKind::Configuration,
+        _ => {
+            let text = error.to_string();
+            if text.contains("maximum allowed size") || text.contains("proto-max-bulk-len") {
+                ErrorKind::PayloadTooLarge
+            } else if text.contains("WRONGPASS") || text.contains("NOAUTH") {
+                ErrorKind::Configuration
+            } else {
+                ErrorKind::Backend
+            }
+        }
+    }
+}
+
+/// The error for a call that got no answer within `after`.
+pub(crate) fn timeout_error(after: Duration) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("Redis did not answer within {after:?}"),
+    )
+    .with_backend(NAME)
+}

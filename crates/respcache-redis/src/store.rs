@@ -1,0 +1,457 @@
+//! [`RedisStore`]: one repository's entries, as string keys under
+//! `<cache>:<repository>:`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use respcache_core::envelope::{self, HEADER_LEN, MAGIC};
+use respcache_core::stats::record_undecodable;
+use respcache_core::{
+    Entry, Error, ErrorKind, Key, Operation, Result, Select, Store, StoreSpec, Timestamp,
+    async_trait,
+};
+
+use crate::NAME;
+use crate::connection::Shared;
+use crate::layout::{entry_prefix, prefix_pattern};
+use crate::scripts::{DELETE_IF_HEADER, SET_EXPIRY};
+
+/// Keys asked per `SCAN` step when only keys or headers are read.
+const SCAN_COUNT: usize = 1000;
+/// Keys asked per `SCAN` step when whole entries are streamed: bounds the
+/// memory one page of `scan` holds.
+const SCAN_COUNT_ENTRIES: usize = 200;
+/// Redis refuses string values over 512 MiB (`proto-max-bulk-len`).
+const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
+
+/// One repository's entries in Redis. Get it from
+/// [`RedisBackend::open_store`](respcache_core::Backend::open_store) or
+/// [`RedisBackend::store`](crate::RedisBackend::store).
+///
+/// Each entry is one string key, `<cache>:<repository>:<encoded key>`,
+/// holding the core's [envelope](respcache_core::envelope), so:
+///
+/// | call | Redis |
+/// |---|---|
+/// | `get` | one `GET` |
+/// | `put` | one `SET` (`PXAT <purge time>` when the store has a retention) |
+/// | `get_many` | one `MGET` |
+/// | `put_many` | one `MULTI`/`SET`…/`EXEC` transaction, one round trip |
+/// | `delete`, `delete_many` | one `UNLINK` |
+/// | `contains` | one `GETRANGE 0 23` (the header, not the payload) |
+/// | `set_expiry` | one Lua script: patches the header with `SETRANGE`, then `PEXPIREAT` or `PERSIST` |
+/// | `count`, `clear` | `SCAN MATCH <prefix>* COUNT 1000`; for `Fresh`/`Expired`, a pipeline of `GETRANGE 0 23` per page, and for `clear` a compare-and-delete script per page |
+/// | `scan` | `SCAN … COUNT 200` + one `MGET` per page, streamed |
+///
+/// There is no index: nothing can grow when Redis drops keys on its own.
+/// An entry that cannot be decoded is a miss (logged and counted by
+/// [`record_undecodable`]): `get` returns `None`, `contains`, `scan` and
+/// `count(Fresh | Expired)` skip it, `set_expiry` reports `false` and leaves
+/// it alone; only `count(All)`, which reads no values, counts it, and only
+/// `clear(All)` and `delete` remove it.
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    spec: StoreSpec,
+    prefix: String,
+    pattern: String,
+}
+
+impl RedisStore {
+    pub(crate) fn new(shared: Arc<Shared>, spec: StoreSpec) -> Self {
+        let prefix = entry_prefix(&spec.cache, &spec.repository);
+        let pattern = prefix_pattern(&prefix);
+        RedisStore {
+            shared,
+            spec,
+            prefix,
+            pattern,
+        }
+    }
+
+    /// The spec the store was opened with.
+    pub fn spec(&self) -> &StoreSpec {
+        &self.spec
+    }
+
+    /// The Redis key an entry under `key` is stored at:
+    /// `<cache>:<repository>:<key.encode()>`.
+    pub fn redis_key(&self, key: &Key) -> String {
+        let encoded = key.encode();
+        let mut out = String::with_capacity(self.prefix.len() + encoded.len());
+        out.push_str(&self.prefix);
+        out.push_str(&encoded);
+        out
+    }
+
+    fn context(&self, operation: Operation) -> impl FnOnce(Error) -> Error + '_ {
+        move |e| e.in_context(NAME, self.spec.repository.as_str(), operation)
+    }
+
+    /// Decodes a stored value; an undecodable one (or one that holds
+    /// another key's entry) is recorded and becomes a miss.
+    fn decode(&self, bytes: &[u8], expected: &Key) -> Option<Entry> {
+        decode_value(bytes, Some(expected), self.spec.repository.as_str())
+    }
+
+    /// `SET key envelope [PXAT purge]`.
+    fn set_command(&self, entry: &Entry) -> Result<redis::Cmd> {
+        let value = envelope::encode(entry);
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!(
+                    "an entry of {} bytes exceeds Redis's 512 MiB value limit",
+                    value.len()
+                ),
+            )
+            .with_backend(NAME));
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(&entry.key)).arg(value);
+        if let Some(purge) = self.spec.purge_at(entry.expires_at) {
+            cmd.arg("PXAT").arg(purge_millis(purge));
+        }
+        Ok(cmd)
+    }
+
+    /// One step of `SCAN`: the next cursor (0 = done) and the keys found.
+    async fn scan_step(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
+        scan_step(&self.shared, &self.pattern, cursor, count).await
+    }
+
+    /// The 24-byte headers of `keys`, in one pipeline.
+    async fn headers(&self, keys: &[Vec<u8>]) -> Result<Vec<Vec<u8>>> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.cmd("GETRANGE").arg(key).arg(0).arg(HEADER_LEN - 1);
+        }
+        self.shared.query_pipeline(&pipe).await
+    }
+
+    /// Whether a raw header is selected; undecodable ones are recorded and
+    /// never selected, missing ones (deleted meanwhile) are skipped.
+    fn header_matches(&self, header: &[u8], select: Select, now: Timestamp) -> bool {
+        if header.is_empty() {
+            return false;
+        }
+        match envelope::decode_header(header) {
+            Ok(h) => select.matches(h.expires_at, now),
+            Err(e) => {
+                record_undecodable(NAME, self.spec.repository.as_str(), &e);
+                false
+            }
+        }
+    }
+
+    async fn count_inner(&self, select: Select, now: Timestamp) -> Result<u64> {
+        let mut total = 0u64;
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_step(cursor, SCAN_COUNT).await?;
+            if !keys.is_empty() {
+                if select == Select::All {
+                    total += keys.len() as u64;
+                } else {
+                    let headers = self.headers(&keys).await?;
+                    total += headers
+                        .iter()
+                        .filter(|h| self.header_matches(h, select, now))
+                        .count() as u64;
+                }
+            }
+            if next == 0 {
+                return Ok(total);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn clear_inner(&self, select: Select, now: Timestamp) -> Result<u64> {
+        let mut removed = 0u64;
+        let mut cursor = 0;
+        loop {
+            let (next, keys) = self.scan_step(cursor, SCAN_COUNT).await?;
+            if !keys.is_empty() {
+                removed += if select == Select::All {
+                    self.shared
+                        .query::<u64>(redis::cmd("UNLINK").arg(&keys))
+                        .await?
+                } else {
+                    let headers = self.headers(&keys).await?;
+                    let mut invocation = DELETE_IF_HEADER.prepare_invoke();
+                    let mut any = false;
+                    for (key, header) in keys.iter().zip(&headers) {
+                        if self.header_matches(header, select, now) {
+                            invocation.key(key).arg(header);
+                            any = true;
+                        }
+                    }
+                    if any {
+                        self.shared.invoke::<u64>(&invocation).await?
+                    } else {
+                        0
+                    }
+                };
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// Milliseconds for `PXAT` / `PEXPIREAT`, which refuse values below 1; a
+/// purge time at or before the epoch is long past either way.
+fn purge_millis(purge: Timestamp) -> i64 {
+    purge.as_millis().max(1)
+}
+
+fn decode_value(bytes: &[u8], expected: Option<&Key>, repository: &str) -> Option<Entry> {
+    match envelope::decode(bytes) {
+        Ok(entry) if expected.is_none_or(|k| *k == entry.key) => Some(entry),
+        Ok(entry) => {
+            let e = Error::new(
+                ErrorKind::Codec,
+                format!("the value holds the entry of another key, {}", entry.key),
+            )
+            .with_backend(NAME);
+            record_undecodable(NAME, repository, &e);
+            None
+        }
+        Err(e) => {
+            record_undecodable(NAME, repository, &e);
+            None
+        }
+    }
+}
+
+async fn scan_step(
+    shared: &Shared,
+    pattern: &str,
+    cursor: u64,
+    count: usize,
+) -> Result<(u64, Vec<Vec<u8>>)> {
+    shared
+        .query(
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count),
+        )
+        .await
+}
+
+/// State of a streaming `scan`: the next cursor, or done.
+struct ScanState {
+    shared: Arc<Shared>,
+    pattern: String,
+    repository: String,
+    select: Select,
+    now: Timestamp,
+    cursor: Option<u64>,
+}
+
+impl ScanState {
+    /// The next non-empty page of selected entries, or `None` at the end.
+    async fn next_page(mut self) -> Result<Option<(Vec<Entry>, ScanState)>> {
+        loop {
+            let Some(cursor) = self.cursor else {
+                return Ok(None);
+            };
+            let (next, keys) =
+                scan_step(&self.shared, &self.pattern, cursor, SCAN_COUNT_ENTRIES).await?;
+            self.cursor = (next != 0).then_some(next);
+            if keys.is_empty() {
+                continue;
+            }
+            let values: Vec<Option<Vec<u8>>> =
+                self.shared.query(redis::cmd("MGET").arg(&keys)).await?;
+            let page: Vec<Entry> = values
+                .iter()
+                .flatten()
+                .filter_map(|bytes| decode_value(bytes, None, &self.repository))
+                .filter(|entry| self.select.matches(entry.expires_at, self.now))
+                .collect();
+            if !page.is_empty() {
+                return Ok(Some((page, self)));
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let value: Option<Vec<u8>> = self
+            .shared
+            .query(redis::cmd("GET").arg(self.redis_key(key)))
+            .await
+            .map_err(self.context(Operation::Get))?;
+        Ok(value.and_then(|bytes| self.decode(&bytes, key)))
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
+        if keys.is_empty() {
+            self.shared
+                .connection()
+                .map_err(self.context(Operation::GetMany))?;
+            return Ok(Vec::new());
+        }
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        let values: Vec<Option<Vec<u8>>> = self
+            .shared
+            .query(redis::cmd("MGET").arg(&redis_keys))
+            .await
+            .map_err(self.context(Operation::GetMany))?;
+        Ok(values
+            .into_iter()
+            .zip(keys)
+            .map(|(value, key)| value.and_then(|bytes| self.decode(&bytes, key)))
+            .collect())
+    }
+
+    async fn put(&self, entry: Entry) -> Result<()> {
+        let cmd = self
+            .set_command(&entry)
+            .map_err(self.context(Operation::Put))?;
+        self.shared
+            .query::<()>(&cmd)
+            .await
+            .map_err(self.context(Operation::Put))
+    }
+
+    async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for entry in &entries {
+            let cmd = self
+                .set_command(entry)
+                .map_err(self.context(Operation::PutMany))?;
+            pipe.add_command(cmd).ignore();
+        }
+        if entries.is_empty() {
+            self.shared
+                .connection()
+                .map_err(self.context(Operation::PutMany))?;
+            return Ok(());
+        }
+        self.shared
+            .query_pipeline::<()>(&pipe)
+            .await
+            .map_err(self.context(Operation::PutMany))
+    }
+
+    async fn delete(&self, key: &Key) -> Result<bool> {
+        let n: u64 = self
+            .shared
+            .query(redis::cmd("UNLINK").arg(self.redis_key(key)))
+            .await
+            .map_err(self.context(Operation::Delete))?;
+        Ok(n > 0)
+    }
+
+    async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
+        if keys.is_empty() {
+            self.shared
+                .connection()
+                .map_err(self.context(Operation::DeleteMany))?;
+            return Ok(0);
+        }
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        self.shared
+            .query(redis::cmd("UNLINK").arg(&redis_keys))
+            .await
+            .map_err(self.context(Operation::DeleteMany))
+    }
+
+    async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
+        let header: Vec<u8> = self
+            .shared
+            .query(
+                redis::cmd("GETRANGE")
+                    .arg(self.redis_key(key))
+                    .arg(0)
+                    .arg(HEADER_LEN - 1),
+            )
+            .await
+            .map_err(self.context(Operation::Contains))?;
+        Ok(self.header_matches(&header, Select::Fresh, now))
+    }
+
+    async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
+        self.count_inner(select, now)
+            .await
+            .map_err(self.context(Operation::Count))
+    }
+
+    async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
+        self.clear_inner(select, now)
+            .await
+            .map_err(self.context(Operation::Clear))
+    }
+
+    fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
+        let repository = self.spec.repository.as_str().to_owned();
+        let state = ScanState {
+            shared: Arc::clone(&self.shared),
+            pattern: self.pattern.clone(),
+            repository: repository.clone(),
+            select,
+            now,
+            cursor: Some(0),
+        };
+        futures::stream::try_unfold(state, ScanState::next_page)
+            .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok)))
+            .try_flatten()
+            .map_err(move |e: Error| e.in_context(NAME, &repository, Operation::Scan))
+            .boxed()
+    }
+
+    async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
+        let purge = self
+            .spec
+            .purge_at(expires_at)
+            .map(|p| purge_millis(p).to_string())
+            .unwrap_or_default();
+        let outcome: i64 = self
+            .shared
+            .invoke(
+                SET_EXPIRY
+                    .key(self.redis_key(key))
+                    .arg(&MAGIC[..])
+                    .arg(if expires_at.is_some() { "1" } else { "0" })
+                    .arg(&expires_at.map_or(0, Timestamp::as_millis).to_be_bytes()[..])
+                    .arg(purge),
+            )
+            .await
+            .map_err(self.context(Operation::SetExpiry))?;
+        match outcome {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => {
+                let e = Error::new(
+                    ErrorKind::Codec,
+                    "set_expiry found a value that is not an entry envelope; left it untouched",
+                )
+                .with_backend(NAME);
+                record_undecodable(NAME, self.spec.repository.as_str(), &e);
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("server", &self.shared.target)
+            .field("prefix", &self.prefix)
+            .field("retention", &self.spec.retention)
+            .finish()
+    }
+}
