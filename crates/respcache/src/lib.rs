@@ -1,1 +1,39 @@
-//! respcache: cache HTTP API responses in SQLite, the filesystem, Redis, MongoDB or DynamoDB.
+#![doc = include_str!("../../../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connect;
+
+pub use connect::{SCHEMES, connect, redact_url};
+pub use respcache_core::*;
+
+/// The SQLite backend (feature `sqlite`, on by default).
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use respcache_sqlite as sqlite;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use respcache_sqlite::SqliteBackend;
+
+/// The filesystem backend (feature `fs`).
+#[cfg(feature = "fs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
+pub use respcache_fs as fs;
+#[cfg(feature = "fs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fs")))]
+pub use respcache_fs::FsBackend;
+
+/// The DynamoDB backend (feature `dynamodb`).
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub use respcache_dynamodb as dynamodb;
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub use respcache_dynamodb::DynamoDbBackend;
+
+/// The Redis backend (feature `redis`).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use respcache_redis as redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use respcache_redis::RedisBackend;

@@ -1,0 +1,158 @@
+//! [`connect`]: choose a backend at run time from a URL.
+
+use std::sync::Arc;
+
+use respcache_core::{Backend, Error, ErrorKind, MemoryBackend, Result};
+
+/// Every scheme respcache knows, with the Cargo feature that enables it.
+pub const SCHEMES: &[(&str, &str)] = &[
+    ("memory", "(always on)"),
+    ("sqlite", "sqlite"),
+    ("fs", "fs"),
+    ("redis", "redis"),
+    ("rediss", "redis"),
+    ("mongodb", "mongodb"),
+    ("mongodb+srv", "mongodb"),
+    ("dynamodb", "dynamodb"),
+];
+
+/// Connects to the backend a URL names, by its scheme:
+///
+/// | URL | backend | feature |
+/// |---|---|---|
+/// | `memory://` | in process memory | always |
+/// | `sqlite:///abs/path/cache.sqlite`, `sqlite://rel.sqlite`, `sqlite::memory:` | SQLite | `sqlite` (default) |
+/// | `fs:///abs/dir` | files on disk | `fs` |
+/// | `redis://host:6379/0`, `rediss://…` | Redis | `redis` |
+/// | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongodb` |
+/// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
+///
+/// A known scheme whose feature is off is a [`ErrorKind::Configuration`]
+/// error naming the feature to enable; an unknown scheme lists the known
+/// ones. Passwords never appear in errors.
+///
+/// ```
+/// # async fn demo() -> respcache::Result<()> {
+/// let backend = respcache::connect("sqlite::memory:").await?;
+/// assert_eq!(backend.name(), "sqlite");
+/// let err = respcache::connect("gopher://x").await.unwrap_err();
+/// assert_eq!(err.kind(), respcache::ErrorKind::Configuration);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
+    let Some((scheme, _)) = url.split_once(':') else {
+        return Err(Error::new(
+            ErrorKind::Configuration,
+            format!(
+                "{:?} is not a backend URL: it has no scheme (e.g. sqlite:///path/cache.sqlite)",
+                redact_url(url)
+            ),
+        ));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "memory" => Ok(Arc::new(MemoryBackend::new())),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Arc::new(
+            respcache_sqlite::SqliteBackend::connect(url).await?,
+        )),
+        #[cfg(feature = "fs")]
+        "fs" => Ok(Arc::new(respcache_fs::FsBackend::connect_url(url).await?)),
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?)),
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => Ok(Arc::new(
+            respcache_dynamodb::DynamoDbBackend::connect(url).await?,
+        )),
+        other => Err(unavailable(other, url)),
+    }
+}
+
+fn unavailable(scheme: &str, url: &str) -> Error {
+    match SCHEMES.iter().find(|(s, _)| *s == scheme) {
+        Some((_, feature)) => Error::new(
+            ErrorKind::Configuration,
+            format!(
+                "{:?} needs the `{feature}` feature of respcache, which this build does not have: \
+                 add `features = [\"{feature}\"]` to the respcache dependency",
+                redact_url(url)
+            ),
+        ),
+        None => Error::new(
+            ErrorKind::Configuration,
+            format!(
+                "{:?}: unknown backend scheme {scheme:?}; known schemes: {}",
+                redact_url(url),
+                SCHEMES
+                    .iter()
+                    .map(|(s, _)| *s)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    }
+}
+
+/// The URL with any password replaced by `***`, for printing.
+///
+/// ```
+/// assert_eq!(
+///     respcache::redact_url("redis://user:secret@host:6379/0"),
+///     "redis://user:***@host:6379/0"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("***")).is_ok() {
+                parsed.to_string()
+            } else {
+                "<unprintable URL>".to_owned()
+            }
+        }
+        Ok(_) => url.to_owned(),
+        // Not parseable: hide everything between "://" and the last '@'.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(start), Some(at)) if at > start => {
+                format!("{}***{}", &url[..start + 3], &url[at..])
+            }
+            _ => url.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_scheme_lists_the_known_ones() {
+        let err = connect("gopher://x").await.err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("unknown backend scheme \"gopher\""), "{text}");
+        assert!(text.contains("sqlite, fs, redis"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn no_scheme_is_a_configuration_error() {
+        let err = connect("just-a-path").await.err().map(|e| e.kind());
+        assert_eq!(err, Some(ErrorKind::Configuration));
+    }
+
+    #[tokio::test]
+    async fn memory_always_works() {
+        let b = connect("memory://").await.map(|b| b.name());
+        assert_eq!(b.ok(), Some("memory"));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("mongodb://u:p%40ss@h/db"),
+            "mongodb://u:***@h/db"
+        );
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(redact_url("weird://u:pw@ho st"), "weird://***@ho st");
+    }
+}
