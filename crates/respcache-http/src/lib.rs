@@ -1,1 +1,34 @@
-//! HTTP layer for respcache: CachedSession and CachedResponse on hyper.
+#![doc = include_str!("../README.md")]
+
+mod builder;
+mod client;
+mod coalesce;
+mod directives;
+mod error;
+mod freshness;
+pub mod meta;
+mod normalize;
+mod request;
+mod response;
+mod stats;
+mod status;
+mod target;
+mod transport;
+
+pub use builder::{CacheMode, CachedClientBuilder, DEFAULT_CACHE_NAME, DEFAULT_IGNORED};
+pub use client::{CachedClient, CachedSession};
+pub use error::{Error, ErrorKind, Result};
+pub use meta::ResponseMeta;
+pub use normalize::REDACTED;
+pub use request::RequestBuilder;
+pub use response::{CachedResponse, FinalUrl};
+pub use stats::CacheStats;
+pub use status::{CacheOutcome, CacheStatus, Forward};
+pub use target::{HTTP_REPOSITORY, REDIRECTS_REPOSITORY, REQUEST_FIELD};
+
+// Re-exported so users build on the same versions.
+pub use http;
+pub use http_cache_semantics;
+pub use hyper;
+pub use respcache_core;
+pub use rustls;

@@ -1,0 +1,561 @@
+//! [`CachedClientBuilder`]: the options users of requests-cache and
+//! aiohttp-client-cache expect, checked once at build time.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use http::{HeaderName, Method};
+use http_cache_semantics::CacheOptions;
+use respcache_core::{Backend, Clock, Expiry, Name, ResponseCache, SystemClock};
+use url::Url;
+
+use crate::client::CachedClient;
+use crate::error::{Error, ErrorKind, Result};
+use crate::normalize::KeyRules;
+use crate::response::CachedResponse;
+use crate::target::{self, BackendTarget, CacheTarget, Target};
+use crate::transport::{Transport, TransportOptions};
+
+/// The parameters and headers ignored by default: left out of keys and
+/// redacted in what is stored.
+pub const DEFAULT_IGNORED: [&str; 5] = [
+    "Authorization",
+    "Proxy-Authorization",
+    "X-API-Key",
+    "access_token",
+    "api_key",
+];
+
+/// The cache name a client over a plain backend uses unless told otherwise.
+pub const DEFAULT_CACHE_NAME: &str = "http_cache";
+
+/// Whether the cache is read and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// Read stored answers and store new ones (the default).
+    #[default]
+    ReadWrite,
+    /// Read stored answers; never write, delete or freshen anything.
+    ReadOnly,
+    /// Do not use the cache at all: every request goes to the origin.
+    Disabled,
+}
+
+type Filter = Arc<dyn Fn(&CachedResponse) -> bool + Send + Sync>;
+
+/// Everything a client decides with, after validation.
+pub(crate) struct Options {
+    pub(crate) default_expiry: Option<Expiry>,
+    pub(crate) url_expiry: Vec<UrlPattern>,
+    pub(crate) allowed_codes: Vec<u16>,
+    pub(crate) allowed_methods: Vec<Method>,
+    pub(crate) rules: KeyRules,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) respect_cache_control: bool,
+    pub(crate) shared: bool,
+    pub(crate) mode: CacheMode,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    pub(crate) max_body_size: Option<usize>,
+    pub(crate) policy: CacheOptions,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("default_expiry", &self.default_expiry)
+            .field(
+                "url_expiry",
+                &self
+                    .url_expiry
+                    .iter()
+                    .map(|p| (p.glob.glob().glob().to_owned(), p.expiry))
+                    .collect::<Vec<_>>(),
+            )
+            .field("allowed_codes", &self.allowed_codes)
+            .field("allowed_methods", &self.allowed_methods)
+            .field("rules", &self.rules)
+            .field("filter", &self.filter.is_some())
+            .field("respect_cache_control", &self.respect_cache_control)
+            .field("shared", &self.shared)
+            .field("mode", &self.mode)
+            .field("stale_if_error", &self.stale_if_error)
+            .field("stale_while_revalidate", &self.stale_while_revalidate)
+            .field("max_body_size", &self.max_body_size)
+            .finish()
+    }
+}
+
+impl Options {
+    /// The expiry of the first per-URL pattern matching `url`.
+    pub(crate) fn url_expiry(&self, url: &Url) -> Option<Expiry> {
+        if self.url_expiry.is_empty() {
+            return None;
+        }
+        let host = match url.port() {
+            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+            None => url.host_str().unwrap_or("").to_owned(),
+        };
+        let full = format!("{host}{}", url.path());
+        self.url_expiry
+            .iter()
+            .find(|p| p.glob.is_match(if p.host_only { &host } else { &full }))
+            .map(|p| p.expiry)
+    }
+}
+
+/// One per-URL expiry: a glob matched against `host[:port]/path`, or
+/// against `host[:port]` alone when the pattern has no `/`.
+pub(crate) struct UrlPattern {
+    glob: GlobMatcher,
+    host_only: bool,
+    expiry: Expiry,
+}
+
+/// Builds a [`CachedClient`]. Every option has a default; `build` checks
+/// them all and opens the stores.
+///
+/// ```no_run
+/// # async fn demo() -> respcache_http::Result<()> {
+/// use std::{sync::Arc, time::Duration};
+/// use respcache_core::MemoryBackend;
+/// use respcache_http::CachedClient;
+///
+/// let client = CachedClient::builder()
+///     .cache_name("demo")
+///     .default_expiry(Duration::from_secs(3600))
+///     .url_expiry("api.example.com/v1/tracks/*", Duration::from_secs(86_400))
+///     .url_expiry("*.example.com", Duration::from_secs(60))
+///     .allowed_codes([200, 203, 404])
+///     .match_headers(["accept-language"])
+///     .stale_if_error(Duration::from_secs(600))
+///     .build(Arc::new(MemoryBackend::new()))
+///     .await?;
+/// let response = client.get("https://api.example.com/v1/tracks/42").send().await?;
+/// println!("{} from_cache={}", response.status(), response.from_cache());
+/// # Ok(()) }
+/// ```
+pub struct CachedClientBuilder {
+    cache_name: String,
+    clock: Option<Arc<dyn Clock>>,
+    default_expiry: Option<Expiry>,
+    url_expiry: Vec<(String, Expiry)>,
+    allowed_codes: Vec<u16>,
+    allowed_methods: Vec<Method>,
+    match_headers: Vec<String>,
+    ignored: Vec<String>,
+    filter: Option<Filter>,
+    respect_cache_control: bool,
+    shared: bool,
+    mode: CacheMode,
+    stale_if_error: Option<Duration>,
+    stale_while_revalidate: Option<Duration>,
+    max_body_size: Option<usize>,
+    heuristic: f32,
+    retention: Option<Duration>,
+    transport: TransportOptions,
+}
+
+impl fmt::Debug for CachedClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedClientBuilder")
+            .field("cache_name", &self.cache_name)
+            .field("default_expiry", &self.default_expiry)
+            .field("url_expiry", &self.url_expiry)
+            .field("allowed_codes", &self.allowed_codes)
+            .field("allowed_methods", &self.allowed_methods)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CachedClientBuilder {
+    fn default() -> Self {
+        CachedClientBuilder {
+            cache_name: DEFAULT_CACHE_NAME.to_owned(),
+            clock: None,
+            default_expiry: None,
+            url_expiry: Vec::new(),
+            allowed_codes: vec![200],
+            allowed_methods: vec![Method::GET, Method::HEAD],
+            match_headers: Vec::new(),
+            ignored: DEFAULT_IGNORED.iter().map(|s| (*s).to_owned()).collect(),
+            filter: None,
+            respect_cache_control: true,
+            shared: false,
+            mode: CacheMode::ReadWrite,
+            stale_if_error: None,
+            stale_while_revalidate: None,
+            max_body_size: None,
+            heuristic: 0.1,
+            retention: None,
+            transport: TransportOptions::default(),
+        }
+    }
+}
+
+impl CachedClientBuilder {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        CachedClientBuilder::default()
+    }
+
+    /// The cache name when building over a plain backend (default
+    /// [`DEFAULT_CACHE_NAME`]); validated like every respcache name.
+    pub fn cache_name(mut self, name: impl Into<String>) -> Self {
+        self.cache_name = name.into();
+        self
+    }
+
+    /// Where the current time comes from (default: the system clock; over a
+    /// [`ResponseCache`], its repositories' clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// How long responses without explicit freshness stay fresh (default:
+    /// the HTTP heuristic, or never when `Cache-Control` is not respected).
+    pub fn default_expiry(mut self, expiry: impl Into<Expiry>) -> Self {
+        self.default_expiry = Some(expiry.into());
+        self
+    }
+
+    /// The expiry of URLs matching `pattern`, a glob matched against
+    /// `host[:port]/path` (no scheme, no query). `*` matches any characters,
+    /// `/` included; a pattern without `/` names hosts
+    /// (`*.example.com`). The first matching pattern wins. A bad pattern is
+    /// a [`Configuration`](ErrorKind::Configuration) error at build time.
+    pub fn url_expiry(mut self, pattern: impl Into<String>, expiry: impl Into<Expiry>) -> Self {
+        self.url_expiry.push((pattern.into(), expiry.into()));
+        self
+    }
+
+    /// The status codes whose responses are stored (default: 200).
+    pub fn allowed_codes(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
+        self.allowed_codes = codes.into_iter().collect();
+        self
+    }
+
+    /// The methods whose responses are stored (default: GET and HEAD; HEAD
+    /// is answered from a stored GET). Adding POST caches POST responses
+    /// keyed by their body digest.
+    pub fn allowed_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.allowed_methods = methods.into_iter().collect();
+        self
+    }
+
+    /// Request headers whose values join the key (default: none).
+    pub fn match_headers<I, S>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.match_headers = headers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the ignored query parameters and headers (default
+    /// [`DEFAULT_IGNORED`]): they never join a key and their values are
+    /// replaced by `REDACTED` in everything stored.
+    pub fn ignored_parameters<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ignored = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds one ignored query parameter or header to the list.
+    pub fn ignore_parameter(mut self, name: impl Into<String>) -> Self {
+        self.ignored.push(name.into());
+        self
+    }
+
+    /// Stores a response only when `filter` returns `true` (it sees the
+    /// response as the caller will).
+    pub fn filter(
+        mut self,
+        filter: impl Fn(&CachedResponse) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// Whether `Cache-Control`, `Expires`, validators and the other HTTP
+    /// caching headers are respected (default `true`). When `false`, the
+    /// configured expiries alone decide.
+    pub fn cache_control(mut self, respect: bool) -> Self {
+        self.respect_cache_control = respect;
+        self
+    }
+
+    /// Behave as a shared cache (`s-maxage`, `proxy-revalidate`; `private`
+    /// responses are not stored). Default: a private cache.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// Read-write (default), read-only or disabled.
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Shorthand for [`CacheMode::ReadOnly`].
+    pub fn read_only(self) -> Self {
+        self.mode(CacheMode::ReadOnly)
+    }
+
+    /// Shorthand for [`CacheMode::Disabled`].
+    pub fn disabled(self) -> Self {
+        self.mode(CacheMode::Disabled)
+    }
+
+    /// Serve a stale response up to `window` past its expiry when the origin
+    /// fails (connection error or 5xx), as `stale-if-error` would
+    /// (default: only when the response or request says so).
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Serve a stale response up to `window` past its expiry at once and
+    /// refresh it in the background, as `stale-while-revalidate` would
+    /// (default: only when the response says so).
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Bodies larger than `bytes` are returned but not stored (default: no
+    /// limit beyond the backend's own).
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = Some(bytes);
+        self
+    }
+
+    /// The fraction of the time since `Last-Modified` used as heuristic
+    /// freshness (default 0.1).
+    pub fn heuristic_fraction(mut self, fraction: f32) -> Self {
+        self.heuristic = fraction;
+        self
+    }
+
+    /// How long stale entries are kept by backends with native expiry
+    /// (default: until cleared). Used when building over a plain backend.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Some(retention);
+        self
+    }
+
+    /// How many redirects are followed (default 10).
+    pub fn max_redirects(mut self, n: usize) -> Self {
+        self.transport.max_redirects = n;
+        self
+    }
+
+    /// A time limit for each origin request (default: none).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.transport.timeout = Some(timeout);
+        self
+    }
+
+    /// A time limit for connecting (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.transport.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// How long idle pooled connections are kept (default 90 s).
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.transport.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// The rustls configuration for HTTPS (default: the aws-lc-rs provider
+    /// and the platform's root certificates).
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.transport.tls = Some(Arc::new(config));
+        self
+    }
+
+    fn options(&self) -> Result<Options> {
+        let bad = |msg: String| Error::new(ErrorKind::Configuration, msg);
+        let mut url_expiry = Vec::with_capacity(self.url_expiry.len());
+        for (pattern, expiry) in &self.url_expiry {
+            let p = pattern
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            let glob = GlobBuilder::new(p)
+                .case_insensitive(false)
+                .literal_separator(false)
+                .build()
+                .map_err(|e| bad(format!("URL pattern {pattern:?}: {e}")).with_source(e))?;
+            url_expiry.push(UrlPattern {
+                glob: glob.compile_matcher(),
+                host_only: !p.contains('/'),
+                expiry: *expiry,
+            });
+        }
+        let mut match_headers = Vec::with_capacity(self.match_headers.len());
+        for h in &self.match_headers {
+            let name = HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes())
+                .map_err(|e| bad(format!("match header {h:?}: {e}")).with_source(e))?;
+            match_headers.push(name);
+        }
+        if !(0.0..=1.0).contains(&self.heuristic) {
+            return Err(bad(format!(
+                "heuristic fraction {} is not between 0 and 1",
+                self.heuristic
+            )));
+        }
+        let policy = CacheOptions {
+            shared: self.shared,
+            cache_heuristic: self.heuristic,
+            ..CacheOptions::default()
+        };
+        Ok(Options {
+            default_expiry: self.default_expiry,
+            url_expiry,
+            allowed_codes: self.allowed_codes.clone(),
+            allowed_methods: self.allowed_methods.clone(),
+            rules: KeyRules::new(&self.ignored, &match_headers),
+            filter: self.filter.clone(),
+            respect_cache_control: self.respect_cache_control,
+            shared: self.shared,
+            mode: self.mode,
+            stale_if_error: self.stale_if_error,
+            stale_while_revalidate: self.stale_while_revalidate,
+            max_body_size: self.max_body_size,
+            policy,
+        })
+    }
+
+    /// Builds a client that caches plain HTTP in `backend`: one store named
+    /// `http` (key: a digest of the normalised request) and one named
+    /// `http_redirects`, in the cache [`cache_name`](Self::cache_name).
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) for a bad option or name,
+    /// or when the backend cannot open the stores.
+    pub async fn build(self, backend: Arc<dyn Backend>) -> Result<CachedClient> {
+        let options = self.options()?;
+        let cache = Name::new(self.cache_name.as_str())?;
+        let store = target::open_digest_store(
+            backend.as_ref(),
+            &cache,
+            target::HTTP_REPOSITORY,
+            self.retention,
+        )
+        .await?;
+        let redirects = target::open_digest_store(
+            backend.as_ref(),
+            &cache,
+            target::REDIRECTS_REPOSITORY,
+            self.retention,
+        )
+        .await?;
+        let target = BackendTarget {
+            backend,
+            store,
+            redirects,
+            repository: Arc::from(target::HTTP_REPOSITORY),
+        };
+        let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        self.finish(options, Box::new(target), clock)
+    }
+
+    /// Builds a client that stores answers in the repositories of `cache`:
+    /// its router picks the repository, the repository's settings the key,
+    /// and the raw body is the payload (so `Repository::get_response` reads
+    /// it with the repository's codec). Requests no repository takes are
+    /// not cached. Redirect pointers go to a store named `http_redirects`
+    /// in the same cache. A repository's own expiry counts as its per-URL
+    /// expiry.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub async fn build_with_cache<P: Send + Sync + 'static>(
+        self,
+        cache: Arc<ResponseCache<P>>,
+    ) -> Result<CachedClient> {
+        let options = self.options()?;
+        let name = Name::new(cache.cache_name())?;
+        let redirects = target::open_digest_store(
+            cache.backend().as_ref(),
+            &name,
+            target::REDIRECTS_REPOSITORY,
+            self.retention,
+        )
+        .await?;
+        let clock = self.clock.clone().unwrap_or_else(|| {
+            cache.repositories().first().map_or_else(
+                || Arc::new(SystemClock) as Arc<dyn Clock>,
+                |r| Arc::clone(r.clock()),
+            )
+        });
+        let target: Box<dyn Target> = Box::new(CacheTarget { cache, redirects });
+        self.finish(options, target, clock)
+    }
+
+    fn finish(
+        self,
+        options: Options,
+        target: Box<dyn Target>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<CachedClient> {
+        let transport = Transport::new(self.transport)?;
+        Ok(CachedClient::from_parts(options, target, transport, clock))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_patterns_first_match_wins_and_host_patterns_cover_paths() -> Result<()> {
+        let o = CachedClientBuilder::new()
+            .url_expiry("api.example.com/v1/tracks/*", Duration::from_secs(1))
+            .url_expiry("*.example.com", Duration::from_secs(2))
+            .url_expiry("https://static.test:8443/img/*.png", Expiry::Never)
+            .options()?;
+        let at = |u: &str| o.url_expiry(&Url::parse(u).unwrap());
+        assert_eq!(
+            at("https://api.example.com/v1/tracks/7?x=1"),
+            Some(Expiry::After(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            at("https://api.example.com/v1/albums/7"),
+            Some(Expiry::After(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            at("https://static.test:8443/img/a/b.png"),
+            Some(Expiry::Never)
+        );
+        assert_eq!(at("https://example.org/"), None);
+        assert_eq!(at("https://evil.test/a.example.com/x"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_options_are_configuration_errors() {
+        let e = CachedClientBuilder::new()
+            .url_expiry("a/[", Expiry::Never)
+            .options()
+            .err();
+        assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Configuration));
+        let e = CachedClientBuilder::new()
+            .match_headers(["bad header"])
+            .options()
+            .err();
+        assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Configuration));
+    }
+}

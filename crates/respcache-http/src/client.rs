@@ -1,0 +1,1317 @@
+//! [`CachedClient`]: asks the cache first, otherwise the origin, applies the
+//! HTTP caching rules and stores the answer through the core contract.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::header::{
+    AGE, CONTENT_LOCATION, ETAG, EXPIRES, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
+};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http_cache_semantics::{AfterResponse, CachePolicy};
+use respcache_core::{Backend, Clock, DynStore, Entry, ErrorKind as CoreErrorKind, Key, Timestamp};
+use tokio::sync::Notify;
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::builder::{CacheMode, CachedClientBuilder, Options};
+use crate::coalesce::{Coalescer, OnePerKey, Share};
+use crate::directives::Directives;
+use crate::error::{Error, Result};
+use crate::freshness::{self, Decision, Lifetime, Rules, Stored};
+use crate::meta::{ResponseMeta, StoredMeta, VaryIndex, VaryMatch, header_list};
+use crate::normalize::{vary_digest, vary_names};
+use crate::request::{Prepared, RequestBuilder};
+use crate::response::CachedResponse;
+use crate::stats::{CacheStats, Counters};
+use crate::status::{CacheOutcome, CacheStatus, Forward};
+use crate::target::{Slot, Target, digest_key};
+use crate::transport::{OriginRequest, OriginResponse, Transport};
+
+/// A caching HTTP client: the client programs call instead of a plain HTTP
+/// client (the seed and DESIGN.md call it `CachedSession`; [`CachedSession`]
+/// is an alias).
+///
+/// It asks the cache first; on a miss, a stale entry that needs
+/// revalidation, or a refresh, it sends the request through a pooled hyper
+/// client, decides by RFC 9111 and RFC 5861 whether and how long to keep
+/// the answer, and stores it through the core [`Store`](respcache_core::Store)
+/// contract, so it works on every backend.
+///
+/// Cheap to clone (an `Arc` inside); clones share the cache, the connection
+/// pool and the counters.
+///
+/// # Concurrent identical requests
+///
+/// Requests that need the origin and are identical (same key, same headers)
+/// while one of them is in flight wait for it and get the same answer: one
+/// origin request and one write for all of them. A `stale-while-revalidate`
+/// refresh runs once per key however many requests arrive.
+///
+/// # Errors and the cache
+///
+/// A failing cache never fails a request: cache errors are logged
+/// (`tracing`, target `respcache_http`) and counted in
+/// [`CacheStats::cache_errors`], and the request goes to the origin.
+///
+/// ```no_run
+/// # async fn demo() -> respcache_http::Result<()> {
+/// use std::{sync::Arc, time::Duration};
+/// use respcache_core::MemoryBackend;
+/// use respcache_http::CachedClient;
+///
+/// let client = CachedClient::builder()
+///     .default_expiry(Duration::from_secs(300))
+///     .build(Arc::new(MemoryBackend::new()))
+///     .await?;
+/// let first = client.get("https://httpbin.example/get").send().await?;
+/// let again = client.get("https://httpbin.example/get").send().await?;
+/// assert!(!first.from_cache() && again.from_cache());
+/// assert_eq!(first.bytes(), again.bytes());
+/// # Ok(()) }
+/// ```
+#[doc(alias = "CachedSession")]
+#[derive(Clone)]
+pub struct CachedClient {
+    inner: Arc<Inner>,
+}
+
+/// The name the seed and DESIGN.md use.
+pub type CachedSession = CachedClient;
+
+impl fmt::Debug for CachedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedClient")
+            .field("target", &self.inner.target)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+type Answer = Result<CachedResponse>;
+
+impl Share for Answer {
+    fn share(&self) -> Self {
+        match self {
+            Ok(r) => Ok(r.clone()),
+            Err(e) => Err(e.duplicate()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Background {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+struct BackgroundGuard(Arc<Inner>);
+
+impl Drop for BackgroundGuard {
+    fn drop(&mut self) {
+        if self.0.background.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.background.idle.notify_waiters();
+        }
+    }
+}
+
+struct Inner {
+    options: Options,
+    target: Box<dyn Target>,
+    transport: Transport,
+    clock: Arc<dyn Clock>,
+    counters: Counters,
+    flights: Coalescer<Answer>,
+    refreshing: Arc<OnePerKey>,
+    background: Background,
+}
+
+/// A stored response found for a request.
+#[derive(Clone)]
+struct Found {
+    entry: Entry,
+    meta: ResponseMeta,
+    headers: HeaderMap,
+    /// Where it is stored (a variant key under `Vary`).
+    key: Key,
+    /// The final URL when it was found through a redirect pointer.
+    via_redirect: Option<Url>,
+}
+
+/// What the cache holds for a request.
+#[derive(Clone, Default)]
+struct Read {
+    found: Option<Found>,
+    /// The vary index at the request's primary key, if any.
+    index: Option<VaryIndex>,
+    /// Something is stored for the URL, but not this variant.
+    vary_miss: bool,
+}
+
+enum Decoded {
+    /// No meta: an entry written by a `Repository` directly.
+    Raw,
+    Meta(StoredMeta),
+    Undecodable,
+}
+
+/// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2).
+const NOT_UPDATED_BY_304: [&str; 10] = [
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "content-range",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+static NONCE: AtomicU64 = AtomicU64::new(0);
+
+fn new_nonce(now: Timestamp) -> u64 {
+    let n = NONCE.fetch_add(1, Ordering::Relaxed);
+    let h = blake3::hash(&[now.as_millis().to_le_bytes(), n.to_le_bytes()].concat());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn version_code(v: Version) -> u8 {
+    match v {
+        Version::HTTP_09 => 9,
+        Version::HTTP_10 => 10,
+        Version::HTTP_2 => 20,
+        Version::HTTP_3 => 30,
+        _ => 11,
+    }
+}
+
+fn version_of(code: u8) -> Version {
+    match code {
+        9 => Version::HTTP_09,
+        10 => Version::HTTP_10,
+        20 => Version::HTTP_2,
+        30 => Version::HTTP_3,
+        _ => Version::HTTP_11,
+    }
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+impl CachedClient {
+    /// A builder with every default.
+    pub fn builder() -> CachedClientBuilder {
+        CachedClientBuilder::new()
+    }
+
+    /// A client with every default over `backend`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CachedClientBuilder::build`].
+    pub async fn new(backend: Arc<dyn Backend>) -> Result<Self> {
+        CachedClientBuilder::new().build(backend).await
+    }
+
+    pub(crate) fn from_parts(
+        options: Options,
+        target: Box<dyn Target>,
+        transport: Transport,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        CachedClient {
+            inner: Arc::new(Inner {
+                options,
+                target,
+                transport,
+                clock,
+                counters: Counters::default(),
+                flights: Coalescer::default(),
+                refreshing: Arc::new(OnePerKey::default()),
+                background: Background::default(),
+            }),
+        }
+    }
+
+    /// Starts a request of `method` to `url`.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, url)
+    }
+
+    /// Starts a GET request.
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a HEAD request (answered from a stored GET when one is fresh).
+    pub fn head(&self, url: &str) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// Starts a POST request.
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a PUT request.
+    pub fn put(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a PATCH request.
+    pub fn patch(&self, url: &str) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Starts a DELETE request.
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Sends an `http::Request` through the cache.
+    ///
+    /// # Errors
+    ///
+    /// As [`RequestBuilder::send`].
+    pub async fn send(&self, request: http::Request<Bytes>) -> Result<CachedResponse> {
+        let (parts, body) = request.into_parts();
+        RequestBuilder::new(self.clone(), parts.method, &parts.uri.to_string())
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+    }
+
+    /// The counters since the client was built.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// How many origin requests are in flight with requests waiting on
+    /// them, plus running background refreshes: the only per-key state the
+    /// client keeps, released as each request ends.
+    pub fn in_flight(&self) -> usize {
+        self.inner.flights.in_flight() + self.inner.refreshing.len()
+    }
+
+    /// The clock the client reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// Waits until every background refresh (`stale-while-revalidate`) has
+    /// finished.
+    pub async fn wait_background(&self) {
+        loop {
+            let notified = self.inner.background.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.background.active.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Removes the stored answers to GET and HEAD requests for `url` (as a
+    /// successful POST, PUT, PATCH or DELETE to it does); returns how many
+    /// entries were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidUrl`](crate::ErrorKind::InvalidUrl) for a bad URL. Cache
+    /// failures are logged and counted, not returned.
+    pub async fn invalidate(&self, url: &str) -> Result<u64> {
+        let url = Url::parse(url)
+            .map_err(|e| Error::new(crate::ErrorKind::InvalidUrl, format!("{url:?}: {e}")))?;
+        Ok(self.inner.invalidate_url(&url, &HeaderMap::new()).await)
+    }
+
+    pub(crate) fn redact(&self, url: &Url) -> Url {
+        self.inner.options.rules.redact_url(url)
+    }
+
+    pub(crate) async fn execute(&self, request: Prepared) -> Result<CachedResponse> {
+        let inner = &self.inner;
+        let redacted = inner.options.rules.redact_url(&request.url);
+        let line = format!("{} {}", request.method, redacted);
+        let span = tracing::info_span!(
+            "respcache_http.request",
+            method = %request.method,
+            url = %redacted,
+            outcome = tracing::field::Empty,
+            status = tracing::field::Empty,
+        );
+        let out = inner.run(request, &line).instrument(span.clone()).await;
+        match &out {
+            Ok(r) => {
+                span.record("outcome", r.outcome().as_str());
+                span.record("status", r.status().as_u16());
+                inner.counters.record(r.outcome(), r.body.len());
+                tracing::debug!(parent: &span, cache_status = %r.cache_status(), "respcache-http: {line}");
+            }
+            Err(e) => {
+                span.record("outcome", "error");
+                inner.counters.record_error();
+                tracing::debug!(parent: &span, error = %e, "respcache-http: {line}");
+            }
+        }
+        out
+    }
+}
+
+impl Inner {
+    fn rules(&self) -> Rules {
+        Rules {
+            respect_cache_control: self.options.respect_cache_control,
+            shared: self.options.shared,
+            stale_while_revalidate: self.options.stale_while_revalidate,
+            stale_if_error: self.options.stale_if_error,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn cache_error(&self, op: &str, repository: &str, e: &respcache_core::Error) {
+        Counters::bump(&self.counters.cache_errors);
+        tracing::warn!(
+            backend = self.target.backend_name(),
+            repository,
+            operation = op,
+            error = %e,
+            "respcache-http: cache operation failed; the request goes on without the cache"
+        );
+    }
+
+    async fn cache_get(&self, store: &Arc<DynStore>, key: &Key, repository: &str) -> Option<Entry> {
+        match store.get(key).await {
+            Ok(e) => e,
+            Err(e) => {
+                self.cache_error("get", repository, &e);
+                None
+            }
+        }
+    }
+
+    async fn cache_put(&self, store: &Arc<DynStore>, entry: Entry, repository: &str) -> bool {
+        match store.put(entry).await {
+            Ok(()) => true,
+            Err(e) => {
+                self.cache_error("put", repository, &e);
+                false
+            }
+        }
+    }
+
+    async fn cache_delete(&self, store: &Arc<DynStore>, key: &Key, repository: &str) -> bool {
+        match store.delete(key).await {
+            Ok(existed) => existed,
+            Err(e) => {
+                self.cache_error("delete", repository, &e);
+                false
+            }
+        }
+    }
+
+    fn decode(&self, entry: &Entry, repository: &str) -> Decoded {
+        let Some(bytes) = &entry.meta else {
+            return Decoded::Raw;
+        };
+        match StoredMeta::decode(bytes) {
+            Ok(m) => Decoded::Meta(m),
+            Err(e) => {
+                Counters::bump(&self.counters.undecodable);
+                let err =
+                    respcache_core::Error::new(CoreErrorKind::Codec, format!("HTTP meta: {}", e.0));
+                respcache_core::stats::record_undecodable(
+                    self.target.backend_name(),
+                    repository,
+                    &err,
+                );
+                Decoded::Undecodable
+            }
+        }
+    }
+
+    /// A `ResponseMeta` for an entry a `Repository` wrote without one: a
+    /// plain 200 with no headers, received when it was cached.
+    fn raw_meta(&self, entry: &Entry, url: &Url) -> Option<ResponseMeta> {
+        let req = http::Request::get(url.as_str()).body(()).ok()?;
+        let res = http::Response::builder().status(200).body(()).ok()?;
+        let policy = CachePolicy::new_options(
+            &req,
+            &res,
+            entry.cached_at.to_system_time(),
+            self.options.policy,
+        );
+        Some(ResponseMeta {
+            status: 200,
+            headers: Vec::new(),
+            url: self.options.rules.redact_url(url).to_string(),
+            method: "GET".to_owned(),
+            policy,
+            response_time: entry.cached_at.as_millis(),
+            vary: None,
+            version: 11,
+        })
+    }
+
+    fn found(
+        &self,
+        entry: Entry,
+        meta: ResponseMeta,
+        key: Key,
+        headers: &HeaderMap,
+    ) -> Option<Found> {
+        if let Some(v) = &meta.vary
+            && vary_digest(&v.names, headers) != v.digest
+        {
+            return None;
+        }
+        Some(Found {
+            headers: meta.header_map(),
+            entry,
+            meta,
+            key,
+            via_redirect: None,
+        })
+    }
+
+    async fn read_slot(&self, slot: &Slot, url: &Url, headers: &HeaderMap) -> Read {
+        let repo = &*slot.repository;
+        let Some(entry) = self.cache_get(&slot.store, &slot.key, repo).await else {
+            return Read::default();
+        };
+        match self.decode(&entry, repo) {
+            Decoded::Undecodable => Read::default(),
+            Decoded::Raw => {
+                let now = self.now();
+                let found = if entry.is_fresh(now) {
+                    self.raw_meta(&entry, url)
+                        .and_then(|m| self.found(entry, m, slot.key.clone(), headers))
+                } else {
+                    None
+                };
+                Read {
+                    found,
+                    ..Read::default()
+                }
+            }
+            Decoded::Meta(StoredMeta::Response(meta)) => {
+                let found = self.found(entry, *meta, slot.key.clone(), headers);
+                Read {
+                    vary_miss: found.is_none(),
+                    found,
+                    index: None,
+                }
+            }
+            Decoded::Meta(StoredMeta::VaryIndex(index)) => {
+                let vkey =
+                    self.target
+                        .variant_key(slot, index.nonce, &vary_digest(&index.names, headers));
+                let found = match self.cache_get(&slot.store, &vkey, repo).await {
+                    Some(variant) => match self.decode(&variant, repo) {
+                        Decoded::Meta(StoredMeta::Response(meta)) => {
+                            self.found(variant, *meta, vkey, headers)
+                        }
+                        _ => None,
+                    },
+                    None => None,
+                };
+                Read {
+                    vary_miss: found.is_none(),
+                    found,
+                    index: Some(index),
+                }
+            }
+        }
+    }
+
+    /// What the cache holds for a request: its own slot, else the slot of
+    /// the final URL its redirect pointer names.
+    async fn lookup(&self, slot: &Slot, method: &Method, digest: &str, req: &Prepared) -> Read {
+        let read = self.read_slot(slot, &req.url, &req.headers).await;
+        if read.found.is_some() {
+            return read;
+        }
+        let pointer_key = digest_key(method, digest);
+        let Some(pointer) = self
+            .cache_get(
+                self.target.redirects(),
+                &pointer_key,
+                crate::target::REDIRECTS_REPOSITORY,
+            )
+            .await
+        else {
+            return read;
+        };
+        let Some(final_url) = std::str::from_utf8(&pointer.payload)
+            .ok()
+            .and_then(|s| Url::parse(s).ok())
+        else {
+            return read;
+        };
+        let rules = &self.options.rules;
+        let final_digest = rules.digest(method, &final_url, b"", &req.headers);
+        let normalized = rules.normalize_url(&final_url);
+        let Some(final_slot) = self
+            .target
+            .slot(method, &normalized, &final_digest, &req.headers)
+        else {
+            return read;
+        };
+        let mut via = self.read_slot(&final_slot, &final_url, &req.headers).await;
+        match via.found.as_mut() {
+            Some(f) => {
+                f.via_redirect = Some(final_url);
+                via.index = read.index;
+                via
+            }
+            None => read,
+        }
+    }
+
+    /// A response built from a stored one.
+    fn stored_response(&self, f: &Found, req: &Prepared, outcome: CacheOutcome) -> CachedResponse {
+        let now = self.now();
+        let mut headers = f.headers.clone();
+        let age = f.meta.policy.age(now.to_system_time()).as_secs();
+        if let Ok(v) = HeaderValue::from_str(&age.to_string()) {
+            headers.insert(AGE, v);
+        }
+        let url = match &f.via_redirect {
+            Some(u) => Some(u.clone()),
+            None => Some(req.url.clone()),
+        };
+        let body = if req.method == Method::HEAD {
+            Bytes::new()
+        } else {
+            f.entry.payload.clone()
+        };
+        let ttl = f
+            .entry
+            .expires_at
+            .map(|e| (e.as_millis() - now.as_millis()).div_euclid(1000));
+        let status = CacheStatus::new(outcome).with_ttl(ttl);
+        let mut r = CachedResponse::new(
+            f.meta.status_code(),
+            headers,
+            url,
+            body,
+            status,
+            Arc::clone(&self.clock),
+        );
+        r.version = version_of(f.meta.version);
+        r.from_cache = true;
+        r.created_at = Some(f.entry.cached_at);
+        r.expires_at = f.entry.expires_at;
+        r.cache_key = Some(f.key.encode());
+        r
+    }
+
+    fn stored_view<'a>(&self, f: &Found, directives: &'a Directives) -> Stored<'a> {
+        let now = self.now();
+        let age = if self.options.respect_cache_control {
+            f.meta.policy.age(now.to_system_time())
+        } else {
+            now.duration_since(f.entry.cached_at)
+        };
+        Stored {
+            expires_at: f.entry.expires_at,
+            age,
+            directives,
+        }
+    }
+
+    async fn run(self: &Arc<Self>, req: Prepared, line: &str) -> Answer {
+        let o = &self.options;
+        let is_head = req.method == Method::HEAD;
+        let lookup_method = if is_head {
+            Method::GET
+        } else {
+            req.method.clone()
+        };
+        let cached_method =
+            o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
+        if o.mode == CacheMode::Disabled || !cached_method {
+            return self.bypass(req, line).await;
+        }
+        let body_for_key: &[u8] = if is_head { b"" } else { &req.body };
+        let digest = o
+            .rules
+            .digest(&lookup_method, &req.url, body_for_key, &req.headers);
+        let normalized = o.rules.normalize_url(&req.url);
+        let Some(slot) = self
+            .target
+            .slot(&lookup_method, &normalized, &digest, &req.headers)
+        else {
+            return self.bypass(req, line).await;
+        };
+        let req_cc = if o.respect_cache_control {
+            Directives::parse(&req.headers)
+        } else {
+            Directives::default()
+        };
+        let only_if_cached = req.per.only_if_cached || req_cc.only_if_cached;
+        let read = if req.per.force_refresh {
+            Read::default()
+        } else {
+            self.lookup(&slot, &lookup_method, &digest, &req).await
+        };
+        // Only requests that go to the origin need it: computed lazily.
+        let coalesce_key = || {
+            format!(
+                "{}|{}|{}",
+                req.method,
+                slot.key.encode(),
+                o.rules.headers_digest(&req.headers)
+            )
+        };
+        if let Some(f) = &read.found {
+            let directives = Directives::parse(&f.headers);
+            let stored = self.stored_view(f, &directives);
+            match freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now()) {
+                Decision::Fresh => return Ok(self.stored_response(f, &req, CacheOutcome::Hit)),
+                Decision::StaleAllowed => {
+                    return Ok(self.stored_response(f, &req, CacheOutcome::StaleHit));
+                }
+                Decision::StaleWhileRevalidate => {
+                    let answer = self.stored_response(f, &req, CacheOutcome::StaleWhileRevalidate);
+                    if !only_if_cached && !is_head {
+                        self.spawn_refresh(&req, &slot, &read, &coalesce_key(), line);
+                    }
+                    return Ok(answer);
+                }
+                Decision::Revalidate => {}
+            }
+        }
+        if only_if_cached {
+            let status = CacheStatus::new(CacheOutcome::OnlyIfCachedMiss);
+            let mut r = CachedResponse::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                HeaderMap::new(),
+                Some(req.url.clone()),
+                Bytes::new(),
+                status,
+                Arc::clone(&self.clock),
+            );
+            r.cache_key = Some(slot.key.encode());
+            return Ok(r);
+        }
+        let (answer, leader) = self
+            .flights
+            .run(&coalesce_key(), || {
+                self.fetch(&req, &slot, &read, &req_cc, line)
+            })
+            .await;
+        if leader {
+            answer
+        } else {
+            answer.map(|mut r| {
+                r.from_cache = true;
+                let mut status = CacheStatus::new(CacheOutcome::Coalesced);
+                if let Some(fwd) = r.cache_status.forward() {
+                    status = status.with_forward(fwd);
+                }
+                r.cache_status = status;
+                r
+            })
+        }
+    }
+
+    fn spawn_refresh(
+        self: &Arc<Self>,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        key: &str,
+        line: &str,
+    ) {
+        let Some(claim) = self.refreshing.claim(key) else {
+            return;
+        };
+        Counters::bump(&self.counters.background_refreshes);
+        self.background.active.fetch_add(1, Ordering::AcqRel);
+        let guard = BackgroundGuard(Arc::clone(self));
+        let this = Arc::clone(self);
+        let (mut req, slot, read, key, line) = (
+            req.clone(),
+            slot.clone(),
+            read.clone(),
+            key.to_owned(),
+            line.to_owned(),
+        );
+        req.per.refresh = false;
+        let span = tracing::info_span!("respcache_http.background_refresh", url = %self.options.rules.redact_url(&req.url));
+        tokio::spawn(
+            async move {
+                // Dropped in reverse order: the claim before the guard, so a
+                // caller of `wait_background` sees no claim left.
+                let _guard = guard;
+                let _claim = claim;
+                let req_cc = Directives::default();
+                let (answer, _) = this
+                    .flights
+                    .run(&key, || this.fetch(&req, &slot, &read, &req_cc, &line))
+                    .await;
+                match answer {
+                    Ok(r) => tracing::debug!(cache_status = %r.cache_status(), "respcache-http: background refresh done"),
+                    Err(e) => tracing::debug!(error = %e, "respcache-http: background refresh failed"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn bypass(self: &Arc<Self>, req: Prepared, line: &str) -> Answer {
+        let origin = OriginRequest {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            timeout: req.per.timeout,
+        };
+        let resp = self.send_origin(origin, line).await?;
+        if is_unsafe(&req.method) {
+            self.invalidate_after(&req, &resp).await;
+        }
+        let status = CacheStatus::new(CacheOutcome::Bypass)
+            .with_forward(Forward::Bypass)
+            .with_forward_status(resp.status.as_u16());
+        Ok(self.network_response(resp, status))
+    }
+
+    fn network_response(&self, resp: OriginResponse, status: CacheStatus) -> CachedResponse {
+        let mut r = CachedResponse::new(
+            resp.status,
+            resp.headers,
+            Some(resp.url),
+            resp.body,
+            status,
+            Arc::clone(&self.clock),
+        );
+        r.version = resp.version;
+        r
+    }
+
+    async fn send_origin(&self, origin: OriginRequest, line: &str) -> Result<OriginResponse> {
+        let out = self.transport.send(origin, line).await;
+        let hops = out.as_ref().map_or(1, |r| r.hops);
+        self.counters
+            .origin_requests
+            .fetch_add(hops, Ordering::Relaxed);
+        out
+    }
+
+    /// Goes to the origin (conditionally when a stored response has
+    /// validators) and turns the answer into a response, storing it when the
+    /// rules allow.
+    async fn fetch(
+        self: &Arc<Self>,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        req_cc: &Directives,
+        line: &str,
+    ) -> Answer {
+        let is_head = req.method == Method::HEAD;
+        let found = read.found.as_ref().filter(|_| !is_head);
+        let forward = if req.per.force_refresh || req.per.refresh || req_cc.no_cache {
+            Forward::Request
+        } else if read.found.is_some() {
+            Forward::Stale
+        } else if read.vary_miss {
+            Forward::VaryMiss
+        } else {
+            Forward::UriMiss
+        };
+        let mut origin = OriginRequest {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            timeout: req.per.timeout,
+        };
+        let user_conditional =
+            req.headers.contains_key(IF_NONE_MATCH) || req.headers.contains_key(IF_MODIFIED_SINCE);
+        let mut conditional = false;
+        if let Some(f) = found
+            && !user_conditional
+        {
+            let etags: Vec<HeaderValue> = f.headers.get_all(ETAG).iter().cloned().collect();
+            for etag in etags {
+                origin.headers.append(IF_NONE_MATCH, etag);
+                conditional = true;
+            }
+            if let Some(lm) = f.headers.get(LAST_MODIFIED) {
+                origin.headers.insert(IF_MODIFIED_SINCE, lm.clone());
+                conditional = true;
+            }
+        }
+        let result = self.send_origin(origin, line).await;
+        let now = self.now();
+        let stale_fallback = |status: Option<u16>| -> Option<CachedResponse> {
+            let f = found?;
+            let directives = Directives::parse(&f.headers);
+            let stored = self.stored_view(f, &directives);
+            if !freshness::stale_if_error_allows(stored, req_cc, self.rules(), now) {
+                return None;
+            }
+            let mut r = self.stored_response(f, req, CacheOutcome::StaleIfError);
+            let mut st = r.cache_status.with_forward(forward);
+            if let Some(s) = status {
+                st = st.with_forward_status(s);
+            }
+            r.cache_status = st;
+            Some(r)
+        };
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                if let Some(r) = stale_fallback(None) {
+                    tracing::info!(error = %e, "respcache-http: origin failed; serving a stale response (stale-if-error)");
+                    return Ok(r);
+                }
+                return Err(e);
+            }
+        };
+        if resp.status.is_server_error()
+            && let Some(r) = stale_fallback(Some(resp.status.as_u16()))
+        {
+            tracing::info!(
+                status = resp.status.as_u16(),
+                "respcache-http: origin answered 5xx; serving a stale response (stale-if-error)"
+            );
+            return Ok(r);
+        }
+        if resp.status == StatusCode::NOT_MODIFIED
+            && conditional
+            && let Some(f) = found
+        {
+            return self.freshen(f, resp, req, slot, read, forward, line).await;
+        }
+        Ok(self.complete(req, slot, read, resp, forward).await)
+    }
+
+    /// A 304 for a stored response: merge the new headers, recompute the
+    /// policy and expiry, and rewrite the entry with the same payload (the
+    /// `Store` contract has no metadata-only update).
+    #[allow(clippy::too_many_arguments)]
+    async fn freshen(
+        self: &Arc<Self>,
+        f: &Found,
+        resp: OriginResponse,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        forward: Forward,
+        line: &str,
+    ) -> Answer {
+        let o = &self.options;
+        let now = self.now();
+        let now_sys = now.to_system_time();
+        let stored_url = f.meta.url.parse::<http::Uri>().ok();
+        let mut policy_req = http::Request::get(stored_url.unwrap_or_default())
+            .body(())
+            .map_err(|e| Error::new(crate::ErrorKind::InvalidRequest, e.to_string()))?;
+        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
+        let resp_parts = {
+            let mut r = http::Response::new(());
+            *r.status_mut() = resp.status;
+            *r.headers_mut() = resp.headers.clone();
+            r
+        };
+        // http-cache-semantics calls a 304 without validators "modified" when
+        // the stored response has a Last-Modified; but this 304 answers a
+        // conditional request made for exactly this stored response, so only
+        // a 304 whose own validators disagree is a mismatch (RFC 9111 §4.3.4).
+        let has_validators =
+            resp.headers.contains_key(ETAG) || resp.headers.contains_key(LAST_MODIFIED);
+        let mismatch = has_validators
+            && matches!(
+                f.meta
+                    .policy
+                    .after_response(&policy_req, &resp_parts, now_sys),
+                AfterResponse::Modified(..)
+            );
+        if mismatch {
+            // The 304's validators do not match what is stored: ask again
+            // without conditions.
+            let origin = OriginRequest {
+                method: req.method.clone(),
+                url: req.url.clone(),
+                headers: req.headers.clone(),
+                body: req.body.clone(),
+                timeout: req.per.timeout,
+            };
+            let full = self.send_origin(origin, line).await?;
+            return Ok(self.complete(req, slot, read, full, forward).await);
+        }
+        let merged = merge_304(&f.meta.headers, &resp.headers, o);
+        let merged_map = ResponseMeta {
+            headers: merged.clone(),
+            ..f.meta.clone()
+        }
+        .header_map();
+        let policy_res = {
+            let mut r = http::Response::new(());
+            *r.status_mut() = f.meta.status_code();
+            *r.headers_mut() = merged_map.clone();
+            r
+        };
+        let policy = CachePolicy::new_options(&policy_req, &policy_res, now_sys, o.policy);
+        let directives = Directives::parse(&merged_map);
+        let url = f.via_redirect.clone().unwrap_or_else(|| req.url.clone());
+        let expires_at = freshness::expires_at(
+            self.lifetime(req, slot, &url),
+            o.respect_cache_control,
+            o.shared,
+            &directives,
+            merged_map.contains_key(EXPIRES),
+            policy.time_to_live(now_sys),
+            now,
+        );
+        let meta = ResponseMeta {
+            headers: merged,
+            policy,
+            response_time: now.as_millis(),
+            ..f.meta.clone()
+        };
+        let mut stored = false;
+        if o.mode == CacheMode::ReadWrite
+            && let Some(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode().ok()
+        {
+            let entry = Entry {
+                key: f.key.clone(),
+                name: f.entry.name.clone(),
+                cached_at: f.entry.cached_at,
+                expires_at,
+                payload: f.entry.payload.clone(),
+                meta: Some(bytes),
+            };
+            let store_slot = if f.via_redirect.is_some() {
+                self.slot_for(&req.method, &url, &req.headers)
+                    .unwrap_or_else(|| slot.clone())
+            } else {
+                slot.clone()
+            };
+            stored = self
+                .cache_put(&store_slot.store, entry, &store_slot.repository)
+                .await;
+            if stored {
+                Counters::bump(&self.counters.stored);
+            }
+        }
+        let fresh = Found {
+            entry: Entry {
+                expires_at,
+                ..f.entry.clone()
+            },
+            headers: meta.header_map(),
+            meta,
+            key: f.key.clone(),
+            via_redirect: f.via_redirect.clone(),
+        };
+        let mut r = self.stored_response(&fresh, req, CacheOutcome::Revalidated);
+        r.revalidated = true;
+        r.cache_status = r
+            .cache_status
+            .with_forward(forward)
+            .with_forward_status(304)
+            .with_stored(stored);
+        Ok(r)
+    }
+
+    fn slot_for(&self, method: &Method, url: &Url, headers: &HeaderMap) -> Option<Slot> {
+        let rules = &self.options.rules;
+        let digest = rules.digest(method, url, b"", headers);
+        self.target
+            .slot(method, &rules.normalize_url(url), &digest, headers)
+    }
+
+    fn lifetime(&self, req: &Prepared, slot: &Slot, url: &Url) -> Lifetime {
+        Lifetime {
+            request: req.per.expiry,
+            url: self
+                .options
+                .url_expiry(url)
+                .or_else(|| self.target.repository_expiry(slot)),
+            default: self.options.default_expiry,
+        }
+    }
+
+    /// A full answer from the origin: invalidate after unsafe methods,
+    /// store when the rules allow, and build the response.
+    async fn complete(
+        self: &Arc<Self>,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        resp: OriginResponse,
+        forward: Forward,
+    ) -> CachedResponse {
+        if is_unsafe(&req.method) {
+            self.invalidate_after(req, &resp).await;
+        }
+        let fwd_status = resp.status.as_u16();
+        let status = CacheStatus::new(CacheOutcome::Miss)
+            .with_forward(forward)
+            .with_forward_status(fwd_status);
+        let final_method = resp.method.clone();
+        let mut r = self.network_response(resp, status);
+        r.cache_key = Some(slot.key.encode());
+        if req.method == Method::HEAD
+            || final_method != req.method
+            || self.options.mode != CacheMode::ReadWrite
+        {
+            return r;
+        }
+        if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
+            r.created_at = Some(self.now());
+            r.expires_at = expires_at;
+            r.cache_key = Some(key.encode());
+            r.cache_status = r.cache_status.with_stored(true);
+        }
+        r
+    }
+
+    /// Stores `r` when the rules allow; returns where and until when.
+    async fn store(
+        &self,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        r: &CachedResponse,
+    ) -> Option<(Key, Option<Timestamp>)> {
+        let o = &self.options;
+        if !o.allowed_codes.contains(&r.status.as_u16()) {
+            return None;
+        }
+        let limit = match (o.max_body_size, self.target.max_payload()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(limit) = limit
+            && r.body.len() > limit
+        {
+            tracing::debug!(
+                len = r.body.len(),
+                limit,
+                "respcache-http: body over the size limit; not stored"
+            );
+            return None;
+        }
+        let names = vary_names(&r.headers)?;
+        let final_url = r.url.clone().unwrap_or_else(|| req.url.clone());
+        let now = self.now();
+        let now_sys = now.to_system_time();
+        let redacted_url = o.rules.redact_url(&final_url);
+        let stored_headers = o.rules.redact_headers(&r.headers);
+        // The policy judges the request as GET (or HEAD): a user who allows
+        // POST has opted in to caching it.
+        let mut policy_req = http::Request::get(redacted_url.as_str().parse::<http::Uri>().ok()?)
+            .body(())
+            .ok()?;
+        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
+        let mut policy_res = http::Response::new(());
+        *policy_res.status_mut() = r.status;
+        *policy_res.headers_mut() = stored_headers.clone();
+        let policy = CachePolicy::new_options(&policy_req, &policy_res, now_sys, o.policy);
+        if o.respect_cache_control {
+            let req_cc = Directives::parse(&req.headers);
+            if req_cc.no_store || !policy.is_storable() {
+                return None;
+            }
+        }
+        if let Some(filter) = &o.filter
+            && !filter(r)
+        {
+            return None;
+        }
+        let redirected = o.rules.normalize_url(&final_url) != o.rules.normalize_url(&req.url);
+        let store_slot = if redirected {
+            self.slot_for(&req.method, &final_url, &req.headers)
+                .unwrap_or_else(|| slot.clone())
+        } else {
+            slot.clone()
+        };
+        let name = match self.target.payload_name(&store_slot, &r.body) {
+            Ok(n) => n,
+            Err(why) => {
+                tracing::debug!(reason = %why, "respcache-http: not stored");
+                return None;
+            }
+        };
+        let directives = Directives::parse(&r.headers);
+        let expires_at = freshness::expires_at(
+            self.lifetime(req, &store_slot, &final_url),
+            o.respect_cache_control,
+            o.shared,
+            &directives,
+            r.headers.contains_key(EXPIRES),
+            policy.time_to_live(now_sys),
+            now,
+        );
+        let vary = (!names.is_empty()).then(|| VaryMatch {
+            digest: vary_digest(&names, &req.headers),
+            names: names.clone(),
+        });
+        let meta = ResponseMeta {
+            status: r.status.as_u16(),
+            headers: header_list(&stored_headers),
+            url: redacted_url.to_string(),
+            method: req.method.to_string(),
+            policy,
+            response_time: now.as_millis(),
+            vary: vary.clone(),
+            version: version_code(r.version),
+        };
+        let meta_bytes = StoredMeta::Response(Box::new(meta)).encode().ok()?;
+        let repo = store_slot.repository.clone();
+        let key = match &vary {
+            Some(v) if store_slot.variants => {
+                let reuse = read
+                    .index
+                    .as_ref()
+                    .filter(|ix| !redirected && ix.names == v.names)
+                    .map(|ix| ix.nonce);
+                let nonce = match reuse {
+                    Some(n) => n,
+                    None => {
+                        let index = VaryIndex {
+                            names: v.names.clone(),
+                            nonce: new_nonce(now),
+                        };
+                        let bytes = StoredMeta::VaryIndex(index.clone()).encode().ok()?;
+                        let entry =
+                            Entry::new(store_slot.key.clone(), now, Bytes::new()).with_meta(bytes);
+                        if !self.cache_put(&store_slot.store, entry, &repo).await {
+                            return None;
+                        }
+                        index.nonce
+                    }
+                };
+                self.target.variant_key(&store_slot, nonce, &v.digest)
+            }
+            _ => store_slot.key.clone(),
+        };
+        let entry = Entry {
+            key: key.clone(),
+            name,
+            cached_at: now,
+            expires_at,
+            payload: r.body.clone(),
+            meta: Some(meta_bytes),
+        };
+        if !self.cache_put(&store_slot.store, entry, &repo).await {
+            return None;
+        }
+        Counters::bump(&self.counters.stored);
+        if redirected {
+            let digest = o
+                .rules
+                .digest(&req.method, &req.url, &req.body, &req.headers);
+            let pointer = Entry::new(
+                digest_key(&req.method, &digest),
+                now,
+                Bytes::from(redacted_url.to_string()),
+            )
+            .with_expires_at(expires_at);
+            self.cache_put(
+                self.target.redirects(),
+                pointer,
+                crate::target::REDIRECTS_REPOSITORY,
+            )
+            .await;
+        }
+        Some((key, expires_at))
+    }
+
+    /// After a successful unsafe request, removes the stored GET answers for
+    /// its URL and for same-origin `Location` / `Content-Location`
+    /// (RFC 9111 §4.4).
+    async fn invalidate_after(&self, req: &Prepared, resp: &OriginResponse) {
+        if self.options.mode != CacheMode::ReadWrite
+            || !(resp.status.is_success() || resp.status.is_redirection())
+        {
+            return;
+        }
+        let mut urls = vec![req.url.clone()];
+        for h in [LOCATION, CONTENT_LOCATION] {
+            if let Some(u) = resp
+                .headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| resp.url.join(v).ok())
+                .filter(|u| u.origin() == req.url.origin())
+            {
+                urls.push(u);
+            }
+        }
+        for url in urls {
+            self.invalidate_url(&url, &req.headers).await;
+        }
+    }
+
+    async fn invalidate_url(&self, url: &Url, headers: &HeaderMap) -> u64 {
+        let method = Method::GET;
+        let mut removed = 0;
+        let digest = self.options.rules.digest(&method, url, b"", headers);
+        if let Some(slot) = self.slot_for(&method, url, headers)
+            && self
+                .cache_delete(&slot.store, &slot.key, &slot.repository)
+                .await
+        {
+            removed += 1;
+        }
+        let pointer = digest_key(&method, &digest);
+        if self
+            .cache_delete(
+                self.target.redirects(),
+                &pointer,
+                crate::target::REDIRECTS_REPOSITORY,
+            )
+            .await
+        {
+            removed += 1;
+        }
+        removed
+    }
+}
+
+/// The stored headers updated by a 304: every header the 304 carries
+/// (except those describing the body and hop-by-hop ones) replaces all
+/// stored values of that name; ignored headers are redacted. The stored
+/// `Age` always goes: the age now counts from the 304 (and its own `Age`).
+fn merge_304(
+    stored: &[(String, Vec<u8>)],
+    fresh: &HeaderMap,
+    o: &Options,
+) -> Vec<(String, Vec<u8>)> {
+    let replaced = |name: &str| {
+        name == "age" || (fresh.contains_key(name) && !NOT_UPDATED_BY_304.contains(&name))
+    };
+    let mut out: Vec<(String, Vec<u8>)> = stored
+        .iter()
+        .filter(|(n, _)| !replaced(n))
+        .cloned()
+        .collect();
+    out.extend(
+        header_list(&o.rules.redact_headers(fresh))
+            .into_iter()
+            .filter(|(n, _)| replaced(n)),
+    );
+    out
+}

@@ -1,0 +1,305 @@
+//! How a request becomes a cache key, and what is redacted before anything
+//! is stored: method + normalised URL + body digest + matched headers.
+//!
+//! The URL is normalised by lowercasing scheme and host, dropping the
+//! default port and the fragment, removing ignored query parameters and
+//! sorting the rest. Every part is length-prefixed before it is hashed, so
+//! two different requests never share an input to the digest.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use url::Url;
+
+/// The value that replaces an ignored parameter or header in what is stored.
+pub const REDACTED: &str = "REDACTED";
+
+/// Parameters and headers left out of keys and redacted in stored data,
+/// plus the headers that join the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyRules {
+    /// Query parameter names, exactly as written.
+    ignored_params: Vec<String>,
+    /// The same names, lowercased, for header matching.
+    ignored_headers: Vec<String>,
+    /// Headers whose values join the key, sorted, ignored ones removed.
+    match_headers: Vec<HeaderName>,
+}
+
+impl KeyRules {
+    pub(crate) fn new(ignored: &[String], match_headers: &[HeaderName]) -> Self {
+        let ignored_headers: Vec<String> = ignored.iter().map(|s| s.to_ascii_lowercase()).collect();
+        let mut matched: Vec<HeaderName> = match_headers
+            .iter()
+            .filter(|h| !ignored_headers.iter().any(|i| i == h.as_str()))
+            .cloned()
+            .collect();
+        matched.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        matched.dedup();
+        KeyRules {
+            ignored_params: ignored.to_vec(),
+            ignored_headers,
+            match_headers: matched,
+        }
+    }
+
+    fn is_ignored_param(&self, name: &str) -> bool {
+        self.ignored_params.iter().any(|p| p == name)
+    }
+
+    pub(crate) fn is_ignored_header(&self, name: &str) -> bool {
+        self.ignored_headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// `url` normalised for a key: fragment dropped, ignored parameters
+    /// removed, the others sorted (by name, then value). The `url` crate
+    /// already lowercases scheme and host and drops default ports.
+    pub(crate) fn normalize_url(&self, url: &Url) -> Url {
+        let mut out = url.clone();
+        out.set_fragment(None);
+        if url.query().is_some() {
+            let mut pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| !self.is_ignored_param(k))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            pairs.sort();
+            if pairs.is_empty() {
+                out.set_query(None);
+            } else {
+                out.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+        }
+        out
+    }
+
+    /// `url` with the values of ignored query parameters replaced by
+    /// [`REDACTED`] and the fragment dropped: what is stored and logged.
+    pub(crate) fn redact_url(&self, url: &Url) -> Url {
+        let mut out = url.clone();
+        out.set_fragment(None);
+        if url.query_pairs().any(|(k, _)| self.is_ignored_param(&k)) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if self.is_ignored_param(&k) {
+                        REDACTED.to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            out.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        out
+    }
+
+    /// `headers` with the values of ignored headers replaced by [`REDACTED`].
+    pub(crate) fn redact_headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(headers.len());
+        for (name, value) in headers {
+            if self.is_ignored_header(name.as_str()) {
+                out.append(name.clone(), HeaderValue::from_static(REDACTED));
+            } else {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        out
+    }
+
+    /// The hex digest that names a request in the cache: method, normalised
+    /// URL, body digest (when there is a body) and the matched headers.
+    pub(crate) fn digest(
+        &self,
+        method: &Method,
+        url: &Url,
+        body: &[u8],
+        headers: &HeaderMap,
+    ) -> String {
+        let normalized = self.normalize_url(url);
+        let mut h = blake3::Hasher::new();
+        put(&mut h, b"respcache-http/key/1");
+        put(&mut h, method.as_str().as_bytes());
+        put(&mut h, normalized.as_str().as_bytes());
+        if body.is_empty() {
+            put(&mut h, b"");
+        } else {
+            put(&mut h, blake3::hash(body).as_bytes());
+        }
+        for name in &self.match_headers {
+            put(&mut h, name.as_str().as_bytes());
+            let values: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+            put(&mut h, &(values.len() as u64).to_le_bytes());
+            for v in values {
+                put(&mut h, v.as_bytes());
+            }
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    /// A digest of every header that is not ignored: requests coalesce only
+    /// when they are identical.
+    pub(crate) fn headers_digest(&self, headers: &HeaderMap) -> String {
+        let mut pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .filter(|(n, _)| !self.is_ignored_header(n.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        pairs.sort();
+        let mut h = blake3::Hasher::new();
+        for (n, v) in pairs {
+            put(&mut h, n.as_bytes());
+            put(&mut h, v);
+        }
+        h.finalize().to_hex().to_string()
+    }
+}
+
+fn put(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+/// The header names a response varies on, lowercased, sorted and
+/// deduplicated; `None` for `Vary: *` (never served from a cache).
+pub(crate) fn vary_names(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for value in headers.get_all(http::header::VARY) {
+        let Ok(text) = value.to_str() else {
+            return None;
+        };
+        for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if name == "*" {
+                return None;
+            }
+            names.push(name.to_ascii_lowercase());
+        }
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
+/// A digest of the request's values of the `names` headers: two requests
+/// are the same variant exactly when their digests are equal. Only the
+/// digest is stored, so the values (which may be secret) never are.
+pub(crate) fn vary_digest(names: &[String], headers: &HeaderMap) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    put(&mut h, b"respcache-http/vary/1");
+    for name in names {
+        put(&mut h, name.as_bytes());
+        let values: Vec<&[u8]> = headers
+            .get_all(name.as_str())
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        put(&mut h, &(values.len() as u64).to_le_bytes());
+        for v in values {
+            put(&mut h, v);
+        }
+    }
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> KeyRules {
+        KeyRules::new(
+            &["api_key".to_owned(), "Authorization".to_owned()],
+            &[HeaderName::from_static("accept")],
+        )
+    }
+
+    fn digest(url: &str) -> String {
+        rules().digest(
+            &Method::GET,
+            &Url::parse(url).unwrap(),
+            b"",
+            &HeaderMap::new(),
+        )
+    }
+
+    #[test]
+    fn equivalent_urls_share_a_key() {
+        let base = digest("http://example.com/a?x=1&y=2");
+        for same in [
+            "HTTP://EXAMPLE.com:80/a?y=2&x=1",
+            "http://example.com/a?x=1&y=2#frag",
+            "http://example.com/a?api_key=secret&y=2&x=1",
+            "http://Example.COM/a?y=2&api_key=other&x=1",
+        ] {
+            assert_eq!(digest(same), base, "{same}");
+        }
+    }
+
+    #[test]
+    fn different_requests_never_share_a_key() {
+        let urls = [
+            "http://example.com/a?x=1&y=2",
+            "https://example.com/a?x=1&y=2",
+            "http://example.com:8080/a?x=1&y=2",
+            "http://example.com/A?x=1&y=2",
+            "http://example.com/a?x=1&y=3",
+            "http://example.com/a?x=1",
+            "http://example.com/a?x=1&y=2&y=2",
+            "http://example.org/a?x=1&y=2",
+            "http://example.com/a/?x=1&y=2",
+        ];
+        let digests: Vec<String> = urls.iter().map(|u| digest(u)).collect();
+        for (i, a) in digests.iter().enumerate() {
+            for (j, b) in digests.iter().enumerate() {
+                assert!(i == j || a != b, "{} and {} collide", urls[i], urls[j]);
+            }
+        }
+        let r = rules();
+        let url = Url::parse("http://example.com/a").unwrap();
+        let mut accept = HeaderMap::new();
+        accept.insert("accept", HeaderValue::from_static("text/html"));
+        let mut auth = HeaderMap::new();
+        auth.insert("authorization", HeaderValue::from_static("Bearer x"));
+        let plain = r.digest(&Method::GET, &url, b"", &HeaderMap::new());
+        assert_ne!(r.digest(&Method::POST, &url, b"", &HeaderMap::new()), plain);
+        assert_ne!(
+            r.digest(&Method::GET, &url, b"{}", &HeaderMap::new()),
+            plain
+        );
+        assert_ne!(r.digest(&Method::GET, &url, b"", &accept), plain);
+        assert_eq!(
+            r.digest(&Method::GET, &url, b"", &auth),
+            plain,
+            "ignored header"
+        );
+    }
+
+    #[test]
+    fn redaction_hides_ignored_values() {
+        let r = rules();
+        let url = Url::parse("http://h/p?api_key=s3cret&q=1#f").unwrap();
+        assert_eq!(
+            r.redact_url(&url).as_str(),
+            "http://h/p?api_key=REDACTED&q=1"
+        );
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let red = r.redact_headers(&h);
+        assert_eq!(red["authorization"], REDACTED);
+        assert_eq!(red["accept"], "*/*");
+    }
+
+    #[test]
+    fn vary_names_are_normalised_and_star_is_none() {
+        let mut h = HeaderMap::new();
+        h.append("vary", HeaderValue::from_static("Accept-Language, accept"));
+        h.append("vary", HeaderValue::from_static("Accept"));
+        assert_eq!(
+            vary_names(&h),
+            Some(vec!["accept".into(), "accept-language".into()])
+        );
+        h.append("vary", HeaderValue::from_static("*"));
+        assert_eq!(vary_names(&h), None);
+    }
+}

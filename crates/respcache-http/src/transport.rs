@@ -1,0 +1,244 @@
+//! The origin side: a pooled hyper client (HTTP/1.1 and HTTP/2, HTTPS
+//! through rustls with the aws-lc-rs provider chosen explicitly) that
+//! follows redirects and reads whole bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, PROXY_AUTHORIZATION,
+};
+use http::{HeaderMap, Method, StatusCode, Version};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+
+type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A request on its way to the origin.
+#[derive(Clone, Debug)]
+pub(crate) struct OriginRequest {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// The origin's final answer, after redirects.
+#[derive(Clone, Debug)]
+pub(crate) struct OriginResponse {
+    pub(crate) status: StatusCode,
+    pub(crate) version: Version,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// The URL that gave this answer.
+    pub(crate) url: Url,
+    /// The method of the last request (a 303 turns POST into GET).
+    pub(crate) method: Method,
+    /// How many requests were sent (1 + redirects followed).
+    pub(crate) hops: u64,
+}
+
+/// How the transport is set up.
+#[derive(Clone, Debug)]
+pub(crate) struct TransportOptions {
+    pub(crate) max_redirects: usize,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) pool_idle_timeout: Duration,
+    pub(crate) pool_max_idle_per_host: usize,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        TransportOptions {
+            max_redirects: 10,
+            timeout: None,
+            connect_timeout: Some(Duration::from_secs(10)),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 32,
+            tls: None,
+        }
+    }
+}
+
+/// The pooled hyper client.
+#[derive(Clone, Debug)]
+pub(crate) struct Transport {
+    client: HyperClient,
+    options: TransportOptions,
+}
+
+/// rustls settings with the aws-lc-rs provider (chosen explicitly, never by
+/// crate features) and the platform's roots; a machine without roots gets
+/// an empty store (HTTPS then fails with a certificate error, plain HTTP
+/// still works) and a warning.
+fn default_tls() -> Result<rustls::ClientConfig> {
+    use hyper_rustls::ConfigBuilderExt as _;
+    let builder = || {
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Configuration,
+                format!("TLS protocol versions: {e}"),
+            )
+            .with_source(e)
+        })
+    };
+    match builder()?.with_native_roots() {
+        Ok(b) => Ok(b.with_no_client_auth()),
+        Err(e) => {
+            tracing::warn!(error = %e, "respcache-http: no native root certificates; HTTPS origins will fail verification");
+            Ok(builder()?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth())
+        }
+    }
+}
+
+impl Transport {
+    pub(crate) fn new(options: TransportOptions) -> Result<Self> {
+        let tls = match &options.tls {
+            Some(c) => (**c).clone(),
+            None => default_tls()?,
+        };
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(options.connect_timeout);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(options.pool_idle_timeout)
+            .pool_max_idle_per_host(options.pool_max_idle_per_host)
+            .build(https);
+        Ok(Transport { client, options })
+    }
+
+    /// Sends `request`, following up to `max_redirects` redirects.
+    pub(crate) async fn send(&self, request: OriginRequest, line: &str) -> Result<OriginResponse> {
+        let mut req = request;
+        let mut hops = 0u64;
+        let mut redirects = 0usize;
+        loop {
+            hops += 1;
+            let timeout = req.timeout.or(self.options.timeout);
+            let one = self.send_once(&req);
+            let (status, version, headers, body) = match timeout {
+                Some(t) => tokio::time::timeout(t, one).await.map_err(|_| {
+                    Error::new(ErrorKind::Timeout, format!("no answer within {t:?}")).with_url(line)
+                })?,
+                None => one.await,
+            }
+            .map_err(|e| e.with_url(line))?;
+            let next = if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                headers
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| req.url.join(l).ok())
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+            } else {
+                None
+            };
+            let Some(next) = next else {
+                return Ok(OriginResponse {
+                    status,
+                    version,
+                    headers,
+                    body,
+                    url: req.url,
+                    method: req.method,
+                    hops,
+                });
+            };
+            redirects += 1;
+            if redirects > self.options.max_redirects {
+                return Err(Error::new(
+                    ErrorKind::TooManyRedirects,
+                    format!("more than {} redirects", self.options.max_redirects),
+                )
+                .with_url(line));
+            }
+            let to_get = status == StatusCode::SEE_OTHER
+                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                    && req.method == Method::POST);
+            if to_get {
+                if req.method != Method::HEAD {
+                    req.method = Method::GET;
+                }
+                req.body = Bytes::new();
+                req.headers.remove(CONTENT_TYPE);
+                req.headers.remove(CONTENT_LENGTH);
+            }
+            if next.origin() != req.url.origin() {
+                for h in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE] {
+                    req.headers.remove(h);
+                }
+            }
+            req.url = next;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        req: &OriginRequest,
+    ) -> Result<(StatusCode, Version, HeaderMap, Bytes)> {
+        let mut url = req.url.clone();
+        url.set_fragment(None);
+        let uri: http::Uri = url.as_str().parse().map_err(|e: http::uri::InvalidUri| {
+            Error::new(ErrorKind::InvalidUrl, e.to_string()).with_source(e)
+        })?;
+        let mut builder = http::Request::builder().method(req.method.clone()).uri(uri);
+        if let Some(h) = builder.headers_mut() {
+            *h = req.headers.clone();
+        }
+        let request = builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.to_string()).with_source(e))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(map_client_error)?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Connection,
+                    format!("reading the body failed: {e}"),
+                )
+                .with_source(e)
+            })?
+            .to_bytes();
+        Ok((parts.status, parts.version, parts.headers, body))
+    }
+}
+
+fn map_client_error(e: hyper_util::client::legacy::Error) -> Error {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Error::new(ErrorKind::Connection, text).with_source(e)
+}

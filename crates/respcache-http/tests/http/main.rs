@@ -1,0 +1,82 @@
+//! The HTTP layer against a local hyper origin on 127.0.0.1, on every
+//! backend available to this crate's tests: one test per behaviour, each
+//! asserting origin request counts, `from_cache`, bodies and headers.
+
+// Test support code (the origin, helpers) asserts like tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use respcache_core::{Backend, ManualClock, MemoryBackend};
+use respcache_http::{CachedClient, CachedClientBuilder};
+
+mod origin;
+
+mod faults;
+mod flows;
+mod freshness;
+mod options;
+mod spotify;
+mod tls;
+mod validation;
+
+pub(crate) type B = Arc<dyn Backend>;
+
+/// A fresh in-memory backend.
+pub(crate) async fn memory() -> B {
+    Arc::new(MemoryBackend::new())
+}
+
+/// A fresh SQLite backend in a temporary file (deleted when dropped).
+pub(crate) async fn sqlite() -> B {
+    Arc::new(
+        respcache_sqlite::SqliteBackend::temp()
+            .await
+            .expect("a temporary SQLite database"),
+    )
+}
+
+/// A clock the test moves.
+pub(crate) fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new())
+}
+
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// A client over `backend` on `clock`, configured by `f`.
+pub(crate) async fn client(
+    backend: B,
+    clock: &Arc<ManualClock>,
+    f: impl FnOnce(CachedClientBuilder) -> CachedClientBuilder,
+) -> CachedClient {
+    f(CachedClient::builder().clock(clock.clone()))
+        .build(backend)
+        .await
+        .expect("client builds")
+}
+
+/// One `#[tokio::test]` per backend for each named `async fn(B)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::memory().await).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::sqlite().await).await
+                }
+            )*
+        }
+    };
+}
