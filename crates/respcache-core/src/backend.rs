@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::entry::{Entry, Select};
@@ -160,6 +161,31 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Sets `expires_at` of the entry under `key` without rewriting its
     /// payload; `false` if there is no such entry.
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool>;
+
+    /// Replaces the metadata and `expires_at` of the entry under `key`,
+    /// keeping its payload, name and `cached_at`; `false` if there is no
+    /// such entry. The HTTP layer calls it when a `304 Not Modified`
+    /// freshens a stored response.
+    ///
+    /// The default reads the entry and writes it back whole; backends that
+    /// can update two fields in place override it so the payload is not
+    /// sent again.
+    async fn set_meta(
+        &self,
+        key: &Key,
+        meta: Option<Bytes>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        match self.get(key).await? {
+            Some(mut entry) => {
+                entry.meta = meta;
+                entry.expires_at = expires_at;
+                self.put(entry).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
 }
 
 /// A store behind a pointer, as the core holds it.

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
@@ -222,6 +223,23 @@ impl Store for MemoryStore {
             })
             .flatten()
             .boxed()
+    }
+
+    async fn set_meta(
+        &self,
+        key: &Key,
+        meta: Option<Bytes>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        self.check()?;
+        match self.write().get_mut(&key.encode()) {
+            Some(e) => {
+                e.meta = meta;
+                e.expires_at = expires_at;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {

@@ -1007,9 +1007,24 @@ impl Inner {
             } else {
                 slot.clone()
             };
-            stored = self
-                .cache_put(&store_slot.store, entry, &store_slot.repository)
-                .await;
+            // A 304 changes headers and expiry only: update those in place
+            // (the body is not sent again); if the entry vanished meanwhile,
+            // store it whole.
+            stored = match store_slot
+                .store
+                .set_meta(&entry.key, entry.meta.clone(), entry.expires_at)
+                .await
+            {
+                Ok(true) => true,
+                Ok(false) => {
+                    self.cache_put(&store_slot.store, entry, &store_slot.repository)
+                        .await
+                }
+                Err(e) => {
+                    self.cache_error("put", &store_slot.repository, &e);
+                    false
+                }
+            };
             if stored {
                 Counters::bump(&self.counters.stored);
             }

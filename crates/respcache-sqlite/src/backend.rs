@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use respcache_core::{
-    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
+    Backend, DynStore, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result, StoreSpec,
 };
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tempfile::TempDir;
@@ -376,6 +376,16 @@ impl Backend for SqliteBackend {
             .map_err(|e| e.with_operation(Operation::ListStores))?;
         names.sort();
         Ok(names)
+    }
+
+    /// Read from the table's key columns (SQLite's are typed); `None` if
+    /// the store does not exist.
+    async fn stored_schema(&self, cache: &Name, repository: &Name) -> Result<Option<KeySchema>> {
+        let table = crate::naming::table_name(cache, repository);
+        self.shared
+            .call(move |conn| crate::schema::stored_schema(conn, &table))
+            .await
+            .map_err(|e| e.with_repository(repository.as_str()))
     }
 
     async fn close(&self) -> Result<()> {

@@ -44,6 +44,7 @@ mod config;
 mod error;
 mod naming;
 mod readers;
+mod schema;
 mod store;
 mod table;
 

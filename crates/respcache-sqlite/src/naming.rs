@@ -76,6 +76,12 @@ pub(crate) fn column_name(field: &Field) -> String {
     format!("f_{}", encode(field.name()))
 }
 
+/// The key field a column made by [`column_name`] holds; `None` for any
+/// other column name.
+pub(crate) fn field_of(column: &str) -> Option<Name> {
+    column.strip_prefix("f_").and_then(decode)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +134,9 @@ mod tests {
         let upper = Field::new("ID", FieldKind::Text).unwrap();
         assert_eq!(column_name(&id), "f_id");
         assert_eq!(column_name(&upper), "f_^i^d");
+        assert_eq!(field_of("f_^i^d"), Some(name("ID")));
+        assert_eq!(field_of("f_id"), Some(name("id")));
+        assert_eq!(field_of("method"), None);
+        assert_eq!(field_of("f_ID"), None);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use respcache_core::{Entry, Key, Result, Select, Store, Timestamp};
+use respcache_core::{Bytes, Entry, Key, Result, Select, Store, Timestamp};
 use rusqlite::Connection;
 
 use crate::backend::Shared;
@@ -201,6 +201,21 @@ impl Store for SqliteStore {
         }
         let key = key.clone();
         self.write(move |t, c| t.set_expiry(c, &key, expires_at))
+            .await
+    }
+
+    async fn set_meta(
+        &self,
+        key: &Key,
+        meta: Option<Bytes>,
+        expires_at: Option<Timestamp>,
+    ) -> Result<bool> {
+        self.shared.check()?;
+        if !self.table.fits(key) {
+            return Ok(false);
+        }
+        let key = key.clone();
+        self.write(move |t, c| t.set_meta(c, &key, meta.as_deref(), expires_at))
             .await
     }
 }

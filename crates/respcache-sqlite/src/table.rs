@@ -41,6 +41,7 @@ struct Sql {
     upsert: String,
     delete: String,
     set_expiry: String,
+    set_meta: String,
     count: [String; 3],
     clear: [String; 3],
     scan: [String; 3],
@@ -154,6 +155,10 @@ impl Table {
             upsert,
             delete: format!("DELETE FROM {t} WHERE {key_where}"),
             set_expiry: format!("UPDATE {t} SET expires_at = ?{after_key} WHERE {key_where}"),
+            set_meta: format!(
+                "UPDATE {t} SET expires_at = ?{after_key}, meta = ?{} WHERE {key_where}",
+                after_key + 1
+            ),
             count,
             clear,
             scan,
@@ -450,6 +455,26 @@ impl Table {
             let mut stmt = conn.prepare_cached(&self.sql.set_expiry)?;
             bind_key(&mut stmt, key)?;
             stmt.raw_bind_parameter(key.fields().len() + 2, expires_at.map(Timestamp::as_millis))?;
+            Ok(stmt.raw_execute()? > 0)
+        };
+        absent_is(run(), false)
+    }
+
+    /// Sets `meta` and `expires_at` of the entry under `key`, leaving the
+    /// payload untouched; whether it exists.
+    pub(crate) fn set_meta(
+        &self,
+        conn: &Connection,
+        key: &Key,
+        meta: Option<&[u8]>,
+        expires_at: Option<Timestamp>,
+    ) -> rusqlite::Result<bool> {
+        let run = || {
+            let mut stmt = conn.prepare_cached(&self.sql.set_meta)?;
+            bind_key(&mut stmt, key)?;
+            let at = key.fields().len() + 2;
+            stmt.raw_bind_parameter(at, expires_at.map(Timestamp::as_millis))?;
+            stmt.raw_bind_parameter(at + 1, meta)?;
             Ok(stmt.raw_execute()? > 0)
         };
         absent_is(run(), false)

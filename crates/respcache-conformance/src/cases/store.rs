@@ -41,6 +41,7 @@ pub(super) fn cases() -> Vec<Case> {
         set_expiry_keeps_payload_name_and_cached_at,
         set_expiry_on_missing_key_is_false,
         set_expiry_to_never,
+        set_meta_replaces_meta_and_expiry_and_keeps_the_rest,
         never_expiring_entries_stay_fresh,
         expiry_boundary_is_exclusive,
         overwriting_a_stale_entry_makes_it_fresh,
@@ -491,6 +492,43 @@ async fn set_expiry_to_never(ctx: TestContext) -> CaseResult {
         "never expires now"
     );
     ensure!(s.contains(&key("k"), now()).await?, "fresh");
+    Ok(())
+}
+
+async fn set_meta_replaces_meta_and_expiry_and_keeps_the_rest(ctx: TestContext) -> CaseResult {
+    let s = open(&ctx, "r").await?;
+    let original = entry("k", "the body", stale_since())
+        .with_name("Name")
+        .with_meta("old headers");
+    s.put(original.clone()).await?;
+    let later = fresh_until();
+    ensure!(
+        s.set_meta(&key("k"), Some(Bytes::from("new headers")), later)
+            .await?,
+        "set_meta of an existing key is true"
+    );
+    let got = s
+        .get(&key("k"))
+        .await?
+        .ok_or_else(|| Failure("entry vanished".into()))?;
+    ensure_eq!(got.meta, Some(Bytes::from("new headers")), "meta replaced");
+    ensure_eq!(got.expires_at, later, "expiry replaced");
+    ensure_eq!(got.payload, original.payload, "payload kept");
+    ensure_eq!(got.name, original.name, "name kept");
+    ensure_eq!(got.cached_at, original.cached_at, "cached_at kept");
+    ensure!(s.contains(&key("k"), now()).await?, "fresh again");
+    s.set_meta(&key("k"), None, None).await?;
+    ensure_eq!(
+        s.get(&key("k")).await?.map(|e| (e.meta, e.expires_at)),
+        Some((None, None)),
+        "meta removed, never expires"
+    );
+    ensure!(
+        !s.set_meta(&key("missing"), Some(Bytes::from("m")), later)
+            .await?,
+        "set_meta of a missing key is false"
+    );
+    ensure_eq!(s.get(&key("missing")).await?, None, "and creates nothing");
     Ok(())
 }
 
