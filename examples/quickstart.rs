@@ -2,10 +2,11 @@
 //!
 //! Run with `cargo run --example quickstart`. No network is needed: the
 //! example starts its own slow "music API" on 127.0.0.1, then asks it for
-//! tracks, albums and artists twice through a `ResponseCache` stored in a
-//! SQLite file. The first round goes to the API (misses), the second is
-//! served from SQLite (hits); finally a brand-new connection to the same
-//! file shows the answers survived.
+//! tracks, albums and artists twice through a `CachedClient` (alias
+//! `CachedSession`) whose answers live in a `ResponseCache` of Spotify-style
+//! repositories stored in a SQLite file. The first round goes to the API
+//! (misses), the second is served from SQLite (hits); finally a brand-new
+//! connection to the same file shows the answers survived.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,11 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::Full;
 use hyper::{Request as HttpRequest, Response as HttpResponse, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use respcache::{JsonCodec, Request, ResponseCache, TemplateSettings};
+use hyper_util::rt::TokioIo;
+use respcache::{CachedClient, JsonCodec, Request, ResponseCache, TemplateSettings};
 use serde_json::{Value, json};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,8 +37,10 @@ async fn main() -> Result<(), BoxError> {
     let url = format!("sqlite://{}", db.display());
     println!("cache: {url}\n");
 
-    let cache = music_cache(&url).await?;
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let cache = Arc::new(music_cache(&url).await?);
+    let client = CachedClient::builder()
+        .build_with_cache(Arc::clone(&cache))
+        .await?;
     let paths = [
         "/v1/tracks/3n3Ppam7vgaVa1iaRUc9Lp",
         "/v1/tracks/7ouMYWpwJ422jRcDASZB7P",
@@ -52,8 +54,12 @@ async fn main() -> Result<(), BoxError> {
         let started = Instant::now();
         for path in paths {
             let url = format!("http://{api}{path}");
-            let (payload, outcome, took) = fetch(&cache, &client, &url).await?;
+            let started = Instant::now();
+            let response = client.get(&url).send().await?;
+            let took = started.elapsed();
+            let payload: Value = response.json()?;
             let name = payload["name"].as_str().unwrap_or("?");
+            let outcome = if response.from_cache() { "HIT" } else { "MISS" };
             println!("  {outcome:<4} {:>9.3} ms  {path:<36} {name}", ms(took));
         }
         println!("  round {round} took {:.1} ms\n", ms(started.elapsed()));
@@ -63,10 +69,14 @@ async fn main() -> Result<(), BoxError> {
     for repo in cache.repositories() {
         println!("  {:<8} {} fresh", repo.name(), repo.count(false).await?);
     }
+    let stats = client.stats();
     println!(
-        "origin requests: {} for {} lookups\n",
+        "origin requests: {} for {} lookups ({} hits, {} misses, {} bytes served from the cache)\n",
         origin_requests.load(Ordering::SeqCst),
-        paths.len() * 2
+        stats.requests,
+        stats.hits,
+        stats.misses,
+        stats.bytes_from_cache
     );
     cache.close().await?;
     cache.backend().close().await?;
@@ -110,27 +120,6 @@ async fn music_cache(url: &str) -> Result<ResponseCache<Value>, BoxError> {
         )
         .connect(backend)
         .await?)
-}
-
-/// Asks the cache first; on a miss asks the API and saves its answer.
-async fn fetch(
-    cache: &ResponseCache<Value>,
-    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
-    url: &str,
-) -> Result<(Value, &'static str, Duration), BoxError> {
-    let started = Instant::now();
-    let request = Request::get(url)?;
-    if let Some(hit) = cache.get(&request).await? {
-        return Ok((hit, "HIT", started.elapsed()));
-    }
-    let response = client.get(url.parse()?).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    let payload: Value = serde_json::from_slice(&body)?;
-    if status == StatusCode::OK {
-        cache.save(&request, &payload).await?;
-    }
-    Ok((payload, "MISS", started.elapsed()))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -191,5 +180,15 @@ async fn music_api(
     };
     let mut response = HttpResponse::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    // Like most catalogue APIs: answers may be reused for an hour.
+    headers.insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("public, max-age=3600"),
+    );
     Ok(response)
 }

@@ -6,6 +6,15 @@ mod connect;
 pub use connect::{SCHEMES, connect, redact_url};
 pub use respcache_core::*;
 
+/// The HTTP layer (feature `http`, on by default): [`CachedClient`], alias
+/// [`CachedSession`].
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use respcache_http as http_cache;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub use respcache_http::{CacheOutcome, CachedClient, CachedResponse, CachedSession};
+
 /// The SQLite backend (feature `sqlite`, on by default).
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -37,3 +46,11 @@ pub use respcache_redis as redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use respcache_redis::RedisBackend;
+
+/// The MongoDB backend (feature `mongodb`).
+#[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub use respcache_mongodb as mongodb;
+#[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub use respcache_mongodb::MongoDbBackend;
