@@ -356,9 +356,19 @@ impl<P: Send + Sync + 'static> Repository<P> {
     /// Saves many answers in one bulk call; returns how many were cacheable
     /// (and so saved).
     pub async fn save_responses(&self, items: &[(Request, P)]) -> Result<u64> {
+        self.save_pairs(items.iter().map(|(r, p)| (r, p))).await
+    }
+
+    pub(crate) async fn save_pairs<'a>(
+        &self,
+        items: impl Iterator<Item = (&'a Request, &'a P)>,
+    ) -> Result<u64>
+    where
+        P: 'a,
+    {
         self.check_open(Operation::PutMany)?;
         let now = self.now();
-        let mut entries = Vec::with_capacity(items.len());
+        let mut entries = Vec::new();
         for (request, payload) in items {
             if let Some(key) = self.checked_key(request)? {
                 entries.push(self.entry(key, payload, now)?);

@@ -251,32 +251,70 @@ impl<P: Send + Sync + 'static> ResponseCache<P> {
         Ok(chosen)
     }
 
-    /// The fresh payloads for `requests`, in order. All requests must route
-    /// to one repository, otherwise it is an [`ErrorKind::MixedBatch`] error.
+    /// The fresh payloads for `requests`, in order: one slot per request,
+    /// `None` for a miss or a request no repository takes. All routed
+    /// requests must go to one repository, otherwise it is an
+    /// [`ErrorKind::MixedBatch`] error.
     pub async fn get_many(&self, requests: &[Request]) -> Result<Vec<Option<P>>> {
         self.check_open(Operation::GetMany)?;
-        match self.batch_repository(requests.iter(), Operation::GetMany)? {
-            Some(repo) => repo.get_responses(requests).await,
-            None => Ok(requests.iter().map(|_| None).collect()),
+        let mut out: Vec<Option<P>> = requests.iter().map(|_| None).collect();
+        let Some(repo) = self.batch_repository(requests.iter(), Operation::GetMany)? else {
+            return Ok(out);
+        };
+        let (slots, routed) = self.routed_to(repo, requests.iter());
+        let found = repo.get_responses(&routed).await?;
+        for (slot, payload) in slots.into_iter().zip(found) {
+            if let Some(place) = out.get_mut(slot) {
+                *place = payload;
+            }
         }
+        Ok(out)
     }
 
-    /// Saves many answers in one bulk call (one repository only).
+    /// Saves many answers in one bulk call (one repository only); requests
+    /// no repository takes are skipped. Returns how many were saved.
     pub async fn save_many(&self, items: &[(Request, P)]) -> Result<u64> {
         self.check_open(Operation::PutMany)?;
-        match self.batch_repository(items.iter().map(|(r, _)| r), Operation::PutMany)? {
-            Some(repo) => repo.save_responses(items).await,
-            None => Ok(0),
-        }
+        let Some(repo) = self.batch_repository(items.iter().map(|(r, _)| r), Operation::PutMany)?
+        else {
+            return Ok(0);
+        };
+        repo.save_pairs(
+            items
+                .iter()
+                .filter(|(r, _)| self.routes_to(repo, r))
+                .map(|(r, p)| (r, p)),
+        )
+        .await
     }
 
-    /// Deletes many answers (one repository only); returns how many existed.
+    /// Deletes many answers (one repository only); requests no repository
+    /// takes are skipped. Returns how many existed.
     pub async fn delete_many(&self, requests: &[Request]) -> Result<u64> {
         self.check_open(Operation::DeleteMany)?;
-        match self.batch_repository(requests.iter(), Operation::DeleteMany)? {
-            Some(repo) => repo.delete_responses(requests).await,
-            None => Ok(0),
-        }
+        let Some(repo) = self.batch_repository(requests.iter(), Operation::DeleteMany)? else {
+            return Ok(0);
+        };
+        let (_, routed) = self.routed_to(repo, requests.iter());
+        repo.delete_responses(&routed).await
+    }
+
+    fn routes_to(&self, repo: &Repository<P>, request: &Request) -> bool {
+        self.repository_for(request)
+            .is_some_and(|r| r.name() == repo.name())
+    }
+
+    /// The requests that route to `repo`, with their positions.
+    fn routed_to<'a>(
+        &self,
+        repo: &Repository<P>,
+        requests: impl Iterator<Item = &'a Request>,
+    ) -> (Vec<usize>, Vec<Request>) {
+        requests
+            .enumerate()
+            .filter(|(_, r)| self.routes_to(repo, r))
+            .map(|(i, r)| (i, r.clone()))
+            .unzip()
     }
 
     /// Closes the cache and its repositories: later calls are

@@ -180,8 +180,15 @@ impl<P> TemplateSettings<P> {
 fn parse_part(text: &str, kind: FieldKind) -> Option<KeyPart> {
     match kind {
         FieldKind::Text => Some(KeyPart::Text(text.to_owned())),
-        FieldKind::Integer => text.parse().ok().map(KeyPart::Int),
+        FieldKind::Integer => parse_canonical_int(text).map(KeyPart::Int),
     }
+}
+
+/// Only the canonical decimal form of an integer: no `+`, no leading zeros,
+/// no `-0`; so `/albums/042` and `/albums/42` never share a key.
+fn parse_canonical_int(text: &str) -> Option<i64> {
+    let value: i64 = text.parse().ok()?;
+    (value.to_string() == text).then_some(value)
 }
 
 impl<P: 'static> RepositorySettings<P> for TemplateSettings<P> {
@@ -247,6 +254,9 @@ fn percent_decode(segment: &str) -> Option<String> {
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
             let hex = segment.get(i + 1..i + 3)?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -299,6 +309,7 @@ mod tests {
         let s = TemplateSettings::<String>::new("a", "/a/{id}", TextCodec)?;
         let k = s.key(&Request::get("http://x/a/caf%C3%A9%20bar")?);
         assert_eq!(k, Some(Key::new("GET", ["café bar".into()])));
+        assert!(s.key(&Request::get("http://x/a/%+1")?).is_none());
         Ok(())
     }
 

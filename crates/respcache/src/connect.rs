@@ -61,6 +61,10 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
         "fs" => Ok(Arc::new(respcache_fs::FsBackend::connect_url(url).await?)),
         #[cfg(feature = "redis")]
         "redis" | "rediss" => Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?)),
+        #[cfg(feature = "mongodb")]
+        "mongodb" | "mongodb+srv" => Ok(Arc::new(
+            respcache_mongodb::MongoDbBackend::connect(url).await?,
+        )),
         #[cfg(feature = "dynamodb")]
         "dynamodb" => Ok(Arc::new(
             respcache_dynamodb::DynamoDbBackend::connect(url).await?,

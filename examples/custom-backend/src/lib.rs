@@ -294,7 +294,10 @@ impl Store for BlobStore {
         let Some(entry) = map.get(&blob_key).and_then(|b| self.decode(b)) else {
             return Ok(false);
         };
-        map.insert(blob_key, envelope::encode(&entry.with_expires_at(expires_at)));
+        map.insert(
+            blob_key,
+            envelope::encode(&entry.with_expires_at(expires_at)),
+        );
         Ok(true)
     }
 }

@@ -33,6 +33,7 @@ pub(super) fn cases() -> Vec<Case> {
         bytes_codec_round_trips,
         payload_that_no_longer_decodes_is_a_miss,
         repository_getter_routes_urls,
+        batches_skip_requests_the_getter_does_not_route,
         default_routing_picks_the_first_matching_repository,
         batch_spanning_repositories_is_an_error,
         batches_within_one_repository,
@@ -469,6 +470,42 @@ async fn repository_getter_routes_urls(ctx: TestContext) -> CaseResult {
         "us answer, same path, other repository"
     );
     ensure_eq!(cache.get(&other).await?, None, "unrouted is a miss");
+    Ok(())
+}
+
+async fn batches_skip_requests_the_getter_does_not_route(ctx: TestContext) -> CaseResult {
+    let cache = ResponseCache::<String>::builder(ctx.cache.as_str())
+        .create_repository(TemplateSettings::new("eu", "/forecast/{city}", TextCodec)?)
+        .repository_getter(|url| {
+            url.host_str()
+                .filter(|h| h.ends_with(".eu"))
+                .map(|_| "eu".to_owned())
+        })
+        .connect(Arc::clone(&ctx.backend))
+        .await?;
+    let eu = req("https://weather.eu/forecast/oslo")?;
+    let other = req("https://weather.example/forecast/oslo")?;
+    cache.save(&eu, &"rain".to_owned()).await?;
+    ensure_eq!(
+        cache.get_many(&[eu.clone(), other.clone()]).await?,
+        vec![Some("rain".to_owned()), None],
+        "an unrouted request in a batch is a miss, like a single get"
+    );
+    let saved = cache
+        .save_many(&[(other.clone(), "from another host".to_owned())])
+        .await?;
+    ensure_eq!(saved, 0, "an unrouted request in a batch is not saved");
+    ensure_eq!(
+        cache.get(&eu).await?.as_deref(),
+        Some("rain"),
+        "the routed answer is untouched"
+    );
+    ensure_eq!(cache.delete_many(&[other]).await?, 0, "nor deleted");
+    ensure_eq!(
+        cache.get(&eu).await?.as_deref(),
+        Some("rain"),
+        "still there"
+    );
     Ok(())
 }
 

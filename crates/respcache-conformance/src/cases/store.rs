@@ -37,6 +37,7 @@ pub(super) fn cases() -> Vec<Case> {
         get_returns_stale_entries,
         clear_all_removes_everything,
         clear_expired_removes_exactly_the_stale_entries,
+        clear_expired_never_deletes_a_concurrent_fresh_write,
         set_expiry_revives_a_stale_entry,
         set_expiry_keeps_payload_name_and_cached_at,
         set_expiry_on_missing_key_is_false,
@@ -429,6 +430,50 @@ async fn clear_expired_removes_exactly_the_stale_entries(ctx: TestContext) -> Ca
         vec!["fresh-1", "fresh-2"],
         "the fresh entries are kept"
     );
+    Ok(())
+}
+
+async fn clear_expired_never_deletes_a_concurrent_fresh_write(ctx: TestContext) -> CaseResult {
+    let s = open(&ctx, "race").await?;
+    let n = 500;
+    for round in 0..3 {
+        let ids: Vec<String> = (0..n).map(|i| format!("r{round}-{i}")).collect();
+        s.put_many(
+            ids.iter()
+                .map(|id| entry(id, "stale", stale_since()))
+                .collect(),
+        )
+        .await?;
+        let writer = {
+            let s = Arc::clone(&s);
+            let ids = ids.clone();
+            tokio::spawn(async move {
+                for id in &ids {
+                    s.put(entry(id, "fresh", fresh_until())).await?;
+                }
+                Ok::<(), respcache_core::Error>(())
+            })
+        };
+        s.clear(Select::Expired, now()).await?;
+        writer
+            .await
+            .map_err(|e| Failure(format!("writer task failed: {e}")))??;
+        let got = s
+            .get_many(&ids.iter().map(|id| key(id)).collect::<Vec<_>>())
+            .await?;
+        let lost: Vec<&String> = ids
+            .iter()
+            .zip(&got)
+            .filter(|(_, e)| e.as_ref().map(|e| e.payload.as_ref()) != Some(b"fresh".as_ref()))
+            .map(|(id, _)| id)
+            .collect();
+        ensure!(
+            lost.is_empty(),
+            "round {round}: clear(Expired) deleted {} fresh entries written during it, e.g. {:?}",
+            lost.len(),
+            lost.first()
+        );
+    }
     Ok(())
 }
 
@@ -1048,6 +1093,48 @@ async fn use_after_close_is_a_closed_error(ctx: TestContext) -> CaseResult {
         Some(ErrorKind::Closed),
         "open_store after close"
     );
+    let closed =
+        |r: Result<(), respcache_core::Error>| r.err().map(|e| e.kind()) == Some(ErrorKind::Closed);
+    let k = key("k");
+    let calls = [
+        ("delete", closed(s2.delete(&k).await.map(|_| ()))),
+        (
+            "delete_many",
+            closed(s2.delete_many(std::slice::from_ref(&k)).await.map(|_| ())),
+        ),
+        (
+            "get_many",
+            closed(s2.get_many(std::slice::from_ref(&k)).await.map(|_| ())),
+        ),
+        (
+            "put_many",
+            closed(s2.put_many(vec![entry("k", "v", None)]).await),
+        ),
+        ("contains", closed(s2.contains(&k, now()).await.map(|_| ()))),
+        (
+            "set_expiry",
+            closed(s2.set_expiry(&k, None).await.map(|_| ())),
+        ),
+        (
+            "set_meta",
+            closed(s2.set_meta(&k, None, None).await.map(|_| ())),
+        ),
+        (
+            "clear",
+            closed(s2.clear(Select::All, now()).await.map(|_| ())),
+        ),
+        (
+            "list_stores",
+            closed(backend.list_stores(&ctx.cache).await.map(|_| ())),
+        ),
+        (
+            "drop_store",
+            closed(backend.drop_store(&ctx.cache, &Name::new("r")?).await),
+        ),
+    ];
+    for (call, is_closed) in calls {
+        ensure!(is_closed, "{call} after close is not a Closed error");
+    }
     // The other handle is unaffected.
     ensure_eq!(
         get_payload(s.as_ref(), "k").await?,

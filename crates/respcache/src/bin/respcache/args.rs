@@ -1,0 +1,181 @@
+//! The command line, as clap reads it.
+
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+/// Inspect and manage respcache caches: what is stored, how fresh it is,
+/// purge entries, and copy a whole cache to another backend.
+#[derive(Debug, Parser)]
+#[command(name = "respcache", version)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Per repository: entries, fresh, stale and bytes (payload + metadata).
+    Stats(StatsArgs),
+    /// List the stored entries: repository, status, times, size, key, name or URL.
+    Ls(LsArgs),
+    /// Show the entry under an encoded key, or the entries the HTTP layer stored for a URL.
+    Show(ShowArgs),
+    /// Remove entries: expired ones, old ones, by URL, or all.
+    Purge(PurgeArgs),
+    /// Copy every entry of a cache to another cache or backend (idempotent: re-run to finish).
+    Copy(CopyArgs),
+}
+
+impl Command {
+    /// The cache the subcommand works on (`copy` names two, as arguments).
+    pub(crate) fn cache_args(&self) -> Option<&CacheArgs> {
+        match self {
+            Command::Stats(a) => Some(&a.cache),
+            Command::Ls(a) => Some(&a.cache),
+            Command::Show(a) => Some(&a.cache),
+            Command::Purge(a) => Some(&a.cache),
+            Command::Copy(_) => None,
+        }
+    }
+}
+
+/// The cache a subcommand works on.
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    /// The backend URL, with the cache name as a parameter:
+    /// sqlite:///var/cache/app.sqlite?cache=spotify, redis://127.0.0.1:6379/0?cache=spotify
+    #[arg(long = "cache", id = "cache_url", value_name = "URL")]
+    pub(crate) url: String,
+    /// The cache name, for a URL without ?cache=NAME.
+    #[arg(long, value_name = "CACHE")]
+    pub(crate) name: Option<String>,
+}
+
+/// `stats`.
+#[derive(Debug, Args)]
+pub(crate) struct StatsArgs {
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// Only this repository (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Vec<String>,
+    /// One JSON object per repository and line.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// Only this repository.
+    pub(crate) repository: Option<String>,
+    /// Only stale entries.
+    #[arg(long, conflicts_with = "fresh")]
+    pub(crate) stale: bool,
+    /// Only fresh entries.
+    #[arg(long)]
+    pub(crate) fresh: bool,
+    /// One JSON object per entry and line, in the order the backend returns them.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// An encoded key as `ls` prints it (3:GET|2:v1|5:track), or a URL the
+    /// HTTP layer stored a response for.
+    #[arg(value_name = "KEY|URL")]
+    pub(crate) target: String,
+    /// Look only in this repository.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Option<String>,
+    /// One JSON object per matching entry and line.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Write the raw payload bytes of the (one) matching entry instead.
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) payload: bool,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("which")
+        .required(true)
+        .multiple(true)
+        .args(["expired", "older_than", "url", "all"])
+))]
+pub(crate) struct PurgeArgs {
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// Entries that are stale now.
+    #[arg(long)]
+    pub(crate) expired: bool,
+    /// Entries cached longer ago than this (7d, 12h, 30m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) older_than: Option<Duration>,
+    /// Entries whose URL, as the HTTP layer recorded it, matches this glob
+    /// (`*` also matches `/`): 'https://api.example.com/v1/*'.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) url: Option<String>,
+    /// Every entry (the repositories stay, empty).
+    #[arg(long, conflicts_with_all = ["expired", "older_than", "url"])]
+    pub(crate) all: bool,
+    /// Only this repository (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Vec<String>,
+    /// Count what would be removed, remove nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+/// `copy`.
+#[derive(Debug, Args)]
+pub(crate) struct CopyArgs {
+    /// The cache to read: a backend URL with ?cache=NAME.
+    #[arg(value_name = "SRC_URL")]
+    pub(crate) src: String,
+    /// The cache to write: a backend URL with ?cache=NAME (and
+    /// &retention=7d for backends with native expiry; default: the
+    /// source URL's retention).
+    #[arg(value_name = "DST_URL")]
+    pub(crate) dst: String,
+    /// The cache name, for a URL without ?cache=NAME.
+    #[arg(long, value_name = "CACHE")]
+    pub(crate) name: Option<String>,
+    /// Only this repository (repeatable).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Vec<String>,
+    /// Entries per write (put_many).
+    #[arg(long, value_name = "N", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub(crate) batch: u32,
+    /// The key fields of a repository whose source does not record them
+    /// (needed when writing to SQLite from another backend):
+    /// tracks=version:text,id:text (repeatable).
+    #[arg(long, value_name = "REPO=FIELD:KIND,...")]
+    pub(crate) schema: Vec<String>,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 7d, 12h, 30m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,91 @@
+//! `respcache stats`: per repository, how many entries, fresh and stale,
+//! and their bytes (payload + metadata), from one scan at one `now`.
+
+use std::io::Write;
+
+use respcache::futures::StreamExt;
+use respcache::{Select, Timestamp};
+use serde_json::json;
+
+use crate::args::StatsArgs;
+use crate::cache::Cache;
+use crate::failure::CliResult;
+use crate::table::{Align, Table};
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    entries: u64,
+    fresh: u64,
+    stale: u64,
+    bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: Counts) {
+        self.entries += other.entries;
+        self.fresh += other.fresh;
+        self.stale += other.stale;
+        self.bytes += other.bytes;
+    }
+
+    fn cells(&self, name: &str) -> Vec<String> {
+        vec![
+            name.to_owned(),
+            self.entries.to_string(),
+            self.fresh.to_string(),
+            self.stale.to_string(),
+            self.bytes.to_string(),
+        ]
+    }
+}
+
+/// Runs `stats`.
+pub(crate) async fn run(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -> CliResult<()> {
+    let now = Timestamp::now();
+    let names = cache.repositories(&args.repository).await?;
+    if names.is_empty() {
+        crate::note(&format!("{} has no repositories", cache.location()));
+    }
+    let mut table = Table::new(&[
+        ("REPOSITORY", Align::Left),
+        ("ENTRIES", Align::Right),
+        ("FRESH", Align::Right),
+        ("STALE", Align::Right),
+        ("BYTES", Align::Right),
+    ]);
+    let mut total = Counts::default();
+    for name in &names {
+        let repo = cache.open(name).await?;
+        let mut counts = Counts::default();
+        let mut entries = repo.store.scan(Select::All, now);
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(|e| cache.fail(e))?;
+            counts.entries += 1;
+            if entry.is_fresh(now) {
+                counts.fresh += 1;
+            } else {
+                counts.stale += 1;
+            }
+            let size = entry.payload.len() + entry.meta.as_ref().map_or(0, |m| m.len());
+            counts.bytes += u64::try_from(size).unwrap_or(u64::MAX);
+        }
+        total.add(counts);
+        if args.json {
+            let line = json!({
+                "repository": name.as_str(),
+                "entries": counts.entries,
+                "fresh": counts.fresh,
+                "stale": counts.stale,
+                "bytes": counts.bytes,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            table.push(counts.cells(name.as_str()));
+        }
+    }
+    if !args.json {
+        table.push(total.cells("total"));
+        table.write(out)?;
+    }
+    Ok(())
+}
