@@ -42,14 +42,16 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), BoxError> {
     let url = std::env::var("RESPCACHE_DYNAMODB_URL").unwrap_or(LOCAL.into());
-    let config = DynamoDbConfig::from_url(&url)?.with_max_attempts(2);
+    let config = DynamoDbConfig::from_url(&url)?.with_max_attempts(2); // fail fast if down
     let endpoint = config.endpoint.clone().unwrap_or("AWS".into());
     let connected = DynamoDbBackend::connect_with(config).await;
     let dynamo = Arc::new(connected.map_err(|e| {
         format!("cannot reach DynamoDB at {endpoint} ({e}): run `cargo xtask services up`")
     })?);
     let table = dynamo.table().to_owned();
-    println!("connected: table {table:?} at {endpoint} = respcache::connect({url:?})");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    println!("connected: table {table:?} at {endpoint}");
+    println!("  = respcache::connect(\"{url}{sep}max_attempts=2\")");
 
     // Tracks stay fresh an hour, charts a second; DynamoDB keeps stale items a day.
     let tracks = TemplateSettings::new("tracks", "/v1/tracks/{id}", JsonCodec)?;
@@ -106,8 +108,8 @@ async fn run() -> Result<(), BoxError> {
         .await?;
     let ttl = ttl.time_to_live_description().ok_or("no TTL description")?;
     println!(
-        "  table TTL: {:?} on {:?}",
-        ttl.time_to_live_status(),
+        "  table TTL: {} on {:?}",
+        ttl.time_to_live_status().map_or("-", |s| s.as_str()),
         ttl.attribute_name().unwrap_or("-")
     );
 

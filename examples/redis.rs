@@ -43,7 +43,8 @@ async fn run() -> Result<(), BoxError> {
     let redis = Arc::new(connected.map_err(|e| {
         format!("cannot reach Redis at {config} ({e}): run `cargo xtask services up`")
     })?);
-    println!("connected to {config} = respcache::connect(\"{config}?command_timeout_ms=1000\")");
+    println!("connected to {config}");
+    println!("  = respcache::connect(\"{config}?command_timeout_ms=1000\")");
 
     // Tracks stay fresh an hour, charts a second; Redis keeps stale entries 10 min.
     let tracks = TemplateSettings::new("tracks", "/v1/tracks/{id}", JsonCodec)?;
