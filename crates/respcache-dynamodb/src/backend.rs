@@ -36,9 +36,14 @@ const CREATED_AT: &str = "created_at";
 ///   the repository's partition, never a table Scan; `count` uses
 ///   `Select: COUNT`, `clear` reads keys only.
 /// - `get_many` uses BatchGetItem (100 keys per request), `put_many` and
-///   `delete_many` BatchWriteItem (25 per request), a few requests in flight
+///   `clear(All)` BatchWriteItem (25 per request), a few requests in flight
 ///   ([`DynamoDbConfig::batch_concurrency`]); unprocessed items are retried
 ///   with backoff for [`DynamoDbConfig::batch_retry_timeout`].
+/// - `delete_many` and `clear(Fresh | Expired)` send one DeleteItem per
+///   entry, `batch_concurrency` in flight: `delete_many` counts only what it
+///   really deleted, and a filtered `clear` deletes an entry only if it
+///   still matches the selection (a condition), so an entry rewritten
+///   during the `clear` is kept.
 /// - Reads are strongly consistent by default.
 ///
 /// # Native expiry

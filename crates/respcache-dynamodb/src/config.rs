@@ -28,7 +28,7 @@ pub const DEFAULT_TABLE: &str = "respcache";
 /// | `consistent_read` | strongly consistent reads (a `put` is seen by the next `get`) | `true` |
 /// | `max_attempts` | attempts per request in the SDK's standard retry mode (throttling, 5xx, connection errors) | `3` |
 /// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`; a bare number is seconds) | none |
-/// | `batch_concurrency` | batch requests (BatchGetItem / BatchWriteItem) in flight per call | `8` |
+/// | `batch_concurrency` | requests (BatchGetItem / BatchWriteItem, or DeleteItem for `delete_many` and filtered `clear`) in flight per call | `8` |
 /// | `batch_retry_timeout` | how long unprocessed batch items are retried before the call fails | `30s` |
 /// | `page_size` | items per Query page of `scan`, `count`, `clear` (DynamoDB also stops a page at 1 MB) | `1000` |
 ///

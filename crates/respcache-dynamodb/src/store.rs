@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
@@ -308,8 +309,9 @@ impl DynamoDbStore {
         }
     }
 
-    /// Deletes the items whose keys are in `items`, then the parts of those
-    /// that were manifests.
+    /// Deletes the items whose keys are in `items` unconditionally, then the
+    /// parts of those that were manifests (`clear(Select::All)`: anything
+    /// written meanwhile is cleared too, which is what "all" asks for).
     async fn delete_items(&self, items: Vec<Item>) -> Result<()> {
         let mut gens = Vec::new();
         let mut writes = Vec::with_capacity(items.len());
@@ -324,6 +326,78 @@ impl DynamoDbStore {
         batch::write_all(&self.shared, writes).await?;
         parts::delete_quietly(&self.shared, &self.parts_pk, gens).await;
         Ok(())
+    }
+
+    /// Deletes the item under `sk` if it exists and, with `only`, if it
+    /// still matches that selection at `now` (a DynamoDB condition, so an
+    /// entry rewritten since it was read is left alone). Returns the deleted
+    /// item, `None` when there was none or the condition failed.
+    async fn delete_one(
+        &self,
+        sk: &str,
+        only: Option<(Select, Timestamp)>,
+    ) -> Result<Option<Item>> {
+        let mut request = self
+            .shared
+            .client
+            .delete_item()
+            .table_name(self.shared.table.clone())
+            .set_key(Some(item::primary(&self.pk, sk)))
+            .return_values(ReturnValue::AllOld);
+        let condition = match only {
+            Some((Select::Expired, _)) => Some("#exp <= :now"),
+            // `expires_at` is absent when the entry never goes stale (a
+            // missing item passes too, and returns nothing).
+            Some((Select::Fresh, _)) => Some("attribute_not_exists(#exp) OR #exp > :now"),
+            Some((Select::All, _)) | None => None,
+        };
+        if let (Some(condition), Some((_, now))) = (condition, only) {
+            request = request
+                .condition_expression(condition)
+                .expression_attribute_names("#exp", EXPIRES_AT)
+                .expression_attribute_values(":now", item::n(now.as_millis()));
+        }
+        match request.send().await {
+            Ok(out) => Ok(out.attributes.filter(|a| !a.is_empty())),
+            Err(e) => match e.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(None),
+                _ => Err(self.shared.sdk_error(e)),
+            },
+        }
+    }
+
+    /// Deletes the items under `sks` one request each (`batch_concurrency`
+    /// in flight), each conditioned as [`delete_one`](Self::delete_one)
+    /// says, then the parts of the manifests really deleted (whichever
+    /// generation they named by then). Returns how many live (not purged)
+    /// entries were deleted.
+    async fn delete_each(
+        &self,
+        sks: impl Iterator<Item = String>,
+        only: Option<(Select, Timestamp)>,
+    ) -> Result<u64> {
+        let outcomes: Vec<Result<Option<Item>>> = futures::stream::iter(sks)
+            .map(|sk| async move { self.delete_one(&sk, only).await })
+            .buffer_unordered(self.shared.batch_concurrency.max(1))
+            .collect()
+            .await;
+        let mut deleted = Vec::with_capacity(outcomes.len());
+        let mut failed = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(old) => deleted.extend(old),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        // Even when some deletes failed, the parts of those that happened
+        // go too (nothing else would ever delete them).
+        let gens = deleted.iter().filter_map(item::generation_of).collect();
+        parts::delete_quietly(&self.shared, &self.parts_pk, gens).await;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let now = Timestamp::now();
+        Ok(deleted.iter().filter(|i| !item::is_purged(i, now)).count() as u64)
     }
 
     async fn get_many_inner(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
@@ -427,22 +501,10 @@ impl DynamoDbStore {
     }
 
     async fn delete_many_inner(&self, keys: &[Key]) -> Result<u64> {
+        // One DeleteItem per key, counting what each really deleted: a key
+        // deleted concurrently by someone else is not counted twice.
         let unique: HashSet<String> = keys.iter().map(|k| ItemKey::of(k).sk).collect();
-        let primaries = unique
-            .iter()
-            .map(|sk| item::primary(&self.pk, sk))
-            .collect();
-        let found = batch::get_all(
-            &self.shared,
-            primaries,
-            Some(&[GEN, PARTS, PURGE_AT]),
-            false,
-        )
-        .await?;
-        let now = Timestamp::now();
-        let existed = found.iter().filter(|i| !item::is_purged(i, now)).count() as u64;
-        self.delete_items(found).await?;
-        Ok(existed)
+        self.delete_each(unique.into_iter(), None).await
     }
 
     async fn contains_inner(&self, key: &Key, now: Timestamp) -> Result<bool> {
@@ -470,12 +532,31 @@ impl DynamoDbStore {
             .entries(select, now, Timestamp::now())
             .project(&[GEN, PARTS]);
         // The next page is read while the previous one is deleted.
-        query::pages(Arc::clone(&self.shared), spec)
+        let pages = query::pages(Arc::clone(&self.shared), spec);
+        if select == Select::All {
+            return pages
+                .map(|page| async move {
+                    let items = page?.items;
+                    let n = items.len() as u64;
+                    self.delete_items(items).await?;
+                    Ok::<u64, Error>(n)
+                })
+                .buffer_unordered(2)
+                .try_fold(0u64, |total, n| async move { Ok(total + n) })
+                .await;
+        }
+        // A filtered clear deletes only what still matches the selection
+        // when deleted: an entry rewritten since the Query read it (a fresh
+        // `put`, `set_expiry`) is kept, and only deletes that happened count.
+        pages
             .map(|page| async move {
                 let items = page?.items;
-                let n = items.len() as u64;
-                self.delete_items(items).await?;
-                Ok::<u64, Error>(n)
+                let sks = items
+                    .iter()
+                    .filter_map(item::sort_key_of)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                self.delete_each(sks.into_iter(), Some((select, now))).await
             })
             .buffer_unordered(2)
             .try_fold(0u64, |total, n| async move { Ok(total + n) })

@@ -68,6 +68,52 @@ pub(crate) fn remove(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// Removes the entry file at `path` only if `wanted` holds for its header
+/// (the first [`HEADER_LEN`] bytes, or fewer if the file is shorter) at the
+/// moment it is removed; `false` if there was no file or it was kept.
+///
+/// Reading the header and then removing `path` would remove a file a
+/// concurrent [`write_atomic`] renamed over `path` in between. So the file
+/// is claimed first: renamed to a new temporary name in the same folder
+/// (`.tmp-…`, which readers and the walk ignore), its header read again
+/// there, and then removed, or put back with a hard link when `wanted` no
+/// longer holds. Putting back fails when a newer write already took `path`:
+/// that write is newer than the claimed file, so it wins. Meanwhile a reader
+/// sees no entry for a moment, which only happens when the file changed
+/// between the caller's own check and the claim.
+pub(crate) fn remove_if(path: &Path, wanted: impl FnOnce(&[u8]) -> bool) -> io::Result<bool> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "entry path has no folder"))?;
+    // A unique name (so concurrent claims never meet), removed on drop.
+    let claimed = match Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir) {
+        Ok(file) => file.into_temp_path(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match fs::rename(path, &claimed) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let head = File::open(&claimed).and_then(|mut f| read_header(&mut f));
+    if let Ok(head) = &head
+        && wanted(head)
+    {
+        claimed.close()?;
+        return Ok(true);
+    }
+    match fs::hard_link(&claimed, path) {
+        Ok(()) => claimed.close()?,
+        // A newer write took `path`: it wins.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => claimed.close()?,
+        // No hard links here (some network or FAT file systems): rename
+        // back, which could replace a write made in the last instant.
+        Err(_) => fs::rename(&claimed, path)?,
+    }
+    head.map(|_| false)
+}
+
 /// Replaces the file at `path` with `bytes`, atomically: the bytes go to a
 /// new temporary file in the same folder (named `.tmp-…`, never mistaken for
 /// an entry), which is then renamed over `path`. A reader, or a process that

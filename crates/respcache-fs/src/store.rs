@@ -307,8 +307,17 @@ impl Store for FsStore {
                         }
                     }
                     Found::Entry(path) => match read_header_of(path)? {
-                        Some(Ok(header)) if select.matches(header.expires_at, now) => {
+                        Some(Ok(_)) if select == Select::All => {
                             n += u64::from(file::remove(path)?);
+                        }
+                        // The file may be replaced after its header was
+                        // read: removed only if it still matches then.
+                        Some(Ok(header)) if select.matches(header.expires_at, now) => {
+                            let matches = |head: &[u8]| {
+                                envelope::decode_header(head)
+                                    .is_ok_and(|h| select.matches(h.expires_at, now))
+                            };
+                            n += u64::from(file::remove_if(path, matches)?);
                         }
                         Some(Err(e)) if select == Select::All => {
                             reader.undecodable(&e);

@@ -372,3 +372,55 @@ fn scan_can_be_called_outside_a_runtime() {
     let entries: Vec<Entry> = runtime.block_on(stream.try_collect()).unwrap();
     assert_eq!(entries.len(), 1);
 }
+
+/// `clear(Expired)` racing a `put` of a fresh entry over the stale one it is
+/// clearing must keep the fresh entry (a `put` renamed over the file between
+/// `clear` reading its header and removing it used to be removed). The race
+/// is aimed at its window: one stale entry at a time, the `put` started
+/// 0–99 µs after the `clear`, thousands of times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_expired_never_removes_a_put_landing_in_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_backend, store) = open(dir.path()).await;
+    let now = Timestamp::now();
+    let stale = Some(at(now.as_millis() - 60_000));
+    let fresh = Some(at(now.as_millis() + 3_600_000));
+    let mut lost = Vec::new();
+    for i in 0..4000u64 {
+        let k = key(&format!("k{i}"));
+        store
+            .put(Entry::new(k.clone(), now, "stale").with_expires_at(stale))
+            .await
+            .unwrap();
+        let writer = {
+            let store = Arc::clone(&store);
+            let k = k.clone();
+            tokio::spawn(async move {
+                let start = std::time::Instant::now();
+                let delay = Duration::from_micros(i % 100);
+                while start.elapsed() < delay {
+                    std::hint::spin_loop();
+                }
+                let e = Entry::new(k, now, "fresh").with_expires_at(fresh);
+                store.put(e).await.unwrap();
+            })
+        };
+        store.clear(Select::Expired, now).await.unwrap();
+        writer.await.unwrap();
+        if store.get(&k).await.unwrap().map(|e| e.payload) != Some("fresh".into()) {
+            lost.push(i);
+        }
+        store.delete(&k).await.unwrap();
+    }
+    assert!(
+        lost.is_empty(),
+        "{} fresh entries lost, e.g. iterations {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "files left: {:?}",
+        files_under(dir.path())
+    );
+}

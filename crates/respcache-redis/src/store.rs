@@ -1,7 +1,9 @@
 //! [`RedisStore`]: one repository's entries, as string keys under
 //! `<cache>:<repository>:`.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use futures::stream::BoxStream;
@@ -44,6 +46,12 @@ const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 /// | `set_expiry` | one Lua script: patches the header with `SETRANGE`, then `PEXPIREAT` or `PERSIST` |
 /// | `count`, `clear` | `SCAN MATCH <prefix>* COUNT 1000`; for `Fresh`/`Expired`, a pipeline of `GETRANGE 0 23` per page, and for `clear` a compare-and-delete script per page |
 /// | `scan` | `SCAN … COUNT 200` + one `MGET` per page, streamed |
+///
+/// `SCAN` may return a key more than once (when the keyspace is rehashed
+/// during the iteration), so `scan` and `count` remember a 16-byte keyed
+/// hash of every Redis key they met and skip repeats: about 16 bytes per
+/// entry (some 40 with the hash set's overhead) for the length of one call.
+/// `clear` needs no such memory (a repeated key is already gone).
 ///
 /// There is no index: nothing can grow when Redis drops keys on its own.
 /// An entry that cannot be decoded is a miss (logged and counted by
@@ -148,8 +156,10 @@ impl RedisStore {
     async fn count_inner(&self, select: Select, now: Timestamp) -> Result<u64> {
         let mut total = 0u64;
         let mut cursor = 0;
+        let mut seen = Seen::default();
         loop {
-            let (next, keys) = self.scan_step(cursor, SCAN_COUNT).await?;
+            let (next, mut keys) = self.scan_step(cursor, SCAN_COUNT).await?;
+            seen.retain_new(&mut keys);
             if !keys.is_empty() {
                 if select == Select::All {
                     total += keys.len() as u64;
@@ -246,6 +256,27 @@ async fn scan_step(
         .await
 }
 
+/// The Redis keys one `SCAN` iteration already returned, as 128-bit keyed
+/// hashes (a collision, which would skip an entry, has odds of about
+/// n² / 2¹²⁹ for n keys): `SCAN` returns a key more than once when the
+/// keyspace shrinks or grows during the iteration.
+#[derive(Default)]
+struct Seen {
+    hashers: (RandomState, RandomState),
+    hashes: HashSet<u128>,
+}
+
+impl Seen {
+    /// Drops from `keys` those met before (in this call or earlier ones).
+    fn retain_new(&mut self, keys: &mut Vec<Vec<u8>>) {
+        keys.retain(|key| {
+            let high = u128::from(self.hashers.0.hash_one(key));
+            let low = u128::from(self.hashers.1.hash_one(key));
+            self.hashes.insert(high << 64 | low)
+        });
+    }
+}
+
 /// State of a streaming `scan`: the next cursor, or done.
 struct ScanState {
     shared: Arc<Shared>,
@@ -254,6 +285,7 @@ struct ScanState {
     select: Select,
     now: Timestamp,
     cursor: Option<u64>,
+    seen: Seen,
 }
 
 impl ScanState {
@@ -263,9 +295,10 @@ impl ScanState {
             let Some(cursor) = self.cursor else {
                 return Ok(None);
             };
-            let (next, keys) =
+            let (next, mut keys) =
                 scan_step(&self.shared, &self.pattern, cursor, SCAN_COUNT_ENTRIES).await?;
             self.cursor = (next != 0).then_some(next);
+            self.seen.retain_new(&mut keys);
             if keys.is_empty() {
                 continue;
             }
@@ -404,6 +437,7 @@ impl Store for RedisStore {
             select,
             now,
             cursor: Some(0),
+            seen: Seen::default(),
         };
         futures::stream::try_unfold(state, ScanState::next_page)
             .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok)))
