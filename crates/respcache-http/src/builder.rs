@@ -359,6 +359,13 @@ impl CachedClientBuilder {
         self
     }
 
+    /// Whether redirects are followed (default `true`). When `false`, a 3xx
+    /// is returned as the origin sent it, as a proxy must.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.transport.follow_redirects = follow;
+        self
+    }
+
     /// A time limit for each origin request (default: none).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.transport.timeout = Some(timeout);

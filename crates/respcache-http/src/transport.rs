@@ -49,6 +49,7 @@ pub(crate) struct OriginResponse {
 /// How the transport is set up.
 #[derive(Clone, Debug)]
 pub(crate) struct TransportOptions {
+    pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: usize,
     pub(crate) timeout: Option<Duration>,
     pub(crate) connect_timeout: Option<Duration>,
@@ -60,6 +61,7 @@ pub(crate) struct TransportOptions {
 impl Default for TransportOptions {
     fn default() -> Self {
         TransportOptions {
+            follow_redirects: true,
             max_redirects: 10,
             timeout: None,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -146,7 +148,10 @@ impl Transport {
                 None => one.await,
             }
             .map_err(|e| e.with_url(line))?;
-            let next = if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            let next = if self.options.follow_redirects
+                && status.is_redirection()
+                && status != StatusCode::NOT_MODIFIED
+            {
                 headers
                     .get(LOCATION)
                     .and_then(|l| l.to_str().ok())

@@ -1,11 +1,13 @@
 //! The command line, as clap reads it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 /// Inspect and manage respcache caches: what is stored, how fresh it is,
-/// purge entries, and copy a whole cache to another backend.
+/// purge entries, copy a whole cache to another backend, or serve one as a
+/// caching reverse proxy.
 #[derive(Debug, Parser)]
 #[command(name = "respcache", version)]
 pub(crate) struct Cli {
@@ -27,6 +29,9 @@ pub(crate) enum Command {
     Purge(PurgeArgs),
     /// Copy every entry of a cache to another cache or backend (idempotent: re-run to finish).
     Copy(CopyArgs),
+    /// Run a caching reverse proxy in front of one upstream (bodies are
+    /// buffered, up to --max-body-size).
+    Serve(ServeArgs),
 }
 
 impl Command {
@@ -37,6 +42,7 @@ impl Command {
             Command::Ls(a) => Some(&a.cache),
             Command::Show(a) => Some(&a.cache),
             Command::Purge(a) => Some(&a.cache),
+            Command::Serve(a) => Some(&a.cache),
             Command::Copy(_) => None,
         }
     }
@@ -163,6 +169,35 @@ pub(crate) struct CopyArgs {
     /// tracks=version:text,id:text (repeatable).
     #[arg(long, value_name = "REPO=FIELD:KIND,...")]
     pub(crate) schema: Vec<String>,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) cache: CacheArgs,
+    /// The origin: http://127.0.0.1:8000 or https://api.example.com/v1
+    /// (each request's path and query are appended).
+    #[arg(long, value_name = "URL")]
+    pub(crate) upstream: String,
+    /// The address to listen on (port 0: any free port; the start line
+    /// names the one taken).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Cache as a shared cache (s-maxage counts; private answers and
+    /// answers to requests with Authorization are not reused) instead of a
+    /// private one. Use it when more than one user goes through the proxy:
+    /// a private cache keys answers without their credentials.
+    #[arg(long)]
+    pub(crate) shared: bool,
+    /// Bodies are buffered whole, not streamed: larger request bodies are
+    /// refused (413); larger responses are passed on but not stored (they
+    /// are still held in memory while relayed).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub(crate) max_body_size: usize,
+    /// The time limit of each upstream request (then 504).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -58,6 +58,18 @@
 //!   when it records them (SQLite does), from the destination's existing
 //!   store, from respcache's own repositories (`kv`, `http`,
 //!   `http_redirects`), or from `--schema`.
+//! - `serve --upstream URL [--listen 127.0.0.1:8080] [--shared]
+//!   [--max-body-size BYTES] [--timeout 60s]`: a caching reverse proxy in
+//!   front of `URL`, on the HTTP layer (`CachedClient`): every method,
+//!   body and end-to-end header is forwarded (hop-by-hop ones are not),
+//!   redirects are passed back, answers are cached by the HTTP rules alone
+//!   (private cache, or shared with `--shared`) and carry a `Cache-Status`
+//!   header; a failing upstream gives 502 (504 after `--timeout`) unless a
+//!   stale answer may stand in. Bodies are buffered: request bodies over
+//!   `--max-body-size` get 413, larger responses are not stored. One line
+//!   on start names the address, upstream and cache; SIGINT (Ctrl-C) or
+//!   SIGTERM stops it cleanly (exit code 0). The cache file is created if
+//!   missing.
 //!
 //! `--json` prints one JSON object per line. Errors are one line,
 //! `error: …`, on stderr, with passwords in URLs redacted; exit codes are 0
@@ -72,6 +84,7 @@ mod location;
 mod ls;
 mod purge;
 mod schema;
+mod serve;
 mod show;
 mod stats;
 mod table;
@@ -129,12 +142,15 @@ async fn run(cli: Cli) -> CliResult<()> {
         }
         Some(cache_args) => {
             let location = Location::parse(&cache_args.url, cache_args.name.as_deref())?;
-            let cache = Cache::connect(location, true).await?;
+            // `serve` creates its cache; the others must not invent one.
+            let existing = !matches!(cli.command, Command::Serve(_));
+            let cache = Cache::connect(location, existing).await?;
             let result = match &cli.command {
                 Command::Stats(args) => stats::run(&cache, args, &mut out).await,
                 Command::Ls(args) => ls::run(&cache, args, &mut out).await,
                 Command::Show(args) => show::run(&cache, args, &mut out).await,
                 Command::Purge(args) => purge::run(&cache, args, &mut out).await,
+                Command::Serve(args) => serve::run(&cache, args, &mut out).await,
                 Command::Copy(_) => Ok(()),
             };
             let closed = cache.close().await;

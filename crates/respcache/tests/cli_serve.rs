@@ -1,0 +1,585 @@
+//! `respcache serve`: the built binary as a caching reverse proxy in front
+//! of a local hyper origin, with a temporary SQLite cache, driven by a
+//! plain hyper client.
+
+// Test helpers assert: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// Every bounded wait in these tests.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// One request as the origin saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A local origin that records every request. Paths:
+/// - `/fresh`: `max-age=60`;
+/// - `/private`: `private, max-age=60`;
+/// - `/nostore`: `no-store`;
+/// - `/etag`: `max-age=0` with `ETag: "v1"`; `If-None-Match: "v1"` gets 304;
+/// - `/redirect`: 302 to `/fresh`;
+/// - `/flaky`: `max-age=0, stale-if-error=60` the first time, then 503;
+/// - `/drain`: answers after 700 ms;
+/// - anything else: 200, `no-store`, body `PATH METHOD`.
+#[derive(Clone)]
+struct Origin {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Origin {
+    async fn start() -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let log = Arc::clone(&log);
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            let seen = Seen {
+                                method: parts.method,
+                                path: parts.uri.path().to_owned(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            log.lock().unwrap().push(seen.clone());
+                            if seen.path == "/drain" {
+                                tokio::time::sleep(Duration::from_millis(700)).await;
+                            }
+                            let answer = answer(&seen);
+                            Ok::<_, Infallible>(answer)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin { url, seen }
+    }
+
+    /// The requests for `path`, in order.
+    fn seen(&self, path: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
+    }
+}
+
+/// How often `/flaky` was asked for (one test uses it).
+static FLAKY: AtomicUsize = AtomicUsize::new(0);
+
+fn answer(seen: &Seen) -> Response<Full<Bytes>> {
+    let b = Response::builder();
+    let b = match seen.path.as_str() {
+        "/fresh" => b.header("cache-control", "max-age=60"),
+        "/private" => b.header("cache-control", "private, max-age=60"),
+        "/nostore" => b.header("cache-control", "no-store"),
+        "/etag" => {
+            let b = b
+                .header("cache-control", "max-age=0")
+                .header("etag", "\"v1\"");
+            if seen
+                .headers
+                .get("if-none-match")
+                .is_some_and(|v| v == "\"v1\"")
+            {
+                return b.status(304).body(Full::new(Bytes::new())).unwrap();
+            }
+            b
+        }
+        "/flaky" => {
+            if FLAKY.fetch_add(1, Ordering::SeqCst) > 0 {
+                return b
+                    .status(503)
+                    .body(Full::new(Bytes::from_static(b"down")))
+                    .unwrap();
+            }
+            b.header("cache-control", "max-age=0, stale-if-error=60")
+        }
+        "/big" => b.header("cache-control", "max-age=60"),
+        "/redirect" => {
+            return b
+                .status(302)
+                .header("location", "/fresh")
+                .body(Full::new(Bytes::from_static(b"moved")))
+                .unwrap();
+        }
+        _ => b.header("cache-control", "no-store"),
+    };
+    let body = format!("{} {}", seen.path, seen.method);
+    let body = if seen.path == "/big" {
+        "b".repeat(100)
+    } else {
+        body
+    };
+    b.header("x-origin", "yes")
+        .header("connection", "x-hop-response")
+        .header("x-hop-response", "must not pass")
+        .header("keep-alive", "timeout=5")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// The `respcache serve` process; killed when dropped.
+struct Proxy {
+    child: Child,
+    url: String,
+    start_line: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Proxy {
+    fn start(upstream: &str, extra: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = format!(
+            "sqlite://{}?cache=proxy",
+            dir.path().join("cache.sqlite").display()
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_respcache"))
+            .args(["serve", "--cache", &cache, "--upstream", upstream])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the respcache binary runs");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let Ok(start_line) = rx.recv_timeout(WAIT) else {
+            let _ = child.kill();
+            panic!("no start line within {WAIT:?}");
+        };
+        let addr = start_line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no address in the start line {start_line:?}"))
+            .to_owned();
+        // Poll the port until it accepts.
+        let deadline = Instant::now() + WAIT;
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "{addr} does not accept");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Proxy {
+            child,
+            url: format!("http://{addr}"),
+            start_line,
+            _dir: dir,
+        }
+    }
+
+    /// Sends SIGINT and waits (bounded) for the exit code.
+    fn interrupt(mut self) -> Option<i32> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {WAIT:?} of SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An answer as the test client read it.
+struct Got {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends one request (bounded wait).
+async fn send(req: Request<Full<Bytes>>) -> Got {
+    let response = tokio::time::timeout(WAIT, client().request(req))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    let (parts, body) = response.into_parts();
+    let body = tokio::time::timeout(WAIT, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    Got {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn get(url: &str) -> Got {
+    send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cacheable_get_is_a_miss_then_a_hit_with_age() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    assert!(
+        proxy.start_line.contains(&origin.url),
+        "{}",
+        proxy.start_line
+    );
+    assert!(proxy.start_line.contains("proxy"), "{}", proxy.start_line);
+
+    let first = get(&format!("{}/fresh", proxy.url)).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.body, "/fresh GET");
+    let status = first.header("cache-status");
+    assert!(status.starts_with("respcache"), "{status}");
+    assert!(!status.contains("; hit"), "{status}");
+    assert!(
+        status.contains("fwd=uri-miss") && status.contains("stored"),
+        "{status}"
+    );
+
+    let second = get(&format!("{}/fresh", proxy.url)).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, "/fresh GET");
+    assert_eq!(second.header("x-origin"), "yes");
+    for got in [&first, &second] {
+        assert!(got.headers.get("x-hop-response").is_none());
+        assert!(got.headers.get("keep-alive").is_none());
+    }
+    assert_eq!(second.header("cache-control"), "max-age=60");
+    assert!(
+        second.header("cache-status").starts_with("respcache; hit"),
+        "{}",
+        second.header("cache-status")
+    );
+    let age: u64 = second.header("age").parse().expect("a numeric Age");
+    assert!(age < 60, "{age}");
+    assert_eq!(origin.seen("/fresh").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_no_store_answer_is_never_cached() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    for _ in 0..3 {
+        let got = get(&format!("{}/nostore", proxy.url)).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, "/nostore GET");
+        let status = got.header("cache-status");
+        assert!(
+            !status.contains("hit") && !status.contains("stored"),
+            "{status}"
+        );
+    }
+    assert_eq!(origin.seen("/nostore").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_answer_is_revalidated_and_the_client_gets_the_body() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    let first = get(&format!("{}/etag", proxy.url)).await;
+    assert_eq!(first.status, 200);
+    let second = get(&format!("{}/etag", proxy.url)).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, "/etag GET");
+    assert_eq!(second.header("etag"), "\"v1\"");
+    let status = second.header("cache-status");
+    assert!(status.contains("fwd-status=304"), "{status}");
+    assert!(status.contains("detail=revalidated"), "{status}");
+    let seen = origin.seen("/etag");
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].headers.get("if-none-match").is_none());
+    assert_eq!(seen[1].headers["if-none-match"], "\"v1\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_and_extension_methods_reach_the_origin_with_body_and_headers() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    for method in ["POST", "PURGEX"] {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}/echo?b=2&a=1", proxy.url))
+            .header("authorization", "Bearer secret-token")
+            .header("x-custom", "one")
+            .header("x-custom", "two")
+            .header("content-type", "application/json")
+            .header("connection", "x-hop")
+            .header("x-hop", "must not pass")
+            .header("proxy-authorization", "Basic cHJveHk=")
+            .body(Full::new(Bytes::from_static(br#"{"n":1}"#)))
+            .unwrap();
+        let got = send(req).await;
+        assert_eq!(got.status, 200, "{method}");
+        assert_eq!(got.body, format!("/echo {method}"));
+        assert!(got.header("cache-status").starts_with("respcache"));
+    }
+    let seen = origin.seen("/echo");
+    assert_eq!(seen.len(), 2);
+    for (s, method) in seen.iter().zip(["POST", "PURGEX"]) {
+        assert_eq!(s.method.as_str(), method);
+        assert_eq!(s.body, r#"{"n":1}"#);
+        assert_eq!(s.headers["authorization"], "Bearer secret-token");
+        let custom: Vec<_> = s.headers.get_all("x-custom").iter().collect();
+        assert_eq!(custom, ["one", "two"]);
+        assert_eq!(s.headers["content-type"], "application/json");
+        assert!(s.headers.get("x-hop").is_none(), "{:?}", s.headers);
+        assert!(s.headers.get("proxy-authorization").is_none());
+        assert_eq!(s.headers["host"], origin.url.trim_start_matches("http://"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_passed_back_not_followed() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    let got = get(&format!("{}/redirect", proxy.url)).await;
+    assert_eq!(got.status, 302);
+    assert_eq!(got.header("location"), "/fresh");
+    assert_eq!(got.body, "moved");
+    assert_eq!(origin.seen("/redirect").len(), 1);
+    assert!(origin.seen("/fresh").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_answers_are_cached_only_by_a_private_cache() {
+    let origin = Origin::start().await;
+    let private = Proxy::start(&origin.url, &[]);
+    get(&format!("{}/private", private.url)).await;
+    let second = get(&format!("{}/private", private.url)).await;
+    assert!(second.header("cache-status").contains("hit"));
+    assert_eq!(origin.seen("/private").len(), 1);
+
+    let shared = Proxy::start(&origin.url, &["--shared"]);
+    for _ in 0..2 {
+        let got = get(&format!("{}/private", shared.url)).await;
+        assert_eq!(got.status, 200);
+        assert!(!got.header("cache-status").contains("hit"));
+    }
+    assert_eq!(origin.seen("/private").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_down_gives_502_quickly() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = Proxy::start(&format!("http://127.0.0.1:{port}"), &[]);
+    let started = Instant::now();
+    let got = get(&format!("{}/anything", proxy.url)).await;
+    assert_eq!(got.status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(got.header("cache-status").starts_with("respcache"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_drops_the_connection_gives_502() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    });
+    let proxy = Proxy::start(&url, &[]);
+    let got = get(&format!("{}/x", proxy.url)).await;
+    assert_eq!(got.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_shuts_the_proxy_down_with_exit_code_0() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    assert_eq!(get(&format!("{}/fresh", proxy.url)).await.status, 200);
+    assert_eq!(proxy.interrupt(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_lets_a_request_in_flight_finish() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    let url = format!("{}/drain", proxy.url);
+    let pending = tokio::spawn(async move { get(&url).await });
+    let deadline = Instant::now() + WAIT;
+    while origin.seen("/drain").is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let code = tokio::task::spawn_blocking(move || proxy.interrupt())
+        .await
+        .unwrap();
+    let got = pending.await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, "/drain GET");
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upstream_gives_the_stale_answer_where_stale_if_error_allows() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    let first = get(&format!("{}/flaky", proxy.url)).await;
+    assert_eq!(first.status, 200);
+    let second = get(&format!("{}/flaky", proxy.url)).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body, "/flaky GET");
+    let status = second.header("cache-status");
+    assert!(status.contains("fwd-status=503"), "{status}");
+    assert!(status.contains("detail=stale-if-error"), "{status}");
+    assert_eq!(origin.seen("/flaky").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_is_answered_from_a_stored_get_with_its_length() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &[]);
+    get(&format!("{}/fresh", proxy.url)).await;
+    let head = send(
+        Request::head(format!("{}/fresh", proxy.url))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), "10");
+    assert!(head.header("cache-status").contains("hit"));
+    assert_eq!(origin.seen("/fresh").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_over_the_limit_gets_413_and_never_reaches_the_origin() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--max-body-size", "16"]);
+    let req = Request::post(format!("{}/echo", proxy.url))
+        .body(Full::new(Bytes::from(vec![b'x'; 17])))
+        .unwrap();
+    assert_eq!(send(req).await.status, 413);
+    let req = Request::post(format!("{}/echo", proxy.url))
+        .body(Full::new(Bytes::from(vec![b'x'; 16])))
+        .unwrap();
+    assert_eq!(send(req).await.status, 200);
+    assert_eq!(origin.seen("/echo").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_never_answers_gives_504_after_the_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let proxy = Proxy::start(&url, &["--timeout", "500ms"]);
+    let started = Instant::now();
+    let got = get(&format!("{}/slow", proxy.url)).await;
+    assert_eq!(got.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_over_the_body_limit_is_passed_on_but_not_stored() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--max-body-size", "64"]);
+    for _ in 0..2 {
+        let got = get(&format!("{}/big", proxy.url)).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.body, "b".repeat(100));
+        assert!(!got.header("cache-status").contains("hit"));
+    }
+    assert_eq!(origin.seen("/big").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_proxy_does_not_serve_one_users_authorized_answer_to_another() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--shared"]);
+    for token in ["Bearer alice", "Bearer bob"] {
+        let req = Request::get(format!("{}/fresh", proxy.url))
+            .header("authorization", token)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let got = send(req).await;
+        assert_eq!(got.status, 200);
+        assert!(!got.header("cache-status").contains("hit"), "{token}");
+    }
+    let seen = origin.seen("/fresh");
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].headers["authorization"], "Bearer bob");
+}
