@@ -5,8 +5,10 @@
 //!   emulator and DynamoDB Local on loopback, without Docker;
 //! - `test [--no-services] [-- CARGO TEST ARGS]`: start the services, run the whole
 //!   workspace's tests and print `N passed, N failed` as the last line;
-//! - `ci`: fmt, clippy, rustdoc, then `test`; stops at the first failing step.
+//! - `ci`: fmt, clippy, rustdoc, then `test`; stops at the first failing step;
+//! - `bench [--quick]`: start the services, then print the benchmark table.
 
+mod bench;
 mod ci;
 mod cmd;
 mod progress;
@@ -43,6 +45,8 @@ enum Task {
     Test(test::TestArgs),
     /// What CI checks: fmt, clippy (-D warnings), rustdoc (-D warnings), then `test`.
     Ci(test::TestArgs),
+    /// Start the services, then run the benchmarks and print one table with ratios to raw baselines.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Task::Services { action } => services::run(&action),
         Task::Test(args) => test::run(&args),
         Task::Ci(args) => ci::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(code) => code,
