@@ -1,7 +1,8 @@
 //! [`DynamoDbBackend`]: the connection to one table, and the stores in it.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -10,9 +11,9 @@ use futures::StreamExt;
 use respcache_core::{Backend, DynStore, Error, Name, Operation, Result, StoreSpec, Timestamp};
 
 use crate::NAME;
-use crate::config::{DynamoDbConfig, redact};
+use crate::config::{DynamoDbConfig, TableMode, redact};
 use crate::connect::load_sdk_config;
-use crate::item;
+use crate::item::{self, Layout};
 use crate::query::{self, QuerySpec};
 use crate::shared::Shared;
 use crate::store::{DynamoDbStore, wipe_partition};
@@ -21,17 +22,26 @@ use crate::table;
 /// Attribute of a registry item: when the store was first opened (ms).
 const CREATED_AT: &str = "created_at";
 
-/// respcache on Amazon DynamoDB: every cache in one table, one partition per
-/// repository.
+/// respcache on Amazon DynamoDB: every cache in one shared table, or each
+/// cache in its own table; one partition per repository.
 ///
 /// # Semantics
 ///
-/// - The table is named by the URL or [`DynamoDbConfig::table`]; several
-///   caches share it. A repository's entries are the partition
-///   `<cache>#<repository>`, sorted by the encoded key (or `#` + its digest
-///   when the encoding is over DynamoDB's 1024-byte sort key limit; the full
-///   key is then kept in the `key` attribute). The items
-///   `pk = <cache>, sk = <repository>` list a cache's stores.
+/// - Shared mode ([`TableMode::Shared`], `dynamodb://TABLE`): the table is
+///   named by the URL or [`DynamoDbConfig::table`]; several caches share
+///   it. A repository's entries are the partition `<cache>#<repository>`,
+///   sorted by the encoded key (or `#` + its digest when the encoding is
+///   over DynamoDB's 1024-byte sort key limit; the full key is then kept in
+///   the `key` attribute). The items `pk = <cache>, sk = <repository>` list
+///   a cache's stores.
+/// - Per-cache mode ([`TableMode::PerCache`], `dynamodb://?table_prefix=P`):
+///   the cache `C` is the table `<P><C>`, created (on demand, TTL on
+///   `purge_at`) by the first `open_store` of `C` when it is missing. A
+///   repository's entries are the partition `<repository>`, its parts
+///   `<repository>#parts`, and the items `pk = #stores, sk = <repository>`
+///   list the stores. `drop_store` of the cache's last store deletes the
+///   table (unless `create_table=false`); an `open_store` meeting a table
+///   being deleted waits until it is gone and creates it again.
 /// - `scan`, `count`, `clear` and `drop_store` are paginated Queries over
 ///   the repository's partition, never a table Scan; `count` uses
 ///   `Select: COUNT`, `clear` reads keys only.
@@ -80,8 +90,13 @@ const CREATED_AT: &str = "created_at";
 /// ```
 #[derive(Clone)]
 pub struct DynamoDbBackend {
+    /// Shared mode: the table. Per-cache mode: the client and settings the
+    /// caches' tables are made from.
     shared: Arc<Shared>,
     config: Arc<DynamoDbConfig>,
+    layout: Layout,
+    /// Per-cache mode: the tables known to exist, by name.
+    tables: Arc<Mutex<HashMap<String, Arc<Shared>>>>,
 }
 
 impl DynamoDbBackend {
@@ -140,13 +155,32 @@ impl DynamoDbBackend {
     ///
     /// As [`connect`](DynamoDbBackend::connect).
     pub async fn from_client(client: Client, config: DynamoDbConfig) -> Result<Self> {
-        let shared = Arc::new(Shared::new(client, &config));
-        table::ensure(&shared, config.create_table)
-            .await
-            .map_err(connect_context)?;
+        let shared = Shared::new(client, &config);
+        let layout = match &config.mode {
+            TableMode::PerCache { prefix } => {
+                // Tables come with their caches; check that DynamoDB answers.
+                let shared = shared.for_table(format!("{prefix}<cache>"));
+                shared
+                    .client
+                    .list_tables()
+                    .limit(1)
+                    .send()
+                    .await
+                    .map_err(|e| connect_context(shared.sdk_error(e)))?;
+                Layout::PerCache
+            }
+            TableMode::Shared => {
+                table::ensure(&shared, config.create_table)
+                    .await
+                    .map_err(connect_context)?;
+                Layout::Shared
+            }
+        };
         Ok(DynamoDbBackend {
-            shared,
+            shared: Arc::new(shared),
             config: Arc::new(config),
+            layout,
+            tables: Arc::default(),
         })
     }
 
@@ -160,9 +194,78 @@ impl DynamoDbBackend {
         &self.config
     }
 
-    /// The table every cache of this backend lives in.
+    /// The table every cache of this backend lives in (per-cache mode:
+    /// `<prefix><cache>`, see [`table_for`](DynamoDbBackend::table_for)).
     pub fn table(&self) -> &str {
         &self.shared.table
+    }
+
+    /// The table `cache` lives in.
+    ///
+    /// # Errors
+    ///
+    /// As [`DynamoDbConfig::table_for`].
+    pub fn table_for(&self, cache: &Name) -> Result<String> {
+        self.config.table_for(cache)
+    }
+
+    /// The table of `cache`; in per-cache mode, made sure to exist first
+    /// when `ensure` is set.
+    async fn cache_table(&self, cache: &Name, ensure: bool) -> Result<Arc<Shared>> {
+        if self.layout == Layout::Shared {
+            return Ok(Arc::clone(&self.shared));
+        }
+        let name = self.config.table_for(cache)?;
+        if let Some(known) = self.known_tables().get(&name) {
+            return Ok(Arc::clone(known));
+        }
+        let shared = Arc::new(self.shared.for_table(name.clone()));
+        if ensure {
+            table::ensure(&shared, self.config.create_table).await?;
+            self.known_tables().insert(name, Arc::clone(&shared));
+        }
+        Ok(shared)
+    }
+
+    fn known_tables(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Shared>>> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes the registry item of `spec`'s store.
+    async fn register(&self, shared: &Shared, spec: &StoreSpec) -> Result<()> {
+        shared
+            .client
+            .update_item()
+            .table_name(shared.table.clone())
+            .set_key(Some(item::primary(
+                &self.layout.registry_pk(&spec.cache),
+                spec.repository.as_str(),
+            )))
+            .update_expression("SET #at = if_not_exists(#at, :now)")
+            .expression_attribute_names("#at", CREATED_AT)
+            .expression_attribute_values(":now", item::n(Timestamp::now().as_millis()))
+            .send()
+            .await
+            .map_err(|e| shared.sdk_error(e))?;
+        Ok(())
+    }
+
+    /// The stores registered in `shared`'s table for `cache`, sorted.
+    async fn registered(&self, shared: &Arc<Shared>, cache: &Name) -> Result<Vec<Name>> {
+        let spec = QuerySpec::partition(self.layout.registry_pk(cache)).project(&[]);
+        let mut pages = query::pages(Arc::clone(shared), spec);
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            for found in page?.items {
+                match item::sort_key_of(&found).map(Name::new) {
+                    Some(Ok(name)) => names.push(name),
+                    _ => tracing::warn!(table = %shared.table, cache = %cache,
+                        "respcache: ignoring a malformed store registry item"),
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
     }
 
     /// Opens the store of `spec`, with its concrete type.
@@ -173,21 +276,18 @@ impl DynamoDbBackend {
     pub async fn open(&self, spec: &StoreSpec) -> Result<DynamoDbStore> {
         let run = async {
             self.shared.check_open()?;
-            self.shared
-                .client
-                .update_item()
-                .table_name(self.shared.table.clone())
-                .set_key(Some(item::primary(
-                    &item::registry_pk(&spec.cache),
-                    spec.repository.as_str(),
-                )))
-                .update_expression("SET #at = if_not_exists(#at, :now)")
-                .expression_attribute_names("#at", CREATED_AT)
-                .expression_attribute_values(":now", item::n(Timestamp::now().as_millis()))
-                .send()
-                .await
-                .map_err(|e| self.shared.sdk_error(e))?;
-            Ok(DynamoDbStore::new(Arc::clone(&self.shared), spec))
+            let mut shared = self.cache_table(&spec.cache, true).await?;
+            match self.register(&shared, spec).await {
+                // The cache's table was deleted (its last store dropped)
+                // since we saw it: make it again.
+                Err(e) if self.layout == Layout::PerCache && table::is_missing_table(&e) => {
+                    self.known_tables().remove(&shared.table);
+                    shared = self.cache_table(&spec.cache, true).await?;
+                    self.register(&shared, spec).await?;
+                }
+                other => other?,
+            }
+            Ok(DynamoDbStore::new(shared, self.layout, spec))
         };
         run.await
             .map_err(|e: Error| e.in_context(NAME, spec.repository.as_str(), Operation::OpenStore))
@@ -220,20 +320,41 @@ impl Backend for DynamoDbBackend {
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
         let run = async {
             self.shared.check_open()?;
-            wipe_partition(&self.shared, &item::entries_pk(cache, repository)).await?;
-            wipe_partition(&self.shared, &item::parts_pk(cache, repository)).await?;
-            self.shared
-                .client
-                .delete_item()
-                .table_name(self.shared.table.clone())
-                .set_key(Some(item::primary(
-                    &item::registry_pk(cache),
-                    repository.as_str(),
-                )))
-                .send()
-                .await
-                .map_err(|e| self.shared.sdk_error(e))?;
-            Ok(())
+            let shared = self.cache_table(cache, false).await?;
+            if self.layout == Layout::PerCache {
+                let stores = match self.registered(&shared, cache).await {
+                    Ok(stores) => stores,
+                    // No table, no store.
+                    Err(e) if table::is_missing_table(&e) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
+                if self.config.create_table && stores.iter().all(|s| s == repository) {
+                    // The cache's last store: its table goes with it.
+                    self.known_tables().remove(&shared.table);
+                    return table::delete(&shared).await;
+                }
+            }
+            let layout = self.layout;
+            let wiped = async {
+                wipe_partition(&shared, &layout.entries_pk(cache, repository)).await?;
+                wipe_partition(&shared, &layout.parts_pk(cache, repository)).await?;
+                shared
+                    .client
+                    .delete_item()
+                    .table_name(shared.table.clone())
+                    .set_key(Some(item::primary(
+                        &layout.registry_pk(cache),
+                        repository.as_str(),
+                    )))
+                    .send()
+                    .await
+                    .map_err(|e| shared.sdk_error(e))?;
+                Ok(())
+            };
+            match wiped.await {
+                Err(e) if layout == Layout::PerCache && table::is_missing_table(&e) => Ok(()),
+                other => other,
+            }
         };
         run.await
             .map_err(|e: Error| e.in_context(NAME, repository.as_str(), Operation::DropStore))
@@ -242,20 +363,14 @@ impl Backend for DynamoDbBackend {
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
         let run = async {
             self.shared.check_open()?;
-            let spec = QuerySpec::partition(item::registry_pk(cache)).project(&[]);
-            let mut pages = query::pages(Arc::clone(&self.shared), spec);
-            let mut names = Vec::new();
-            while let Some(page) = pages.next().await {
-                for found in page?.items {
-                    match item::sort_key_of(&found).map(Name::new) {
-                        Some(Ok(name)) => names.push(name),
-                        _ => tracing::warn!(table = %self.shared.table, cache = %cache,
-                            "respcache: ignoring a malformed store registry item"),
-                    }
+            let shared = self.cache_table(cache, false).await?;
+            match self.registered(&shared, cache).await {
+                // A cache without a table has no stores.
+                Err(e) if self.layout == Layout::PerCache && table::is_missing_table(&e) => {
+                    Ok(Vec::new())
                 }
+                other => other,
             }
-            names.sort();
-            Ok(names)
         };
         run.await.map_err(|e: Error| {
             let e = if e.backend().is_none() {
@@ -281,6 +396,7 @@ impl fmt::Debug for DynamoDbBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DynamoDbBackend")
             .field("table", &self.shared.table)
+            .field("mode", &self.config.mode)
             .field("region", &self.config.region)
             .field("endpoint", &self.config.endpoint.as_deref().map(redact))
             .finish_non_exhaustive()

@@ -10,18 +10,40 @@ use respcache_core::{ErrorKind, Result};
 use crate::SCHEME;
 use crate::error::backend_error;
 
-/// The table used when the URL or config names none.
+/// The conventional name of the shared table (`dynamodb://respcache`); also
+/// the (unused) [`DynamoDbConfig::table`] of a per-cache URL.
 pub const DEFAULT_TABLE: &str = "respcache";
+
+/// Which table a cache lives in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableMode {
+    /// Every cache in the one table [`DynamoDbConfig::table`]; a
+    /// repository's entries are the partition `<cache>#<repository>`.
+    Shared,
+    /// Every cache in its own table `<prefix><cache>`, created on the first
+    /// `open_store` of the cache; a repository's entries are the partition
+    /// `<repository>`. The table is deleted when the cache's last store is
+    /// dropped.
+    PerCache {
+        /// Put before the cache name to make the table name (may be empty).
+        prefix: String,
+    },
+}
 
 /// How to reach DynamoDB and which table holds the caches.
 ///
 /// # URL
 ///
 /// `dynamodb://TABLE?region=REGION&endpoint=URL&create_table=false&...`
+/// (one shared table for every cache) or
+/// `dynamodb://?table_prefix=PREFIX&region=REGION&...` (no table: one table
+/// per cache, [`TableMode::PerCache`]).
 ///
 /// | part | meaning | default |
 /// |---|---|---|
-/// | `TABLE` | the table every cache of this backend lives in (3–255 of `A-Z a-z 0-9 _ - .`) | `respcache` |
+/// | `TABLE` | the table every cache of this backend lives in (3–255 of `A-Z a-z 0-9 _ - .`); without it every cache has its own table | none: a table per cache |
+/// | `table_prefix` | without `TABLE`: a cache's table is named `<table_prefix><cache>` | empty |
 /// | `region` | AWS region | the standard chain (`AWS_REGION`, profile, ...); with `endpoint`: `us-east-1` if none is found |
 /// | `endpoint` | endpoint URL, e.g. `http://127.0.0.1:8000` for DynamoDB Local | AWS's endpoint for the region |
 /// | `create_table` | create the table (on-demand, TTL on `purge_at`) if it is missing | `true` |
@@ -39,7 +61,7 @@ pub const DEFAULT_TABLE: &str = "respcache";
 /// credentials are used — which is what DynamoDB Local accepts.
 ///
 /// ```
-/// use respcache_dynamodb::DynamoDbConfig;
+/// use respcache_dynamodb::{DynamoDbConfig, TableMode};
 ///
 /// let config: DynamoDbConfig =
 ///     "dynamodb://my-cache?region=eu-west-1&create_table=false".parse()?;
@@ -49,19 +71,28 @@ pub const DEFAULT_TABLE: &str = "respcache";
 ///
 /// let local = DynamoDbConfig::new("my-cache")?.with_endpoint("http://127.0.0.1:8000");
 /// assert_eq!(local.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
+///
+/// // A table per cache: the cache "weather" lives in the table "rc-weather".
+/// let per_cache: DynamoDbConfig = "dynamodb://?table_prefix=rc-&region=eu-west-1".parse()?;
+/// assert_eq!(per_cache.mode, TableMode::PerCache { prefix: "rc-".into() });
 /// # Ok::<(), respcache_core::Error>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DynamoDbConfig {
-    /// The table every cache of this backend lives in.
+    /// The table every cache of this backend lives in, in
+    /// [`TableMode::Shared`]; unused otherwise.
     pub table: String,
+    /// One table for all caches, or one per cache.
+    pub mode: TableMode,
     /// The AWS region; `None`: the standard region chain.
     pub region: Option<String>,
     /// An endpoint URL (DynamoDB Local, a VPC endpoint, ...).
     pub endpoint: Option<String>,
     /// Create the table if it is missing. When `false`, a missing table is a
-    /// [`Configuration`](ErrorKind::Configuration) error at connect time.
+    /// [`Configuration`](ErrorKind::Configuration) error at connect time
+    /// (shared mode) or at the cache's first `open_store` (per-cache mode),
+    /// and per-cache tables are never deleted either.
     pub create_table: bool,
     /// Use strongly consistent reads (twice the read capacity of eventually
     /// consistent ones; without them a `get` right after a `put` may miss).
@@ -83,7 +114,8 @@ pub struct DynamoDbConfig {
 }
 
 impl DynamoDbConfig {
-    /// The defaults for `table` (see the table above).
+    /// The defaults, all caches in the shared table `table` (see the table
+    /// above).
     ///
     /// # Errors
     ///
@@ -94,6 +126,7 @@ impl DynamoDbConfig {
         validate_table(&table)?;
         Ok(DynamoDbConfig {
             table,
+            mode: TableMode::Shared,
             region: None,
             endpoint: None,
             create_table: true,
@@ -139,11 +172,10 @@ impl DynamoDbConfig {
                 parsed.path()
             )));
         }
-        let table = match parsed.host_str() {
-            None | Some("") => DEFAULT_TABLE,
-            Some(t) => t,
+        let mut config = match parsed.host_str() {
+            None | Some("") => DynamoDbConfig::new(DEFAULT_TABLE)?.with_table_per_cache(),
+            Some(t) => DynamoDbConfig::new(t)?,
         };
-        let mut config = DynamoDbConfig::new(table)?;
         for (name, value) in parsed.query_pairs() {
             config.set_option(&name, &value)?;
         }
@@ -153,6 +185,19 @@ impl DynamoDbConfig {
     fn set_option(&mut self, name: &str, value: &str) -> Result<()> {
         match name {
             "region" => self.region = Some(non_empty(name, value)?.to_owned()),
+            "table_prefix" => {
+                if self.mode == TableMode::Shared {
+                    return Err(config_error(format!(
+                        "table_prefix is for a table per cache, but the URL names the table {:?}; \
+                         use dynamodb://?table_prefix=... for a table per cache",
+                        self.table
+                    )));
+                }
+                validate_prefix(value)?;
+                self.mode = TableMode::PerCache {
+                    prefix: value.to_owned(),
+                };
+            }
             "endpoint" => {
                 let endpoint = non_empty(name, value)?;
                 url::Url::parse(endpoint).map_err(|e| {
@@ -184,7 +229,7 @@ impl DynamoDbConfig {
             }
             other => {
                 return Err(config_error(format!(
-                    "unknown option {other:?}; known: region, endpoint, create_table, \
+                    "unknown option {other:?}; known: region, endpoint, table_prefix, create_table, \
                      consistent_read, max_attempts, timeout, batch_concurrency, batch_retry_timeout, page_size"
                 )));
             }
@@ -192,7 +237,7 @@ impl DynamoDbConfig {
         Ok(())
     }
 
-    /// Sets the table.
+    /// Puts every cache in the one table `table` ([`TableMode::Shared`]).
     ///
     /// # Errors
     ///
@@ -202,7 +247,63 @@ impl DynamoDbConfig {
         let table = table.into();
         validate_table(&table)?;
         self.table = table;
+        self.mode = TableMode::Shared;
         Ok(self)
+    }
+
+    /// Gives every cache its own table, named like the cache
+    /// ([`TableMode::PerCache`] without a prefix).
+    pub fn with_table_per_cache(mut self) -> Self {
+        self.mode = TableMode::PerCache {
+            prefix: String::new(),
+        };
+        self
+    }
+
+    /// Gives every cache its own table, named `<prefix><cache>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) if `prefix` has a
+    /// character a table name cannot have or is over 191 characters.
+    pub fn with_table_prefix(mut self, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        validate_prefix(&prefix)?;
+        self.mode = TableMode::PerCache { prefix };
+        Ok(self)
+    }
+
+    /// The table `cache` lives in.
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) in per-cache mode when
+    /// `<prefix><cache>` is shorter than DynamoDB's 3 characters.
+    ///
+    /// ```
+    /// use respcache_core::Name;
+    /// use respcache_dynamodb::DynamoDbConfig;
+    ///
+    /// let shared = DynamoDbConfig::new("all-caches")?;
+    /// assert_eq!(shared.table_for(&Name::new("weather")?)?, "all-caches");
+    /// let per_cache = shared.with_table_prefix("rc-")?;
+    /// assert_eq!(per_cache.table_for(&Name::new("weather")?)?, "rc-weather");
+    /// # Ok::<(), respcache_core::Error>(())
+    /// ```
+    pub fn table_for(&self, cache: &respcache_core::Name) -> Result<String> {
+        match &self.mode {
+            TableMode::Shared => Ok(self.table.clone()),
+            TableMode::PerCache { prefix } => {
+                let table = format!("{prefix}{cache}");
+                if table.len() < 3 {
+                    return Err(config_error(format!(
+                        "the cache {cache:?} would live in the table {table:?}, but DynamoDB \
+                         table names have at least 3 characters: set a table_prefix"
+                    )));
+                }
+                Ok(table)
+            }
+        }
     }
 
     /// Sets the region.
@@ -272,6 +373,7 @@ impl fmt::Debug for DynamoDbConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DynamoDbConfig")
             .field("table", &self.table)
+            .field("mode", &self.mode)
             .field("region", &self.region)
             .field("endpoint", &self.endpoint.as_deref().map(redact))
             .field("create_table", &self.create_table)
@@ -311,6 +413,24 @@ fn validate_table(table: &str) -> Result<()> {
     {
         return Err(config_error(format!(
             "table name {table:?} contains {c:?}; use A-Z, a-z, 0-9, '_', '-' and '.'"
+        )));
+    }
+    Ok(())
+}
+
+/// A prefix leaves room for the longest cache name (64) in 255 characters.
+fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.len() > 255 - 64 {
+        return Err(config_error(format!(
+            "table_prefix {prefix:?} is over 191 characters"
+        )));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
+        return Err(config_error(format!(
+            "table_prefix {prefix:?} contains {c:?}; use A-Z, a-z, 0-9, '_', '-' and '.'"
         )));
     }
     Ok(())
@@ -389,14 +509,49 @@ mod tests {
     #[test]
     fn defaults() {
         let c = DynamoDbConfig::from_url("dynamodb://").unwrap();
-        assert_eq!(c.table, DEFAULT_TABLE);
+        assert_eq!(
+            c.mode,
+            TableMode::PerCache {
+                prefix: String::new()
+            }
+        );
         assert!(c.create_table && c.consistent_read);
         assert_eq!(c.region, None);
-        let c = DynamoDbConfig::from_url("dynamodb://?region=eu-west-1").unwrap();
-        assert_eq!(c.table, DEFAULT_TABLE);
+        let c = DynamoDbConfig::from_url("dynamodb://tbl").unwrap();
+        assert_eq!((c.table.as_str(), &c.mode), ("tbl", &TableMode::Shared));
         let c = DynamoDbConfig::from_url("dynamodb://tbl?endpoint=http%3A%2F%2Flocalhost%3A8000")
             .unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("http://localhost:8000"));
+    }
+
+    #[test]
+    fn no_table_in_the_url_means_a_table_per_cache() {
+        for url in [
+            "dynamodb://?region=eu-west-1&table_prefix=rc-",
+            "dynamodb:///?table_prefix=rc-&region=eu-west-1",
+        ] {
+            let c = DynamoDbConfig::from_url(url).unwrap();
+            assert_eq!(
+                c.mode,
+                TableMode::PerCache {
+                    prefix: "rc-".into()
+                },
+                "{url}"
+            );
+            assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+            let cache = respcache_core::Name::new("weather").unwrap();
+            assert_eq!(c.table_for(&cache).unwrap(), "rc-weather");
+        }
+        let c = DynamoDbConfig::from_url("dynamodb:///").unwrap();
+        let short = respcache_core::Name::new("ab").unwrap();
+        assert_eq!(
+            c.table_for(&short).unwrap_err().kind(),
+            ErrorKind::Configuration
+        );
+        let c = DynamoDbConfig::new("tbl").unwrap().with_table_per_cache();
+        assert_eq!(c.table_for(&short.clone()).ok(), None);
+        let c = c.with_table("tbl2").unwrap();
+        assert_eq!(c.table_for(&short).unwrap(), "tbl2");
     }
 
     #[test]
@@ -415,6 +570,8 @@ mod tests {
             "dynamodb://tbl?endpoint=",
             "dynamodb://tbl?endpoint=not a url",
             "dynamodb://t%21bl",
+            "dynamodb://tbl?table_prefix=rc-",
+            "dynamodb://?table_prefix=r%21c",
         ] {
             let e = DynamoDbConfig::from_url(bad).err();
             assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Configuration), "{bad}");

@@ -2,7 +2,7 @@
 //!
 //! | attribute | type | in | meaning |
 //! |---|---|---|---|
-//! | `pk` | S | all | partition: `<cache>#<repository>` (entries), `<cache>#<repository>#parts` (parts), `<cache>` (the store registry) |
+//! | `pk` | S | all | partition, shared table: `<cache>#<repository>` (entries), `<cache>#<repository>#parts` (parts), `<cache>` (the store registry); a table per cache: `<repository>`, `<repository>#parts`, `#stores` |
 //! | `sk` | S | all | sort key: the encoded key, or `#` + its digest in hex when the encoding is over 1024 bytes |
 //! | `key` | S | inline | the full encoded key, only when `sk` is a digest |
 //! | `name` | S | inline | the entry's name |
@@ -58,19 +58,37 @@ pub(crate) const PART_BYTES: usize = 384 * 1024;
 /// The most bytes a number attribute takes (38 digits, sign, exponent).
 const NUMBER_BYTES: usize = 21;
 
-/// The partition holding a repository's entries.
-pub(crate) fn entries_pk(cache: &Name, repository: &Name) -> String {
-    format!("{cache}#{repository}")
+/// How caches and repositories map onto partitions. Names never contain
+/// `#`, so entries, parts and registry partitions never collide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Every cache in one table: partitions are prefixed with the cache.
+    Shared,
+    /// The table is the cache's own.
+    PerCache,
 }
 
-/// The partition holding a repository's parts of split entries.
-pub(crate) fn parts_pk(cache: &Name, repository: &Name) -> String {
-    format!("{cache}#{repository}#parts")
-}
+impl Layout {
+    /// The partition holding a repository's entries.
+    pub(crate) fn entries_pk(self, cache: &Name, repository: &Name) -> String {
+        match self {
+            Layout::Shared => format!("{cache}#{repository}"),
+            Layout::PerCache => repository.as_str().to_owned(),
+        }
+    }
 
-/// The partition listing a cache's stores (one item per repository).
-pub(crate) fn registry_pk(cache: &Name) -> String {
-    cache.as_str().to_owned()
+    /// The partition holding a repository's parts of split entries.
+    pub(crate) fn parts_pk(self, cache: &Name, repository: &Name) -> String {
+        format!("{}#parts", self.entries_pk(cache, repository))
+    }
+
+    /// The partition listing a cache's stores (one item per repository).
+    pub(crate) fn registry_pk(self, cache: &Name) -> String {
+        match self {
+            Layout::Shared => cache.as_str().to_owned(),
+            Layout::PerCache => "#stores".to_owned(),
+        }
+    }
 }
 
 /// A key as it is addressed in the table.

@@ -13,7 +13,7 @@ mod store;
 mod table;
 
 pub use backend::DynamoDbBackend;
-pub use config::{DEFAULT_TABLE, DynamoDbConfig};
+pub use config::{DEFAULT_TABLE, DynamoDbConfig, TableMode};
 pub use store::DynamoDbStore;
 
 /// The AWS configuration loader this crate uses.

@@ -1,6 +1,7 @@
 //! [`Shared`]: what a backend and all its stores use together.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use crate::NAME;
 use crate::config::DynamoDbConfig;
 use crate::error::{backend_error, map_sdk_error};
 
-/// The client, the table and the settings every request needs.
+/// The client, the table and the settings every request needs (one per
+/// table; the backend and all its tables share the `closed` flag).
 pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) table: String,
@@ -20,7 +22,7 @@ pub(crate) struct Shared {
     pub(crate) batch_concurrency: usize,
     pub(crate) batch_retry_timeout: Duration,
     pub(crate) page_size: i32,
-    closed: AtomicBool,
+    closed: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -32,7 +34,20 @@ impl Shared {
             batch_concurrency: config.batch_concurrency.max(1),
             batch_retry_timeout: config.batch_retry_timeout,
             page_size: i32::try_from(config.page_size.max(1)).unwrap_or(i32::MAX),
-            closed: AtomicBool::new(false),
+            closed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The same client, settings and `closed` flag, on `table`.
+    pub(crate) fn for_table(&self, table: String) -> Self {
+        Shared {
+            client: self.client.clone(),
+            table,
+            consistent_read: self.consistent_read,
+            batch_concurrency: self.batch_concurrency,
+            batch_retry_timeout: self.batch_retry_timeout,
+            page_size: self.page_size,
+            closed: Arc::clone(&self.closed),
         }
     }
 

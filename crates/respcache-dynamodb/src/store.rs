@@ -35,8 +35,9 @@ const MAX_REPLACE_ATTEMPTS: usize = 10;
 const MAX_READ_ATTEMPTS: usize = 3;
 
 /// One repository's entries: the partition `<cache>#<repository>` of the
-/// backend's table (parts of split entries live in
-/// `<cache>#<repository>#parts`).
+/// backend's shared table (parts of split entries live in
+/// `<cache>#<repository>#parts`), or the partition `<repository>` of the
+/// cache's own table (parts in `<repository>#parts`).
 ///
 /// Reads are strongly consistent unless the backend was configured
 /// otherwise; entries past their purge time (`expires_at + retention`) are
@@ -50,11 +51,11 @@ pub struct DynamoDbStore {
 }
 
 impl DynamoDbStore {
-    pub(crate) fn new(shared: Arc<Shared>, spec: &StoreSpec) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, layout: item::Layout, spec: &StoreSpec) -> Self {
         DynamoDbStore {
             shared,
-            pk: item::entries_pk(&spec.cache, &spec.repository).into(),
-            parts_pk: item::parts_pk(&spec.cache, &spec.repository).into(),
+            pk: layout.entries_pk(&spec.cache, &spec.repository).into(),
+            parts_pk: layout.parts_pk(&spec.cache, &spec.repository).into(),
             spec: Arc::new(spec.clone()),
         }
     }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TableDescription, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_dynamodb::waiters::table_exists::WaitUntilTableExistsError;
+use aws_sdk_dynamodb::waiters::table_not_exists::WaitUntilTableNotExistsError;
 use respcache_core::{ErrorKind, Result};
 
 use crate::error::{backend_error, chain};
@@ -28,6 +29,27 @@ const CREATE_WAIT: Duration = Duration::from_secs(120);
 /// `create` is false, or has another key schema; the mapped SDK error when
 /// DynamoDB cannot be reached.
 pub(crate) async fn ensure(shared: &Shared, create: bool) -> Result<()> {
+    match describe(shared).await? {
+        Some(table) if table.table_status() != Some(&TableStatus::Deleting) => {
+            check_key_schema(&shared.table, table.key_schema())?;
+            if table.table_status() != Some(&TableStatus::Active) {
+                wait_active(shared).await?;
+            }
+        }
+        // Being deleted (the last store of a per-cache table was dropped):
+        // wait until it is gone, then create it anew.
+        Some(_) => {
+            wait_deleted(shared).await?;
+            create_missing(shared, create).await?;
+        }
+        None => create_missing(shared, create).await?,
+    }
+    ensure_ttl(shared, create).await;
+    Ok(())
+}
+
+/// The table's description; `None` when it does not exist.
+async fn describe(shared: &Shared) -> Result<Option<TableDescription>> {
     match shared
         .client
         .describe_table()
@@ -35,41 +57,95 @@ pub(crate) async fn ensure(shared: &Shared, create: bool) -> Result<()> {
         .send()
         .await
     {
-        Ok(out) => {
-            let Some(table) = out.table else {
-                return Err(backend_error(
-                    ErrorKind::Backend,
-                    format!("DescribeTable on {:?} returned no table", shared.table),
-                ));
-            };
-            check_key_schema(&shared.table, table.key_schema())?;
-            if table.table_status() != Some(&TableStatus::Active) {
-                wait_active(shared).await?;
-            }
-        }
+        Ok(out) => match out.table {
+            Some(table) => Ok(Some(table)),
+            None => Err(backend_error(
+                ErrorKind::Backend,
+                format!("DescribeTable on {:?} returned no table", shared.table),
+            )),
+        },
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_not_found_exception()) =>
         {
-            if !create {
-                return Err(backend_error(
-                    ErrorKind::Configuration,
-                    format!(
-                        "DynamoDB table {:?} does not exist and create_table is false: create it \
-                         (partition key {PK:?} S, sort key {SK:?} S, TTL on {PURGE_AT:?}) or allow \
-                         respcache to (create_table=true)",
-                        shared.table
-                    ),
-                )
-                .with_source(e));
-            }
-            create_table(shared).await?;
-            wait_active(shared).await?;
+            Ok(None)
         }
-        Err(e) => return Err(shared.sdk_error(e)),
+        Err(e) => Err(shared.sdk_error(e)),
     }
-    ensure_ttl(shared, create).await;
-    Ok(())
+}
+
+async fn create_missing(shared: &Shared, create: bool) -> Result<()> {
+    if !create {
+        return Err(backend_error(
+            ErrorKind::Configuration,
+            format!(
+                "DynamoDB table {:?} does not exist and create_table is false: create it \
+                 (partition key {PK:?} S, sort key {SK:?} S, TTL on {PURGE_AT:?}) or allow \
+                 respcache to (create_table=true)",
+                shared.table
+            ),
+        ));
+    }
+    create_table(shared).await?;
+    wait_active(shared).await
+}
+
+/// Deletes the table; a table already gone, or busy (being created or
+/// deleted by someone else), is left alone.
+pub(crate) async fn delete(shared: &Shared) -> Result<()> {
+    match shared
+        .client
+        .delete_table()
+        .table_name(shared.table.clone())
+        .send()
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(table = %shared.table, "respcache: deleted the DynamoDB table");
+            Ok(())
+        }
+        Err(e)
+            if e.as_service_error().is_some_and(|s| {
+                s.is_resource_not_found_exception() || s.is_resource_in_use_exception()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(shared.sdk_error(e)),
+    }
+}
+
+/// Whether `err` is DynamoDB's `ResourceNotFoundException` (the table is
+/// missing), after [`map_sdk_error`](crate::error::map_sdk_error) — which
+/// keeps the service's error code in the message.
+pub(crate) fn is_missing_table(err: &respcache_core::Error) -> bool {
+    err.kind() == ErrorKind::Configuration && err.to_string().contains("ResourceNotFoundException")
+}
+
+async fn wait_deleted(shared: &Shared) -> Result<()> {
+    shared
+        .client
+        .wait_until_table_not_exists()
+        .table_name(shared.table.clone())
+        .wait(CREATE_WAIT)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            let kind = if matches!(e, WaitUntilTableNotExistsError::ExceededMaxWait(_)) {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Backend
+            };
+            backend_error(
+                kind,
+                format!(
+                    "waiting for DynamoDB table {:?} to finish deleting: {}",
+                    shared.table,
+                    chain(&e)
+                ),
+            )
+            .with_source(e)
+        })
 }
 
 fn check_key_schema(table: &str, schema: &[KeySchemaElement]) -> Result<()> {

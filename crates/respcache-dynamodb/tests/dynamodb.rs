@@ -871,6 +871,170 @@ async fn closed_backend_refuses_calls(ctx: Ctx) -> TestResult {
     Ok(())
 }
 
+/// A per-cache config on `url()`, with a prefix of its own.
+fn per_cache_config() -> Result<DynamoDbConfig, Failed> {
+    Ok(DynamoDbConfig::from_url(&url())?.with_table_prefix(unique("rcpc") + "-")?)
+}
+
+async fn table_exists(client: &aws_sdk_dynamodb::Client, table: &str) -> bool {
+    match client.describe_table().table_name(table).send().await {
+        Ok(out) => {
+            out.table.and_then(|t| t.table_status().cloned())
+                != Some(aws_sdk_dynamodb::types::TableStatus::Deleting)
+        }
+        Err(e) => {
+            assert!(
+                e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()),
+                "{e:?}"
+            );
+            false
+        }
+    }
+}
+
+async fn per_cache_tables_hold_one_cache_each(ctx: Ctx) -> TestResult {
+    let config = per_cache_config()?;
+    let backend = DynamoDbBackend::connect_with(config.clone()).await?;
+    let client = ctx.client().clone();
+    let cache = ctx.cache.clone();
+    let other = Name::new(unique("other"))?;
+    let table = backend.table_for(&cache)?;
+    check(
+        !table_exists(&client, &table).await,
+        "no table before open_store",
+    )?;
+    let spec = |repository: &str| ctx.spec(repository);
+    let a = backend.open_store(&spec("a")).await?;
+    let _b = backend.open_store(&spec("b")).await?;
+    a.put(entry("k", "in a")).await?;
+    check(
+        table_exists(&client, &table).await,
+        "open_store created the table",
+    )?;
+    // The seed mapping: pk = repository, sk = the encoded key.
+    let got = client
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("a".into()))
+        .key("sk", AttributeValue::S(key("k").encode()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    check(got.item.is_some(), "the entry is at pk = <repository>")?;
+    check(
+        backend.list_stores(&cache).await? == vec![Name::new("a")?, Name::new("b")?],
+        "list_stores of the cache",
+    )?;
+    check(
+        backend.list_stores(&other).await?.is_empty(),
+        "another cache has no stores",
+    )?;
+    check(
+        !table_exists(&client, &backend.table_for(&other)?).await,
+        "list_stores creates no table",
+    )?;
+    backend.drop_store(&other, &Name::new("a")?).await?;
+    backend.drop_store(&cache, &Name::new("a")?).await?;
+    check(
+        table_exists(&client, &table).await,
+        "the table stays while a store is left",
+    )?;
+    check(
+        backend.list_stores(&cache).await? == vec![Name::new("b")?],
+        "a is dropped",
+    )?;
+    backend.drop_store(&cache, &Name::new("b")?).await?;
+    check(
+        !table_exists(&client, &table).await,
+        "dropping the last store deletes the table",
+    )?;
+    check(
+        backend.list_stores(&cache).await?.is_empty(),
+        "no stores without a table",
+    )?;
+    backend.drop_store(&cache, &Name::new("b")?).await?;
+    // Opening again makes a new, empty table.
+    let a = backend.open_store(&spec("a")).await?;
+    check(a.get(&key("k")).await?.is_none(), "the new table is empty")?;
+    backend.drop_store(&cache, &Name::new("a")?).await?;
+    check(!table_exists(&client, &table).await, "dropped again")?;
+    Ok(())
+}
+
+async fn per_cache_missing_table_without_create_is_a_configuration_error(ctx: Ctx) -> TestResult {
+    let config = per_cache_config()?.with_create_table(false);
+    let backend = DynamoDbBackend::connect_with(config).await?;
+    let table = backend.table_for(&ctx.cache)?;
+    let err = backend
+        .open_store(&ctx.spec("r"))
+        .await
+        .err()
+        .ok_or("opened a store without its table")?;
+    check(
+        err.kind() == ErrorKind::Configuration,
+        format!("kind {:?}", err.kind()),
+    )?;
+    let text = err.to_string();
+    check(
+        text.contains(&table) && text.contains("create_table"),
+        format!("unclear message: {text}"),
+    )?;
+    check(
+        !table_exists(ctx.client(), &table).await,
+        "no table was created",
+    )?;
+    Ok(())
+}
+
+async fn per_cache_open_racing_the_last_drop_never_hangs(ctx: Ctx) -> TestResult {
+    let config = per_cache_config()?;
+    let dropper = DynamoDbBackend::connect_with(config.clone()).await?;
+    let opener = DynamoDbBackend::connect_with(config).await?;
+    let r1 = Name::new("r1")?;
+    let r2_spec = ctx.spec("r2");
+    for round in 0..5 {
+        dropper
+            .open_store(&ctx.spec("r1"))
+            .await?
+            .put(entry("k", "v"))
+            .await?;
+        // The opener knows the table, then it is deleted under it.
+        opener.open_store(&ctx.spec("r2")).await?;
+        opener.drop_store(&ctx.cache, &Name::new("r2")?).await?;
+        let (dropped, opened) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(
+                dropper.drop_store(&ctx.cache, &r1),
+                opener.open_store(&r2_spec)
+            )
+        })
+        .await
+        .map_err(|_| format!("round {round}: open_store racing drop_store hung"))?;
+        dropped?;
+        if let Err(e) = opened {
+            check(
+                e.kind() == ErrorKind::Configuration,
+                format!("round {round}: unclear error {e}"),
+            )?;
+        }
+        // Afterwards the cache opens and works.
+        let s = opener.open_store(&ctx.spec("r2")).await?;
+        s.put(entry("k", "after")).await?;
+        check(
+            s.get(&key("k")).await?.map(|e| e.payload) == Some(Bytes::from("after")),
+            format!("round {round}: usable after the race"),
+        )?;
+        opener.drop_store(&ctx.cache, &Name::new("r2")?).await?;
+        dropper.drop_store(&ctx.cache, &r1).await?;
+    }
+    check(
+        !table_exists(ctx.client(), &opener.table_for(&ctx.cache)?).await,
+        "no table left behind",
+    )?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------- harness --
 
 fn tests() -> Vec<(&'static str, TestFn)> {
@@ -895,6 +1059,9 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         unreachable_endpoint_is_a_connection_error,
         from_client_and_sdk_config,
         closed_backend_refuses_calls,
+        per_cache_tables_hold_one_cache_each,
+        per_cache_missing_table_without_create_is_a_configuration_error,
+        per_cache_open_racing_the_last_drop_never_hangs,
     ]
 }
 
