@@ -29,7 +29,14 @@ pub const MAGIC: [u8; 4] = *b"RCE\x01";
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 24;
 
-const EXPIRES: u8 = 1;
+/// Offset of the flags byte in the header.
+pub const FLAGS_OFFSET: usize = 4;
+/// Offset of the 8-byte big-endian `expires_at` in the header.
+pub const EXPIRES_AT_OFFSET: usize = 16;
+/// The flag bit that says the entry expires (`expires_at` is meaningful).
+pub const EXPIRES_FLAG: u8 = 1;
+
+const EXPIRES: u8 = EXPIRES_FLAG;
 const HAS_NAME: u8 = 2;
 const HAS_META: u8 = 4;
 
@@ -93,9 +100,9 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header> {
     if header[..4] != MAGIC {
         return Err(bad("unknown magic or format version"));
     }
-    let flags = header[4];
+    let flags = header[FLAGS_OFFSET];
     let cached_at = Timestamp::from_millis(read_i64(&header[8..16])?);
-    let expires = Timestamp::from_millis(read_i64(&header[16..24])?);
+    let expires = Timestamp::from_millis(read_i64(&header[EXPIRES_AT_OFFSET..HEADER_LEN])?);
     Ok(Header {
         cached_at,
         expires_at: (flags & EXPIRES != 0).then_some(expires),
@@ -106,7 +113,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header> {
 /// errors, so a torn write never reads as data.
 pub fn decode(bytes: &[u8]) -> Result<Entry> {
     let header = decode_header(bytes)?;
-    let flags = bytes[4];
+    let flags = bytes[FLAGS_OFFSET];
     let mut rest = &bytes[HEADER_LEN..];
     let key_text = take_u32(&mut rest)?;
     let key = Key::decode(std::str::from_utf8(key_text).map_err(|_| bad("key is not UTF-8"))?)?;

@@ -225,11 +225,10 @@ pub(crate) fn set_expiry(
     Ok(ExpiryUpdate::Done)
 }
 
-// Offsets in the envelope's fixed header (documented in
-// `respcache_core::envelope`, format version 1).
-const FLAGS_AT: usize = 4;
-const EXPIRES_FLAG: u8 = 1;
-const EXPIRES_AT: usize = 16;
+// Offsets in the envelope's fixed header, from the core that defines it.
+use respcache_core::envelope::{
+    EXPIRES_AT_OFFSET as EXPIRES_AT, EXPIRES_FLAG, FLAGS_OFFSET as FLAGS_AT,
+};
 
 /// The bytes to write, and where, to give the header `old` the expiry
 /// `expires_at`. Checks the result with the core's own decoder, so a change
