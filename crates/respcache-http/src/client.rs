@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::body::{self, RequestStream, ResponseBody};
 use crate::builder::{CacheMode, CachedClientBuilder, Options};
 use crate::coalesce::{Coalescer, OnePerKey, Share};
 use crate::directives::Directives;
@@ -24,11 +25,12 @@ use crate::freshness::{self, Decision, Lifetime, Rules, Stored};
 use crate::meta::{ResponseMeta, StoredMeta, VaryIndex, VaryMatch, header_list};
 use crate::normalize::{vary_digest, vary_names};
 use crate::request::{Prepared, RequestBuilder};
-use crate::response::CachedResponse;
+use crate::response::{CachedResponse, Tail};
 use crate::stats::{CacheStats, Counters};
 use crate::status::{CacheOutcome, CacheStatus, Forward};
+use crate::streaming::StreamingResponse;
 use crate::target::{Slot, Target, digest_key};
-use crate::transport::{OriginRequest, OriginResponse, Transport};
+use crate::transport::{BodyMode, OriginBody, OriginRequest, OriginResponse, Transport};
 
 /// A caching HTTP client: the client programs call instead of a plain HTTP
 /// client (the seed and DESIGN.md call it `CachedSession`; [`CachedSession`]
@@ -201,6 +203,21 @@ fn version_of(code: u8) -> Version {
     }
 }
 
+/// In streaming mode, the most of a storable body read into memory when
+/// neither `max_body_size` nor the backend sets a limit; a larger body
+/// streams on and is not stored.
+pub const STREAMING_BUFFER_LIMIT: usize = 64 * 1024 * 1024;
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn is_unsafe(method: &Method) -> bool {
     !matches!(
         *method,
@@ -341,7 +358,30 @@ impl CachedClient {
         self.inner.options.rules.redact_url(url)
     }
 
-    pub(crate) async fn execute(&self, request: Prepared) -> Result<CachedResponse> {
+    /// Sends a request whose answer's body may stream: see
+    /// [`RequestBuilder::send_streaming`].
+    pub(crate) async fn execute_streaming(
+        &self,
+        mut request: Prepared,
+        stream: Option<RequestStream>,
+    ) -> Result<StreamingResponse> {
+        request.streaming = true;
+        let idle = self.inner.transport.time_limit(request.per.timeout);
+        let mut head = self.execute(request, stream).await?;
+        let prefix = std::mem::take(&mut head.body);
+        let body = match head.tail.take() {
+            Some(rest) => ResponseBody::streaming(prefix, rest, idle),
+            None => ResponseBody::full(prefix),
+        };
+        head.tail = Tail::default();
+        Ok(StreamingResponse::new(head, body))
+    }
+
+    pub(crate) async fn execute(
+        &self,
+        request: Prepared,
+        stream: Option<RequestStream>,
+    ) -> Result<CachedResponse> {
         let inner = &self.inner;
         let redacted = inner.options.rules.redact_url(&request.url);
         let line = format!("{} {}", request.method, redacted);
@@ -352,7 +392,10 @@ impl CachedClient {
             outcome = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        let out = inner.run(request, &line).instrument(span.clone()).await;
+        let out = inner
+            .run(request, stream, &line)
+            .instrument(span.clone())
+            .await;
         match &out {
             Ok(r) => {
                 span.record("outcome", r.outcome().as_str());
@@ -635,7 +678,28 @@ impl Inner {
         }
     }
 
-    async fn run(self: &Arc<Self>, req: Prepared, line: &str) -> Answer {
+    /// The most of a body read into memory to store it.
+    fn store_limit(&self) -> Option<usize> {
+        match (self.options.max_body_size, self.target.max_payload()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn body_mode(req: &Prepared) -> BodyMode {
+        if req.streaming {
+            BodyMode::Unread
+        } else {
+            BodyMode::Whole
+        }
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        mut req: Prepared,
+        stream: Option<RequestStream>,
+        line: &str,
+    ) -> Answer {
         let o = &self.options;
         let is_head = req.method == Method::HEAD;
         let lookup_method = if is_head {
@@ -646,7 +710,14 @@ impl Inner {
         let cached_method =
             o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
         if o.mode == CacheMode::Disabled || !cached_method {
-            return self.bypass(req, line).await;
+            return self.bypass(req, stream, line).await;
+        }
+        // The body of a request the cache may answer is part of its key:
+        // it is read whole.
+        if let Some(stream) = stream {
+            req.body = read_request_body(stream)
+                .await
+                .map_err(|e| e.with_url(line))?;
         }
         let body_for_key: &[u8] = if is_head { b"" } else { &req.body };
         let digest = o
@@ -657,7 +728,7 @@ impl Inner {
             .target
             .slot(&lookup_method, &normalized, &digest, &req.headers)
         else {
-            return self.bypass(req, line).await;
+            return self.bypass(req, None, line).await;
         };
         let req_cc = if o.respect_cache_control {
             Directives::parse(&req.headers)
@@ -718,6 +789,9 @@ impl Inner {
             .await;
         if leader {
             answer
+        } else if answer.as_ref().is_ok_and(|r| r.tail.is_streaming()) {
+            // The leader's answer streams to the leader alone: ask again.
+            self.fetch(&req, &slot, &read, &req_cc, line).await
         } else {
             answer.map(|mut r| {
                 r.from_cache = true;
@@ -775,7 +849,12 @@ impl Inner {
         );
     }
 
-    async fn bypass(self: &Arc<Self>, req: Prepared, line: &str) -> Answer {
+    async fn bypass(
+        self: &Arc<Self>,
+        req: Prepared,
+        stream: Option<RequestStream>,
+        line: &str,
+    ) -> Answer {
         let origin = OriginRequest {
             method: req.method.clone(),
             url: req.url.clone(),
@@ -783,7 +862,12 @@ impl Inner {
             body: req.body.clone(),
             timeout: req.per.timeout,
         };
-        let resp = self.send_origin(origin, line).await?;
+        let resp = self
+            .transport
+            .send(origin, stream, line, Self::body_mode(&req))
+            .await;
+        self.count_hops(&resp);
+        let resp = resp?;
         if is_unsafe(&req.method) {
             self.invalidate_after(&req, &resp).await;
         }
@@ -794,25 +878,40 @@ impl Inner {
     }
 
     fn network_response(&self, resp: OriginResponse, status: CacheStatus) -> CachedResponse {
+        let (body, tail) = match resp.body {
+            OriginBody::Whole(b) => (b, Tail::default()),
+            OriginBody::Unread(rest) => (Bytes::new(), Tail::new(rest)),
+            OriginBody::Partial(prefix, rest) => (prefix, Tail::new(rest)),
+        };
         let mut r = CachedResponse::new(
             resp.status,
             resp.headers,
             Some(resp.url),
-            resp.body,
+            body,
             status,
             Arc::clone(&self.clock),
         );
         r.version = resp.version;
+        r.tail = tail;
         r
     }
 
-    async fn send_origin(&self, origin: OriginRequest, line: &str) -> Result<OriginResponse> {
-        let out = self.transport.send(origin, line).await;
+    async fn send_origin(
+        &self,
+        origin: OriginRequest,
+        line: &str,
+        mode: BodyMode,
+    ) -> Result<OriginResponse> {
+        let out = self.transport.send(origin, None, line, mode).await;
+        self.count_hops(&out);
+        out
+    }
+
+    fn count_hops(&self, out: &Result<OriginResponse>) {
         let hops = out.as_ref().map_or(1, |r| r.hops);
         self.counters
             .origin_requests
             .fetch_add(hops, Ordering::Relaxed);
-        out
     }
 
     /// Goes to the origin (conditionally when a stored response has
@@ -860,7 +959,7 @@ impl Inner {
                 conditional = true;
             }
         }
-        let result = self.send_origin(origin, line).await;
+        let result = self.send_origin(origin, line, Self::body_mode(req)).await;
         let now = self.now();
         let stale_fallback = |status: Option<u16>| -> Option<CachedResponse> {
             let f = found?;
@@ -902,7 +1001,7 @@ impl Inner {
         {
             return self.freshen(f, resp, req, slot, read, forward, line).await;
         }
-        Ok(self.complete(req, slot, read, resp, forward).await)
+        self.complete(req, slot, read, resp, forward, line).await
     }
 
     /// A 304 for a stored response: merge the new headers, recompute the
@@ -956,8 +1055,8 @@ impl Inner {
                 body: req.body.clone(),
                 timeout: req.per.timeout,
             };
-            let full = self.send_origin(origin, line).await?;
-            return Ok(self.complete(req, slot, read, full, forward).await);
+            let full = self.send_origin(origin, line, Self::body_mode(req)).await?;
+            return self.complete(req, slot, read, full, forward, line).await;
         }
         let merged = merge_304(&f.meta.headers, &resp.headers, o);
         let merged_map = ResponseMeta {
@@ -1074,11 +1173,30 @@ impl Inner {
         req: &Prepared,
         slot: &Slot,
         read: &Read,
-        resp: OriginResponse,
+        mut resp: OriginResponse,
         forward: Forward,
-    ) -> CachedResponse {
+        line: &str,
+    ) -> Answer {
         if is_unsafe(&req.method) {
             self.invalidate_after(req, &resp).await;
+        }
+        // Streaming: a body the cache may keep is read into memory, up to
+        // the store limit; any other body streams from its first byte.
+        if matches!(resp.body, OriginBody::Unread(_)) {
+            let limit = self.store_limit().unwrap_or(STREAMING_BUFFER_LIMIT);
+            if self.may_store(req, &resp, limit)
+                && let OriginBody::Unread(rest) =
+                    std::mem::replace(&mut resp.body, OriginBody::Whole(Bytes::new()))
+            {
+                let idle = self.transport.time_limit(req.per.timeout);
+                resp.body = match body::read_up_to(rest, limit, idle)
+                    .await
+                    .map_err(|e| e.with_url(line))?
+                {
+                    body::Read::Whole(b) => OriginBody::Whole(b),
+                    body::Read::Partial(prefix, rest) => OriginBody::Partial(prefix, rest),
+                };
+            }
         }
         let fwd_status = resp.status.as_u16();
         let status = CacheStatus::new(CacheOutcome::Miss)
@@ -1090,8 +1208,9 @@ impl Inner {
         if req.method == Method::HEAD
             || final_method != req.method
             || self.options.mode != CacheMode::ReadWrite
+            || r.tail.is_streaming()
         {
-            return r;
+            return Ok(r);
         }
         if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
             r.created_at = Some(self.now());
@@ -1099,7 +1218,57 @@ impl Inner {
             r.cache_key = Some(key.encode());
             r.cache_status = r.cache_status.with_stored(true);
         }
-        r
+        Ok(r)
+    }
+
+    /// Whether an answer could be stored, judged by its head alone (the
+    /// body is judged again once read): what `store` checks first.
+    fn may_store(&self, req: &Prepared, resp: &OriginResponse, limit: usize) -> bool {
+        let o = &self.options;
+        if req.method == Method::HEAD
+            || resp.method != req.method
+            || o.mode != CacheMode::ReadWrite
+            || !o.allowed_codes.contains(&resp.status.as_u16())
+            || content_length(&resp.headers).is_some_and(|n| n > limit as u64)
+            || vary_names(&resp.headers).is_none()
+        {
+            return false;
+        }
+        let redacted_url = o.rules.redact_url(&resp.url);
+        let stored_headers = o.rules.redact_headers(&resp.headers);
+        let now = self.now().to_system_time();
+        self.storable_policy(req, resp.status, &stored_headers, &redacted_url, now)
+            .is_some()
+    }
+
+    /// The caching policy for an answer, or `None` when the rules do not
+    /// let it be stored.
+    fn storable_policy(
+        &self,
+        req: &Prepared,
+        status: StatusCode,
+        stored_headers: &HeaderMap,
+        redacted_url: &Url,
+        now: std::time::SystemTime,
+    ) -> Option<CachePolicy> {
+        let o = &self.options;
+        // The policy judges the request as GET (or HEAD): a user who allows
+        // POST has opted in to caching it.
+        let mut policy_req = http::Request::get(redacted_url.as_str().parse::<http::Uri>().ok()?)
+            .body(())
+            .ok()?;
+        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
+        let mut policy_res = http::Response::new(());
+        *policy_res.status_mut() = status;
+        *policy_res.headers_mut() = stored_headers.clone();
+        let policy = CachePolicy::new_options(&policy_req, &policy_res, now, o.policy);
+        if o.respect_cache_control {
+            let req_cc = Directives::parse(&req.headers);
+            if req_cc.no_store || !policy.is_storable() {
+                return None;
+            }
+        }
+        Some(policy)
     }
 
     /// Stores `r` when the rules allow; returns where and until when.
@@ -1114,11 +1283,7 @@ impl Inner {
         if !o.allowed_codes.contains(&r.status.as_u16()) {
             return None;
         }
-        let limit = match (o.max_body_size, self.target.max_payload()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(limit) = limit
+        if let Some(limit) = self.store_limit()
             && r.body.len() > limit
         {
             tracing::debug!(
@@ -1134,22 +1299,8 @@ impl Inner {
         let now_sys = now.to_system_time();
         let redacted_url = o.rules.redact_url(&final_url);
         let stored_headers = o.rules.redact_headers(&r.headers);
-        // The policy judges the request as GET (or HEAD): a user who allows
-        // POST has opted in to caching it.
-        let mut policy_req = http::Request::get(redacted_url.as_str().parse::<http::Uri>().ok()?)
-            .body(())
-            .ok()?;
-        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
-        let mut policy_res = http::Response::new(());
-        *policy_res.status_mut() = r.status;
-        *policy_res.headers_mut() = stored_headers.clone();
-        let policy = CachePolicy::new_options(&policy_req, &policy_res, now_sys, o.policy);
-        if o.respect_cache_control {
-            let req_cc = Directives::parse(&req.headers);
-            if req_cc.no_store || !policy.is_storable() {
-                return None;
-            }
-        }
+        let policy =
+            self.storable_policy(req, r.status, &stored_headers, &redacted_url, now_sys)?;
         if let Some(filter) = &o.filter
             && !filter(r)
         {
@@ -1329,4 +1480,20 @@ fn merge_304(
             .filter(|(n, _)| replaced(n)),
     );
     out
+}
+
+/// Reads a streamed request body whole (for a request the cache may
+/// answer, whose body is part of its key).
+async fn read_request_body(stream: RequestStream) -> Result<Bytes> {
+    use http_body_util::BodyExt as _;
+    Ok(stream
+        .collect()
+        .await
+        .map_err(|e| {
+            Error::new(
+                crate::ErrorKind::InvalidRequest,
+                format!("reading the request body failed: {e}"),
+            )
+        })?
+        .to_bytes())
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod body;
 mod builder;
 mod client;
 mod coalesce;
@@ -12,11 +13,13 @@ mod request;
 mod response;
 mod stats;
 mod status;
+mod streaming;
 mod target;
 mod transport;
 
+pub use body::{BoxError, ResponseBody};
 pub use builder::{CacheMode, CachedClientBuilder, DEFAULT_CACHE_NAME, DEFAULT_IGNORED};
-pub use client::{CachedClient, CachedSession};
+pub use client::{CachedClient, CachedSession, STREAMING_BUFFER_LIMIT};
 pub use error::{Error, ErrorKind, Result};
 pub use meta::ResponseMeta;
 pub use normalize::REDACTED;
@@ -24,6 +27,7 @@ pub use request::RequestBuilder;
 pub use response::{CachedResponse, FinalUrl};
 pub use stats::CacheStats;
 pub use status::{CacheOutcome, CacheStatus, Forward};
+pub use streaming::StreamingResponse;
 pub use target::{HTTP_REPOSITORY, REDIRECTS_REPOSITORY, REQUEST_FIELD};
 
 // Re-exported so users build on the same versions.

@@ -11,9 +11,11 @@ use respcache_core::Expiry;
 use serde::Serialize;
 use url::Url;
 
+use crate::body::{BoxError, RequestStream, box_request_body};
 use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::response::CachedResponse;
+use crate::streaming::StreamingResponse;
 
 /// Per-request cache settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub(crate) struct Prepared {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     pub(crate) per: PerRequest,
+    /// The caller takes a streamed body ([`RequestBuilder::send_streaming`]).
+    pub(crate) streaming: bool,
 }
 
 /// One request being built. Errors (a bad URL, header or body) are kept
@@ -55,6 +59,8 @@ pub(crate) struct Prepared {
 pub struct RequestBuilder {
     client: CachedClient,
     request: Result<Prepared>,
+    /// A body sent as it is produced ([`body_stream`](Self::body_stream)).
+    stream: Option<RequestStream>,
 }
 
 impl fmt::Debug for RequestBuilder {
@@ -90,8 +96,13 @@ impl RequestBuilder {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             per: PerRequest::default(),
+            streaming: false,
         });
-        RequestBuilder { client, request }
+        RequestBuilder {
+            client,
+            request,
+            stream: None,
+        }
     }
 
     fn map(mut self, f: impl FnOnce(&mut Prepared) -> Result<()>) -> Self {
@@ -157,7 +168,8 @@ impl RequestBuilder {
     }
 
     /// Sets a JSON body and `Content-Type: application/json`.
-    pub fn json<T: Serialize + ?Sized>(self, body: &T) -> Self {
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        self.stream = None;
         self.map(|r| {
             let bytes = serde_json::to_vec(body).map_err(|e| {
                 Error::new(ErrorKind::InvalidRequest, format!("JSON body: {e}")).with_source(e)
@@ -170,7 +182,8 @@ impl RequestBuilder {
     }
 
     /// Sets a form body (`application/x-www-form-urlencoded`).
-    pub fn form<T: Serialize + ?Sized>(self, form: &T) -> Self {
+    pub fn form<T: Serialize + ?Sized>(mut self, form: &T) -> Self {
+        self.stream = None;
         self.map(|r| {
             let pairs = to_pairs(form)?;
             let text = url::form_urlencoded::Serializer::new(String::new())
@@ -186,9 +199,31 @@ impl RequestBuilder {
     }
 
     /// Sets a raw body.
-    pub fn body(self, body: impl Into<Bytes>) -> Self {
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.stream = None;
         self.map(|r| {
             r.body = body.into();
+            Ok(())
+        })
+    }
+
+    /// Sets a body sent as it is produced (an upload, a proxied request
+    /// body), instead of one held whole in memory.
+    ///
+    /// It streams to the origin when the request goes past the cache (its
+    /// method is not one the cache stores: POST, PUT, PATCH, DELETE… by
+    /// default). When the cache may answer the request, the body is part of
+    /// its key, so it is read whole first. A streamed body is sent once:
+    /// a `307`/`308` redirect that would resend it is returned, not
+    /// followed.
+    pub fn body_stream<B>(mut self, body: B) -> Self
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.stream = Some(box_request_body(body));
+        self.map(|r| {
+            r.body = Bytes::new();
             Ok(())
         })
     }
@@ -250,7 +285,46 @@ impl RequestBuilder {
     /// errors here.
     pub async fn send(self) -> Result<CachedResponse> {
         let request = self.request?;
-        self.client.execute(request).await
+        self.client.execute(request, self.stream).await
+    }
+
+    /// Sends the request through the cache and returns as soon as the
+    /// answer's head is in, with a body that streams: a
+    /// [`StreamingResponse`].
+    ///
+    /// A stored answer, or an origin answer the rules let the cache keep,
+    /// comes whole (the cache needs all of it to store it): up to
+    /// [`max_body_size`](crate::CachedClientBuilder::max_body_size) (or the
+    /// backend's own limit, or [`STREAMING_BUFFER_LIMIT`](crate::STREAMING_BUFFER_LIMIT)
+    /// when neither is set). Every other body streams from its first byte —
+    /// one too large to keep (by `Content-Length`), one the rules do not
+    /// let the cache keep, an answer to a method the cache does not store —
+    /// and so does a storable body that turns out larger than the limit
+    /// (then not stored). Memory per request is bounded by that limit.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: respcache_http::CachedClient) -> respcache_http::Result<()> {
+    /// use http_body_util::BodyExt as _;
+    ///
+    /// let response = client.get("https://downloads.example.com/big.iso").send_streaming().await?;
+    /// let mut body = response.into_body();
+    /// let mut total = 0;
+    /// while let Some(frame) = body.frame().await {
+    ///     if let Ok(chunk) = frame?.into_data() {
+    ///         total += chunk.len();
+    ///     }
+    /// }
+    /// println!("{total} bytes");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send); errors while the body streams come from the
+    /// body itself.
+    pub async fn send_streaming(self) -> Result<StreamingResponse> {
+        let request = self.request?;
+        self.client.execute_streaming(request, self.stream).await
     }
 }
 

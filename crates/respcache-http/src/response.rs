@@ -2,10 +2,11 @@
 //! way either way.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
+use hyper::body::Incoming;
 use respcache_core::{Clock, SystemClock, Timestamp};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -52,6 +53,29 @@ pub struct CachedResponse {
     pub(crate) cache_key: Option<String>,
     pub(crate) cache_status: CacheStatus,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The unread rest of the body, for a streaming request only.
+    pub(crate) tail: Tail,
+}
+
+/// The unread rest of an origin body: taken once, by the streaming request
+/// that asked for it (copies of the response share it, and see that it
+/// streams).
+#[derive(Clone, Default)]
+pub(crate) struct Tail(Option<Arc<Mutex<Option<Incoming>>>>);
+
+impl Tail {
+    pub(crate) fn new(rest: Incoming) -> Self {
+        Tail(Some(Arc::new(Mutex::new(Some(rest)))))
+    }
+
+    /// Whether the body streams (whether or not it was taken).
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub(crate) fn take(&self) -> Option<Incoming> {
+        self.0.as_ref()?.lock().ok()?.take()
+    }
 }
 
 /// The final URL of a response, kept in `http::Response` extensions when a
@@ -81,6 +105,7 @@ impl CachedResponse {
             cache_key: None,
             cache_status,
             clock,
+            tail: Tail::default(),
         }
     }
 

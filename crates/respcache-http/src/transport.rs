@@ -1,6 +1,7 @@
 //! The origin side: a pooled hyper client (HTTP/1.1 and HTTP/2, HTTPS
 //! through rustls with the aws-lc-rs provider chosen explicitly) that
-//! follows redirects and reads whole bodies.
+//! follows redirects and reads whole bodies, or hands the final body on
+//! unread for streaming.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,34 +11,52 @@ use http::header::{
     AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, PROXY_AUTHORIZATION,
 };
 use http::{HeaderMap, Method, StatusCode, Version};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
+use crate::body::RequestStream;
 use crate::error::{Error, ErrorKind, Result};
 
-type HyperClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HyperClient = Client<HttpsConnector<HttpConnector>, Either<Full<Bytes>, RequestStream>>;
 
 /// A request on its way to the origin.
-#[derive(Clone, Debug)]
 pub(crate) struct OriginRequest {
     pub(crate) method: Method,
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
+    /// The body, unless the caller streams one (then this is empty).
     pub(crate) body: Bytes,
     pub(crate) timeout: Option<Duration>,
 }
 
+/// How the final answer's body comes back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyMode {
+    /// Read whole, within the request's time limit.
+    Whole,
+    /// Unread: the caller streams it.
+    Unread,
+}
+
+/// An origin answer's body.
+pub(crate) enum OriginBody {
+    Whole(Bytes),
+    Unread(Incoming),
+    /// Read in part by the client (to store it), the rest unread.
+    Partial(Bytes, Incoming),
+}
+
 /// The origin's final answer, after redirects.
-#[derive(Clone, Debug)]
 pub(crate) struct OriginResponse {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Bytes,
+    pub(crate) body: OriginBody,
     /// The URL that gave this answer.
     pub(crate) url: Url,
     /// The method of the last request (a 303 turns POST into GET).
@@ -132,15 +151,41 @@ impl Transport {
         Ok(Transport { client, options })
     }
 
-    /// Sends `request`, following up to `max_redirects` redirects.
-    pub(crate) async fn send(&self, request: OriginRequest, line: &str) -> Result<OriginResponse> {
+    /// The time limit of a request: its own, else the client's.
+    pub(crate) fn time_limit(&self, own: Option<Duration>) -> Option<Duration> {
+        own.or(self.options.timeout)
+    }
+
+    /// Sends `request` (with `stream` as its body when given), following
+    /// up to `max_redirects` redirects (a streamed body is sent once: a
+    /// redirect that would resend it is returned instead of followed).
+    pub(crate) async fn send(
+        &self,
+        request: OriginRequest,
+        mut stream: Option<RequestStream>,
+        line: &str,
+        mode: BodyMode,
+    ) -> Result<OriginResponse> {
         let mut req = request;
         let mut hops = 0u64;
         let mut redirects = 0usize;
         loop {
             hops += 1;
-            let timeout = req.timeout.or(self.options.timeout);
-            let one = self.send_once(&req);
+            let timeout = self.time_limit(req.timeout);
+            // A whole body stays for a redirect to resend; a stream goes.
+            let streamed = stream.is_some();
+            let body = match stream.take() {
+                Some(s) => Either::Right(s),
+                None => Either::Left(Full::new(req.body.clone())),
+            };
+            let one = async {
+                let (status, version, headers, incoming) = self.send_once(&req, body).await?;
+                let body = match mode {
+                    BodyMode::Whole => OriginBody::Whole(read_whole(incoming).await?),
+                    BodyMode::Unread => OriginBody::Unread(incoming),
+                };
+                Ok::<_, Error>((status, version, headers, body))
+            };
             let (status, version, headers, body) = match timeout {
                 Some(t) => tokio::time::timeout(t, one).await.map_err(|_| {
                     Error::new(ErrorKind::Timeout, format!("no answer within {t:?}")).with_url(line)
@@ -148,9 +193,13 @@ impl Transport {
                 None => one.await,
             }
             .map_err(|e| e.with_url(line))?;
+            let to_get = status == StatusCode::SEE_OTHER
+                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                    && req.method == Method::POST);
             let next = if self.options.follow_redirects
                 && status.is_redirection()
                 && status != StatusCode::NOT_MODIFIED
+                && (to_get || !streamed)
             {
                 headers
                     .get(LOCATION)
@@ -179,9 +228,6 @@ impl Transport {
                 )
                 .with_url(line));
             }
-            let to_get = status == StatusCode::SEE_OTHER
-                || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
-                    && req.method == Method::POST);
             if to_get {
                 if req.method != Method::HEAD {
                     req.method = Method::GET;
@@ -202,7 +248,8 @@ impl Transport {
     async fn send_once(
         &self,
         req: &OriginRequest,
-    ) -> Result<(StatusCode, Version, HeaderMap, Bytes)> {
+        body: Either<Full<Bytes>, RequestStream>,
+    ) -> Result<(StatusCode, Version, HeaderMap, Incoming)> {
         let mut url = req.url.clone();
         url.set_fragment(None);
         let uri: http::Uri = url.as_str().parse().map_err(|e: http::uri::InvalidUri| {
@@ -213,7 +260,7 @@ impl Transport {
             *h = req.headers.clone();
         }
         let request = builder
-            .body(Full::new(req.body.clone()))
+            .body(body)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.to_string()).with_source(e))?;
         let response = self
             .client
@@ -221,19 +268,22 @@ impl Transport {
             .await
             .map_err(map_client_error)?;
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Connection,
-                    format!("reading the body failed: {e}"),
-                )
-                .with_source(e)
-            })?
-            .to_bytes();
         Ok((parts.status, parts.version, parts.headers, body))
     }
+}
+
+async fn read_whole(body: Incoming) -> Result<Bytes> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Connection,
+                format!("reading the body failed: {e}"),
+            )
+            .with_source(e)
+        })?
+        .to_bytes())
 }
 
 fn map_client_error(e: hyper_util::client::legacy::Error) -> Error {

@@ -18,6 +18,7 @@ mod flows;
 mod freshness;
 mod options;
 mod spotify;
+mod streaming;
 mod tls;
 mod validation;
 

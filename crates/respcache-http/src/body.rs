@@ -1,0 +1,227 @@
+//! Streamed bodies: [`ResponseBody`], the body of a
+//! [`StreamingResponse`](crate::StreamingResponse), and the boxed request
+//! body [`RequestBuilder::body_stream`](crate::RequestBuilder::body_stream)
+//! takes.
+
+use std::fmt;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The error type a streamed request body may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body sent as it is produced.
+pub(crate) type RequestStream = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The body of a [`StreamingResponse`](crate::StreamingResponse): either
+/// whole (a stored answer, or an origin answer read whole to be stored), or
+/// the origin's body passed on as it arrives.
+///
+/// It is an [`http_body::Body`](hyper::body::Body), so it can be handed to
+/// a hyper server as it is, or read with
+/// [`http_body_util::BodyExt`](https://docs.rs/http-body-util) (`frame()`,
+/// `collect()`, `into_data_stream()`).
+///
+/// While streaming, each chunk must arrive within the request's time limit
+/// ([`timeout`](crate::CachedClientBuilder::timeout) or
+/// [`RequestBuilder::timeout`](crate::RequestBuilder::timeout)), else the
+/// body fails with [`ErrorKind::Timeout`]; a connection that breaks fails
+/// it with [`ErrorKind::Connection`].
+pub struct ResponseBody {
+    /// Bytes already read (the whole body when `rest` is `None`).
+    prefix: Option<Bytes>,
+    rest: Option<Incoming>,
+    idle: Option<Duration>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl ResponseBody {
+    /// A body that is whole already.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        ResponseBody {
+            prefix: (!bytes.is_empty()).then_some(bytes),
+            rest: None,
+            idle: None,
+            timer: None,
+        }
+    }
+
+    /// `prefix`, then whatever `rest` still yields.
+    pub(crate) fn streaming(prefix: Bytes, rest: Incoming, idle: Option<Duration>) -> Self {
+        ResponseBody {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            rest: Some(rest),
+            idle,
+            timer: None,
+        }
+    }
+
+    /// Whether the whole body is in memory already (nothing left to read
+    /// from the origin).
+    pub fn is_whole(&self) -> bool {
+        self.rest.is_none()
+    }
+
+    /// Reads the rest of the body and returns all of it.
+    ///
+    /// # Errors
+    ///
+    /// As reading the body frame by frame: [`ErrorKind::Connection`] or
+    /// [`ErrorKind::Timeout`].
+    pub async fn bytes(self) -> Result<Bytes> {
+        Ok(self.collect().await?.to_bytes())
+    }
+}
+
+impl From<Bytes> for ResponseBody {
+    fn from(bytes: Bytes) -> Self {
+        ResponseBody::full(bytes)
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("buffered", &self.prefix.as_ref().map_or(0, Bytes::len))
+            .field("streaming", &self.rest.is_some())
+            .finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Error>>> {
+        let this = self.get_mut();
+        if let Some(prefix) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        let Some(rest) = this.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(rest).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.timer = None;
+                if frame.is_none() {
+                    this.rest = None;
+                }
+                Poll::Ready(frame.map(|f| {
+                    f.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Connection,
+                            format!("reading the body failed: {e}"),
+                        )
+                        .with_source(e)
+                    })
+                }))
+            }
+            Poll::Pending => {
+                let Some(idle) = this.idle else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.rest = None;
+                        this.timer = None;
+                        Poll::Ready(Some(Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!("no body data within {idle:?}"),
+                        ))))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let buffered = self.prefix.as_ref().map_or(0, |b| b.len() as u64);
+        let mut hint = self
+            .rest
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        let lower = hint.lower().saturating_add(buffered);
+        let upper = hint.upper().map(|u| u.saturating_add(buffered));
+        hint.set_lower(lower);
+        if let Some(u) = upper {
+            hint.set_upper(u);
+        }
+        hint
+    }
+}
+
+/// How much of an origin body was read.
+pub(crate) enum Read {
+    /// All of it.
+    Whole(Bytes),
+    /// The first `limit` bytes or more, then the rest unread.
+    Partial(Bytes, Incoming),
+}
+
+/// Reads `body` until its end or until more than `limit` bytes are in hand,
+/// each frame within `idle`.
+pub(crate) async fn read_up_to(
+    mut body: Incoming,
+    limit: usize,
+    idle: Option<Duration>,
+) -> Result<Read> {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let next = body.frame();
+        let frame = match idle {
+            Some(t) => tokio::time::timeout(t, next).await.map_err(|_| {
+                Error::new(ErrorKind::Timeout, format!("no body data within {t:?}"))
+            })?,
+            None => next.await,
+        };
+        match frame {
+            None => return Ok(Read::Whole(buf.freeze())),
+            Some(Err(e)) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("reading the body failed: {e}"),
+                )
+                .with_source(e));
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    buf.extend_from_slice(&data);
+                    if buf.len() > limit {
+                        return Ok(Read::Partial(buf.freeze(), body));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Boxes a caller's request body.
+pub(crate) fn box_request_body<B>(body: B) -> RequestStream
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}

@@ -1,0 +1,497 @@
+//! `send_streaming` and `body_stream`: bodies that pass through without
+//! being held whole. Each test gates its origin so that a body held whole
+//! (instead of streamed) would deadlock, and a time limit turns that into a
+//! failure.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use respcache_http::{CacheOutcome, ErrorKind, ResponseBody};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+
+use crate::{B, client, clock};
+
+crate::backend_tests!(
+    a_large_storable_body_streams_before_the_origin_finishes,
+    a_body_the_cache_may_not_keep_streams_from_the_first_byte,
+    a_content_length_over_the_limit_streams_at_once,
+    a_small_storable_body_comes_whole_and_is_stored,
+    a_request_body_streams_to_the_origin,
+    a_streamed_request_body_of_a_cached_method_is_part_of_the_key,
+    a_stalled_body_is_a_timeout,
+    concurrent_streaming_requests_each_get_the_whole_body,
+    a_redirect_that_would_resend_a_streamed_body_is_returned,
+);
+
+/// Must not take longer: a body held whole would deadlock on the gates.
+const LIMIT: Duration = Duration::from_secs(10);
+
+type Body = BoxBody<Bytes, Infallible>;
+type Handler = Arc<
+    dyn Fn(http::Request<Incoming>) -> Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// An origin whose handler builds each answer, bodies included, itself.
+struct Origin {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    async fn start<F, Fut>(f: F) -> Origin
+    where
+        F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |req| Box::pin(f(req)));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let n = requests.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, n) = (handler.clone(), n.clone());
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        let answer = handler(req);
+                        async move { Ok::<_, Infallible>(answer.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// A body fed chunk by chunk through the returned sender.
+fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
+    });
+    (tx, BodyExt::boxed(StreamBody::new(stream)))
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    BodyExt::boxed(Full::new(bytes.into()))
+}
+
+fn response(headers: &[(&str, String)], body: Body) -> http::Response<Body> {
+    let mut r = http::Response::new(body);
+    for (k, v) in headers {
+        r.headers_mut().append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    r
+}
+
+/// `n` bytes of a repeating pattern that shows misplaced chunks.
+fn pattern(n: usize, seed: u8) -> Bytes {
+    (0..n)
+        .map(|i| (i % 251) as u8 ^ seed)
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// An origin that sends `first`, waits for `gate`, then sends `second`
+/// and ends; `headers` on every answer.
+async fn gated_origin(
+    headers: Vec<(&'static str, String)>,
+    first: Bytes,
+    second: Bytes,
+    gate: Arc<Notify>,
+) -> Origin {
+    Origin::start(move |_req| {
+        let (headers, first, second, gate) =
+            (headers.clone(), first.clone(), second.clone(), gate.clone());
+        async move {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(first).await;
+                gate.notified().await;
+                let _ = tx.send(second).await;
+            });
+            response(&headers, body)
+        }
+    })
+    .await
+}
+
+/// Reads frames until at least `n` bytes are in.
+async fn read_at_least(body: &mut ResponseBody, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let frame = body.frame().await.expect("more body").expect("a frame");
+        if let Ok(data) = frame.into_data() {
+            got.extend_from_slice(&data);
+        }
+    }
+    got
+}
+
+async fn a_large_storable_body_streams_before_the_origin_finishes(b: B) {
+    let (first, second) = (pattern(1 << 20, 1), pattern(1 << 20, 2));
+    let gate = Arc::new(Notify::new());
+    // Storable by its headers, but chunked: its size shows only as it comes.
+    let origin = gated_origin(
+        vec![("cache-control", "max-age=600".into())],
+        first.clone(),
+        second.clone(),
+        gate.clone(),
+    )
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.max_body_size(256 * 1024)).await;
+    let r = tokio::time::timeout(LIMIT, c.get(&origin.url("/big")).send_streaming())
+        .await
+        .expect("the head comes before the whole body")
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.outcome(), CacheOutcome::Miss);
+    assert!(!r.from_cache());
+    let mut body = r.into_body();
+    assert!(!body.is_whole());
+    let mut got = tokio::time::timeout(LIMIT, read_at_least(&mut body, first.len()))
+        .await
+        .expect("the first megabyte arrives while the origin holds the rest");
+    gate.notify_one();
+    let rest = tokio::time::timeout(LIMIT, body.bytes())
+        .await
+        .unwrap()
+        .unwrap();
+    got.extend_from_slice(&rest);
+    assert_eq!(got.len(), 2 << 20);
+    assert_eq!(&got[..1 << 20], &first[..]);
+    assert_eq!(&got[1 << 20..], &second[..]);
+    // Larger than the limit: passed on, not stored.
+    gate.notify_one();
+    let again = tokio::time::timeout(LIMIT, c.get(&origin.url("/big")).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!again.from_cache());
+    assert_eq!(again.bytes().len(), 2 << 20);
+    assert_eq!(origin.requests(), 2);
+    assert_eq!(c.stats().stored, 0);
+}
+
+async fn a_body_the_cache_may_not_keep_streams_from_the_first_byte(b: B) {
+    let gate = Arc::new(Notify::new());
+    let origin = gated_origin(
+        vec![("cache-control", "no-store".into())],
+        Bytes::from_static(b"first "),
+        Bytes::from_static(b"second"),
+        gate.clone(),
+    )
+    .await;
+    let clock = clock();
+    // No size limit set: only the rules keep this body out of memory.
+    let c = client(b, &clock, |b| b).await;
+    let r = tokio::time::timeout(LIMIT, c.get(&origin.url("/live")).send_streaming())
+        .await
+        .expect("the head comes at once")
+        .unwrap();
+    let mut body = r.into_body();
+    let got = tokio::time::timeout(LIMIT, read_at_least(&mut body, 6))
+        .await
+        .expect("the first chunk comes before the origin goes on");
+    assert_eq!(got, b"first ");
+    gate.notify_one();
+    assert_eq!(body.bytes().await.unwrap(), "second");
+}
+
+async fn a_content_length_over_the_limit_streams_at_once(b: B) {
+    let gate = Arc::new(Notify::new());
+    let (first, second) = (pattern(1000, 3), pattern(4000, 4));
+    let origin = gated_origin(
+        vec![
+            ("cache-control", "max-age=600".into()),
+            ("content-length", "5000".into()),
+        ],
+        first.clone(),
+        second.clone(),
+        gate.clone(),
+    )
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.max_body_size(2000)).await;
+    let r = tokio::time::timeout(LIMIT, c.get(&origin.url("/sized")).send_streaming())
+        .await
+        .expect("a body over the limit by its length is not read first")
+        .unwrap();
+    assert_eq!(r.headers()["content-length"], "5000");
+    let mut body = r.into_body();
+    assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(5000));
+    let got = tokio::time::timeout(LIMIT, read_at_least(&mut body, 1000))
+        .await
+        .unwrap();
+    assert_eq!(got, first);
+    gate.notify_one();
+    assert_eq!(body.bytes().await.unwrap(), second);
+    assert_eq!(c.stats().stored, 0);
+}
+
+async fn a_small_storable_body_comes_whole_and_is_stored(b: B) {
+    let origin = Origin::start(|_| async {
+        response(&[("cache-control", "max-age=600".into())], full("tracks"))
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.max_body_size(1024)).await;
+    let first = c.get(&origin.url("/t")).send_streaming().await.unwrap();
+    assert!(first.body().is_whole());
+    assert!(first.cache_status().to_string().contains("stored"));
+    assert_eq!(first.into_body().bytes().await.unwrap(), "tracks");
+    let second = c.get(&origin.url("/t")).send_streaming().await.unwrap();
+    assert!(second.from_cache());
+    assert_eq!(second.outcome(), CacheOutcome::Hit);
+    assert!(second.body().is_whole());
+    let cached = second.into_cached().await.unwrap();
+    assert_eq!(cached.bytes(), "tracks");
+    assert_eq!(origin.requests(), 1);
+}
+
+async fn a_request_body_streams_to_the_origin(b: B) {
+    let got_first = Arc::new(Notify::new());
+    let received = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let (g, r) = (got_first.clone(), received.clone());
+    let origin = Origin::start(move |req| {
+        let (g, r) = (g.clone(), r.clone());
+        async move {
+            let mut body = req.into_body();
+            let mut first = true;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    r.lock().unwrap().extend_from_slice(&data);
+                    if first {
+                        first = false;
+                        g.notify_one();
+                    }
+                }
+            }
+            let n = r.lock().unwrap().len();
+            response(&[], full(format!("got {n}")))
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let (tx, body) = channel_body();
+    let (one, two) = (pattern(300_000, 5), pattern(300_000, 6));
+    let (o, t) = (one.clone(), two.clone());
+    let producer = tokio::spawn(async move {
+        tx.send(o).await.unwrap();
+        // The rest comes only once the origin has the first part: a client
+        // that read the whole body before sending would wait forever.
+        got_first.notified().await;
+        tx.send(t).await.unwrap();
+    });
+    let r = tokio::time::timeout(
+        LIMIT,
+        c.post(&origin.url("/upload")).body_stream(body).send(),
+    )
+    .await
+    .expect("the request body streamed")
+    .unwrap();
+    producer.await.unwrap();
+    assert_eq!(r.text(), "got 600000");
+    let all = received.lock().unwrap().clone();
+    assert_eq!(&all[..300_000], &one[..]);
+    assert_eq!(&all[300_000..], &two[..]);
+    assert_eq!(r.outcome(), CacheOutcome::Bypass);
+}
+
+async fn a_streamed_request_body_of_a_cached_method_is_part_of_the_key(b: B) {
+    let origin = Origin::start(|req| async move {
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        response(
+            &[("cache-control", "max-age=600".into())],
+            full(format!("answer to {}", String::from_utf8_lossy(&body))),
+        )
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let (tx, body) = channel_body();
+    tx.send(Bytes::from_static(b"que")).await.unwrap();
+    tx.send(Bytes::from_static(b"ry")).await.unwrap();
+    drop(tx);
+    let first = c
+        .get(&origin.url("/search"))
+        .body_stream(body)
+        .send_streaming()
+        .await
+        .unwrap()
+        .into_cached()
+        .await
+        .unwrap();
+    assert_eq!(first.text(), "answer to query");
+    // The same body given whole finds the same entry; another body does not.
+    let same = c
+        .get(&origin.url("/search"))
+        .body("query")
+        .send()
+        .await
+        .unwrap();
+    assert!(same.from_cache());
+    assert_eq!(same.text(), "answer to query");
+    let other = c
+        .get(&origin.url("/search"))
+        .body("other")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.from_cache());
+    assert_eq!(other.text(), "answer to other");
+    assert_eq!(origin.requests(), 2);
+}
+
+async fn a_stalled_body_is_a_timeout(b: B) {
+    let gate = Arc::new(Notify::new());
+    let origin = gated_origin(
+        vec![("cache-control", "no-store".into())],
+        Bytes::from_static(b"partial"),
+        Bytes::from_static(b"never"),
+        gate,
+    )
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.timeout(Duration::from_millis(300))).await;
+    let r = c.get(&origin.url("/stall")).send_streaming().await.unwrap();
+    let mut body = r.into_body();
+    assert_eq!(read_at_least(&mut body, 7).await, b"partial");
+    let e = tokio::time::timeout(LIMIT, body.frame())
+        .await
+        .expect("the body's time limit fires")
+        .expect("an error frame")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert!(
+        body.frame().await.is_none(),
+        "the body ends after its error"
+    );
+}
+
+async fn concurrent_streaming_requests_each_get_the_whole_body(b: B) {
+    // Storable, chunked, larger than the limit: the first request finds out
+    // only while reading; requests that waited for it must ask again.
+    let big = pattern(200_000, 7);
+    let body = big.clone();
+    let origin = Origin::start(move |_| {
+        let body = body.clone();
+        async move {
+            let (tx, out) = channel_body();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for chunk in body.chunks(20_000) {
+                    let _ = tx.send(Bytes::copy_from_slice(chunk)).await;
+                }
+            });
+            response(&[("cache-control", "max-age=600".into())], out)
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.max_body_size(50_000)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (c, url) = (c.clone(), origin.url("/shared"));
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(&url).send_streaming().await.unwrap();
+            r.into_body().bytes().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        let got = tokio::time::timeout(LIMIT, t).await.unwrap().unwrap();
+        assert_eq!(got, big);
+    }
+    assert!(origin.requests() >= 1);
+    assert_eq!(c.in_flight(), 0);
+    assert_eq!(c.stats().stored, 0);
+}
+
+async fn a_redirect_that_would_resend_a_streamed_body_is_returned(b: B) {
+    let origin = Origin::start(|req| async move {
+        match req.uri().path() {
+            "/old" => {
+                let mut r = response(&[("location", "/new".into())], full(""));
+                *r.status_mut() = http::StatusCode::TEMPORARY_REDIRECT;
+                r
+            }
+            _ => {
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                response(&[], full(body))
+            }
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    // Whole: resent to the new place.
+    let whole = c
+        .post(&origin.url("/old"))
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.text(), "data");
+    // Streamed: sent once, so the 307 comes back to the caller.
+    let (tx, body) = channel_body();
+    tx.send(Bytes::from_static(b"data")).await.unwrap();
+    drop(tx);
+    let streamed = c
+        .post(&origin.url("/old"))
+        .body_stream(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 307);
+    assert_eq!(streamed.headers()["location"], "/new");
+    assert_eq!(origin.requests(), 3);
+}
