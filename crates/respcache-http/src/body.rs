@@ -158,16 +158,16 @@ impl Body for ResponseBody {
 
     fn size_hint(&self) -> SizeHint {
         let buffered = self.prefix.as_ref().map_or(0, |b| b.len() as u64);
-        let mut hint = self
+        let rest = self
             .rest
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
-        let lower = hint.lower().saturating_add(buffered);
-        let upper = hint.upper().map(|u| u.saturating_add(buffered));
-        hint.set_lower(lower);
-        if let Some(u) = upper {
-            hint.set_upper(u);
+        // Upper first: `set_lower` refuses a lower bound above the upper.
+        let mut hint = SizeHint::new();
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper.saturating_add(buffered));
         }
+        hint.set_lower(rest.lower().saturating_add(buffered));
         hint
     }
 }
@@ -224,4 +224,26 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_whole_body_has_an_exact_size_and_yields_once() {
+        let mut body = ResponseBody::full("tracks");
+        assert_eq!(body.size_hint().exact(), Some(6));
+        assert!(body.is_whole() && !body.is_end_stream());
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "tracks");
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.frame().await.is_none());
+
+        let empty = ResponseBody::full(Bytes::new());
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+        assert_eq!(empty.bytes().await.unwrap(), "");
+    }
 }

@@ -23,6 +23,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
@@ -518,18 +519,23 @@ async fn head_is_answered_from_a_stored_get_with_its_length() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_body_over_the_limit_gets_413_and_never_reaches_the_origin() {
+async fn a_get_body_over_the_limit_gets_413_a_post_body_streams_on() {
     let origin = Origin::start().await;
     let proxy = Proxy::start(&origin.url, &["--max-body-size", "16"]);
-    let req = Request::post(format!("{}/echo", proxy.url))
+    // A GET body is part of the cache key: read whole, so bounded.
+    let req = Request::get(format!("{}/echo", proxy.url))
         .body(Full::new(Bytes::from(vec![b'x'; 17])))
         .unwrap();
     assert_eq!(send(req).await.status, 413);
+    assert!(origin.seen("/echo").is_empty());
+    // Other methods' bodies stream to the upstream whatever their size.
     let req = Request::post(format!("{}/echo", proxy.url))
-        .body(Full::new(Bytes::from(vec![b'x'; 16])))
+        .body(Full::new(Bytes::from(vec![b'x'; 17])))
         .unwrap();
     assert_eq!(send(req).await.status, 200);
-    assert_eq!(origin.seen("/echo").len(), 1);
+    let seen = origin.seen("/echo");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, vec![b'x'; 17]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -582,4 +588,254 @@ async fn a_shared_proxy_does_not_serve_one_users_authorized_answer_to_another() 
     let seen = origin.seen("/fresh");
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].headers["authorization"], "Bearer bob");
+}
+
+/// A request or response body fed chunk by chunk through the sender.
+fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Bytes>,
+    http_body_util::combinators::BoxBody<Bytes, Infallible>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), rx))
+    });
+    (tx, http_body_util::StreamBody::new(stream).boxed())
+}
+
+/// An upstream for the streaming tests:
+/// - `/chunks`: `max-age=60` (storable by its headers), chunked: 1 MiB of
+///   `a`, then, once `gate` opens, 1 MiB of `b`;
+/// - `/huge`: `size` bytes with a `Content-Length`, sent 64 KiB at a time;
+/// - `/upload`: reads the request body, notifies `got_first` after its
+///   first chunk, answers with the byte count.
+struct StreamingUpstream {
+    url: String,
+    requests: Arc<AtomicUsize>,
+    gate: Arc<Notify>,
+    got_first: Arc<Notify>,
+}
+
+impl StreamingUpstream {
+    async fn start(size: usize) -> StreamingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (requests, gate, got_first) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+        );
+        let (n, g, f) = (requests.clone(), gate.clone(), got_first.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (n, g, f) = (n.clone(), g.clone(), f.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        n.fetch_add(1, Ordering::SeqCst);
+                        let (g, f) = (g.clone(), f.clone());
+                        async move { Ok::<_, Infallible>(stream_answer(req, size, g, f).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        StreamingUpstream {
+            url,
+            requests,
+            gate,
+            got_first,
+        }
+    }
+}
+
+async fn stream_answer(
+    req: Request<Incoming>,
+    size: usize,
+    gate: Arc<Notify>,
+    got_first: Arc<Notify>,
+) -> Response<http_body_util::combinators::BoxBody<Bytes, Infallible>> {
+    let (tx, body) = channel_body();
+    let mut answer = Response::new(body);
+    match req.uri().path() {
+        "/chunks" => {
+            answer.headers_mut().insert(
+                "cache-control",
+                hyper::header::HeaderValue::from_static("max-age=60"),
+            );
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from(vec![b'a'; 1 << 20])).await;
+                gate.notified().await;
+                let _ = tx.send(Bytes::from(vec![b'b'; 1 << 20])).await;
+            });
+        }
+        "/huge" => {
+            answer.headers_mut().insert(
+                "cache-control",
+                hyper::header::HeaderValue::from_static("max-age=60"),
+            );
+            answer.headers_mut().insert(
+                "content-length",
+                hyper::header::HeaderValue::from(size as u64),
+            );
+            tokio::spawn(async move {
+                let chunk = Bytes::from(vec![b'h'; 64 * 1024]);
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if tx.send(chunk.slice(..n)).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+        _ => {
+            let mut body = req.into_body();
+            let mut total = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    if total == 0 {
+                        got_first.notify_one();
+                    }
+                    total += data.len();
+                }
+            }
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from(format!("got {total}"))).await;
+            });
+        }
+    }
+    answer
+}
+
+/// Sends `req` and returns the head and the unread body (bounded wait for
+/// the head).
+async fn open(
+    req: Request<http_body_util::combinators::BoxBody<Bytes, Infallible>>,
+) -> Response<Incoming> {
+    let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
+    tokio::time::timeout(WAIT, client.request(req))
+        .await
+        .expect("the head in time")
+        .expect("an answer")
+}
+
+/// Reads `body` to its end, counting bytes and checking each is `byte`.
+async fn count_body(mut body: Incoming, byte: u8) -> usize {
+    let mut total = 0;
+    while let Some(frame) = tokio::time::timeout(WAIT, body.frame()).await.unwrap() {
+        if let Ok(data) = frame.unwrap().into_data() {
+            assert!(data.iter().all(|b| *b == byte));
+            total += data.len();
+        }
+    }
+    total
+}
+
+/// The peak resident memory of process `pid`, in bytes (Linux).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/PID/status");
+    let kb: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_body_streams_through_while_the_upstream_is_still_sending() {
+    let upstream = StreamingUpstream::start(0).await;
+    let proxy = Proxy::start(&upstream.url, &["--max-body-size", "65536"]);
+    for round in 0..2 {
+        let req = Request::get(format!("{}/chunks", proxy.url))
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let answer = open(req).await;
+        assert_eq!(answer.status(), 200);
+        let status = answer.headers()["cache-status"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !status.contains("hit") && !status.contains("stored"),
+            "{status}"
+        );
+        let mut body = answer.into_body();
+        // The first megabyte arrives while the upstream holds the second.
+        let mut first = 0;
+        while first < 1 << 20 {
+            let frame = tokio::time::timeout(WAIT, body.frame())
+                .await
+                .expect("the first part streams before the upstream finishes")
+                .unwrap()
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                assert!(data.iter().all(|b| *b == b'a'), "round {round}");
+                first += data.len();
+            }
+        }
+        assert_eq!(first, 1 << 20);
+        upstream.gate.notify_one();
+        assert_eq!(count_body(body, b'b').await, 1 << 20);
+    }
+    // Larger than --max-body-size: passed on both times, never stored.
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_body_passes_through_in_bounded_memory() {
+    const SIZE: usize = 256 << 20;
+    let upstream = StreamingUpstream::start(SIZE).await;
+    let proxy = Proxy::start(&upstream.url, &["--max-body-size", "1048576"]);
+    let before = peak_rss(proxy.child.id());
+    let req = Request::get(format!("{}/huge", proxy.url))
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap();
+    let answer = open(req).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-length"],
+        SIZE.to_string().as_str()
+    );
+    assert_eq!(count_body(answer.into_body(), b'h').await, SIZE);
+    let peak = peak_rss(proxy.child.id());
+    assert!(
+        peak < before + (64 << 20),
+        "the proxy's peak memory grew from {before} to {peak} bytes relaying {SIZE}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_streams_to_the_upstream_whatever_its_size() {
+    let upstream = StreamingUpstream::start(0).await;
+    let proxy = Proxy::start(&upstream.url, &["--max-body-size", "1024"]);
+    let (tx, body) = channel_body();
+    let got_first = upstream.got_first.clone();
+    let producer = tokio::spawn(async move {
+        tx.send(Bytes::from(vec![b'u'; 300_000])).await.unwrap();
+        // The rest only once the upstream has the first part: a proxy that
+        // read the whole body before forwarding would wait forever.
+        got_first.notified().await;
+        tx.send(Bytes::from(vec![b'v'; 300_000])).await.unwrap();
+    });
+    let req = Request::put(format!("{}/upload", proxy.url))
+        .body(body)
+        .unwrap();
+    let answer = open(req).await;
+    assert_eq!(answer.status(), 200);
+    let text = tokio::time::timeout(WAIT, answer.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(text, "got 600000");
+    producer.await.unwrap();
 }

@@ -29,8 +29,8 @@ pub(crate) enum Command {
     Purge(PurgeArgs),
     /// Copy every entry of a cache to another cache or backend (idempotent: re-run to finish).
     Copy(CopyArgs),
-    /// Run a caching reverse proxy in front of one upstream (bodies are
-    /// buffered, up to --max-body-size).
+    /// Run a caching reverse proxy in front of one upstream (bodies stream;
+    /// only bodies it may store, up to --max-body-size, are held in memory).
     Serve(ServeArgs),
 }
 
@@ -190,9 +190,10 @@ pub(crate) struct ServeArgs {
     /// a private cache keys answers without their credentials.
     #[arg(long)]
     pub(crate) shared: bool,
-    /// Bodies are buffered whole, not streamed: larger request bodies are
-    /// refused (413); larger responses are passed on but not stored (they
-    /// are still held in memory while relayed).
+    /// The largest response body stored (and so held in memory); larger
+    /// ones stream through, not stored. Also the largest GET/HEAD request
+    /// body (part of the cache key; larger: 413); other methods' bodies
+    /// stream to the upstream whatever their size.
     #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub(crate) max_body_size: usize,
     /// The time limit of each upstream request (then 504).

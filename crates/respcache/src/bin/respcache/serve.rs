@@ -11,9 +11,14 @@
 //! An upstream that fails gives `502` (`504` after `--timeout`), or a stale
 //! answer where the rules allow it.
 //!
-//! Bodies are buffered, not streamed: the HTTP layer reads whole bodies.
-//! Request bodies over `--max-body-size` are refused with `413`; response
-//! bodies over it are passed through but not stored.
+//! Bodies stream. A response body is held in memory only while the cache
+//! may keep it (the rules allow storing it and it is no larger than
+//! `--max-body-size`); every other response body — too large by its
+//! `Content-Length`, not storable, or growing past the limit — is passed on
+//! chunk by chunk as the upstream sends it, and not stored. Request bodies
+//! of methods the cache answers (GET, HEAD) are part of the cache key, so
+//! they are read whole (over `--max-body-size`: `413`); every other
+//! method's body streams to the upstream, whatever its size.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -22,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
@@ -30,7 +35,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use respcache_http::{CachedClient, CachedResponse, ErrorKind};
+use respcache_http::{CachedClient, ErrorKind, ResponseBody, StreamingResponse};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -221,7 +226,7 @@ impl Shutdown {
     }
 }
 
-type Answer = Response<Full<Bytes>>;
+type Answer = Response<ResponseBody>;
 
 async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Result<Answer, Infallible> {
     Ok(forward(&proxy, req).await.unwrap_or_else(|answer| answer))
@@ -230,34 +235,37 @@ async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Result<Answer, Inf
 /// Sends one request through the cache; `Err` is an answer of our own.
 async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer> {
     let (parts, body) = req.into_parts();
-    let body = Limited::new(body, proxy.max_body_size)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                own_answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the request body is larger than --max-body-size",
-                )
-            } else {
-                own_answer(StatusCode::BAD_REQUEST, "reading the request body failed")
-            }
-        })?
-        .to_bytes();
     let url = proxy.upstream.target(&parts.uri);
     let mut headers = parts.headers;
     drop_hop_by_hop(&mut headers);
     // The upstream's own host goes in its place.
     headers.remove(header::HOST);
     let head = parts.method == Method::HEAD;
-    match proxy
-        .client
-        .request(parts.method, &url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await
-    {
+    let cached_method = matches!(parts.method, Method::GET | Method::HEAD);
+    let request = proxy.client.request(parts.method, &url).headers(headers);
+    let request = if cached_method {
+        // Part of the cache key: read whole, within the limit.
+        let body = Limited::new(body, proxy.max_body_size)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    own_answer(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "the request body is larger than --max-body-size",
+                    )
+                } else {
+                    own_answer(StatusCode::BAD_REQUEST, "reading the request body failed")
+                }
+            })?
+            .to_bytes();
+        request.body(body)
+    } else if hyper::body::Body::is_end_stream(&body) {
+        request
+    } else {
+        request.body_stream(body)
+    };
+    match request.send_streaming().await {
         Ok(response) => Ok(relay(response, head)),
         Err(e) => {
             crate::note(&format!("upstream: {e}"));
@@ -272,20 +280,21 @@ async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer
 }
 
 /// The answer as the cache or the upstream gave it, with `Cache-Status`.
-fn relay(response: CachedResponse, head: bool) -> Answer {
+fn relay(response: StreamingResponse, head: bool) -> Answer {
     let cache_status = response.cache_status().to_string();
     let status = response.status();
     let mut headers = response.headers().clone();
     let body = response.into_body();
     drop_hop_by_hop(&mut headers);
     if !head {
-        // The body is whole: hyper sets the length from it.
+        // hyper sets the length from the body (whole, or streaming with
+        // the upstream's exact length), else sends it chunked.
         headers.remove(header::CONTENT_LENGTH);
     }
     if let Ok(v) = HeaderValue::from_str(&cache_status) {
         headers.append(CACHE_STATUS, v);
     }
-    let mut answer = Response::new(Full::new(body));
+    let mut answer = Response::new(body);
     *answer.status_mut() = status;
     *answer.headers_mut() = headers;
     answer
@@ -293,7 +302,9 @@ fn relay(response: CachedResponse, head: bool) -> Answer {
 
 /// An answer the proxy makes itself (an error), never cached.
 fn own_answer(status: StatusCode, text: &str) -> Answer {
-    let mut answer = Response::new(Full::new(Bytes::from(format!("respcache: {text}\n"))));
+    let mut answer = Response::new(ResponseBody::full(Bytes::from(format!(
+        "respcache: {text}\n"
+    ))));
     *answer.status_mut() = status;
     let h = answer.headers_mut();
     h.insert(
