@@ -418,4 +418,71 @@ mod tests {
             assert!(spec.env.0.starts_with("RESPCACHE_"), "{}", spec.env.0);
         }
     }
+
+    /// `docker-compose.yml` (no Docker engine runs here to start it) must
+    /// stay in step with what `services up` provides: the same ports on
+    /// loopback, the images the README names, a health check each, and
+    /// `.env.example` giving the suite the same URLs.
+    #[test]
+    fn docker_compose_offers_the_same_services_on_the_same_ports() {
+        use yaml_rust2::{Yaml, YamlLoader};
+        let path = project_root().join("docker-compose.yml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let docs = YamlLoader::load_from_str(&text).unwrap();
+        let services = &docs[0]["services"];
+        let images = [
+            (Service::Redis, "redis", "redis:7"),
+            (Service::Mongodb, "mongodb", "mongo:8"),
+            (Service::Dynamodb, "dynamodb", "amazon/dynamodb-local"),
+        ];
+        let Yaml::Hash(all) = services else {
+            panic!("no services in {}", path.display());
+        };
+        assert_eq!(
+            all.len(),
+            images.len(),
+            "one compose service per xtask service"
+        );
+        for (s, name, image) in images {
+            let spec = s.spec();
+            let svc = &services[name];
+            assert_eq!(svc["image"].as_str(), Some(image), "{name}");
+            let port = format!("127.0.0.1:{0}:{0}", spec.port);
+            let ports: Vec<&str> = svc["ports"]
+                .as_vec()
+                .unwrap_or_else(|| panic!("{name}: no ports"))
+                .iter()
+                .filter_map(Yaml::as_str)
+                .collect();
+            assert_eq!(
+                ports,
+                [port.as_str()],
+                "{name}: loopback only, xtask's port"
+            );
+            let check = &svc["healthcheck"];
+            let test: Vec<&str> = check["test"]
+                .as_vec()
+                .unwrap_or_else(|| panic!("{name}: no health check"))
+                .iter()
+                .filter_map(Yaml::as_str)
+                .collect();
+            assert!(
+                matches!(test.first(), Some(&"CMD") | Some(&"CMD-SHELL")) && test.len() >= 2,
+                "{name}: {test:?}"
+            );
+            for key in ["interval", "timeout", "retries"] {
+                assert!(
+                    !check[key].is_badvalue(),
+                    "{name}: health check without {key}"
+                );
+            }
+        }
+        // The suite reads the same URLs whichever way the servers started.
+        let env = std::fs::read_to_string(project_root().join(".env.example")).unwrap();
+        for s in ALL_SERVICES {
+            let (var, url) = s.spec().env;
+            let line = format!("{var}={url}");
+            assert!(env.lines().any(|l| l == line), ".env.example lacks {line}");
+        }
+    }
 }
