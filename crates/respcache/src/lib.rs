@@ -13,7 +13,9 @@ pub use respcache_core::*;
 pub use respcache_http as http_cache;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub use respcache_http::{CacheOutcome, CachedClient, CachedResponse, CachedSession};
+pub use respcache_http::{
+    CacheOutcome, CachedClient, CachedResponse, CachedSession, ResponseBody, StreamingResponse,
+};
 
 /// The SQLite backend (feature `sqlite`, on by default).
 #[cfg(feature = "sqlite")]
