@@ -215,6 +215,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>>;
 
     /// Removes a store and all its entries; `Ok` if it did not exist.
+    ///
+    /// Handles opened before the drop may go on working on the emptied
+    /// store or fail with an error until the store is opened again; either
+    /// way they never show a dropped entry, and a write one of them
+    /// acknowledges after the drop is visible to handles opened later.
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()>;
 
     /// The repositories that have a store in `cache`.

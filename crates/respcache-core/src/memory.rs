@@ -25,6 +25,17 @@ const SCAN_PAGE: usize = 256;
 
 type Table = RwLock<BTreeMap<String, Entry>>;
 
+/// A store's table, and whether it was dropped since it was last opened.
+///
+/// A dropped table stays in the map, emptied, so handles opened before the
+/// drop write where handles opened after it read (no acknowledged write is
+/// lost); it is listed again once opened or written to.
+#[derive(Debug, Default)]
+struct Slot {
+    table: Arc<Table>,
+    dropped: AtomicBool,
+}
+
 /// Entries in process memory, lost when the backend is dropped.
 ///
 /// ```
@@ -34,7 +45,7 @@ type Table = RwLock<BTreeMap<String, Entry>>;
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    tables: Mutex<HashMap<(Name, Name), Arc<Table>>>,
+    tables: Mutex<HashMap<(Name, Name), Slot>>,
     closed: Arc<AtomicBool>,
 }
 
@@ -61,10 +72,11 @@ impl Backend for MemoryBackend {
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
         self.check()?;
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        let table = tables
+        let slot = tables
             .entry((spec.cache.clone(), spec.repository.clone()))
-            .or_default()
-            .clone();
+            .or_default();
+        slot.dropped.store(false, Ordering::Release);
+        let table = Arc::clone(&slot.table);
         Ok(Arc::new(MemoryStore {
             table,
             closed: Arc::clone(&self.closed),
@@ -73,10 +85,10 @@ impl Backend for MemoryBackend {
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
         self.check()?;
-        let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(table) = tables.remove(&(cache.clone(), repository.clone())) {
-            // Stores already handed out see an empty table.
-            table
+        let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = tables.get(&(cache.clone(), repository.clone())) {
+            slot.dropped.store(true, Ordering::Release);
+            slot.table
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
@@ -88,9 +100,17 @@ impl Backend for MemoryBackend {
         self.check()?;
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let mut names: Vec<Name> = tables
-            .keys()
-            .filter(|(c, _)| c == cache)
-            .map(|(_, r)| r.clone())
+            .iter()
+            .filter(|((c, _), slot)| {
+                c == cache
+                    && (!slot.dropped.load(Ordering::Acquire)
+                        || !slot
+                            .table
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .is_empty())
+            })
+            .map(|((_, r), _)| r.clone())
             .collect();
         names.sort();
         Ok(names)

@@ -62,6 +62,7 @@ pub(super) fn cases() -> Vec<Case> {
         concurrent_writers_and_readers_on_many_keys,
         use_after_close_is_a_closed_error,
         drop_store_removes_entries,
+        a_handle_opened_before_drop_store_never_sees_old_entries_nor_loses_a_write,
         list_stores_lists_the_cache_repositories,
     ];
     list.push(Case {
@@ -1172,6 +1173,51 @@ async fn drop_store_removes_entries(ctx: TestContext) -> CaseResult {
     ctx.backend
         .drop_store(&ctx.cache, &Name::new("never-existed")?)
         .await?;
+    Ok(())
+}
+
+/// A handle opened before `drop_store` may go on working on the emptied
+/// store or fail with an error, but it never shows the dropped entries, and
+/// a write it acknowledges is never lost: a handle opened afterwards sees it.
+async fn a_handle_opened_before_drop_store_never_sees_old_entries_nor_loses_a_write(
+    ctx: TestContext,
+) -> CaseResult {
+    let old = open(&ctx, "doomed").await?;
+    old.put_many(vec![entry("a", "1", None), entry("b", "2", None)])
+        .await?;
+    ctx.backend
+        .drop_store(&ctx.cache, &Name::new("doomed")?)
+        .await?;
+    if let Ok(found) = old.get(&key("a")).await {
+        ensure!(
+            found.is_none(),
+            "a dropped entry read through an old handle"
+        );
+    }
+    if let Ok(n) = old.count(Select::All, now()).await {
+        ensure_eq!(n, 0, "dropped entries counted through an old handle");
+    }
+    let written = old.put(entry("c", "3", None)).await.is_ok();
+    let new = open(&ctx, "doomed").await?;
+    if written {
+        ensure_eq!(
+            get_payload(new.as_ref(), "c").await?,
+            Some(Bytes::from("3")),
+            "a write an old handle acknowledged after the drop is lost to a new handle"
+        );
+    }
+    ensure_eq!(
+        get_payload(new.as_ref(), "a").await?,
+        None,
+        "a dropped entry read through a new handle"
+    );
+    // And the new handle works whatever the old one did.
+    new.put(entry("d", "4", None)).await?;
+    ensure_eq!(
+        get_payload(new.as_ref(), "d").await?,
+        Some(Bytes::from("4")),
+        "a new handle after the drop"
+    );
     Ok(())
 }
 
