@@ -6,6 +6,8 @@
 use std::fmt;
 use std::future::Future as _;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -172,6 +174,16 @@ impl Body for ResponseBody {
     }
 }
 
+/// The bytes of `buf` in an allocation of their size: a grown buffer can
+/// hold up to twice what it has, for as long as the body is kept.
+fn tight(buf: bytes::BytesMut) -> Bytes {
+    if buf.capacity() > buf.len() + buf.len() / 8 {
+        Bytes::copy_from_slice(&buf)
+    } else {
+        buf.freeze()
+    }
+}
+
 /// How much of an origin body was read.
 pub(crate) enum Read {
     /// All of it.
@@ -187,7 +199,13 @@ pub(crate) async fn read_up_to(
     limit: usize,
     idle: Option<Duration>,
 ) -> Result<Read> {
-    let mut buf = bytes::BytesMut::new();
+    // An exact length (checked against the limit already) is reserved at
+    // once; a chunked body grows the buffer as it comes.
+    let reserve = body
+        .size_hint()
+        .exact()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
+    let mut buf = bytes::BytesMut::with_capacity(reserve);
     loop {
         let next = body.frame();
         let frame = match idle {
@@ -197,7 +215,7 @@ pub(crate) async fn read_up_to(
             None => next.await,
         };
         match frame {
-            None => return Ok(Read::Whole(buf.freeze())),
+            None => return Ok(Read::Whole(tight(buf))),
             Some(Err(e)) => {
                 return Err(Error::new(
                     ErrorKind::Connection,
@@ -211,6 +229,98 @@ pub(crate) async fn read_up_to(
                     if buf.len() > limit {
                         return Ok(Read::Partial(buf.freeze(), body));
                     }
+                }
+            }
+        }
+    }
+}
+
+/// When a streamed request body last moved: the time limit of a request
+/// whose body streams counts from there, so an upload that keeps going is
+/// never cut off, and one that stalls (its producer, or an origin that stops
+/// reading) is.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    start: Instant,
+    /// Milliseconds from `start` to the last chunk taken.
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Progress {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the body last moved (its start, before the first chunk).
+    pub(crate) fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+
+    /// `body`, recording each chunk (and its end) here.
+    pub(crate) fn watch(self: &Arc<Self>, body: RequestStream) -> RequestStream {
+        box_request_body(Watched {
+            inner: body,
+            progress: Arc::clone(self),
+        })
+    }
+}
+
+/// A request body that records its progress.
+struct Watched {
+    inner: RequestStream,
+    progress: Arc<Progress>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.progress.touch();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Runs `work` until it ends, or until nothing moved for `limit`: counted
+/// from the start, or, with `progress`, from the streamed request body's
+/// last chunk. `Err(())` when the limit passed.
+pub(crate) async fn within<F: std::future::Future>(
+    limit: Duration,
+    progress: Option<&Progress>,
+    work: F,
+) -> std::result::Result<F::Output, ()> {
+    tokio::pin!(work);
+    let start = Instant::now();
+    let moved = || progress.map_or(start, |p| p.last().max(start));
+    loop {
+        let from = moved();
+        tokio::select! {
+            out = &mut work => return Ok(out),
+            () = tokio::time::sleep_until(from + limit) => {
+                if moved() == from {
+                    return Err(());
                 }
             }
         }

@@ -1001,7 +1001,18 @@ impl Inner {
         {
             return self.freshen(f, resp, req, slot, read, forward, line).await;
         }
-        self.complete(req, slot, read, resp, forward, line).await
+        // A storable body is read in `complete` when streaming: a body that
+        // fails there is the origin failing, as when `send()` reads it.
+        match self.complete(req, slot, read, resp, forward, line).await {
+            Err(e) => match stale_fallback(None) {
+                Some(r) => {
+                    tracing::info!(error = %e, "respcache-http: origin failed; serving a stale response (stale-if-error)");
+                    Ok(r)
+                }
+                None => Err(e),
+            },
+            ok => ok,
+        }
     }
 
     /// A 304 for a stored response: merge the new headers, recompute the
@@ -1180,11 +1191,12 @@ impl Inner {
         if is_unsafe(&req.method) {
             self.invalidate_after(req, &resp).await;
         }
-        // Streaming: a body the cache may keep is read into memory, up to
-        // the store limit; any other body streams from its first byte.
+        // Streaming: a body the cache would keep and could serve again is
+        // read into memory, up to the store limit; any other body streams
+        // from its first byte.
         if matches!(resp.body, OriginBody::Unread(_)) {
             let limit = self.store_limit().unwrap_or(STREAMING_BUFFER_LIMIT);
-            if self.may_store(req, &resp, limit)
+            if self.worth_buffering(req, slot, &resp, limit)
                 && let OriginBody::Unread(rest) =
                     std::mem::replace(&mut resp.body, OriginBody::Whole(Bytes::new()))
             {
@@ -1221,11 +1233,32 @@ impl Inner {
         Ok(r)
     }
 
-    /// Whether an answer could be stored, judged by its head alone (the
-    /// body is judged again once read): what `store` checks first.
-    fn may_store(&self, req: &Prepared, resp: &OriginResponse, limit: usize) -> bool {
+    /// Whether a streaming request should read an answer's body whole
+    /// before handing the head on, judged by the head alone: the rules let
+    /// the cache store it (what `store` checks first; the body is judged
+    /// again once read), and a stored copy could be served again — fresh
+    /// for a while, revalidatable, or usable stale. An answer stale at once
+    /// with nothing to revalidate with (`no-cache` alone, no cache headers
+    /// at all) and event streams pass on at once instead.
+    fn worth_buffering(
+        &self,
+        req: &Prepared,
+        slot: &Slot,
+        resp: &OriginResponse,
+        limit: usize,
+    ) -> bool {
         let o = &self.options;
-        if req.method == Method::HEAD
+        let event_stream = resp
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("text/event-stream")
+            });
+        if event_stream
+            || req.method == Method::HEAD
             || resp.method != req.method
             || o.mode != CacheMode::ReadWrite
             || !o.allowed_codes.contains(&resp.status.as_u16())
@@ -1236,9 +1269,34 @@ impl Inner {
         }
         let redacted_url = o.rules.redact_url(&resp.url);
         let stored_headers = o.rules.redact_headers(&resp.headers);
-        let now = self.now().to_system_time();
-        self.storable_policy(req, resp.status, &stored_headers, &redacted_url, now)
-            .is_some()
+        let now = self.now();
+        let Some(policy) = self.storable_policy(
+            req,
+            resp.status,
+            &stored_headers,
+            &redacted_url,
+            now.to_system_time(),
+        ) else {
+            return false;
+        };
+        let directives = Directives::parse(&resp.headers);
+        let expires_at = freshness::expires_at(
+            self.lifetime(req, slot, &resp.url),
+            o.respect_cache_control,
+            o.shared,
+            &directives,
+            resp.headers.contains_key(EXPIRES),
+            policy.time_to_live(now.to_system_time()),
+            now,
+        );
+        let fresh = expires_at.is_none_or(|e| e > now);
+        let validators =
+            resp.headers.contains_key(ETAG) || resp.headers.contains_key(LAST_MODIFIED);
+        let usable_stale = directives.stale_if_error.is_some()
+            || directives.stale_while_revalidate.is_some()
+            || o.stale_if_error.is_some()
+            || o.stale_while_revalidate.is_some();
+        fresh || validators || usable_stale
     }
 
     /// The caching policy for an answer, or `None` when the rules do not

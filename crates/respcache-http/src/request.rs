@@ -215,7 +215,8 @@ impl RequestBuilder {
     /// default). When the cache may answer the request, the body is part of
     /// its key, so it is read whole first. A streamed body is sent once:
     /// a `307`/`308` redirect that would resend it is returned, not
-    /// followed.
+    /// followed. The time limit ([`timeout`](Self::timeout)) counts from
+    /// the body's last chunk: an upload that keeps moving is never cut off.
     pub fn body_stream<B>(mut self, body: B) -> Self
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -292,15 +293,23 @@ impl RequestBuilder {
     /// answer's head is in, with a body that streams: a
     /// [`StreamingResponse`].
     ///
-    /// A stored answer, or an origin answer the rules let the cache keep,
-    /// comes whole (the cache needs all of it to store it): up to
+    /// A stored answer comes whole. So does an origin answer the rules let
+    /// the cache keep and that a stored copy could serve again (fresh for a
+    /// while, or with a validator, or usable stale): the cache needs all of
+    /// it to store it, up to
     /// [`max_body_size`](crate::CachedClientBuilder::max_body_size) (or the
     /// backend's own limit, or [`STREAMING_BUFFER_LIMIT`](crate::STREAMING_BUFFER_LIMIT)
     /// when neither is set). Every other body streams from its first byte —
     /// one too large to keep (by `Content-Length`), one the rules do not
-    /// let the cache keep, an answer to a method the cache does not store —
-    /// and so does a storable body that turns out larger than the limit
-    /// (then not stored). Memory per request is bounded by that limit.
+    /// let the cache keep or that could never be served again (`no-cache`
+    /// without a validator, no cache headers), an event stream
+    /// (`text/event-stream`), an answer to a method the cache does not
+    /// store — and so does a storable body that turns out larger than the
+    /// limit (then not stored). Memory per request is bounded by that limit.
+    ///
+    /// The time limit ([`timeout`](Self::timeout)) applies to each chunk of
+    /// a streaming body, in both directions: an upload or a download that
+    /// keeps moving is never cut off.
     ///
     /// ```no_run
     /// # async fn demo(client: respcache_http::CachedClient) -> respcache_http::Result<()> {

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
-use crate::body::RequestStream;
+use crate::body::{Progress, RequestStream, within};
 use crate::error::{Error, ErrorKind, Result};
 
 type HyperClient = Client<HttpsConnector<HttpConnector>, Either<Full<Bytes>, RequestStream>>;
@@ -172,11 +172,14 @@ impl Transport {
         loop {
             hops += 1;
             let timeout = self.time_limit(req.timeout);
-            // A whole body stays for a redirect to resend; a stream goes.
+            // A whole body stays for a redirect to resend; a stream goes,
+            // and the time limit counts from its last chunk.
             let streamed = stream.is_some();
-            let body = match stream.take() {
-                Some(s) => Either::Right(s),
-                None => Either::Left(Full::new(req.body.clone())),
+            let progress = streamed.then(Progress::new);
+            let body = match (stream.take(), &progress) {
+                (Some(s), Some(p)) => Either::Right(p.watch(s)),
+                (Some(s), None) => Either::Right(s),
+                (None, _) => Either::Left(Full::new(req.body.clone())),
             };
             let one = async {
                 let (status, version, headers, incoming) = self.send_once(&req, body).await?;
@@ -187,8 +190,13 @@ impl Transport {
                 Ok::<_, Error>((status, version, headers, body))
             };
             let (status, version, headers, body) = match timeout {
-                Some(t) => tokio::time::timeout(t, one).await.map_err(|_| {
-                    Error::new(ErrorKind::Timeout, format!("no answer within {t:?}")).with_url(line)
+                Some(t) => within(t, progress.as_deref(), one).await.map_err(|()| {
+                    let what = if streamed {
+                        format!("the request body and the answer made no progress for {t:?}")
+                    } else {
+                        format!("no answer within {t:?}")
+                    };
+                    Error::new(ErrorKind::Timeout, what).with_url(line)
                 })?,
                 None => one.await,
             }

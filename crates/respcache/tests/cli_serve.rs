@@ -608,6 +608,8 @@ fn channel_body() -> (
 /// - `/chunks`: `max-age=60` (storable by its headers), chunked: 1 MiB of
 ///   `a`, then, once `gate` opens, 1 MiB of `b`;
 /// - `/huge`: `size` bytes with a `Content-Length`, sent 64 KiB at a time;
+///   `/huge-chunked` the same without one (storable by its headers: the
+///   proxy starts reading it to store it and must give up at the limit);
 /// - `/upload`: reads the request body, notifies `got_first` after its
 ///   first chunk, answers with the byte count.
 struct StreamingUpstream {
@@ -671,15 +673,17 @@ async fn stream_answer(
                 let _ = tx.send(Bytes::from(vec![b'b'; 1 << 20])).await;
             });
         }
-        "/huge" => {
+        path @ ("/huge" | "/huge-chunked") => {
             answer.headers_mut().insert(
                 "cache-control",
                 hyper::header::HeaderValue::from_static("max-age=60"),
             );
-            answer.headers_mut().insert(
-                "content-length",
-                hyper::header::HeaderValue::from(size as u64),
-            );
+            if path == "/huge" {
+                answer.headers_mut().insert(
+                    "content-length",
+                    hyper::header::HeaderValue::from(size as u64),
+                );
+            }
             tokio::spawn(async move {
                 let chunk = Bytes::from(vec![b'h'; 64 * 1024]);
                 let mut left = size;
@@ -796,21 +800,25 @@ async fn a_huge_body_passes_through_in_bounded_memory() {
     let upstream = StreamingUpstream::start(SIZE).await;
     let proxy = Proxy::start(&upstream.url, &["--max-body-size", "1048576"]);
     let before = peak_rss(proxy.child.id());
-    let req = Request::get(format!("{}/huge", proxy.url))
-        .body(Full::new(Bytes::new()).boxed())
-        .unwrap();
-    let answer = open(req).await;
-    assert_eq!(answer.status(), 200);
-    assert_eq!(
-        answer.headers()["content-length"],
-        SIZE.to_string().as_str()
-    );
-    assert_eq!(count_body(answer.into_body(), b'h').await, SIZE);
-    let peak = peak_rss(proxy.child.id());
-    assert!(
-        peak < before + (64 << 20),
-        "the proxy's peak memory grew from {before} to {peak} bytes relaying {SIZE}"
-    );
+    for path in ["/huge", "/huge-chunked"] {
+        let req = Request::get(format!("{}{path}", proxy.url))
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let answer = open(req).await;
+        assert_eq!(answer.status(), 200);
+        if path == "/huge" {
+            assert_eq!(
+                answer.headers()["content-length"],
+                SIZE.to_string().as_str()
+            );
+        }
+        assert_eq!(count_body(answer.into_body(), b'h').await, SIZE, "{path}");
+        let peak = peak_rss(proxy.child.id());
+        assert!(
+            peak < before + (64 << 20),
+            "{path}: the proxy's peak memory grew from {before} to {peak} bytes relaying {SIZE}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -838,4 +846,284 @@ async fn an_upload_streams_to_the_upstream_whatever_its_size() {
         .to_bytes();
     assert_eq!(text, "got 600000");
     producer.await.unwrap();
+}
+
+// ---- streaming: failure paths (found in review) ----
+
+type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// An upstream whose answers `f` builds; returns its URL and request count.
+async fn upstream_with<F, Fut>(f: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(usize, Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = Response<BoxedBody>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (f, count) = (f.clone(), count.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let i = count.fetch_add(1, Ordering::SeqCst);
+                    let f = f.clone();
+                    async move { Ok::<_, Infallible>(f(i, req).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, n)
+}
+
+fn answer_with(headers: &[(&'static str, &str)], body: BoxedBody) -> Response<BoxedBody> {
+    let mut r = Response::new(body);
+    for (k, v) in headers {
+        r.headers_mut()
+            .insert(*k, hyper::header::HeaderValue::from_str(v).unwrap());
+    }
+    r
+}
+
+/// An upstream whose storable answer stalls mid-body (read whole to store
+/// it, so nothing was sent yet): the stale answer, where stale-if-error
+/// allows, as for an upstream that is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stalls_falls_back_to_stale_if_error() {
+    let (url, _) = upstream_with(|i, _req| async move {
+        if i == 0 {
+            return answer_with(
+                &[("cache-control", "max-age=1, stale-if-error=600")],
+                Full::new(Bytes::from_static(b"good")).boxed(),
+            );
+        }
+        let (tx, body) = channel_body();
+        tokio::spawn(async move {
+            let _ = tx.send(Bytes::from_static(b"0123456789")).await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(tx);
+        });
+        answer_with(
+            &[("cache-control", "max-age=60"), ("content-length", "100")],
+            body,
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&url, &["--timeout", "1s"]);
+    let first = get(&format!("{}/sie", proxy.url)).await;
+    assert_eq!(first.body, "good");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = get(&format!("{}/sie", proxy.url)).await;
+    assert_eq!(
+        (second.status, second.body.clone()),
+        (StatusCode::OK, Bytes::from_static(b"good")),
+        "cache-status: {}",
+        second.header("cache-status")
+    );
+}
+
+/// An upload that keeps flowing (a chunk every 100 ms) for longer than
+/// --timeout is not cut off: the limit counts from its last chunk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_longer_than_the_timeout_that_never_idles_passes() {
+    let (url, _) = upstream_with(|_, req| async move {
+        let n = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes().len(),
+            Err(_) => 0,
+        };
+        answer_with(&[], Full::new(Bytes::from(format!("got {n}"))).boxed())
+    })
+    .await;
+    let proxy = Proxy::start(&url, &["--timeout", "1s"]);
+    let (tx, body) = channel_body();
+    tokio::spawn(async move {
+        for _ in 0..20 {
+            if tx.send(Bytes::from(vec![b'u'; 1000])).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let req = Request::put(format!("{}/upload", proxy.url))
+        .body(body)
+        .unwrap();
+    let answer = open(req).await;
+    let status = answer.status();
+    let text = tokio::time::timeout(WAIT, answer.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(
+        (status, text),
+        (StatusCode::OK, Bytes::from_static(b"got 20000"))
+    );
+}
+
+/// A client that goes away mid-stream: the proxy lets go of the upstream
+/// (its connection closes) instead of holding it until --timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
+    let released = Arc::new(Notify::new());
+    let r = released.clone();
+    let (url, _) = upstream_with(move |_, _req| {
+        let r = r.clone();
+        async move {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from(vec![b'a'; 1000])).await;
+                tx.closed().await;
+                r.notify_one();
+            });
+            answer_with(&[("cache-control", "no-store")], body)
+        }
+    })
+    .await;
+    let proxy = Proxy::start(&url, &["--timeout", "60s"]);
+    let req = Request::get(format!("{}/stall", proxy.url))
+        .body(Full::new(Bytes::new()).boxed())
+        .unwrap();
+    let answer = open(req).await;
+    let mut body = answer.into_body();
+    let frame = tokio::time::timeout(WAIT, body.frame()).await.unwrap();
+    assert!(frame.is_some());
+    drop(body);
+    tokio::time::timeout(Duration::from_secs(5), released.notified())
+        .await
+        .expect("the upstream connection is closed soon after the client left");
+}
+
+/// An upstream that stalls mid-body: the client must see an error (a body
+/// cut short), never a clean end of a shorter body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_mid_stream_is_an_error_for_the_client() {
+    for length in [None, Some("5000")] {
+        let (url, _) = upstream_with(move |_, _req| async move {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from(vec![b'a'; 1000])).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(tx);
+            });
+            let mut h = vec![("cache-control", "no-store")];
+            if let Some(l) = length {
+                h.push(("content-length", l));
+            }
+            answer_with(&h, body)
+        })
+        .await;
+        let proxy = Proxy::start(&url, &["--timeout", "1s"]);
+        let req = Request::get(format!("{}/stall", proxy.url))
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let answer = open(req).await;
+        let out = tokio::time::timeout(WAIT, answer.into_body().collect())
+            .await
+            .expect("the stall ends the body within the timeout");
+        assert!(
+            out.is_err(),
+            "{length:?}: a truncated body read as complete"
+        );
+    }
+}
+
+/// A streamed POST still invalidates the stored GET of its URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_post_invalidates() {
+    let (url, n) = upstream_with(|_, req| async move {
+        let m = req.method().clone();
+        let _ = req.into_body().collect().await;
+        answer_with(
+            &[("cache-control", "max-age=600")],
+            Full::new(Bytes::from(m.to_string())).boxed(),
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&url, &[]);
+    let a = get(&format!("{}/doc", proxy.url)).await;
+    assert!(a.header("cache-status").contains("stored"));
+    let (tx, body) = channel_body();
+    tokio::spawn(async move {
+        let _ = tx.send(Bytes::from_static(b"edit")).await;
+    });
+    let answer = open(
+        Request::post(format!("{}/doc", proxy.url))
+            .body(body)
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status(), 200);
+    let _ = answer.into_body().collect().await;
+    let b = get(&format!("{}/doc", proxy.url)).await;
+    assert!(
+        !b.header("cache-status").contains("hit"),
+        "{}",
+        b.header("cache-status")
+    );
+    assert_eq!(n.load(Ordering::SeqCst), 3);
+}
+
+/// HEAD on a miss that is streamed keeps the upstream's Content-Length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_miss_keeps_content_length() {
+    let (url, _) = upstream_with(|_, _req| async move {
+        answer_with(
+            &[("cache-control", "no-store"), ("content-length", "11")],
+            Full::new(Bytes::from_static(b"hello world")).boxed(),
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&url, &[]);
+    let got = send(
+        Request::head(format!("{}/h", proxy.url))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-length"), "11");
+    assert!(got.body.is_empty());
+}
+
+/// Server-sent events through the proxy, with `Cache-Control: no-cache`
+/// (what SSE servers commonly send) or no cache headers at all: each event
+/// reaches the client as it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_reaches_the_client_as_it_comes() {
+    for cc in [Some("no-cache"), None] {
+        let (url, _) = upstream_with(move |_, _req| async move {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"data: one\n\n")).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(tx);
+            });
+            let mut h = vec![("content-type", "text/event-stream")];
+            if let Some(cc) = cc {
+                h.push(("cache-control", cc));
+            }
+            answer_with(&h, body)
+        })
+        .await;
+        let proxy = Proxy::start(&url, &["--timeout", "20s"]);
+        let req = Request::get(format!("{}/events", proxy.url))
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap();
+        let client: Client<HttpConnector, _> = Client::builder(TokioExecutor::new()).build_http();
+        let answer = tokio::time::timeout(Duration::from_secs(5), client.request(req))
+            .await
+            .unwrap_or_else(|_| panic!("cache-control {cc:?}: no head within 5 s"))
+            .unwrap();
+        let mut body = answer.into_body();
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("cache-control {cc:?}: no first event within 5 s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(frame.into_data().unwrap(), "data: one\n\n");
+    }
 }

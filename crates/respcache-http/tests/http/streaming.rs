@@ -33,6 +33,11 @@ crate::backend_tests!(
     a_stalled_body_is_a_timeout,
     concurrent_streaming_requests_each_get_the_whole_body,
     a_redirect_that_would_resend_a_streamed_body_is_returned,
+    answers_that_could_never_be_served_again_are_not_held_back,
+    stale_if_error_covers_a_body_that_stalls_while_read_to_store,
+    an_upload_that_keeps_moving_outlasts_the_time_limit,
+    an_upload_that_stalls_is_a_timeout,
+    concurrent_streaming_requests_for_a_small_storable_body_coalesce,
 );
 
 /// Must not take longer: a body held whole would deadlock on the gates.
@@ -450,7 +455,9 @@ async fn concurrent_streaming_requests_each_get_the_whole_body(b: B) {
         let got = tokio::time::timeout(LIMIT, t).await.unwrap().unwrap();
         assert_eq!(got, big);
     }
-    assert!(origin.requests() >= 1);
+    // Each request asked the origin once: the one that led a flight, and
+    // each that waited for it and found it streamed to its leader alone.
+    assert_eq!(origin.requests(), 6);
     assert_eq!(c.in_flight(), 0);
     assert_eq!(c.stats().stored, 0);
 }
@@ -494,4 +501,181 @@ async fn a_redirect_that_would_resend_a_streamed_body_is_returned(b: B) {
     assert_eq!(streamed.status(), 307);
     assert_eq!(streamed.headers()["location"], "/new");
     assert_eq!(origin.requests(), 3);
+}
+
+async fn answers_that_could_never_be_served_again_are_not_held_back(b: B) {
+    // Storable by the rules, but stale at once with nothing to revalidate
+    // with (what many APIs send); and an event stream, whatever its headers.
+    for (cc, content_type) in [
+        (Some("no-cache"), "application/json"),
+        (None, "application/json"),
+        (Some("max-age=60"), "text/event-stream"),
+    ] {
+        let gate = Arc::new(Notify::new());
+        let mut headers = vec![("content-type", content_type.to_owned())];
+        if let Some(cc) = cc {
+            headers.push(("cache-control", cc.to_owned()));
+        }
+        let origin = gated_origin(
+            headers,
+            Bytes::from_static(b"data: one\n\n"),
+            Bytes::from_static(b"data: two\n\n"),
+            gate.clone(),
+        )
+        .await;
+        let clock = clock();
+        let c = client(b.clone(), &clock, |b| b).await;
+        let r = tokio::time::timeout(LIMIT, c.get(&origin.url("/events")).send_streaming())
+            .await
+            .unwrap_or_else(|_| panic!("{cc:?} {content_type}: the head waited for the body"))
+            .unwrap();
+        let mut body = r.into_body();
+        let got = tokio::time::timeout(LIMIT, read_at_least(&mut body, 11))
+            .await
+            .unwrap_or_else(|_| panic!("{cc:?} {content_type}: the first event waited"));
+        assert_eq!(got, b"data: one\n\n");
+        gate.notify_one();
+        assert_eq!(body.bytes().await.unwrap(), "data: two\n\n");
+    }
+}
+
+async fn stale_if_error_covers_a_body_that_stalls_while_read_to_store(b: B) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    let origin = Origin::start(move |_| {
+        let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                return response(
+                    &[("cache-control", "max-age=10, stale-if-error=100".into())],
+                    full("good"),
+                );
+            }
+            // Storable, 100 bytes announced, 10 sent, then nothing.
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                let _ = tx.send(Bytes::from_static(b"0123456789")).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(tx);
+            });
+            response(
+                &[
+                    ("cache-control", "max-age=10".into()),
+                    ("content-length", "100".into()),
+                ],
+                body,
+            )
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.timeout(Duration::from_millis(300))).await;
+    let url = origin.url("/sie");
+    c.get(&url).send().await.unwrap();
+    clock.advance(crate::secs(20));
+    let whole = tokio::time::timeout(LIMIT, c.get(&url).send())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(whole.outcome(), CacheOutcome::StaleIfError, "send()");
+    assert_eq!(whole.text(), "good");
+    let streamed = tokio::time::timeout(LIMIT, c.get(&url).send_streaming())
+        .await
+        .unwrap()
+        .expect("send_streaming(): the stale answer, as send() gives");
+    assert_eq!(streamed.outcome(), CacheOutcome::StaleIfError);
+    assert_eq!(streamed.into_body().bytes().await.unwrap(), "good");
+}
+
+/// An origin that reads the whole request body and answers `got N`.
+async fn counting_origin() -> Origin {
+    Origin::start(|req| async move {
+        let n = req
+            .into_body()
+            .collect()
+            .await
+            .map_or(0, |b| b.to_bytes().len());
+        response(&[], full(format!("got {n}")))
+    })
+    .await
+}
+
+async fn an_upload_that_keeps_moving_outlasts_the_time_limit(b: B) {
+    let origin = counting_origin().await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.timeout(Duration::from_millis(500))).await;
+    let (tx, body) = channel_body();
+    let producer = tokio::spawn(async move {
+        // 1.2 s in all, never more than 100 ms between chunks.
+        for _ in 0..12 {
+            if tx.send(Bytes::from(vec![b'u'; 1000])).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let r = tokio::time::timeout(
+        LIMIT,
+        c.post(&origin.url("/upload")).body_stream(body).send(),
+    )
+    .await
+    .unwrap();
+    producer.await.unwrap();
+    assert_eq!(
+        r.expect("the upload never idled for 500 ms").text(),
+        "got 12000"
+    );
+}
+
+async fn an_upload_that_stalls_is_a_timeout(b: B) {
+    let origin = counting_origin().await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.timeout(Duration::from_millis(300))).await;
+    let (tx, body) = channel_body();
+    let producer = tokio::spawn(async move {
+        tx.send(Bytes::from_static(b"start")).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(tx);
+    });
+    let started = std::time::Instant::now();
+    let e = tokio::time::timeout(
+        LIMIT,
+        c.post(&origin.url("/upload")).body_stream(body).send(),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    producer.abort();
+}
+
+async fn concurrent_streaming_requests_for_a_small_storable_body_coalesce(b: B) {
+    let origin = Origin::start(|_| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        response(&[("cache-control", "max-age=600".into())], full("shared"))
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.max_body_size(1024)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let (c, url) = (c.clone(), origin.url("/s"));
+        tasks.push(tokio::spawn(async move {
+            let r = c.get(&url).send_streaming().await.unwrap();
+            r.into_body().bytes().await.unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            tokio::time::timeout(LIMIT, t).await.unwrap().unwrap(),
+            "shared"
+        );
+    }
+    assert_eq!(origin.requests(), 1);
+    assert_eq!(c.stats().coalesced, 4);
 }

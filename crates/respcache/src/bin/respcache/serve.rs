@@ -12,10 +12,11 @@
 //! answer where the rules allow it.
 //!
 //! Bodies stream. A response body is held in memory only while the cache
-//! may keep it (the rules allow storing it and it is no larger than
-//! `--max-body-size`); every other response body — too large by its
-//! `Content-Length`, not storable, or growing past the limit — is passed on
-//! chunk by chunk as the upstream sends it, and not stored. Request bodies
+//! keeps it (the rules allow storing it, a stored copy could be served
+//! again, and it is no larger than `--max-body-size`); every other response
+//! body — too large by its `Content-Length`, not storable, never servable
+//! again, an event stream, or growing past the limit — is passed on chunk by
+//! chunk as the upstream sends it, and not stored. Request bodies
 //! of methods the cache answers (GET, HEAD) are part of the cache key, so
 //! they are read whole (over `--max-body-size`: `413`); every other
 //! method's body streams to the upstream, whatever its size.
