@@ -589,6 +589,19 @@ impl Inner {
         if read.found.is_some() {
             return read;
         }
+        // Boxed: a hit does not carry the redirect lookup in its future.
+        Box::pin(self.lookup_redirect(read, method, digest, req)).await
+    }
+
+    /// The redirect half of [`lookup`](Self::lookup): the slot of the final
+    /// URL the request's redirect pointer names, else `read` unchanged.
+    async fn lookup_redirect(
+        &self,
+        read: Read,
+        method: &Method,
+        digest: &str,
+        req: &Prepared,
+    ) -> Read {
         let pointer_key = digest_key(method, digest);
         let Some(pointer) = self
             .cache_get(
@@ -710,12 +723,12 @@ impl Inner {
         let cached_method =
             o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
         if o.mode == CacheMode::Disabled || !cached_method {
-            return self.bypass(req, stream, line).await;
+            return Box::pin(self.bypass(req, stream, line)).await;
         }
         // The body of a request the cache may answer is part of its key:
         // it is read whole.
         if let Some(stream) = stream {
-            req.body = read_request_body(stream)
+            req.body = Box::pin(read_request_body(stream))
                 .await
                 .map_err(|e| e.with_url(line))?;
         }
@@ -728,7 +741,7 @@ impl Inner {
             .target
             .slot(&lookup_method, &normalized, &digest, &req.headers)
         else {
-            return self.bypass(req, None, line).await;
+            return Box::pin(self.bypass(req, None, line)).await;
         };
         let req_cc = if o.respect_cache_control {
             Directives::parse(&req.headers)
@@ -781,17 +794,16 @@ impl Inner {
             r.cache_key = Some(slot.key.encode());
             return Ok(r);
         }
-        let (answer, leader) = self
-            .flights
-            .run(&coalesce_key(), || {
-                self.fetch(&req, &slot, &read, &req_cc, line)
-            })
-            .await;
+        // The origin paths are boxed: a hit moves and polls a small future.
+        let (answer, leader) = Box::pin(self.flights.run(&coalesce_key(), || {
+            self.fetch(&req, &slot, &read, &req_cc, line)
+        }))
+        .await;
         if leader {
             answer
         } else if answer.as_ref().is_ok_and(|r| r.tail.is_streaming()) {
             // The leader's answer streams to the leader alone: ask again.
-            self.fetch(&req, &slot, &read, &req_cc, line).await
+            Box::pin(self.fetch(&req, &slot, &read, &req_cc, line)).await
         } else {
             answer.map(|mut r| {
                 r.from_cache = true;
