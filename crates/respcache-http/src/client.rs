@@ -22,6 +22,7 @@ use crate::coalesce::{Coalescer, OnePerKey, Share};
 use crate::directives::Directives;
 use crate::error::{Error, Result};
 use crate::freshness::{self, Decision, Lifetime, Rules, Stored};
+use crate::line::{RedactedUrl, RequestLine};
 use crate::meta::{
     Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex, VaryMatch, header_list,
 };
@@ -386,12 +387,14 @@ impl CachedClient {
         stream: Option<RequestStream>,
     ) -> Result<CachedResponse> {
         let inner = &self.inner;
-        let redacted = inner.options.rules.redact_url(&request.url);
-        let line = format!("{} {}", request.method, redacted);
+        // Neither the line nor the redacted URL is written unless used
+        // (by a cold path or a subscriber).
+        let rules = &inner.options.rules;
+        let line = RequestLine::new(rules, &request.method, &request.url);
         let span = tracing::info_span!(
             "respcache_http.request",
             method = %request.method,
-            url = %redacted,
+            url = %RedactedUrl(rules, &request.url),
             outcome = tracing::field::Empty,
             status = tracing::field::Empty,
         );
@@ -747,7 +750,7 @@ impl Inner {
         self: &Arc<Self>,
         mut req: Prepared,
         stream: Option<RequestStream>,
-        line: &str,
+        line: &RequestLine<'_>,
     ) -> Answer {
         let o = &self.options;
         let is_head = req.method == Method::HEAD;
@@ -759,25 +762,25 @@ impl Inner {
         let cached_method =
             o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
         if o.mode == CacheMode::Disabled || !cached_method {
-            return Box::pin(self.bypass(req, stream, line)).await;
+            return Box::pin(self.bypass(req, stream, line.text())).await;
         }
         // The body of a request the cache may answer is part of its key:
         // it is read whole.
         if let Some(stream) = stream {
             req.body = Box::pin(read_request_body(stream))
                 .await
-                .map_err(|e| e.with_url(line))?;
+                .map_err(|e| e.with_url(line.text()))?;
         }
         let body_for_key: &[u8] = if is_head { b"" } else { &req.body };
-        let digest = o
-            .rules
-            .digest(&lookup_method, &req.url, body_for_key, &req.headers);
         let normalized = o.rules.normalize_url(&req.url);
+        let digest =
+            o.rules
+                .digest_normalized(&lookup_method, &normalized, body_for_key, &req.headers);
         let Some(slot) = self
             .target
             .slot(&lookup_method, &normalized, &digest, &req.headers)
         else {
-            return Box::pin(self.bypass(req, None, line)).await;
+            return Box::pin(self.bypass(req, None, line.text())).await;
         };
         let req_cc = if o.respect_cache_control {
             Directives::parse(&req.headers)
@@ -825,7 +828,7 @@ impl Inner {
                         CacheOutcome::StaleWhileRevalidate,
                     );
                     if !only_if_cached && !is_head {
-                        self.spawn_refresh(&req, &slot, &read, &coalesce_key(), line);
+                        self.spawn_refresh(&req, &slot, &read, &coalesce_key(), line.text());
                     }
                     return Ok(answer);
                 }
@@ -847,14 +850,14 @@ impl Inner {
         }
         // The origin paths are boxed: a hit moves and polls a small future.
         let (answer, leader) = Box::pin(self.flights.run(&coalesce_key(), || {
-            self.fetch(&req, &slot, &read, &req_cc, line)
+            self.fetch(&req, &slot, &read, &req_cc, line.text())
         }))
         .await;
         if leader {
             answer
         } else if answer.as_ref().is_ok_and(|r| r.tail.is_streaming()) {
             // The leader's answer streams to the leader alone: ask again.
-            Box::pin(self.fetch(&req, &slot, &read, &req_cc, line)).await
+            Box::pin(self.fetch(&req, &slot, &read, &req_cc, line.text())).await
         } else {
             answer.map(|mut r| {
                 r.from_cache = true;

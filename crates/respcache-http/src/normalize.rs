@@ -117,7 +117,18 @@ impl KeyRules {
         body: &[u8],
         headers: &HeaderMap,
     ) -> String {
-        let normalized = self.normalize_url(url);
+        self.digest_normalized(method, &self.normalize_url(url), body, headers)
+    }
+
+    /// [`digest`](Self::digest) of a URL already normalised (by
+    /// [`normalize_url`](Self::normalize_url)).
+    pub(crate) fn digest_normalized(
+        &self,
+        method: &Method,
+        normalized: &Url,
+        body: &[u8],
+        headers: &HeaderMap,
+    ) -> String {
         let mut h = blake3::Hasher::new();
         put(&mut h, b"respcache-http/key/1");
         put(&mut h, method.as_str().as_bytes());
