@@ -28,7 +28,7 @@ use crate::meta::{
 };
 use crate::normalize::{vary_digest, vary_names};
 use crate::request::{Prepared, RequestBuilder};
-use crate::response::{CachedResponse, Tail};
+use crate::response::{CacheKey, CachedResponse, Tail};
 use crate::stats::{CacheStats, Counters};
 use crate::status::{CacheOutcome, CacheStatus, Forward};
 use crate::streaming::StreamingResponse;
@@ -673,46 +673,49 @@ impl Inner {
         }
     }
 
-    /// A response built from a stored one: `headers` are `f`'s (taken or
-    /// cloned by the caller: their `Age` counts), `url` the request's.
+    /// A response built from a stored one (taken whole: a hit clones
+    /// nothing), `url` the request's.
     fn stored_response(
         &self,
-        f: &Found,
-        mut headers: HeaderMap,
+        f: Found,
         url: Url,
         method: &Method,
         outcome: CacheOutcome,
     ) -> CachedResponse {
         let now = self.now();
-        let age = crate::meta::age(&headers, f.head.response_time, now);
+        let status = f.head.status_code();
+        let Found {
+            entry,
+            head,
+            key,
+            via_redirect,
+        } = f;
+        let mut headers = head.headers;
+        let age = crate::meta::age(&headers, head.response_time, now);
         headers.insert(AGE, HeaderValue::from(age.as_secs()));
-        let url = match &f.via_redirect {
-            Some(u) => Some(u.clone()),
-            None => Some(url),
-        };
+        let url = Some(via_redirect.unwrap_or(url));
         let body = if *method == Method::HEAD {
             Bytes::new()
         } else {
-            f.entry.payload.clone()
+            entry.payload
         };
-        let ttl = f
-            .entry
+        let ttl = entry
             .expires_at
             .map(|e| (e.as_millis() - now.as_millis()).div_euclid(1000));
-        let status = CacheStatus::new(outcome).with_ttl(ttl);
+        let cache_status = CacheStatus::new(outcome).with_ttl(ttl);
         let mut r = CachedResponse::new(
-            f.head.status_code(),
+            status,
             headers,
             url,
             body,
-            status,
+            cache_status,
             Arc::clone(&self.clock),
         );
-        r.version = version_of(f.head.version);
+        r.version = version_of(head.version);
         r.from_cache = true;
-        r.created_at = Some(f.entry.cached_at);
-        r.expires_at = f.entry.expires_at;
-        r.cache_key = Some(f.key.encode());
+        r.created_at = Some(entry.cached_at);
+        r.expires_at = entry.expires_at;
+        r.cache_key = CacheKey::new(key);
         r
     }
 
@@ -802,27 +805,29 @@ impl Inner {
                 o.rules.headers_digest(&req.headers)
             )
         };
-        if let Some(f) = read.found.as_mut() {
+        let decision = read.found.as_ref().map(|f| {
             let directives = Directives::parse(&f.head.headers);
             let stored = self.stored_view(f, &directives);
-            let decision =
-                freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now());
-            match decision {
-                Decision::Fresh | Decision::StaleAllowed => {
-                    let outcome = if decision == Decision::Fresh {
-                        CacheOutcome::Hit
-                    } else {
-                        CacheOutcome::StaleHit
-                    };
-                    // Nothing reads the stored headers after this: taken,
-                    // not cloned.
-                    let headers = std::mem::take(&mut f.head.headers);
-                    return Ok(self.stored_response(f, headers, req.url, &req.method, outcome));
+            freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now())
+        });
+        // `decision` is `Some` exactly when a stored response was found.
+        match decision {
+            Some(d @ (Decision::Fresh | Decision::StaleAllowed)) => {
+                let outcome = if d == Decision::Fresh {
+                    CacheOutcome::Hit
+                } else {
+                    CacheOutcome::StaleHit
+                };
+                if let Some(f) = read.found.take() {
+                    // Nothing reads the stored response after this: it is
+                    // taken, not cloned.
+                    return Ok(self.stored_response(f, req.url, &req.method, outcome));
                 }
-                Decision::StaleWhileRevalidate => {
+            }
+            Some(Decision::StaleWhileRevalidate) => {
+                if let Some(f) = &read.found {
                     let answer = self.stored_response(
-                        f,
-                        f.head.headers.clone(),
+                        f.clone(),
                         req.url.clone(),
                         &req.method,
                         CacheOutcome::StaleWhileRevalidate,
@@ -832,8 +837,8 @@ impl Inner {
                     }
                     return Ok(answer);
                 }
-                Decision::Revalidate => {}
             }
+            Some(Decision::Revalidate) | None => {}
         }
         if only_if_cached {
             let status = CacheStatus::new(CacheOutcome::OnlyIfCachedMiss);
@@ -845,7 +850,7 @@ impl Inner {
                 status,
                 Arc::clone(&self.clock),
             );
-            r.cache_key = Some(slot.key.encode());
+            r.cache_key = CacheKey::new(slot.key.clone());
             return Ok(r);
         }
         // The origin paths are boxed: a hit moves and polls a small future.
@@ -1035,8 +1040,7 @@ impl Inner {
                 return None;
             }
             let mut r = self.stored_response(
-                f,
-                f.head.headers.clone(),
+                f.clone(),
                 req.url.clone(),
                 &req.method,
                 CacheOutcome::StaleIfError,
@@ -1206,8 +1210,7 @@ impl Inner {
             via_redirect: f.via_redirect.clone(),
         };
         let mut r = self.stored_response(
-            &fresh,
-            fresh.head.headers.clone(),
+            fresh,
             req.url.clone(),
             &req.method,
             CacheOutcome::Revalidated,
@@ -1298,7 +1301,7 @@ impl Inner {
             .with_forward_status(fwd_status);
         let final_method = resp.method.clone();
         let mut r = self.network_response(resp, status);
-        r.cache_key = Some(slot.key.encode());
+        r.cache_key = CacheKey::new(slot.key.clone());
         if req.method == Method::HEAD
             || final_method != req.method
             || self.options.mode != CacheMode::ReadWrite
@@ -1309,7 +1312,7 @@ impl Inner {
         if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
             r.created_at = Some(self.now());
             r.expires_at = expires_at;
-            r.cache_key = Some(key.encode());
+            r.cache_key = CacheKey::new(key);
             r.cache_status = r.cache_status.with_stored(true);
         }
         Ok(r)
