@@ -418,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_age_header_saturates_where_the_policy_overflows() {
+        let req = http::Request::get("http://h/a").body(()).unwrap();
+        let res = http::Response::builder()
+            .header("age", u64::MAX.to_string())
+            .body(())
+            .unwrap();
+        let received = Timestamp::from_millis(1_700_000_000_000);
+        let policy =
+            CachePolicy::new_options(&req, &res, received.to_system_time(), Default::default());
+        let later = Timestamp::from_millis(received.as_millis() + 1000);
+        let overflow = std::panic::catch_unwind(|| policy.age(later.to_system_time()));
+        assert!(overflow.is_err(), "CachePolicy::age panics here");
+        let m = ResponseMeta {
+            response_time: received.as_millis(),
+            headers: header_list(res.headers()),
+            policy,
+            ..meta()
+        };
+        let h = head(&m.encode().unwrap());
+        assert!(h.age(later) >= Duration::from_secs(u64::MAX));
+    }
+
+    #[test]
     fn foreign_or_corrupt_bytes_do_not_decode() {
         let mut bytes = meta().encode().unwrap().to_vec();
         assert!(ResponseMeta::decode(&[]).is_none());
