@@ -22,10 +22,13 @@ use crate::coalesce::{Coalescer, OnePerKey, Share};
 use crate::directives::Directives;
 use crate::error::{Error, Result};
 use crate::freshness::{self, Decision, Lifetime, Rules, Stored};
-use crate::meta::{ResponseMeta, StoredMeta, VaryIndex, VaryMatch, header_list};
+use crate::line::{RedactedUrl, RequestLine};
+use crate::meta::{
+    Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex, VaryMatch, header_list,
+};
 use crate::normalize::{vary_digest, vary_names};
 use crate::request::{Prepared, RequestBuilder};
-use crate::response::{CachedResponse, Tail};
+use crate::response::{CacheKey, CachedResponse, Tail};
 use crate::stats::{CacheStats, Counters};
 use crate::status::{CacheOutcome, CacheStatus, Forward};
 use crate::streaming::StreamingResponse;
@@ -133,9 +136,10 @@ struct Inner {
 /// A stored response found for a request.
 #[derive(Clone)]
 struct Found {
+    /// The entry (its meta bytes hold the whole [`ResponseMeta`]).
     entry: Entry,
-    meta: ResponseMeta,
-    headers: HeaderMap,
+    /// What serving it needs, decoded.
+    head: Head,
     /// Where it is stored (a variant key under `Vary`).
     key: Key,
     /// The final URL when it was found through a redirect pointer.
@@ -155,7 +159,7 @@ struct Read {
 enum Decoded {
     /// No meta: an entry written by a `Repository` directly.
     Raw,
-    Meta(StoredMeta),
+    Meta(StoredHead),
     Undecodable,
 }
 
@@ -383,12 +387,14 @@ impl CachedClient {
         stream: Option<RequestStream>,
     ) -> Result<CachedResponse> {
         let inner = &self.inner;
-        let redacted = inner.options.rules.redact_url(&request.url);
-        let line = format!("{} {}", request.method, redacted);
+        // Neither the line nor the redacted URL is written unless used
+        // (by a cold path or a subscriber).
+        let rules = &inner.options.rules;
+        let line = RequestLine::new(rules, &request.method, &request.url);
         let span = tracing::info_span!(
             "respcache_http.request",
             method = %request.method,
-            url = %redacted,
+            url = %RedactedUrl(rules, &request.url),
             outcome = tracing::field::Empty,
             status = tracing::field::Empty,
         );
@@ -472,18 +478,39 @@ impl Inner {
         let Some(bytes) = &entry.meta else {
             return Decoded::Raw;
         };
-        match StoredMeta::decode(bytes) {
+        match StoredHead::decode(bytes) {
             Ok(m) => Decoded::Meta(m),
             Err(e) => {
-                Counters::bump(&self.counters.undecodable);
-                let err =
-                    respcache_core::Error::new(CoreErrorKind::Codec, format!("HTTP meta: {}", e.0));
-                respcache_core::stats::record_undecodable(
-                    self.target.backend_name(),
-                    repository,
-                    &err,
-                );
+                self.undecodable(repository, &e);
                 Decoded::Undecodable
+            }
+        }
+    }
+
+    fn undecodable(&self, repository: &str, e: &MetaError) {
+        Counters::bump(&self.counters.undecodable);
+        let err = respcache_core::Error::new(CoreErrorKind::Codec, format!("HTTP meta: {}", e.0));
+        respcache_core::stats::record_undecodable(self.target.backend_name(), repository, &err);
+    }
+
+    /// The whole meta of a stored response (its policy included), for a
+    /// `304`; `None`, counted as undecodable, when it does not decode.
+    fn full_meta(&self, f: &Found, url: &Url, repository: &str) -> Option<ResponseMeta> {
+        let Some(bytes) = &f.entry.meta else {
+            return self.raw_meta(&f.entry, url);
+        };
+        match StoredMeta::decode(bytes) {
+            Ok(StoredMeta::Response(m)) => Some(*m),
+            Ok(StoredMeta::VaryIndex(_)) => {
+                self.undecodable(
+                    repository,
+                    &MetaError("a vary index, not a response".into()),
+                );
+                None
+            }
+            Err(e) => {
+                self.undecodable(repository, &e);
+                None
             }
         }
     }
@@ -511,22 +538,27 @@ impl Inner {
         })
     }
 
-    fn found(
-        &self,
-        entry: Entry,
-        meta: ResponseMeta,
-        key: Key,
-        headers: &HeaderMap,
-    ) -> Option<Found> {
-        if let Some(v) = &meta.vary
+    /// The head of an entry a `Repository` wrote without meta: a plain 200
+    /// with no headers, received when it was cached.
+    fn raw_head(entry: &Entry) -> Head {
+        Head {
+            status: 200,
+            version: 11,
+            response_time: entry.cached_at.as_millis(),
+            headers: HeaderMap::new(),
+            vary: None,
+        }
+    }
+
+    fn found(&self, entry: Entry, head: Head, key: Key, headers: &HeaderMap) -> Option<Found> {
+        if let Some(v) = &head.vary
             && vary_digest(&v.names, headers) != v.digest
         {
             return None;
         }
         Some(Found {
-            headers: meta.header_map(),
             entry,
-            meta,
+            head,
             key,
             via_redirect: None,
         })
@@ -541,9 +573,11 @@ impl Inner {
             Decoded::Undecodable => Read::default(),
             Decoded::Raw => {
                 let now = self.now();
-                let found = if entry.is_fresh(now) {
-                    self.raw_meta(&entry, url)
-                        .and_then(|m| self.found(entry, m, slot.key.clone(), headers))
+                // As before the head was built without a policy: served
+                // only when the URL is one a policy can be made for.
+                let found = if entry.is_fresh(now) && url.as_str().parse::<http::Uri>().is_ok() {
+                    let head = Self::raw_head(&entry);
+                    self.found(entry, head, slot.key.clone(), headers)
                 } else {
                     None
                 };
@@ -552,22 +586,22 @@ impl Inner {
                     ..Read::default()
                 }
             }
-            Decoded::Meta(StoredMeta::Response(meta)) => {
-                let found = self.found(entry, *meta, slot.key.clone(), headers);
+            Decoded::Meta(StoredHead::Response(head)) => {
+                let found = self.found(entry, head, slot.key.clone(), headers);
                 Read {
                     vary_miss: found.is_none(),
                     found,
                     index: None,
                 }
             }
-            Decoded::Meta(StoredMeta::VaryIndex(index)) => {
+            Decoded::Meta(StoredHead::VaryIndex(index)) => {
                 let vkey =
                     self.target
                         .variant_key(slot, index.nonce, &vary_digest(&index.names, headers));
                 let found = match self.cache_get(&slot.store, &vkey, repo).await {
                     Some(variant) => match self.decode(&variant, repo) {
-                        Decoded::Meta(StoredMeta::Response(meta)) => {
-                            self.found(variant, *meta, vkey, headers)
+                        Decoded::Meta(StoredHead::Response(head)) => {
+                            self.found(variant, head, vkey, headers)
                         }
                         _ => None,
                     },
@@ -589,6 +623,19 @@ impl Inner {
         if read.found.is_some() {
             return read;
         }
+        // Boxed: a hit does not carry the redirect lookup in its future.
+        Box::pin(self.lookup_redirect(read, method, digest, req)).await
+    }
+
+    /// The redirect half of [`lookup`](Self::lookup): the slot of the final
+    /// URL the request's redirect pointer names, else `read` unchanged.
+    async fn lookup_redirect(
+        &self,
+        read: Read,
+        method: &Method,
+        digest: &str,
+        req: &Prepared,
+    ) -> Read {
         let pointer_key = digest_key(method, digest);
         let Some(pointer) = self
             .cache_get(
@@ -626,48 +673,56 @@ impl Inner {
         }
     }
 
-    /// A response built from a stored one.
-    fn stored_response(&self, f: &Found, req: &Prepared, outcome: CacheOutcome) -> CachedResponse {
+    /// A response built from a stored one (taken whole: a hit clones
+    /// nothing), `url` the request's.
+    fn stored_response(
+        &self,
+        f: Found,
+        url: Url,
+        method: &Method,
+        outcome: CacheOutcome,
+    ) -> CachedResponse {
         let now = self.now();
-        let mut headers = f.headers.clone();
-        let age = f.meta.policy.age(now.to_system_time()).as_secs();
-        if let Ok(v) = HeaderValue::from_str(&age.to_string()) {
-            headers.insert(AGE, v);
-        }
-        let url = match &f.via_redirect {
-            Some(u) => Some(u.clone()),
-            None => Some(req.url.clone()),
-        };
-        let body = if req.method == Method::HEAD {
+        let status = f.head.status_code();
+        let Found {
+            entry,
+            head,
+            key,
+            via_redirect,
+        } = f;
+        let mut headers = head.headers;
+        let age = crate::meta::age(&headers, head.response_time, now);
+        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        let url = Some(via_redirect.unwrap_or(url));
+        let body = if *method == Method::HEAD {
             Bytes::new()
         } else {
-            f.entry.payload.clone()
+            entry.payload
         };
-        let ttl = f
-            .entry
+        let ttl = entry
             .expires_at
             .map(|e| (e.as_millis() - now.as_millis()).div_euclid(1000));
-        let status = CacheStatus::new(outcome).with_ttl(ttl);
+        let cache_status = CacheStatus::new(outcome).with_ttl(ttl);
         let mut r = CachedResponse::new(
-            f.meta.status_code(),
+            status,
             headers,
             url,
             body,
-            status,
+            cache_status,
             Arc::clone(&self.clock),
         );
-        r.version = version_of(f.meta.version);
+        r.version = version_of(head.version);
         r.from_cache = true;
-        r.created_at = Some(f.entry.cached_at);
-        r.expires_at = f.entry.expires_at;
-        r.cache_key = Some(f.key.encode());
+        r.created_at = Some(entry.cached_at);
+        r.expires_at = entry.expires_at;
+        r.cache_key = CacheKey::new(key);
         r
     }
 
     fn stored_view<'a>(&self, f: &Found, directives: &'a Directives) -> Stored<'a> {
         let now = self.now();
         let age = if self.options.respect_cache_control {
-            f.meta.policy.age(now.to_system_time())
+            f.head.age(now)
         } else {
             now.duration_since(f.entry.cached_at)
         };
@@ -698,7 +753,7 @@ impl Inner {
         self: &Arc<Self>,
         mut req: Prepared,
         stream: Option<RequestStream>,
-        line: &str,
+        line: &RequestLine<'_>,
     ) -> Answer {
         let o = &self.options;
         let is_head = req.method == Method::HEAD;
@@ -710,25 +765,25 @@ impl Inner {
         let cached_method =
             o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
         if o.mode == CacheMode::Disabled || !cached_method {
-            return self.bypass(req, stream, line).await;
+            return Box::pin(self.bypass(req, stream, line.text())).await;
         }
         // The body of a request the cache may answer is part of its key:
         // it is read whole.
         if let Some(stream) = stream {
-            req.body = read_request_body(stream)
+            req.body = Box::pin(read_request_body(stream))
                 .await
-                .map_err(|e| e.with_url(line))?;
+                .map_err(|e| e.with_url(line.text()))?;
         }
         let body_for_key: &[u8] = if is_head { b"" } else { &req.body };
-        let digest = o
-            .rules
-            .digest(&lookup_method, &req.url, body_for_key, &req.headers);
         let normalized = o.rules.normalize_url(&req.url);
+        let digest =
+            o.rules
+                .digest_normalized(&lookup_method, &normalized, body_for_key, &req.headers);
         let Some(slot) = self
             .target
             .slot(&lookup_method, &normalized, &digest, &req.headers)
         else {
-            return self.bypass(req, None, line).await;
+            return Box::pin(self.bypass(req, None, line.text())).await;
         };
         let req_cc = if o.respect_cache_control {
             Directives::parse(&req.headers)
@@ -736,7 +791,7 @@ impl Inner {
             Directives::default()
         };
         let only_if_cached = req.per.only_if_cached || req_cc.only_if_cached;
-        let read = if req.per.force_refresh {
+        let mut read = if req.per.force_refresh {
             Read::default()
         } else {
             self.lookup(&slot, &lookup_method, &digest, &req).await
@@ -750,23 +805,40 @@ impl Inner {
                 o.rules.headers_digest(&req.headers)
             )
         };
-        if let Some(f) = &read.found {
-            let directives = Directives::parse(&f.headers);
+        let decision = read.found.as_ref().map(|f| {
+            let directives = Directives::parse(&f.head.headers);
             let stored = self.stored_view(f, &directives);
-            match freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now()) {
-                Decision::Fresh => return Ok(self.stored_response(f, &req, CacheOutcome::Hit)),
-                Decision::StaleAllowed => {
-                    return Ok(self.stored_response(f, &req, CacheOutcome::StaleHit));
+            freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now())
+        });
+        // `decision` is `Some` exactly when a stored response was found.
+        match decision {
+            Some(d @ (Decision::Fresh | Decision::StaleAllowed)) => {
+                let outcome = if d == Decision::Fresh {
+                    CacheOutcome::Hit
+                } else {
+                    CacheOutcome::StaleHit
+                };
+                if let Some(f) = read.found.take() {
+                    // Nothing reads the stored response after this: it is
+                    // taken, not cloned.
+                    return Ok(self.stored_response(f, req.url, &req.method, outcome));
                 }
-                Decision::StaleWhileRevalidate => {
-                    let answer = self.stored_response(f, &req, CacheOutcome::StaleWhileRevalidate);
+            }
+            Some(Decision::StaleWhileRevalidate) => {
+                if let Some(f) = &read.found {
+                    let answer = self.stored_response(
+                        f.clone(),
+                        req.url.clone(),
+                        &req.method,
+                        CacheOutcome::StaleWhileRevalidate,
+                    );
                     if !only_if_cached && !is_head {
-                        self.spawn_refresh(&req, &slot, &read, &coalesce_key(), line);
+                        self.spawn_refresh(&req, &slot, &read, &coalesce_key(), line.text());
                     }
                     return Ok(answer);
                 }
-                Decision::Revalidate => {}
             }
+            Some(Decision::Revalidate) | None => {}
         }
         if only_if_cached {
             let status = CacheStatus::new(CacheOutcome::OnlyIfCachedMiss);
@@ -778,20 +850,19 @@ impl Inner {
                 status,
                 Arc::clone(&self.clock),
             );
-            r.cache_key = Some(slot.key.encode());
+            r.cache_key = CacheKey::new(slot.key.clone());
             return Ok(r);
         }
-        let (answer, leader) = self
-            .flights
-            .run(&coalesce_key(), || {
-                self.fetch(&req, &slot, &read, &req_cc, line)
-            })
-            .await;
+        // The origin paths are boxed: a hit moves and polls a small future.
+        let (answer, leader) = Box::pin(self.flights.run(&coalesce_key(), || {
+            self.fetch(&req, &slot, &read, &req_cc, line.text())
+        }))
+        .await;
         if leader {
             answer
         } else if answer.as_ref().is_ok_and(|r| r.tail.is_streaming()) {
             // The leader's answer streams to the leader alone: ask again.
-            self.fetch(&req, &slot, &read, &req_cc, line).await
+            Box::pin(self.fetch(&req, &slot, &read, &req_cc, line.text())).await
         } else {
             answer.map(|mut r| {
                 r.from_cache = true;
@@ -949,12 +1020,12 @@ impl Inner {
         if let Some(f) = found
             && !user_conditional
         {
-            let etags: Vec<HeaderValue> = f.headers.get_all(ETAG).iter().cloned().collect();
+            let etags: Vec<HeaderValue> = f.head.headers.get_all(ETAG).iter().cloned().collect();
             for etag in etags {
                 origin.headers.append(IF_NONE_MATCH, etag);
                 conditional = true;
             }
-            if let Some(lm) = f.headers.get(LAST_MODIFIED) {
+            if let Some(lm) = f.head.headers.get(LAST_MODIFIED) {
                 origin.headers.insert(IF_MODIFIED_SINCE, lm.clone());
                 conditional = true;
             }
@@ -963,12 +1034,17 @@ impl Inner {
         let now = self.now();
         let stale_fallback = |status: Option<u16>| -> Option<CachedResponse> {
             let f = found?;
-            let directives = Directives::parse(&f.headers);
+            let directives = Directives::parse(&f.head.headers);
             let stored = self.stored_view(f, &directives);
             if !freshness::stale_if_error_allows(stored, req_cc, self.rules(), now) {
                 return None;
             }
-            let mut r = self.stored_response(f, req, CacheOutcome::StaleIfError);
+            let mut r = self.stored_response(
+                f.clone(),
+                req.url.clone(),
+                &req.method,
+                CacheOutcome::StaleIfError,
+            );
             let mut st = r.cache_status.with_forward(forward);
             if let Some(s) = status {
                 st = st.with_forward_status(s);
@@ -1032,7 +1108,13 @@ impl Inner {
         let o = &self.options;
         let now = self.now();
         let now_sys = now.to_system_time();
-        let stored_url = f.meta.url.parse::<http::Uri>().ok();
+        // The policy is decoded here, not on every hit. Meta that does not
+        // decode whole (counted) is a stored response to ask for again.
+        let found_at = f.via_redirect.as_ref().unwrap_or(&req.url);
+        let Some(old) = self.full_meta(f, found_at, &slot.repository) else {
+            return self.refetch(req, slot, read, forward, line).await;
+        };
+        let stored_url = old.url.parse::<http::Uri>().ok();
         let mut policy_req = http::Request::get(stored_url.unwrap_or_default())
             .body(())
             .map_err(|e| Error::new(crate::ErrorKind::InvalidRequest, e.to_string()))?;
@@ -1051,33 +1133,23 @@ impl Inner {
             resp.headers.contains_key(ETAG) || resp.headers.contains_key(LAST_MODIFIED);
         let mismatch = has_validators
             && matches!(
-                f.meta
-                    .policy
-                    .after_response(&policy_req, &resp_parts, now_sys),
+                old.policy.after_response(&policy_req, &resp_parts, now_sys),
                 AfterResponse::Modified(..)
             );
         if mismatch {
             // The 304's validators do not match what is stored: ask again
             // without conditions.
-            let origin = OriginRequest {
-                method: req.method.clone(),
-                url: req.url.clone(),
-                headers: req.headers.clone(),
-                body: req.body.clone(),
-                timeout: req.per.timeout,
-            };
-            let full = self.send_origin(origin, line, Self::body_mode(req)).await?;
-            return self.complete(req, slot, read, full, forward, line).await;
+            return self.refetch(req, slot, read, forward, line).await;
         }
-        let merged = merge_304(&f.meta.headers, &resp.headers, o);
+        let merged = merge_304(&old.headers, &resp.headers, o);
         let merged_map = ResponseMeta {
             headers: merged.clone(),
-            ..f.meta.clone()
+            ..old.clone()
         }
         .header_map();
         let policy_res = {
             let mut r = http::Response::new(());
-            *r.status_mut() = f.meta.status_code();
+            *r.status_mut() = old.status_code();
             *r.headers_mut() = merged_map.clone();
             r
         };
@@ -1097,7 +1169,7 @@ impl Inner {
             headers: merged,
             policy,
             response_time: now.as_millis(),
-            ..f.meta.clone()
+            ..old
         };
         let mut stored = false;
         if o.mode == CacheMode::ReadWrite
@@ -1144,12 +1216,16 @@ impl Inner {
                 expires_at,
                 ..f.entry.clone()
             },
-            headers: meta.header_map(),
-            meta,
+            head: Head::of(&meta),
             key: f.key.clone(),
             via_redirect: f.via_redirect.clone(),
         };
-        let mut r = self.stored_response(&fresh, req, CacheOutcome::Revalidated);
+        let mut r = self.stored_response(
+            fresh,
+            req.url.clone(),
+            &req.method,
+            CacheOutcome::Revalidated,
+        );
         r.revalidated = true;
         r.cache_status = r
             .cache_status
@@ -1157,6 +1233,27 @@ impl Inner {
             .with_forward_status(304)
             .with_stored(stored);
         Ok(r)
+    }
+
+    /// Asks the origin again without conditions, and completes with the
+    /// answer (after a `304` that cannot freshen the stored response).
+    async fn refetch(
+        self: &Arc<Self>,
+        req: &Prepared,
+        slot: &Slot,
+        read: &Read,
+        forward: Forward,
+        line: &str,
+    ) -> Answer {
+        let origin = OriginRequest {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            timeout: req.per.timeout,
+        };
+        let full = self.send_origin(origin, line, Self::body_mode(req)).await?;
+        self.complete(req, slot, read, full, forward, line).await
     }
 
     fn slot_for(&self, method: &Method, url: &Url, headers: &HeaderMap) -> Option<Slot> {
@@ -1216,7 +1313,7 @@ impl Inner {
             .with_forward_status(fwd_status);
         let final_method = resp.method.clone();
         let mut r = self.network_response(resp, status);
-        r.cache_key = Some(slot.key.encode());
+        r.cache_key = CacheKey::new(slot.key.clone());
         if req.method == Method::HEAD
             || final_method != req.method
             || self.options.mode != CacheMode::ReadWrite
@@ -1227,7 +1324,7 @@ impl Inner {
         if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
             r.created_at = Some(self.now());
             r.expires_at = expires_at;
-            r.cache_key = Some(key.encode());
+            r.cache_key = CacheKey::new(key);
             r.cache_status = r.cache_status.with_stored(true);
         }
         Ok(r)

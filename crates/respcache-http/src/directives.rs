@@ -58,23 +58,37 @@ impl Directives {
                     Some((n, v)) => (n.trim(), Some(v)),
                     None => (part, None),
                 };
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => d.no_store = true,
-                    "no-cache" => d.no_cache = true,
-                    "must-revalidate" => d.must_revalidate = true,
-                    "proxy-revalidate" => d.proxy_revalidate = true,
-                    "private" => d.private = true,
-                    "public" => d.public = true,
-                    "immutable" => d.immutable = true,
-                    "only-if-cached" => d.only_if_cached = true,
+                // Names compare without case, and without a lowercased copy.
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("no-store") {
+                    d.no_store = true;
+                } else if is("no-cache") {
+                    d.no_cache = true;
+                } else if is("must-revalidate") {
+                    d.must_revalidate = true;
+                } else if is("proxy-revalidate") {
+                    d.proxy_revalidate = true;
+                } else if is("private") {
+                    d.private = true;
+                } else if is("public") {
+                    d.public = true;
+                } else if is("immutable") {
+                    d.immutable = true;
+                } else if is("only-if-cached") {
+                    d.only_if_cached = true;
+                } else if is("max-age") {
                     // A malformed max-age means "stale" (RFC 9111 §5.2.2.1).
-                    "max-age" => d.max_age = Some(seconds(value).unwrap_or(Duration::ZERO)),
-                    "s-maxage" => d.s_maxage = Some(seconds(value).unwrap_or(Duration::ZERO)),
-                    "max-stale" => d.max_stale = Some(seconds(value)),
-                    "min-fresh" => d.min_fresh = seconds(value),
-                    "stale-while-revalidate" => d.stale_while_revalidate = seconds(value),
-                    "stale-if-error" => d.stale_if_error = seconds(value),
-                    _ => {}
+                    d.max_age = Some(seconds(value).unwrap_or(Duration::ZERO));
+                } else if is("s-maxage") {
+                    d.s_maxage = Some(seconds(value).unwrap_or(Duration::ZERO));
+                } else if is("max-stale") {
+                    d.max_stale = Some(seconds(value));
+                } else if is("min-fresh") {
+                    d.min_fresh = seconds(value);
+                } else if is("stale-while-revalidate") {
+                    d.stale_while_revalidate = seconds(value);
+                } else if is("stale-if-error") {
+                    d.stale_if_error = seconds(value);
                 }
             }
         }

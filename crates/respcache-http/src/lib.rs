@@ -7,6 +7,7 @@ mod coalesce;
 mod directives;
 mod error;
 mod freshness;
+mod line;
 pub mod meta;
 mod normalize;
 mod request;

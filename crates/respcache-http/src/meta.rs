@@ -2,14 +2,26 @@
 //! status, every header in order (multi-valued headers kept), the final URL
 //! and the `http-cache-semantics` policy — encoded with postcard behind a
 //! version byte. Bytes that do not decode are a miss, never an error.
+//!
+//! Version 2 (written now) keeps the policy as bytes of its own inside the
+//! meta, so a hit reads what it needs ([`Head`]: status, headers, when the
+//! response was received) without decoding the policy; only a `304`
+//! decodes it. Version 1 meta (the policy inline) still reads.
+
+use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::AGE;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_cache_semantics::CachePolicy;
+use respcache_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The first byte of every meta this version writes.
-pub const META_VERSION: u8 = 1;
+pub const META_VERSION: u8 = 2;
+
+/// The first byte of meta written before version 2 (still read).
+const META_VERSION_1: u8 = 1;
 
 /// The response part of a stored answer: the body is the entry's payload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,34 +65,200 @@ pub(crate) struct VaryIndex {
     pub(crate) nonce: u64,
 }
 
-/// What an entry's meta holds.
+/// What an entry's meta holds (version 1 is this, postcard-encoded).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) enum StoredMeta {
     Response(Box<ResponseMeta>),
     VaryIndex(VaryIndex),
 }
 
+/// What an entry's meta holds, as version 2 encodes it: read in place
+/// (strings and bytes borrow from the meta).
+#[derive(Serialize, Deserialize)]
+enum WireMeta<'a> {
+    #[serde(borrow)]
+    Response(WireResponse<'a>),
+    VaryIndex(VaryIndex),
+}
+
+/// A [`ResponseMeta`] in version 2: the policy is postcard bytes of its
+/// own, decoded only when needed.
+#[derive(Serialize, Deserialize)]
+struct WireResponse<'a> {
+    status: u16,
+    version: u8,
+    response_time: i64,
+    #[serde(borrow)]
+    headers: Vec<(&'a str, &'a [u8])>,
+    vary: Option<VaryMatch>,
+    url: &'a str,
+    method: &'a str,
+    policy: &'a [u8],
+}
+
+/// What an entry's meta holds, as a request reads it: a stored response's
+/// [`Head`], or a vary index.
+#[derive(Debug)]
+pub(crate) enum StoredHead {
+    Response(Head),
+    VaryIndex(VaryIndex),
+}
+
+/// What serving a stored response needs: everything but the caching
+/// policy (the URL and method stay in the meta too).
+#[derive(Clone, Debug)]
+pub(crate) struct Head {
+    /// The status code, as stored.
+    pub(crate) status: u16,
+    /// The HTTP version code (see [`ResponseMeta::version`]).
+    pub(crate) version: u8,
+    /// When the response was received (ms since the Unix epoch).
+    pub(crate) response_time: i64,
+    /// The stored headers, every value kept.
+    pub(crate) headers: HeaderMap,
+    /// The `Vary` selection, if the response varies.
+    pub(crate) vary: Option<VaryMatch>,
+}
+
 /// Why meta bytes could not be decoded.
 #[derive(Debug)]
 pub(crate) struct MetaError(pub(crate) String);
 
+fn decode_error(e: postcard::Error) -> MetaError {
+    MetaError(format!("decode: {e}"))
+}
+
 impl StoredMeta {
+    /// Encodes in the current version (2).
     pub(crate) fn encode(&self) -> Result<Bytes, MetaError> {
-        let mut out = vec![META_VERSION];
-        let body = postcard::to_stdvec(self).map_err(|e| MetaError(format!("encode: {e}")))?;
-        out.extend_from_slice(&body);
+        let encode_error = |e: postcard::Error| MetaError(format!("encode: {e}"));
+        let policy_bytes;
+        let wire = match self {
+            StoredMeta::Response(m) => {
+                policy_bytes = postcard::to_stdvec(&m.policy).map_err(encode_error)?;
+                WireMeta::Response(WireResponse {
+                    status: m.status,
+                    version: m.version,
+                    response_time: m.response_time,
+                    headers: m
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_slice()))
+                        .collect(),
+                    vary: m.vary.clone(),
+                    url: &m.url,
+                    method: &m.method,
+                    policy: &policy_bytes,
+                })
+            }
+            StoredMeta::VaryIndex(index) => WireMeta::VaryIndex(index.clone()),
+        };
+        let out = postcard::to_extend(&wire, vec![META_VERSION]).map_err(encode_error)?;
         Ok(Bytes::from(out))
     }
 
+    /// Decodes all of it, the policy included.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, MetaError> {
         match bytes.split_first() {
             Some((&META_VERSION, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| MetaError(format!("decode: {e}")))
+                match postcard::from_bytes::<WireMeta<'_>>(rest).map_err(decode_error)? {
+                    WireMeta::Response(r) => Ok(StoredMeta::Response(Box::new(ResponseMeta {
+                        status: r.status,
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                            .collect(),
+                        url: r.url.to_owned(),
+                        method: r.method.to_owned(),
+                        policy: postcard::from_bytes(r.policy).map_err(decode_error)?,
+                        response_time: r.response_time,
+                        vary: r.vary,
+                        version: r.version,
+                    }))),
+                    WireMeta::VaryIndex(index) => Ok(StoredMeta::VaryIndex(index)),
+                }
             }
+            Some((&META_VERSION_1, rest)) => postcard::from_bytes(rest).map_err(decode_error),
             Some((v, _)) => Err(MetaError(format!("unknown meta version {v}"))),
             None => Err(MetaError("empty meta".to_owned())),
         }
     }
+}
+
+impl StoredHead {
+    /// Decodes what a request needs, leaving the policy encoded (version
+    /// 2; version 1 decodes whole). Header values share `bytes`' memory.
+    pub(crate) fn decode(bytes: &Bytes) -> Result<Self, MetaError> {
+        let Some((&META_VERSION, rest)) = bytes.split_first() else {
+            return Ok(match StoredMeta::decode(bytes)? {
+                StoredMeta::Response(m) => StoredHead::Response(Head::of(&m)),
+                StoredMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
+            });
+        };
+        Ok(
+            match postcard::from_bytes::<WireMeta<'_>>(rest).map_err(decode_error)? {
+                WireMeta::Response(r) => {
+                    let mut headers = HeaderMap::with_capacity(r.headers.len());
+                    // `value` borrows from `bytes` (postcard reads in place),
+                    // so `slice_ref` shares it without a copy.
+                    for (name, value) in r.headers {
+                        if let (Ok(n), Ok(v)) = (
+                            HeaderName::from_bytes(name.as_bytes()),
+                            HeaderValue::from_maybe_shared(bytes.slice_ref(value)),
+                        ) {
+                            headers.append(n, v);
+                        }
+                    }
+                    StoredHead::Response(Head {
+                        status: r.status,
+                        version: r.version,
+                        response_time: r.response_time,
+                        headers,
+                        vary: r.vary,
+                    })
+                }
+                WireMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
+            },
+        )
+    }
+}
+
+impl Head {
+    /// The head of a whole meta.
+    pub(crate) fn of(meta: &ResponseMeta) -> Self {
+        Head {
+            status: meta.status,
+            version: meta.version,
+            response_time: meta.response_time,
+            headers: meta.header_map(),
+            vary: meta.vary.clone(),
+        }
+    }
+
+    /// The status code (a stored code outside 100–999 reads as 500).
+    pub(crate) fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The response's age at `now` (see [`age`]).
+    pub(crate) fn age(&self, now: Timestamp) -> Duration {
+        age(&self.headers, self.response_time, now)
+    }
+}
+
+/// The age at `now` of a response with stored `headers` received at
+/// `response_time` (ms): its `Age` header plus the time since — what
+/// `CachePolicy::age` computes from the same stored headers and time (but
+/// saturating instead of overflowing).
+pub(crate) fn age(headers: &HeaderMap, response_time: i64, now: Timestamp) -> Duration {
+    let header = headers
+        .get(AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_secs(header)
+        .saturating_add(now.duration_since(Timestamp::from_millis(response_time)))
 }
 
 impl ResponseMeta {
@@ -166,6 +344,100 @@ mod tests {
         assert_eq!(back.header_map().get_all("link").iter().count(), 2);
         assert_eq!(back.vary, m.vary);
         assert_eq!(back.url, "http://h/a");
+    }
+
+    /// Meta as version 1 wrote it: the whole `StoredMeta`, policy inline.
+    fn encode_v1(m: &ResponseMeta) -> Bytes {
+        let body = postcard::to_stdvec(&StoredMeta::Response(Box::new(m.clone()))).unwrap();
+        Bytes::from([&[META_VERSION_1][..], &body].concat())
+    }
+
+    fn head(bytes: &Bytes) -> Head {
+        match StoredHead::decode(bytes).unwrap() {
+            StoredHead::Response(h) => h,
+            StoredHead::VaryIndex(_) => panic!("not a response"),
+        }
+    }
+
+    #[test]
+    fn version_1_meta_still_reads() {
+        let m = meta();
+        let bytes = encode_v1(&m);
+        let back = ResponseMeta::decode(&bytes).unwrap();
+        assert_eq!(back.headers, m.headers);
+        assert_eq!((back.url.as_str(), back.response_time), ("http://h/a", 5));
+        let h = head(&bytes);
+        assert_eq!((h.status, h.version, h.response_time), (200, 20, 5));
+        assert_eq!(h.headers, m.header_map());
+        assert_eq!(h.vary, m.vary);
+        let index = VaryIndex {
+            names: vec!["accept".into()],
+            nonce: 9,
+        };
+        let body = postcard::to_stdvec(&StoredMeta::VaryIndex(index.clone())).unwrap();
+        let bytes = Bytes::from([&[META_VERSION_1][..], &body].concat());
+        assert!(matches!(StoredHead::decode(&bytes), Ok(StoredHead::VaryIndex(i)) if i == index));
+    }
+
+    #[test]
+    fn the_head_reads_without_the_policy_and_its_age_is_the_policys() {
+        let req = http::Request::get("http://h/a").body(()).unwrap();
+        let res = http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .header("age", "50")
+            .header("x-custom", "kept")
+            .body(())
+            .unwrap();
+        let received = Timestamp::from_millis(1_700_000_000_123);
+        let policy =
+            CachePolicy::new_options(&req, &res, received.to_system_time(), Default::default());
+        let m = ResponseMeta {
+            response_time: received.as_millis(),
+            headers: header_list(res.headers()),
+            policy,
+            ..meta()
+        };
+        let bytes = m.encode().unwrap();
+        let h = head(&bytes);
+        assert_eq!(h.headers, m.header_map());
+        assert_eq!(h.vary, m.vary);
+        for later_ms in [0, 999, 9_001, 3_600_000] {
+            let now = Timestamp::from_millis(received.as_millis() + later_ms);
+            assert_eq!(h.age(now), m.policy.age(now.to_system_time()), "{later_ms}");
+        }
+        // The policy is still there, whole, for a 304.
+        let whole = ResponseMeta::decode(&bytes).unwrap();
+        assert_eq!(whole.policy.age(received.to_system_time()).as_secs(), 50);
+        // A policy that does not decode spoils the whole meta, not the head.
+        let mut spoiled = bytes.to_vec();
+        let last = spoiled.len() - 1;
+        spoiled[last] = 0xff;
+        let spoiled = Bytes::from(spoiled);
+        assert!(StoredMeta::decode(&spoiled).is_err());
+        assert_eq!(head(&spoiled).headers, m.header_map());
+    }
+
+    #[test]
+    fn a_huge_age_header_saturates_where_the_policy_overflows() {
+        let req = http::Request::get("http://h/a").body(()).unwrap();
+        let res = http::Response::builder()
+            .header("age", u64::MAX.to_string())
+            .body(())
+            .unwrap();
+        let received = Timestamp::from_millis(1_700_000_000_000);
+        let policy =
+            CachePolicy::new_options(&req, &res, received.to_system_time(), Default::default());
+        let later = Timestamp::from_millis(received.as_millis() + 1000);
+        let overflow = std::panic::catch_unwind(|| policy.age(later.to_system_time()));
+        assert!(overflow.is_err(), "CachePolicy::age panics here");
+        let m = ResponseMeta {
+            response_time: received.as_millis(),
+            headers: header_list(res.headers()),
+            policy,
+            ..meta()
+        };
+        let h = head(&m.encode().unwrap());
+        assert!(h.age(later) >= Duration::from_secs(u64::MAX));
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! way either way.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use hyper::body::Incoming;
-use respcache_core::{Clock, SystemClock, Timestamp};
+use respcache_core::{Clock, Key, SystemClock, Timestamp};
 use serde::de::DeserializeOwned;
 use url::Url;
 
@@ -50,7 +50,7 @@ pub struct CachedResponse {
     pub(crate) created_at: Option<Timestamp>,
     pub(crate) expires_at: Option<Timestamp>,
     pub(crate) revalidated: bool,
-    pub(crate) cache_key: Option<String>,
+    pub(crate) cache_key: CacheKey,
     pub(crate) cache_status: CacheStatus,
     pub(crate) clock: Arc<dyn Clock>,
     /// The unread rest of the body, for a streaming request only.
@@ -78,6 +78,28 @@ impl Tail {
     }
 }
 
+/// The key a response is stored under, encoded the first time it is asked
+/// for (most callers never ask).
+#[derive(Clone, Default)]
+pub(crate) struct CacheKey {
+    key: Option<Key>,
+    encoded: OnceLock<String>,
+}
+
+impl CacheKey {
+    pub(crate) fn new(key: Key) -> Self {
+        CacheKey {
+            key: Some(key),
+            encoded: OnceLock::new(),
+        }
+    }
+
+    fn encoded(&self) -> Option<&str> {
+        let key = self.key.as_ref()?;
+        Some(self.encoded.get_or_init(|| key.encode()))
+    }
+}
+
 /// The final URL of a response, kept in `http::Response` extensions when a
 /// [`CachedResponse`] is converted, so converting back keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +124,7 @@ impl CachedResponse {
             created_at: None,
             expires_at: None,
             revalidated: false,
-            cache_key: None,
+            cache_key: CacheKey::default(),
             cache_status,
             clock,
             tail: Tail::default(),
@@ -191,7 +213,7 @@ impl CachedResponse {
 
     /// The encoded key the response is stored under, if the request is cached.
     pub fn cache_key(&self) -> Option<&str> {
-        self.cache_key.as_deref()
+        self.cache_key.encoded()
     }
 
     /// How the cache answered (see [`CacheStatus`]; `Display` gives an

@@ -8,6 +8,7 @@ use crate::{B, client, clock, secs};
 crate::backend_tests!(
     fresh_hit_reads_exactly_like_the_origin_response,
     max_age_counts_the_age_header,
+    a_huge_age_header_is_stale_not_a_panic,
     s_maxage_applies_only_to_a_shared_cache,
     expires_is_relative_to_date,
     heuristic_freshness_from_last_modified,
@@ -94,6 +95,25 @@ async fn max_age_counts_the_age_header(b: B) {
         !miss.from_cache(),
         "50 s old at arrival + 11 s > max-age=60"
     );
+    assert_eq!(origin.count("/a"), 2);
+}
+
+/// An `Age` too large to add to (`CachePolicy::age` overflowed on it once
+/// the response had been stored for any time, a panic in the request).
+async fn a_huge_age_header_is_stale_not_a_panic(b: B) {
+    let origin = Origin::start(|s| {
+        Reply::ok(format!("v{}", s.n))
+            .header("cache-control", "max-age=60")
+            .header("age", u64::MAX.to_string())
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    c.get(&origin.url("/a")).send().await.unwrap();
+    clock.advance(secs(1));
+    let again = c.get(&origin.url("/a")).send().await.unwrap();
+    assert!(!again.from_cache(), "older than max-age: stale");
+    assert_eq!(again.text(), "v2");
     assert_eq!(origin.count("/a"), 2);
 }
 
