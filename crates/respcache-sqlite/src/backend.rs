@@ -1,5 +1,5 @@
 //! [`SqliteBackend`]: the writer connection (on tokio-rusqlite's thread),
-//! the inline reader pool, and the stores.
+//! the inline reader pool, the inline write connection, and the stores.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use tempfile::TempDir;
 use crate::NAME;
 use crate::config::{Location, SqliteConfig};
 use crate::error::{map_call_error, map_close_error, map_sqlite_error};
+use crate::inline_writer::{InlineWriter, hook_wal};
 use crate::naming::{quote, repository_of, table_prefix};
 use crate::readers::Readers;
 use crate::store::SqliteStore;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     writer: tokio_rusqlite::Connection,
     /// Read-only connections for inline point reads.
     pub(crate) readers: Readers,
+    /// The read-write connection for inline single-row writes.
+    pub(crate) inline: Arc<InlineWriter>,
     closed: AtomicBool,
     config: SqliteConfig,
     path: Option<PathBuf>,
@@ -170,15 +173,18 @@ impl SqliteBackend {
             Target::File(p) => Some(p.clone()),
             Target::Memory(_) => None,
         };
-        let readers = writer
+        let opened = writer
             .call(move |conn| {
                 configure_writer(conn, &target, busy_timeout)?;
-                open_readers(&target, reader_count)
+                Ok((
+                    open_readers(&target, reader_count)?,
+                    open_inline_writer(&target)?,
+                ))
             })
             .await
             .map_err(map_call_error);
-        let readers = match readers {
-            Ok(readers) => readers,
+        let (readers, inline) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 let _ = writer.close().await;
                 return Err(e);
@@ -188,6 +194,7 @@ impl SqliteBackend {
             shared: Arc::new(Shared {
                 writer,
                 readers: Readers::new(readers),
+                inline: Arc::new(InlineWriter::new(Some(inline))),
                 closed: AtomicBool::new(false),
                 config,
                 path,
@@ -214,6 +221,26 @@ impl SqliteBackend {
         let (inline, writer) = self.shared.readers.counts();
         ReadCounts { inline, writer }
     }
+
+    /// How many single-row writes (`put` of an entry up to 64 KiB,
+    /// `delete`, `set_expiry`, `set_meta`) ran inline on the inline write
+    /// connection, and how many went to the writer thread (the connection
+    /// was in use, the writer thread had calls queued, a checkpoint was
+    /// due, or SQLite reported a lock). Diagnostics.
+    pub fn write_counts(&self) -> WriteCounts {
+        let (inline, writer) = self.shared.inline.counts();
+        WriteCounts { inline, writer }
+    }
+}
+
+/// Where single-row writes ran; see [`SqliteBackend::write_counts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WriteCounts {
+    /// Writes run inline on the inline write connection.
+    pub inline: u64,
+    /// Writes handed to the writer thread.
+    pub writer: u64,
 }
 
 /// Where point reads ran; see [`SqliteBackend::read_counts`].
@@ -267,6 +294,25 @@ fn open_readers(target: &Target, count: usize) -> Result<Vec<Connection>> {
         .collect()
 }
 
+/// Opens the read-write connection for inline single-row writes: no busy
+/// wait (a write that meets a lock goes to the writer thread instead of
+/// sleeping on the caller's task), `synchronous=NORMAL` like the writer
+/// (a per-connection setting: without it every commit would sync the WAL),
+/// and no auto-checkpoint (see [`InlineWriter`]).
+fn open_inline_writer(target: &Target) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(target.name(), target.flags(true)).map_err(map_sqlite_error)?;
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(map_sqlite_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if let Target::File(_) = target {
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_sqlite_error)?;
+        hook_wal(&conn);
+    }
+    Ok(conn)
+}
+
 impl Shared {
     pub(crate) fn check(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -275,14 +321,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Runs `f` on the writer connection's thread.
+    /// Runs `f` on the writer connection's thread. Inline writes stay out
+    /// from when the call is queued until it has run (see [`InlineWriter`]).
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
         self.check()?;
-        self.writer.call(f).await.map_err(map_call_error)
+        let queued = self.inline.queue();
+        self.writer
+            .call(move |conn| {
+                let _no_inline_write = queued.hold();
+                f(conn)
+            })
+            .await
+            .map_err(map_call_error)
     }
 }
 
@@ -393,6 +447,18 @@ impl Backend for SqliteBackend {
             return Ok(());
         }
         self.shared.readers.close();
+        // On the writer thread: waits for an inline write in progress there,
+        // not on this runtime thread. Fails only if the thread is gone, and
+        // then the connection closes when the backend drops.
+        let inline = Arc::clone(&self.shared.inline);
+        let _ = self
+            .shared
+            .writer
+            .call(move |_| {
+                inline.close();
+                Ok::<_, Error>(())
+            })
+            .await;
         self.shared
             .writer
             .clone()
