@@ -175,11 +175,13 @@ impl SqliteBackend {
         };
         let opened = writer
             .call(move |conn| {
-                configure_writer(conn, &target, busy_timeout)?;
-                Ok((
-                    open_readers(&target, reader_count)?,
-                    open_inline_writer(&target)?,
-                ))
+                let inline_writes = configure_writer(conn, &target, busy_timeout)?;
+                let readers = open_readers(&target, reader_count)?;
+                let inline = match inline_writes {
+                    true => Some(open_inline_writer(&target, busy_timeout)?),
+                    false => None,
+                };
+                Ok((readers, inline))
             })
             .await
             .map_err(map_call_error);
@@ -194,7 +196,7 @@ impl SqliteBackend {
             shared: Arc::new(Shared {
                 writer,
                 readers: Readers::new(readers),
-                inline: Arc::new(InlineWriter::new(Some(inline))),
+                inline: Arc::new(InlineWriter::new(inline)),
                 closed: AtomicBool::new(false),
                 config,
                 path,
@@ -254,28 +256,34 @@ pub struct ReadCounts {
 }
 
 /// WAL, `synchronous=NORMAL`, the busy timeout and the statement cache.
+/// Returns whether single-row writes may run inline: in memory, or on a
+/// file in WAL mode (with a rollback journal every commit syncs the file,
+/// which is no work for a runtime thread).
 fn configure_writer(
     conn: &mut Connection,
     target: &Target,
     busy_timeout: std::time::Duration,
-) -> Result<()> {
+) -> Result<bool> {
     conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if let Target::File(path) = target {
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(map_sqlite_error)?;
-        if !mode.eq_ignore_ascii_case("wal") {
+        let wal = mode.eq_ignore_ascii_case("wal");
+        if !wal {
             tracing::warn!(
                 path = %path.display(),
                 journal_mode = %mode,
-                "respcache-sqlite: WAL is not available; readers will often wait for the writer"
+                "respcache-sqlite: WAL is not available; readers will often wait for the writer, \
+                 and every write goes through the writer thread"
             );
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_sqlite_error)?;
+        return Ok(wal);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Opens `count` read-only connections with no busy wait: a reader that
@@ -294,22 +302,27 @@ fn open_readers(target: &Target, count: usize) -> Result<Vec<Connection>> {
         .collect()
 }
 
-/// Opens the read-write connection for inline single-row writes: no busy
-/// wait (a write that meets a lock goes to the writer thread instead of
-/// sleeping on the caller's task), `synchronous=NORMAL` like the writer
-/// (a per-connection setting: without it every commit would sync the WAL),
-/// and no auto-checkpoint (see [`InlineWriter`]).
-fn open_inline_writer(target: &Target) -> Result<Connection> {
+/// Opens the read-write connection for inline single-row writes:
+/// `synchronous=NORMAL` like the writer (a per-connection setting: without
+/// it every commit would sync the WAL), no auto-checkpoint (see
+/// [`InlineWriter`]), and then no busy wait (a write that meets a lock goes
+/// to the writer thread instead of sleeping on the caller's task).
+///
+/// Runs on the writer thread, so until then it waits for a lock as the
+/// writer does: `PRAGMA synchronous` reads the schema, which another
+/// process may hold locked (switching the file to WAL, say).
+fn open_inline_writer(target: &Target, busy_timeout: std::time::Duration) -> Result<Connection> {
     let conn =
         Connection::open_with_flags(target.name(), target.flags(true)).map_err(map_sqlite_error)?;
-    conn.busy_timeout(std::time::Duration::ZERO)
-        .map_err(map_sqlite_error)?;
+    conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if let Target::File(_) = target {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_sqlite_error)?;
         hook_wal(&conn);
     }
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(map_sqlite_error)?;
     Ok(conn)
 }
 
@@ -465,5 +478,32 @@ impl Backend for SqliteBackend {
             .close()
             .await
             .map_err(|e| map_close_error(e).with_operation(Operation::Close))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Opening the inline connection reads the schema (`PRAGMA synchronous`
+    /// needs it); while another process holds the lock — switching the file
+    /// to WAL, say — that must wait like the writer, not fail at once.
+    #[test]
+    fn the_inline_writer_opens_while_another_connection_holds_the_lock()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("locked.sqlite");
+        let other = Connection::open(&path)?;
+        other.execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")?;
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            other.execute_batch("COMMIT")
+        });
+        let opened = open_inline_writer(&Target::File(path), Duration::from_secs(5));
+        release.join().map_err(|_| "thread")??;
+        assert!(opened.is_ok(), "{:?}", opened.err());
+        Ok(())
     }
 }
