@@ -15,7 +15,7 @@ use tempfile::TempDir;
 
 use crate::NAME;
 use crate::config::{Location, SqliteConfig};
-use crate::error::{map_call_error, map_close_error, map_sqlite_error};
+use crate::error::{is_busy, map_call_error, map_close_error, map_sqlite_error};
 use crate::inline_writer::{InlineWriter, hook_wal};
 use crate::naming::{quote, repository_of, table_prefix};
 use crate::readers::Readers;
@@ -267,9 +267,7 @@ fn configure_writer(
     conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if let Target::File(path) = target {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(map_sqlite_error)?;
+        let mode = switch_to_wal(conn, busy_timeout).map_err(map_sqlite_error)?;
         let wal = mode.eq_ignore_ascii_case("wal");
         if !wal {
             tracing::warn!(
@@ -284,6 +282,25 @@ fn configure_writer(
         return Ok(wal);
     }
     Ok(true)
+}
+
+/// Sets `journal_mode = WAL`; returns the mode the file is in.
+///
+/// While another connection holds the write lock of a file still in
+/// rollback mode, SQLite answers `BUSY` at once instead of calling the busy
+/// handler (waiting could deadlock), as when several processes open a new
+/// file together. So a refusal is retried until the busy timeout, like a
+/// write that waits for a lock (this runs on the writer thread).
+fn switch_to_wal(conn: &Connection, busy_timeout: std::time::Duration) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens `count` read-only connections with no busy wait: a reader that

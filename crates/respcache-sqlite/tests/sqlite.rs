@@ -708,3 +708,30 @@ async fn the_wal_is_checkpointed_while_writes_run_inline() -> TestResult {
     assert_eq!(s.count(Select::All, Timestamp::now()).await?, 2_000);
     Ok(())
 }
+
+/// SQLite refuses `PRAGMA journal_mode = WAL` at once, without waiting for
+/// the busy timeout, while another connection holds the write lock of a file
+/// still in rollback mode (as when processes open a new file together):
+/// opening must wait for the lock like a write does, not fail.
+#[tokio::test]
+async fn opening_waits_for_a_write_lock_on_a_file_not_yet_in_wal_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("rollback.sqlite");
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")?;
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        other.execute_batch("COMMIT")
+    });
+    let started = Instant::now();
+    let opened = SqliteBackend::open(&path).await;
+    release.join().map_err(|_| "thread")??;
+    let backend = opened?;
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let mode: String = raw(&backend).query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    let s = open(&backend, "c", "r").await;
+    s.put(entry("k", "v", None)).await?;
+    assert!(s.get(&key("k")).await?.is_some());
+    Ok(())
+}
