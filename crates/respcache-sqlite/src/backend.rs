@@ -1,5 +1,5 @@
 //! [`SqliteBackend`]: the writer connection (on tokio-rusqlite's thread),
-//! the inline reader pool, and the stores.
+//! the inline reader pool, the inline write connection, and the stores.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,8 @@ use tempfile::TempDir;
 
 use crate::NAME;
 use crate::config::{Location, SqliteConfig};
-use crate::error::{map_call_error, map_close_error, map_sqlite_error};
+use crate::error::{is_busy, map_call_error, map_close_error, map_sqlite_error};
+use crate::inline_writer::{InlineWriter, hook_wal};
 use crate::naming::{quote, repository_of, table_prefix};
 use crate::readers::Readers;
 use crate::store::SqliteStore;
@@ -40,6 +41,8 @@ pub(crate) struct Shared {
     writer: tokio_rusqlite::Connection,
     /// Read-only connections for inline point reads.
     pub(crate) readers: Readers,
+    /// The read-write connection for inline single-row writes.
+    pub(crate) inline: Arc<InlineWriter>,
     closed: AtomicBool,
     config: SqliteConfig,
     path: Option<PathBuf>,
@@ -170,15 +173,20 @@ impl SqliteBackend {
             Target::File(p) => Some(p.clone()),
             Target::Memory(_) => None,
         };
-        let readers = writer
+        let opened = writer
             .call(move |conn| {
-                configure_writer(conn, &target, busy_timeout)?;
-                open_readers(&target, reader_count)
+                let inline_writes = configure_writer(conn, &target, busy_timeout)?;
+                let readers = open_readers(&target, reader_count)?;
+                let inline = match inline_writes {
+                    true => Some(open_inline_writer(&target, busy_timeout)?),
+                    false => None,
+                };
+                Ok((readers, inline))
             })
             .await
             .map_err(map_call_error);
-        let readers = match readers {
-            Ok(readers) => readers,
+        let (readers, inline) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 let _ = writer.close().await;
                 return Err(e);
@@ -188,6 +196,7 @@ impl SqliteBackend {
             shared: Arc::new(Shared {
                 writer,
                 readers: Readers::new(readers),
+                inline: Arc::new(InlineWriter::new(inline)),
                 closed: AtomicBool::new(false),
                 config,
                 path,
@@ -214,6 +223,26 @@ impl SqliteBackend {
         let (inline, writer) = self.shared.readers.counts();
         ReadCounts { inline, writer }
     }
+
+    /// How many single-row writes (`put` of an entry up to 64 KiB,
+    /// `delete`, `set_expiry`, `set_meta`) ran inline on the inline write
+    /// connection, and how many went to the writer thread (the connection
+    /// was in use, the writer thread had calls queued, a checkpoint was
+    /// due, or SQLite reported a lock). Diagnostics.
+    pub fn write_counts(&self) -> WriteCounts {
+        let (inline, writer) = self.shared.inline.counts();
+        WriteCounts { inline, writer }
+    }
+}
+
+/// Where single-row writes ran; see [`SqliteBackend::write_counts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WriteCounts {
+    /// Writes run inline on the inline write connection.
+    pub inline: u64,
+    /// Writes handed to the writer thread.
+    pub writer: u64,
 }
 
 /// Where point reads ran; see [`SqliteBackend::read_counts`].
@@ -227,28 +256,51 @@ pub struct ReadCounts {
 }
 
 /// WAL, `synchronous=NORMAL`, the busy timeout and the statement cache.
+/// Returns whether single-row writes may run inline: in memory, or on a
+/// file in WAL mode (with a rollback journal every commit syncs the file,
+/// which is no work for a runtime thread).
 fn configure_writer(
     conn: &mut Connection,
     target: &Target,
     busy_timeout: std::time::Duration,
-) -> Result<()> {
+) -> Result<bool> {
     conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if let Target::File(path) = target {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(map_sqlite_error)?;
-        if !mode.eq_ignore_ascii_case("wal") {
+        let mode = switch_to_wal(conn, busy_timeout).map_err(map_sqlite_error)?;
+        let wal = mode.eq_ignore_ascii_case("wal");
+        if !wal {
             tracing::warn!(
                 path = %path.display(),
                 journal_mode = %mode,
-                "respcache-sqlite: WAL is not available; readers will often wait for the writer"
+                "respcache-sqlite: WAL is not available; readers will often wait for the writer, \
+                 and every write goes through the writer thread"
             );
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_sqlite_error)?;
+        return Ok(wal);
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Sets `journal_mode = WAL`; returns the mode the file is in.
+///
+/// While another connection holds the write lock of a file still in
+/// rollback mode, SQLite answers `BUSY` at once instead of calling the busy
+/// handler (waiting could deadlock), as when several processes open a new
+/// file together. So a refusal is retried until the busy timeout, like a
+/// write that waits for a lock (this runs on the writer thread).
+fn switch_to_wal(conn: &Connection, busy_timeout: std::time::Duration) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens `count` read-only connections with no busy wait: a reader that
@@ -267,6 +319,30 @@ fn open_readers(target: &Target, count: usize) -> Result<Vec<Connection>> {
         .collect()
 }
 
+/// Opens the read-write connection for inline single-row writes:
+/// `synchronous=NORMAL` like the writer (a per-connection setting: without
+/// it every commit would sync the WAL), no auto-checkpoint (see
+/// [`InlineWriter`]), and then no busy wait (a write that meets a lock goes
+/// to the writer thread instead of sleeping on the caller's task).
+///
+/// Runs on the writer thread, so until then it waits for a lock as the
+/// writer does: `PRAGMA synchronous` reads the schema, which another
+/// process may hold locked (switching the file to WAL, say).
+fn open_inline_writer(target: &Target, busy_timeout: std::time::Duration) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(target.name(), target.flags(true)).map_err(map_sqlite_error)?;
+    conn.busy_timeout(busy_timeout).map_err(map_sqlite_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    if let Target::File(_) = target {
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(map_sqlite_error)?;
+        hook_wal(&conn);
+    }
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(map_sqlite_error)?;
+    Ok(conn)
+}
+
 impl Shared {
     pub(crate) fn check(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -275,14 +351,22 @@ impl Shared {
         Ok(())
     }
 
-    /// Runs `f` on the writer connection's thread.
+    /// Runs `f` on the writer connection's thread. Inline writes stay out
+    /// from when the call is queued until it has run (see [`InlineWriter`]).
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
         self.check()?;
-        self.writer.call(f).await.map_err(map_call_error)
+        let queued = self.inline.queue();
+        self.writer
+            .call(move |conn| {
+                let _no_inline_write = queued.hold();
+                f(conn)
+            })
+            .await
+            .map_err(map_call_error)
     }
 }
 
@@ -393,11 +477,50 @@ impl Backend for SqliteBackend {
             return Ok(());
         }
         self.shared.readers.close();
+        // On the writer thread: waits for an inline write in progress there,
+        // not on this runtime thread. Fails only if the thread is gone, and
+        // then the connection closes when the backend drops.
+        let inline = Arc::clone(&self.shared.inline);
+        let _ = self
+            .shared
+            .writer
+            .call(move |_| {
+                inline.close();
+                Ok::<_, Error>(())
+            })
+            .await;
         self.shared
             .writer
             .clone()
             .close()
             .await
             .map_err(|e| map_close_error(e).with_operation(Operation::Close))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Opening the inline connection reads the schema (`PRAGMA synchronous`
+    /// needs it); while another process holds the lock — switching the file
+    /// to WAL, say — that must wait like the writer, not fail at once.
+    #[test]
+    fn the_inline_writer_opens_while_another_connection_holds_the_lock()
+    -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("locked.sqlite");
+        let other = Connection::open(&path)?;
+        other.execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")?;
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            other.execute_batch("COMMIT")
+        });
+        let opened = open_inline_writer(&Target::File(path), Duration::from_secs(5));
+        release.join().map_err(|_| "thread")??;
+        assert!(opened.is_ok(), "{:?}", opened.err());
+        Ok(())
     }
 }

@@ -35,20 +35,26 @@
 //! behind a `std::sync::Mutex`, taken with `try_lock`, never held across an
 //! `.await`); WAL lets them read while the writer writes. When
 //! every reader is in use, or SQLite reports a lock, the read goes to the
-//! writer thread instead. Writes, DDL, bulk calls, scans, `count` and `clear`
-//! always run on the writer thread. [`SqliteBackend`]'s documentation has
-//! the details and the measurements.
+//! writer thread instead. A cache miss waits for its write, so single-row
+//! writes (`put` of up to 64 KiB, `delete`, `set_expiry`, `set_meta`) run
+//! inline as well, on a second read-write connection taken the same way,
+//! with no busy timeout: when it is in use, when the writer thread has
+//! calls queued, or when SQLite reports a lock, the write goes to the
+//! writer thread. DDL, bulk calls, scans, `count` and `clear` always run on
+//! the writer thread. [`SqliteBackend`]'s documentation has the details and
+//! the measurements.
 
 mod backend;
 mod config;
 mod error;
+mod inline_writer;
 mod naming;
 mod readers;
 mod schema;
 mod store;
 mod table;
 
-pub use backend::{ReadCounts, SqliteBackend};
+pub use backend::{ReadCounts, SqliteBackend, WriteCounts};
 pub use config::{DEFAULT_BUSY_TIMEOUT, Location, SqliteConfig};
 pub use store::SqliteStore;
 

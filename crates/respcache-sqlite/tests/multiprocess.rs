@@ -185,10 +185,12 @@ async fn work(worker: i64, db: &Path, go: &Path) -> respcache_core::Result<Strin
         }
     }
     let counts = backend.read_counts();
+    let writes = backend.write_counts();
     backend.close().await?;
     Ok(format!(
         "worker {worker}: wrote {n} in {round} transactions, saw {seen_others} of the others' \
-         entries while writing, then read all {read_all}; reads inline {} / writer {}",
-        counts.inline, counts.writer
+         entries while writing, then read all {read_all}; reads inline {} / writer {}; \
+         single-row writes inline {} / writer {}",
+        counts.inline, counts.writer, writes.inline, writes.writer
     ))
 }

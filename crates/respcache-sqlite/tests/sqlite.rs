@@ -428,6 +428,7 @@ async fn a_dropped_store_reads_as_empty_and_its_next_put_recreates_it() -> TestR
     );
     assert!(!s.delete(&key("k")).await?);
     assert!(!s.set_expiry(&key("k"), None).await?);
+    assert!(!s.set_meta(&key("k"), None, None).await?);
     assert_eq!(s.clear(Select::All, Timestamp::now()).await?, 0);
     assert!(backend.list_stores(&name("c")).await?.is_empty());
     s.put(entry("k2", "v2", None)).await?;
@@ -493,6 +494,10 @@ async fn every_call_after_close_is_closed() -> TestResult {
         s.count(Select::All, now).await.err().map(|e| e.kind()),
         s.clear(Select::All, now).await.err().map(|e| e.kind()),
         s.set_expiry(&key("k"), None).await.err().map(|e| e.kind()),
+        s.set_meta(&key("k"), None, None)
+            .await
+            .err()
+            .map(|e| e.kind()),
         s.scan(Select::All, now)
             .try_collect::<Vec<_>>()
             .await
@@ -518,5 +523,215 @@ async fn every_call_after_close_is_closed() -> TestResult {
         kinds.iter().all(|k| *k == Some(ErrorKind::Closed)),
         "{kinds:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_row_writes_run_inline_on_files_and_in_memory() -> TestResult {
+    for backend in [SqliteBackend::temp().await?, SqliteBackend::memory().await?] {
+        let s = open(&backend, "c", "r").await;
+        let before = backend.write_counts();
+        for i in 0..50 {
+            let id = format!("k{i}");
+            s.put(entry(&id, "v", None)).await?;
+            let later = Some(Timestamp::from_millis(i64::MAX / 2));
+            assert!(s.set_expiry(&key(&id), later).await?);
+            assert!(s.set_meta(&key(&id), Some(Bytes::from("m")), None).await?);
+            assert!(s.delete(&key(&id)).await?);
+            assert!(!s.delete(&key(&id)).await?);
+        }
+        let after = backend.write_counts();
+        assert_eq!(after.inline - before.inline, 250, "{backend:?}");
+        assert_eq!(after.writer, before.writer, "{backend:?}");
+        assert_eq!(s.count(Select::All, Timestamp::now()).await?, 0);
+
+        // A big entry (or big metadata) goes to the writer thread.
+        let big = Bytes::from(vec![7u8; 64 * 1024 + 1]);
+        s.put(Entry::new(key("big"), Timestamp::now(), big.clone()))
+            .await?;
+        assert!(s.set_meta(&key("big"), Some(big.clone()), None).await?);
+        let got = s.get(&key("big")).await?.ok_or("big entry missing")?;
+        assert_eq!((got.payload, got.meta), (big.clone(), Some(big)));
+        let last = backend.write_counts();
+        assert_eq!(last.inline, after.inline, "{backend:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_inline_write_that_meets_another_connections_lock_goes_to_the_writer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("locked.sqlite");
+    let backend = SqliteBackend::open(&path).await?;
+    let s = open(&backend, "c", "r").await;
+    s.put(entry("k", "before", None)).await?;
+
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch("BEGIN IMMEDIATE")?;
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        other.execute_batch("COMMIT")
+    });
+    let before = backend.write_counts();
+    let started = Instant::now();
+    // Each write gets SQLITE_BUSY inline, is handed to the writer thread
+    // (not applied twice, not failed) and waits there for the lock.
+    s.put(entry("k", "after", None)).await?;
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    release.join().map_err(|_| "thread")??;
+    assert!(s.delete(&key("k")).await?);
+    let after = backend.write_counts();
+    assert_eq!(after.writer - before.writer, 1);
+    assert_eq!(after.inline - before.inline, 1);
+    assert_eq!(s.get(&key("k")).await?, None);
+    Ok(())
+}
+
+/// A write whose caller stopped waiting after it was sent to the writer
+/// thread still lands before the caller's next write: the next one must
+/// not overtake it inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_write_on_the_writer_thread_is_not_overtaken_by_the_next_one() -> TestResult {
+    use futures::FutureExt;
+    for backend in [SqliteBackend::temp().await?, SqliteBackend::memory().await?] {
+        let s = open(&backend, "c", "r").await;
+        // Too big to write inline: always sent to the writer thread.
+        let old = Bytes::from(vec![b'o'; 64 * 1024 + 1]);
+        for i in 0..100 {
+            let id = format!("k{i}");
+            let first = Entry::new(key(&id), Timestamp::now(), old.clone());
+            // One poll sends it; then the future is dropped.
+            let _ = s.put(first).now_or_never();
+            s.put(entry(&id, "new", None)).await?;
+        }
+        for i in 0..100 {
+            let got = s.get(&key(&format!("k{i}"))).await?.ok_or("missing")?;
+            assert_eq!(got.payload, Bytes::from("new"), "{backend:?} k{i}");
+        }
+    }
+    Ok(())
+}
+
+/// Many tasks write at once, inline and through the writer thread, while
+/// others run batches and reads: every write is there afterwards.
+async fn write_concurrently(backend: &SqliteBackend) -> TestResult {
+    const TASKS: usize = 32;
+    const PER_TASK: usize = 100;
+    let s = open(backend, "c", "r").await;
+    let before = backend.write_counts();
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..TASKS {
+        let s = Arc::clone(&s);
+        tasks.spawn(async move {
+            for i in 0..PER_TASK {
+                let id = format!("t{t}-{i}");
+                s.put(entry(&id, &format!("{id} v1"), None)).await?;
+                s.put(entry(&id, &format!("{id} v2"), None)).await?;
+                s.set_meta(&key(&id), Some(Bytes::from(id.clone())), None)
+                    .await?;
+                // A row to delete again.
+                s.put(entry(&format!("{id} gone"), "x", None)).await?;
+                if !s.delete(&key(&format!("{id} gone"))).await? {
+                    return Err(respcache_core::Error::new(
+                        ErrorKind::Backend,
+                        format!("{id} gone: delete found nothing"),
+                    ));
+                }
+                if i % 10 == 0 {
+                    let batch = (0..20)
+                        .map(|j| entry(&format!("{id} batch {j}"), "b", None))
+                        .collect();
+                    s.put_many(batch).await?;
+                }
+                s.get(&key(&id)).await?;
+            }
+            Ok::<_, respcache_core::Error>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let all = s.count(Select::All, Timestamp::now()).await?;
+    assert_eq!(all as usize, TASKS * PER_TASK * (1 + 20 / 10));
+    for t in 0..TASKS {
+        let keys: Vec<Key> = (0..PER_TASK).map(|i| key(&format!("t{t}-{i}"))).collect();
+        for (i, got) in s.get_many(&keys).await?.into_iter().enumerate() {
+            let id = format!("t{t}-{i}");
+            let got = got.ok_or_else(|| format!("{id} missing"))?;
+            assert_eq!(got.payload, Bytes::from(format!("{id} v2")));
+            assert_eq!(got.meta, Some(Bytes::from(id)));
+        }
+    }
+    let after = backend.write_counts();
+    let counts = (after.inline - before.inline, after.writer - before.writer);
+    eprintln!("{backend:?}: single-row writes (inline, writer) = {counts:?}");
+    assert_eq!(counts.0 + counts.1, (TASKS * PER_TASK * 5) as u64);
+    assert!(counts.0 > 0, "(inline, writer) = {counts:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_writing_at_once_lose_no_write_in_a_file() -> TestResult {
+    write_concurrently(&SqliteBackend::temp().await?).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_tasks_writing_at_once_lose_no_write_in_memory() -> TestResult {
+    write_concurrently(&SqliteBackend::memory().await?).await
+}
+
+/// Inline writes do not checkpoint (not on a runtime thread), so the
+/// writer thread must: the WAL stays near SQLite's 1000-page threshold
+/// however many writes run inline.
+#[tokio::test]
+async fn the_wal_is_checkpointed_while_writes_run_inline() -> TestResult {
+    let backend = SqliteBackend::temp().await?;
+    let path = backend.path().ok_or("no path")?.to_owned();
+    let s = open(&backend, "c", "r").await;
+    let payload = "p".repeat(1024);
+    for i in 0..5_000 {
+        s.put(entry(&format!("k{}", i % 2_000), &payload, None))
+            .await?;
+    }
+    let counts = backend.write_counts();
+    assert!(counts.inline > 4_000, "{counts:?}");
+    assert!(
+        counts.writer > 0,
+        "no write went to the writer to checkpoint"
+    );
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
+    let wal_bytes = std::fs::metadata(&wal)?.len();
+    // 1000 pages of 4 KiB and a commit's worth past them; without
+    // checkpoints, 5000 commits of 2-3 pages would be over 40 MB.
+    assert!(wal_bytes < 8 << 20, "the WAL grew to {wal_bytes} bytes");
+    assert_eq!(s.count(Select::All, Timestamp::now()).await?, 2_000);
+    Ok(())
+}
+
+/// SQLite refuses `PRAGMA journal_mode = WAL` at once, without waiting for
+/// the busy timeout, while another connection holds the write lock of a file
+/// still in rollback mode (as when processes open a new file together):
+/// opening must wait for the lock like a write does, not fail.
+#[tokio::test]
+async fn opening_waits_for_a_write_lock_on_a_file_not_yet_in_wal_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("rollback.sqlite");
+    let other = rusqlite::Connection::open(&path)?;
+    other.execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")?;
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        other.execute_batch("COMMIT")
+    });
+    let started = Instant::now();
+    let opened = SqliteBackend::open(&path).await;
+    release.join().map_err(|_| "thread")??;
+    let backend = opened?;
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    let mode: String = raw(&backend).query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    assert_eq!(mode, "wal");
+    let s = open(&backend, "c", "r").await;
+    s.put(entry("k", "v", None)).await?;
+    assert!(s.get(&key("k")).await?.is_some());
     Ok(())
 }
