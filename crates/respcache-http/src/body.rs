@@ -184,21 +184,25 @@ fn tight(buf: bytes::BytesMut) -> Bytes {
     }
 }
 
-/// How much of an origin body was read.
-pub(crate) enum Read {
+/// How much of a body was read.
+pub(crate) enum Read<B> {
     /// All of it.
     Whole(Bytes),
     /// The first `limit` bytes or more, then the rest unread.
-    Partial(Bytes, Incoming),
+    Partial(Bytes, B),
 }
 
 /// Reads `body` until its end or until more than `limit` bytes are in hand,
 /// each frame within `idle`.
-pub(crate) async fn read_up_to(
-    mut body: Incoming,
+pub(crate) async fn read_up_to<B>(
+    mut body: B,
     limit: usize,
     idle: Option<Duration>,
-) -> Result<Read> {
+) -> Result<Read<B>>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     // An exact length (checked against the limit already) is reserved at
     // once; a chunked body grows the buffer as it comes.
     let reserve = body
@@ -217,11 +221,11 @@ pub(crate) async fn read_up_to(
         match frame {
             None => return Ok(Read::Whole(tight(buf))),
             Some(Err(e)) => {
+                let e: BoxError = e.into();
                 return Err(Error::new(
                     ErrorKind::Connection,
                     format!("reading the body failed: {e}"),
-                )
-                .with_source(e));
+                ));
             }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
@@ -324,6 +328,38 @@ pub(crate) async fn within<F: std::future::Future>(
                 }
             }
         }
+    }
+}
+
+/// `prefix`, then the rest of `rest`: a request body read in part.
+pub(crate) fn prefixed(prefix: Bytes, rest: RequestStream) -> RequestStream {
+    box_request_body(Prefixed {
+        prefix: (!prefix.is_empty()).then_some(prefix),
+        rest,
+    })
+}
+
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: RequestStream,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.rest.is_end_stream()
     }
 }
 

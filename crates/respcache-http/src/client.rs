@@ -768,11 +768,28 @@ impl Inner {
             return Box::pin(self.bypass(req, stream, line.text())).await;
         }
         // The body of a request the cache may answer is part of its key:
-        // it is read whole.
+        // it is read whole, up to the size limit; a larger one goes past
+        // the cache, streaming on from what was read.
         if let Some(stream) = stream {
-            req.body = Box::pin(read_request_body(stream))
+            let limit = o.max_body_size.unwrap_or(STREAMING_BUFFER_LIMIT);
+            let idle = self.transport.time_limit(req.per.timeout);
+            let read = Box::pin(body::read_up_to(stream, limit, idle))
                 .await
-                .map_err(|e| e.with_url(line.text()))?;
+                .map_err(|e| {
+                    let kind = match e.kind() {
+                        crate::ErrorKind::Timeout => crate::ErrorKind::Timeout,
+                        _ => crate::ErrorKind::InvalidRequest,
+                    };
+                    Error::new(kind, format!("the request body: {}", e.message()))
+                        .with_url(line.text())
+                })?;
+            match read {
+                body::Read::Whole(bytes) => req.body = bytes,
+                body::Read::Partial(prefix, rest) => {
+                    let stream = Some(body::prefixed(prefix, rest));
+                    return Box::pin(self.bypass(req, stream, line.text())).await;
+                }
+            }
         }
         let body_for_key: &[u8] = if is_head { b"" } else { &req.body };
         let normalized = o.rules.normalize_url(&req.url);
@@ -1635,20 +1652,4 @@ fn merge_304(
             .filter(|(n, _)| replaced(n)),
     );
     out
-}
-
-/// Reads a streamed request body whole (for a request the cache may
-/// answer, whose body is part of its key).
-async fn read_request_body(stream: RequestStream) -> Result<Bytes> {
-    use http_body_util::BodyExt as _;
-    Ok(stream
-        .collect()
-        .await
-        .map_err(|e| {
-            Error::new(
-                crate::ErrorKind::InvalidRequest,
-                format!("reading the request body failed: {e}"),
-            )
-        })?
-        .to_bytes())
 }

@@ -213,7 +213,11 @@ impl RequestBuilder {
     /// It streams to the origin when the request goes past the cache (its
     /// method is not one the cache stores: POST, PUT, PATCH, DELETE… by
     /// default). When the cache may answer the request, the body is part of
-    /// its key, so it is read whole first. A streamed body is sent once:
+    /// its key, so it is read first — up to
+    /// [`max_body_size`](crate::CachedClientBuilder::max_body_size) (else
+    /// [`STREAMING_BUFFER_LIMIT`](crate::STREAMING_BUFFER_LIMIT)); a larger
+    /// body sends the request past the cache, streaming on from what was
+    /// read. A streamed body is sent once:
     /// a `307`/`308` redirect that would resend it is returned, not
     /// followed. The time limit ([`timeout`](Self::timeout)) counts from
     /// the body's last chunk: an upload that keeps moving is never cut off.

@@ -38,6 +38,7 @@ crate::backend_tests!(
     an_upload_that_keeps_moving_outlasts_the_time_limit,
     an_upload_that_stalls_is_a_timeout,
     concurrent_streaming_requests_for_a_small_storable_body_coalesce,
+    a_request_body_too_large_to_key_goes_past_the_cache_streaming,
 );
 
 /// Must not take longer: a body held whole would deadlock on the gates.
@@ -678,4 +679,65 @@ async fn concurrent_streaming_requests_for_a_small_storable_body_coalesce(b: B) 
     }
     assert_eq!(origin.requests(), 1);
     assert_eq!(c.stats().coalesced, 4);
+}
+
+async fn a_request_body_too_large_to_key_goes_past_the_cache_streaming(b: B) {
+    // POST is cached here, so its body is part of the key: read first, up
+    // to the limit. One larger must not be held whole: the request goes
+    // past the cache, streaming on from what was read.
+    let got_first = Arc::new(Notify::new());
+    let g = got_first.clone();
+    let origin = Origin::start(move |req| {
+        let g = g.clone();
+        async move {
+            let mut body = req.into_body();
+            let mut n = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    if n == 0 {
+                        g.notify_one();
+                    }
+                    n += data.len();
+                }
+            }
+            response(
+                &[("cache-control", "max-age=600".into())],
+                full(format!("got {n}")),
+            )
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| {
+        b.allowed_methods([http::Method::GET, http::Method::POST])
+            .max_body_size(1000)
+    })
+    .await;
+    let (tx, body) = channel_body();
+    let producer = tokio::spawn(async move {
+        tx.send(Bytes::from(vec![b'x'; 3000])).await.unwrap();
+        got_first.notified().await;
+        tx.send(Bytes::from(vec![b'y'; 3000])).await.unwrap();
+    });
+    let r = tokio::time::timeout(
+        LIMIT,
+        c.post(&origin.url("/search")).body_stream(body).send(),
+    )
+    .await
+    .expect("the body streamed past the cache")
+    .unwrap();
+    producer.await.unwrap();
+    assert_eq!(r.text(), "got 6000");
+    assert_eq!(r.outcome(), CacheOutcome::Bypass);
+    // A small body is still part of the key, and cached.
+    for _ in 0..2 {
+        let r = c
+            .post(&origin.url("/search"))
+            .body_stream(full("small"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text(), "got 5");
+    }
+    assert_eq!(origin.requests(), 2);
 }
