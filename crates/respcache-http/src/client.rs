@@ -699,9 +699,11 @@ impl Inner {
         } else {
             entry.payload
         };
-        let ttl = entry
-            .expires_at
-            .map(|e| (e.as_millis() - now.as_millis()).div_euclid(1000));
+        let ttl = entry.expires_at.map(|e| {
+            e.as_millis()
+                .saturating_sub(now.as_millis())
+                .div_euclid(1000)
+        });
         let cache_status = CacheStatus::new(outcome).with_ttl(ttl);
         let mut r = CachedResponse::new(
             status,

@@ -124,6 +124,10 @@ pub(crate) struct Head {
 #[derive(Debug)]
 pub(crate) struct MetaError(pub(crate) String);
 
+fn too_many(_: http::header::MaxSizeReached) -> MetaError {
+    MetaError("more headers than a HeaderMap holds".to_owned())
+}
+
 fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
@@ -192,14 +196,21 @@ impl StoredHead {
     pub(crate) fn decode(bytes: &Bytes) -> Result<Self, MetaError> {
         let Some((&META_VERSION, rest)) = bytes.split_first() else {
             return Ok(match StoredMeta::decode(bytes)? {
-                StoredMeta::Response(m) => StoredHead::Response(Head::of(&m)),
+                StoredMeta::Response(m) => StoredHead::Response(Head {
+                    status: m.status,
+                    version: m.version,
+                    response_time: m.response_time,
+                    headers: m.try_header_map()?,
+                    vary: m.vary,
+                }),
                 StoredMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
             });
         };
         Ok(
             match postcard::from_bytes::<WireMeta<'_>>(rest).map_err(decode_error)? {
                 WireMeta::Response(r) => {
-                    let mut headers = HeaderMap::with_capacity(r.headers.len());
+                    let mut headers =
+                        HeaderMap::try_with_capacity(r.headers.len()).map_err(too_many)?;
                     // `value` borrows from `bytes` (postcard reads in place),
                     // so `slice_ref` shares it without a copy.
                     for (name, value) in r.headers {
@@ -207,7 +218,7 @@ impl StoredHead {
                             HeaderName::from_bytes(name.as_bytes()),
                             HeaderValue::from_maybe_shared(bytes.slice_ref(value)),
                         ) {
-                            headers.append(n, v);
+                            headers.try_append(n, v).map_err(too_many)?;
                         }
                     }
                     StoredHead::Response(Head {
@@ -284,16 +295,22 @@ impl ResponseMeta {
     /// The headers as a map, every value kept (invalid stored pairs are
     /// skipped).
     pub fn header_map(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.headers.len());
+        self.try_header_map().unwrap_or_default()
+    }
+
+    /// [`header_map`](Self::header_map), or an error when there are more
+    /// headers than a `HeaderMap` holds (hostile meta; it would panic).
+    pub(crate) fn try_header_map(&self) -> Result<HeaderMap, MetaError> {
+        let mut map = HeaderMap::try_with_capacity(self.headers.len()).map_err(too_many)?;
         for (name, value) in &self.headers {
             if let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_bytes(value),
             ) {
-                map.append(n, v);
+                map.try_append(n, v).map_err(too_many)?;
             }
         }
-        map
+        Ok(map)
     }
 }
 
@@ -438,6 +455,77 @@ mod tests {
         };
         let h = head(&m.encode().unwrap());
         assert!(h.age(later) >= Duration::from_secs(u64::MAX));
+    }
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn decode_all(bytes: Bytes) {
+        let _ = StoredHead::decode(&bytes);
+        let _ = StoredMeta::decode(&bytes);
+        if let Ok(StoredHead::Response(h)) = StoredHead::decode(&bytes) {
+            let _ = h.age(Timestamp::from_millis(i64::MAX));
+            let _ = h.age(Timestamp::from_millis(i64::MIN));
+            let _ = h.status_code();
+        }
+    }
+
+    /// Random bytes, and valid meta with bytes flipped or cut, never panic.
+    #[test]
+    fn random_and_mutated_meta_never_panics() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let v2 = meta().encode().unwrap().to_vec();
+        let v1 = encode_v1(&meta()).to_vec();
+        for i in 0..200_000 {
+            let r = xorshift(&mut seed);
+            let bytes: Vec<u8> = match i % 3 {
+                0 => {
+                    let len = (r % 300) as usize;
+                    let mut b: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
+                    if let Some(first) = b.first_mut() {
+                        *first = 1 + (r >> 32) as u8 % 2;
+                    }
+                    b
+                }
+                1 => {
+                    let mut b = if r & 1 == 0 { v2.clone() } else { v1.clone() };
+                    for _ in 0..1 + (r >> 8) % 4 {
+                        let at = 1 + (xorshift(&mut seed) as usize) % (b.len() - 1);
+                        b[at] = xorshift(&mut seed) as u8;
+                    }
+                    b
+                }
+                _ => {
+                    let b = if r & 1 == 0 { &v2 } else { &v1 };
+                    b[..(r as usize >> 3) % b.len()].to_vec()
+                }
+            };
+            decode_all(Bytes::from(bytes));
+        }
+    }
+
+    /// Hostile stored meta with many (tiny) headers: a hit must be a
+    /// counted miss, not a panic in `HeaderMap::with_capacity`.
+    #[test]
+    fn meta_with_very_many_headers_does_not_panic() {
+        let m = ResponseMeta {
+            headers: vec![("a".to_owned(), b"b".to_vec()); 25_000],
+            ..meta()
+        };
+        let v2 = m.encode().unwrap();
+        assert!(v2.len() < 200_000, "{} bytes", v2.len());
+        let head = std::panic::catch_unwind(|| StoredHead::decode(&v2).is_ok());
+        assert!(
+            head.is_ok(),
+            "StoredHead::decode panicked on {} bytes of meta",
+            v2.len()
+        );
+        let whole = std::panic::catch_unwind(|| ResponseMeta::decode(&v2).map(|m| m.header_map()));
+        assert!(whole.is_ok(), "ResponseMeta::header_map panicked");
     }
 
     #[test]

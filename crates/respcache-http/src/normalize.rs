@@ -294,6 +294,76 @@ mod tests {
         );
     }
 
+    /// The digest before 0b51dc6 (incremental hashing), verbatim.
+    fn digest_v_before(
+        r: &KeyRules,
+        method: &Method,
+        url: &Url,
+        body: &[u8],
+        headers: &HeaderMap,
+    ) -> String {
+        let normalized = r.normalize_url(url);
+        let mut h = blake3::Hasher::new();
+        put(&mut h, b"respcache-http/key/1");
+        put(&mut h, method.as_str().as_bytes());
+        put(&mut h, normalized.as_str().as_bytes());
+        if body.is_empty() {
+            put(&mut h, b"");
+        } else {
+            put(&mut h, blake3::hash(body).as_bytes());
+        }
+        for name in &r.match_headers {
+            put(&mut h, name.as_str().as_bytes());
+            let values: Vec<&HeaderValue> = headers.get_all(name).iter().collect();
+            put(&mut h, &(values.len() as u64).to_le_bytes());
+            for v in values {
+                put(&mut h, v.as_bytes());
+            }
+        }
+        h.finalize().to_hex().to_string()
+    }
+
+    #[test]
+    fn digest_equals_the_incremental_one() {
+        let r = KeyRules::new(
+            &["api_key".to_owned()],
+            &[
+                HeaderName::from_static("accept"),
+                HeaderName::from_static("x-b"),
+            ],
+        );
+        let long = "x".repeat(5000);
+        let urls = [
+            "http://example.com/a?y=2&x=1".to_owned(),
+            "https://h/p?api_key=s&q=1#f".to_owned(),
+            format!("http://h/{long}"),
+        ];
+        let bodies: [&[u8]; 3] = [b"", b"{}", &[7u8; 70_000]];
+        let mut hs = vec![HeaderMap::new()];
+        let mut h = HeaderMap::new();
+        h.append("accept", HeaderValue::from_static("text/html"));
+        h.append("accept", HeaderValue::from_static("*/*"));
+        h.append("x-b", HeaderValue::from_bytes(long.as_bytes()).unwrap());
+        hs.push(h);
+        for u in &urls {
+            let url = Url::parse(u).unwrap();
+            for b in bodies {
+                for h in &hs {
+                    for m in [
+                        Method::GET,
+                        Method::POST,
+                        Method::from_bytes(b"PURGE").unwrap(),
+                    ] {
+                        assert_eq!(
+                            r.digest(&m, &url, b, h),
+                            digest_v_before(&r, &m, &url, b, h)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Stored entries are found by these digests: they must never change.
     #[test]
     fn digests_are_stable() {

@@ -363,7 +363,9 @@ impl Shared {
         self.writer
             .call(move |conn| {
                 let _no_inline_write = queued.hold();
-                f(conn)
+                let out = f(conn);
+                queued.checkpoint_if_due(conn);
+                out
             })
             .await
             .map_err(map_call_error)

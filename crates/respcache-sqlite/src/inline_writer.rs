@@ -83,6 +83,17 @@ impl Queued {
     }
 }
 
+impl Queued {
+    /// On the writer thread, with [`hold`](Self::hold)'s guard: checkpoints
+    /// if an inline commit asked for it (a call that commits nothing never
+    /// triggers the writer connection's auto-checkpoint).
+    pub(crate) fn checkpoint_if_due(&self, conn: &Connection) {
+        if self.0.checkpoint_due.swap(false, Ordering::Relaxed) {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
+    }
+}
+
 impl Drop for Queued {
     fn drop(&mut self) {
         self.0.queued.fetch_sub(1, Ordering::AcqRel);
@@ -132,8 +143,8 @@ impl InlineWriter {
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        // Checked under the lock, so only one write hands over for it.
-        if self.checkpoint_due.swap(false, Ordering::Relaxed) {
+        // Cleared by the writer thread once it has checkpointed.
+        if self.checkpoint_due.load(Ordering::Relaxed) {
             return None;
         }
         let conn = guard.as_mut()?;

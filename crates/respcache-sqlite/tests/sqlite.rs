@@ -735,3 +735,31 @@ async fn opening_waits_for_a_write_lock_on_a_file_not_yet_in_wal_mode() -> TestR
     assert!(s.get(&key("k")).await?.is_some());
     Ok(())
 }
+
+/// The checkpoint an inline commit asks for is handed to the next write —
+/// but a write that changes nothing (a `delete` of a missing key, a
+/// `set_expiry`/`set_meta` of a missing row) commits no WAL frame, so the
+/// writer thread's auto-checkpoint never runs, and the request is gone.
+/// With such a write after every inline one, the WAL grows without bound.
+#[tokio::test]
+async fn the_wal_is_checkpointed_when_the_handed_over_write_changes_nothing() -> TestResult {
+    let backend = SqliteBackend::temp().await?;
+    let path = backend.path().ok_or("no path")?.to_owned();
+    let s = open(&backend, "c", "r").await;
+    let payload = "p".repeat(1024);
+    for i in 0..5_000 {
+        s.put(entry(&format!("k{}", i % 2_000), &payload, None))
+            .await?;
+        // e.g. invalidating a redirect pointer that was never stored.
+        assert!(!s.delete(&key("never stored")).await?);
+    }
+    let counts = backend.write_counts();
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
+    let wal_bytes = std::fs::metadata(&wal)?.len();
+    assert!(
+        wal_bytes < 8 << 20,
+        "the WAL grew to {wal_bytes} bytes; write counts {counts:?}"
+    );
+    Ok(())
+}

@@ -18,6 +18,7 @@ crate::backend_tests!(
     a_cache_backend_that_is_down_never_fails_a_request,
     undecodable_meta_is_a_counted_miss,
     a_304_for_meta_whose_policy_does_not_decode_fetches_anew,
+    meta_with_very_many_headers_is_a_counted_miss_not_a_panic,
     cached_response_converts_to_and_from_http_response,
     counters_and_cache_status_tell_what_happened,
     tracing_span_records_each_outcome,
@@ -192,6 +193,36 @@ async fn a_304_for_meta_whose_policy_does_not_decode_fetches_anew(b: B) {
     let again = c.get(&origin.url("/p")).send().await.unwrap();
     assert_eq!(again.outcome(), CacheOutcome::Revalidated, "rewritten");
     assert_eq!(again.text(), "#3");
+}
+
+/// Stored meta someone else wrote (a shared Redis, a corrupted file): a
+/// response meta with 25 000 tiny headers (about 100 KB) must be a counted
+/// miss; the hit path's `HeaderMap::with_capacity` panics on it instead.
+async fn meta_with_very_many_headers_is_a_counted_miss_not_a_panic(b: B) {
+    let origin =
+        Origin::start(|s| Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60"))
+            .await;
+    let clock = clock();
+    let c = client(b.clone(), &clock, |b| b.cache_name("hostile")).await;
+    let first = c.get(&origin.url("/h")).send().await.unwrap();
+    let spec = StoreSpec::new(
+        Name::new("hostile").unwrap(),
+        Name::new("http").unwrap(),
+        KeySchema::new([("request", FieldKind::Text)]).unwrap(),
+    );
+    let store = b.open_store(&spec).await.unwrap();
+    let key = Key::decode(first.cache_key().unwrap()).unwrap();
+    let mut entry = store.get(&key).await.unwrap().unwrap();
+    let mut meta = respcache_http::ResponseMeta::decode(entry.meta.as_ref().unwrap()).unwrap();
+    meta.headers = vec![("x".to_owned(), b"y".to_vec()); 25_000];
+    entry.meta = Some(meta.encode().unwrap());
+    store.put(entry).await.unwrap();
+    let c2 = c.clone();
+    let url = origin.url("/h");
+    let r = tokio::spawn(async move { c2.get(&url).send().await.unwrap() }).await;
+    let r = r.expect("the request panicked");
+    assert!(!r.from_cache());
+    assert_eq!(c.stats().undecodable, 1);
 }
 
 fn clock_now(c: &respcache_http::CachedClient) -> respcache_core::Timestamp {
