@@ -945,13 +945,7 @@ impl Inner {
         stream: Option<RequestStream>,
         line: &str,
     ) -> Answer {
-        let origin = OriginRequest {
-            method: req.method.clone(),
-            url: req.url.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            timeout: req.per.timeout,
-        };
+        let origin = req.origin_request();
         let resp = self
             .transport
             .send(origin, stream, line, Self::body_mode(&req))
@@ -1026,13 +1020,7 @@ impl Inner {
         } else {
             Forward::UriMiss
         };
-        let mut origin = OriginRequest {
-            method: req.method.clone(),
-            url: req.url.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            timeout: req.per.timeout,
-        };
+        let mut origin = req.origin_request();
         let user_conditional =
             req.headers.contains_key(IF_NONE_MATCH) || req.headers.contains_key(IF_MODIFIED_SINCE);
         let mut conditional = false;
@@ -1264,13 +1252,7 @@ impl Inner {
         forward: Forward,
         line: &str,
     ) -> Answer {
-        let origin = OriginRequest {
-            method: req.method.clone(),
-            url: req.url.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            timeout: req.per.timeout,
-        };
+        let origin = req.origin_request();
         let full = self.send_origin(origin, line, Self::body_mode(req)).await?;
         self.complete(req, slot, read, full, forward, line).await
     }

@@ -16,6 +16,7 @@ use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::response::CachedResponse;
 use crate::streaming::StreamingResponse;
+use crate::transport::OriginRequest;
 
 /// Per-request cache settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +38,19 @@ pub(crate) struct Prepared {
     pub(crate) per: PerRequest,
     /// The caller takes a streamed body ([`RequestBuilder::send_streaming`]).
     pub(crate) streaming: bool,
+}
+
+impl Prepared {
+    /// The request as it goes to the origin (its body whole).
+    pub(crate) fn origin_request(&self) -> OriginRequest {
+        OriginRequest {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            timeout: self.per.timeout,
+        }
+    }
 }
 
 /// One request being built. Errors (a bad URL, header or body) are kept
