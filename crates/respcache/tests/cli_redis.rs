@@ -1,7 +1,8 @@
 //! The `respcache` command against Redis (`RESPCACHE_REDIS_URL`, default
 //! `redis://127.0.0.1:6379/`): copy a SQLite cache there, inspect and purge
-//! it, and copy it back. An unreachable server skips these tests with the
-//! reason printed, or fails them under `CI=true`.
+//! it, and copy it back. An unreachable server reports the tests that need
+//! it as *ignored* with the reason (libtest-mimic: a skipped test never
+//! counts as passed), or fails them under `CI=true`.
 
 // Test helpers assert: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -11,12 +12,12 @@ mod cli_common;
 use std::sync::Arc;
 
 use cli_common::*;
+use libtest_mimic::{Arguments, Failed, Trial};
 use respcache::{Backend, Name};
 use serde_json::Value;
 
-/// The Redis URL, or `None` (with the reason printed) when the server is
-/// unreachable outside CI.
-fn redis() -> Option<String> {
+/// The Redis URL, and why it cannot be used (unreachable), if so.
+fn redis() -> (String, Option<String>) {
     let url = std::env::var("RESPCACHE_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -25,16 +26,51 @@ fn redis() -> Option<String> {
         backend.list_stores(&Name::new("probe")?).await?;
         backend.close().await
     });
-    match probe {
-        Ok(()) => Some(url),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("Redis at {url} is unreachable under CI=true: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping: Redis at {url} is unreachable ({e}); set RESPCACHE_REDIS_URL");
-            None
-        }
+    let why = probe.err().map(|e| {
+        format!("Redis at {url} is unreachable ({e}); run `cargo xtask services up` or set RESPCACHE_REDIS_URL")
+    });
+    (url, why)
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let (url, unreachable) = redis();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let needs_redis = |name: &'static str, test: fn(String)| {
+        let (url, why) = (url.clone(), unreachable.clone());
+        Trial::test(name, move || match why {
+            Some(why) => Err(Failed::from(why)),
+            None => {
+                test(url);
+                Ok(())
+            }
+        })
+        .with_ignored_flag(unreachable.is_some() && !ci)
+    };
+    let trials = vec![
+        needs_redis(
+            "copy_to_redis_inspect_purge_and_copy_back",
+            copy_to_redis_inspect_purge_and_copy_back,
+        ),
+        needs_redis(
+            "a_short_retention_lets_redis_purge_long_stale_entries_at_once",
+            a_short_retention_lets_redis_purge_long_stale_entries_at_once,
+        ),
+        Trial::test(
+            "an_unreachable_server_is_one_line_without_the_password",
+            || {
+                an_unreachable_server_is_one_line_without_the_password();
+                Ok(())
+            },
+        ),
+    ];
+    if let Some(why) = &unreachable {
+        eprintln!(
+            "cli_redis: {why}; its Redis tests are {}",
+            if ci { "failed (CI=true)" } else { "ignored" }
+        );
     }
+    libtest_mimic::run(&args, trials).exit();
 }
 
 /// A cache name no other test run uses.
@@ -81,9 +117,7 @@ fn anonymous(listing: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn copy_to_redis_inspect_purge_and_copy_back() {
-    let Some(redis_url) = redis() else { return };
+fn copy_to_redis_inspect_purge_and_copy_back(redis_url: String) {
     let (_dir, sqlite) = sqlite_file();
     let filled = fill(&sqlite, "shop");
     let src = format!("{sqlite}?cache=shop");
@@ -152,9 +186,7 @@ fn copy_to_redis_inspect_purge_and_copy_back() {
     assert_eq!(stats(&dst)["total"], [0, 0, 0, 0]);
 }
 
-#[test]
-fn a_short_retention_lets_redis_purge_long_stale_entries_at_once() {
-    let Some(redis_url) = redis() else { return };
+fn a_short_retention_lets_redis_purge_long_stale_entries_at_once(redis_url: String) {
     let (_dir, sqlite) = sqlite_file();
     fill(&sqlite, "shop");
     let cache = unique("cli-retention");
@@ -176,7 +208,6 @@ fn a_short_retention_lets_redis_purge_long_stale_entries_at_once() {
     assert_eq!(stats(&dst)["pages"][..3], [1, 1, 0]);
 }
 
-#[test]
 fn an_unreachable_server_is_one_line_without_the_password() {
     let run = respcache(&[
         "stats",
