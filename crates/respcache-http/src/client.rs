@@ -264,6 +264,12 @@ impl CachedClient {
         }
     }
 
+    /// Whether requests of `method` go through the cache (their bodies are
+    /// then part of the key); the others go straight to the origin.
+    pub fn caches_method(&self, method: &Method) -> bool {
+        self.inner.caches(method)
+    }
+
     /// Starts a request of `method` to `url`.
     pub fn request(&self, method: Method, url: &str) -> RequestBuilder {
         RequestBuilder::new(self.clone(), method, url)
@@ -735,6 +741,20 @@ impl Inner {
         }
     }
 
+    /// Whether requests of `method` go through the cache (a HEAD through
+    /// the GET it is answered from).
+    fn caches(&self, method: &Method) -> bool {
+        let o = &self.options;
+        let lookup = if *method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        o.mode != CacheMode::Disabled
+            && o.allowed_methods.contains(method)
+            && o.allowed_methods.contains(lookup)
+    }
+
     /// The most of a body read into memory to store it.
     fn store_limit(&self) -> Option<usize> {
         match (self.options.max_body_size, self.target.max_payload()) {
@@ -764,9 +784,7 @@ impl Inner {
         } else {
             req.method.clone()
         };
-        let cached_method =
-            o.allowed_methods.contains(&req.method) && o.allowed_methods.contains(&lookup_method);
-        if o.mode == CacheMode::Disabled || !cached_method {
+        if !self.caches(&req.method) {
             return Box::pin(self.bypass(req, stream, line.text())).await;
         }
         // The body of a request the cache may answer is part of its key:

@@ -242,7 +242,7 @@ async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer
     // The upstream's own host goes in its place.
     headers.remove(header::HOST);
     let head = parts.method == Method::HEAD;
-    let cached_method = matches!(parts.method, Method::GET | Method::HEAD);
+    let cached_method = proxy.client.caches_method(&parts.method);
     let request = proxy.client.request(parts.method, &url).headers(headers);
     let request = if cached_method {
         // Part of the cache key: read whole, within the limit.
