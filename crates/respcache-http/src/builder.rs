@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use globset::{GlobBuilder, GlobMatcher};
 use http::{HeaderName, Method};
-use http_cache_semantics::CacheOptions;
 use respcache_core::{Backend, Clock, Expiry, Name, ResponseCache, SystemClock};
 use url::Url;
 
@@ -59,7 +58,12 @@ pub(crate) struct Options {
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) max_body_size: Option<usize>,
-    pub(crate) policy: CacheOptions,
+    /// The fraction of the time since `Last-Modified` a response without
+    /// explicit freshness stays fresh (RFC 9111 §4.2.2).
+    pub(crate) heuristic_fraction: f32,
+    /// Serve a stale response when the origin cannot be reached, where
+    /// RFC 9111 §4.2.4 allows it.
+    pub(crate) stale_when_unreachable: bool,
 }
 
 impl fmt::Debug for Options {
@@ -154,6 +158,7 @@ pub struct CachedClientBuilder {
     stale_while_revalidate: Option<Duration>,
     max_body_size: Option<usize>,
     heuristic: f32,
+    stale_when_unreachable: bool,
     retention: Option<Duration>,
     transport: TransportOptions,
 }
@@ -190,6 +195,7 @@ impl Default for CachedClientBuilder {
             stale_while_revalidate: None,
             max_body_size: None,
             heuristic: 0.1,
+            stale_when_unreachable: false,
             retention: None,
             transport: TransportOptions::default(),
         }
@@ -233,7 +239,16 @@ impl CachedClientBuilder {
         self
     }
 
-    /// The status codes whose responses are stored (default: 200).
+    /// The status codes whose responses are stored when their lifetime
+    /// would come from this client (its [`default_expiry`](Self::default_expiry),
+    /// a [`url_expiry`](Self::url_expiry), a per-request expiry) or from the
+    /// heuristic of RFC 9111 §4.2.2 (default: 200, as the seeds have it), so
+    /// a default expiry never caches error pages. A response whose origin
+    /// gives it explicit freshness (`max-age`, `s-maxage` when shared,
+    /// `Expires`) is stored by the HTTP rules whatever its final status;
+    /// without [`cache_control`](Self::cache_control) only these codes are
+    /// stored. [`HEURISTICALLY_CACHEABLE`](crate::HEURISTICALLY_CACHEABLE)
+    /// is the set a cache that follows the HTTP rules alone uses.
     pub fn allowed_codes(mut self, codes: impl IntoIterator<Item = u16>) -> Self {
         self.allowed_codes = codes.into_iter().collect();
         self
@@ -339,6 +354,18 @@ impl CachedClientBuilder {
         self
     }
 
+    /// Serve a stale stored response when the origin cannot be reached (a
+    /// connection error or a timeout, not an HTTP error status), as RFC 9111
+    /// §4.2.4 allows a disconnected cache — unless the response forbids it
+    /// (`must-revalidate`, `no-cache`; `proxy-revalidate` and `s-maxage`
+    /// in a shared cache) or the request's `max-stale` is smaller than its
+    /// staleness. Off by default; `respcache serve` turns it on, as proxies
+    /// do (nginx `proxy_cache_use_stale`, Varnish grace).
+    pub fn stale_when_unreachable(mut self, serve: bool) -> Self {
+        self.stale_when_unreachable = serve;
+        self
+    }
+
     /// The fraction of the time since `Last-Modified` used as heuristic
     /// freshness (default 0.1).
     pub fn heuristic_fraction(mut self, fraction: f32) -> Self {
@@ -421,11 +448,6 @@ impl CachedClientBuilder {
                 self.heuristic
             )));
         }
-        let policy = CacheOptions {
-            shared: self.shared,
-            cache_heuristic: self.heuristic,
-            ..CacheOptions::default()
-        };
         Ok(Options {
             default_expiry: self.default_expiry,
             url_expiry,
@@ -439,7 +461,8 @@ impl CachedClientBuilder {
             stale_if_error: self.stale_if_error,
             stale_while_revalidate: self.stale_while_revalidate,
             max_body_size: self.max_body_size,
-            policy,
+            heuristic_fraction: self.heuristic,
+            stale_when_unreachable: self.stale_when_unreachable,
         })
     }
 

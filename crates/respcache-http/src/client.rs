@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use http::header::{
-    AGE, CONTENT_LOCATION, ETAG, EXPIRES, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
+    AGE, CONTENT_LOCATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
-use http_cache_semantics::{AfterResponse, CachePolicy};
 use respcache_core::{Backend, Clock, DynStore, Entry, ErrorKind as CoreErrorKind, Key, Timestamp};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
@@ -24,11 +23,16 @@ use crate::error::{Error, Result};
 use crate::freshness::{self, Decision, Lifetime, Rules, Stored};
 use crate::line::{RedactedUrl, RequestLine};
 use crate::meta::{
-    Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex, VaryMatch, header_list,
+    BodyCheck, Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex, VaryMatch,
+    header_list,
 };
 use crate::normalize::{vary_digest, vary_names};
+use crate::precondition::Asks;
 use crate::request::{Prepared, RequestBuilder};
 use crate::response::{CacheKey, CachedResponse, Tail};
+use crate::rules::lifetime::{self, Freshness};
+use crate::rules::storable::{self, Exchange, NotStorable};
+use crate::rules::{age, conditional};
 use crate::stats::{CacheStats, Counters};
 use crate::status::{CacheOutcome, CacheStatus, Forward};
 use crate::streaming::StreamingResponse;
@@ -156,6 +160,17 @@ struct Read {
     vary_miss: bool,
 }
 
+/// A storable answer: its directives and the freshness its origin gives it.
+struct Verdict {
+    directives: Directives,
+    freshness: Freshness,
+    /// How old it already was on arrival (RFC 9111 §4.2.3).
+    initial_age: std::time::Duration,
+}
+
+// A short-lived local of the read path: boxing the head would cost a hit
+// an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decoded {
     /// No meta: an entry written by a `Repository` directly.
     Raw,
@@ -404,10 +419,26 @@ impl CachedClient {
             outcome = tracing::field::Empty,
             status = tracing::field::Empty,
         );
-        let out = inner
+        // Boxed and `None` for most requests: the hit future stays small.
+        let asks = Asks::of(&request.method, &request.headers).map(Box::new);
+        let mut out = inner
             .run(request, stream, &line)
             .instrument(span.clone())
             .await;
+        if let (Some(asks), Ok(r)) = (asks, &mut out) {
+            let whole = std::mem::replace(
+                r,
+                CachedResponse::new(
+                    StatusCode::OK,
+                    HeaderMap::new(),
+                    None,
+                    Bytes::new(),
+                    CacheStatus::new(CacheOutcome::Hit),
+                    Arc::clone(&inner.clock),
+                ),
+            );
+            *r = asks.apply(whole, inner.now());
+        }
         match &out {
             Ok(r) => {
                 span.record("outcome", r.outcome().as_str());
@@ -432,6 +463,7 @@ impl Inner {
             shared: self.options.shared,
             stale_while_revalidate: self.options.stale_while_revalidate,
             stale_if_error: self.options.stale_if_error,
+            stale_when_unreachable: self.options.stale_when_unreachable,
         }
     }
 
@@ -524,21 +556,14 @@ impl Inner {
     /// A `ResponseMeta` for an entry a `Repository` wrote without one: a
     /// plain 200 with no headers, received when it was cached.
     fn raw_meta(&self, entry: &Entry, url: &Url) -> Option<ResponseMeta> {
-        let req = http::Request::get(url.as_str()).body(()).ok()?;
-        let res = http::Response::builder().status(200).body(()).ok()?;
-        let policy = CachePolicy::new_options(
-            &req,
-            &res,
-            entry.cached_at.to_system_time(),
-            self.options.policy,
-        );
         Some(ResponseMeta {
             status: 200,
             headers: Vec::new(),
             url: self.options.rules.redact_url(url).to_string(),
             method: "GET".to_owned(),
-            policy,
             response_time: entry.cached_at.as_millis(),
+            initial_age: 0,
+            body: None,
             vary: None,
             version: 11,
         })
@@ -551,15 +576,35 @@ impl Inner {
             status: 200,
             version: 11,
             response_time: entry.cached_at.as_millis(),
+            initial_age: 0,
+            body: None,
             headers: HeaderMap::new(),
             vary: None,
         }
     }
 
-    fn found(&self, entry: Entry, head: Head, key: Key, headers: &HeaderMap) -> Option<Found> {
+    fn found(
+        &self,
+        entry: Entry,
+        head: Head,
+        key: Key,
+        headers: &HeaderMap,
+        repository: &str,
+    ) -> Option<Found> {
         if let Some(v) = &head.vary
             && vary_digest(&v.names, headers) != v.digest
         {
+            return None;
+        }
+        if let Some(check) = &head.body
+            && !check.matches(&entry.payload)
+        {
+            // The payload is not the body this meta was written for
+            // (replaced or damaged): a counted miss, never served.
+            self.undecodable(
+                repository,
+                &MetaError("the stored body does not match its length and checksum".into()),
+            );
             return None;
         }
         Some(Found {
@@ -583,7 +628,7 @@ impl Inner {
                 // only when the URL is one a policy can be made for.
                 let found = if entry.is_fresh(now) && url.as_str().parse::<http::Uri>().is_ok() {
                     let head = Self::raw_head(&entry);
-                    self.found(entry, head, slot.key.clone(), headers)
+                    self.found(entry, head, slot.key.clone(), headers, repo)
                 } else {
                     None
                 };
@@ -593,7 +638,7 @@ impl Inner {
                 }
             }
             Decoded::Meta(StoredHead::Response(head)) => {
-                let found = self.found(entry, head, slot.key.clone(), headers);
+                let found = self.found(entry, head, slot.key.clone(), headers, repo);
                 Read {
                     vary_miss: found.is_none(),
                     found,
@@ -607,7 +652,7 @@ impl Inner {
                 let found = match self.cache_get(&slot.store, &vkey, repo).await {
                     Some(variant) => match self.decode(&variant, repo) {
                         Decoded::Meta(StoredHead::Response(head)) => {
-                            self.found(variant, head, vkey, headers)
+                            self.found(variant, head, vkey, headers, repo)
                         }
                         _ => None,
                     },
@@ -696,9 +741,9 @@ impl Inner {
             key,
             via_redirect,
         } = f;
+        let current_age = head.age(now);
         let mut headers = head.headers;
-        let age = crate::meta::age(&headers, head.response_time, now);
-        headers.insert(AGE, HeaderValue::from(age.as_secs()));
+        headers.insert(AGE, HeaderValue::from(age::to_header(current_age)));
         let url = Some(via_redirect.unwrap_or(url));
         let body = if *method == Method::HEAD {
             Bytes::new()
@@ -1039,12 +1084,13 @@ impl Inner {
             Forward::UriMiss
         };
         let mut origin = req.origin_request();
-        let user_conditional =
-            req.headers.contains_key(IF_NONE_MATCH) || req.headers.contains_key(IF_MODIFIED_SINCE);
         let mut conditional = false;
-        if let Some(f) = found
-            && !user_conditional
-        {
+        if let Some(f) = found {
+            // The cache revalidates its own stored response with its own
+            // validators; a client's preconditions are then answered from
+            // the result (RFC 9111 §4.3.1–4.3.2).
+            origin.headers.remove(IF_NONE_MATCH);
+            origin.headers.remove(IF_MODIFIED_SINCE);
             let etags: Vec<HeaderValue> = f.head.headers.get_all(ETAG).iter().cloned().collect();
             for etag in etags {
                 origin.headers.append(IF_NONE_MATCH, etag);
@@ -1057,11 +1103,11 @@ impl Inner {
         }
         let result = self.send_origin(origin, line, Self::body_mode(req)).await;
         let now = self.now();
-        let stale_fallback = |status: Option<u16>| -> Option<CachedResponse> {
+        let stale_fallback = |status: Option<u16>, unreachable: bool| -> Option<CachedResponse> {
             let f = found?;
             let directives = Directives::parse(&f.head.headers);
             let stored = self.stored_view(f, &directives);
-            if !freshness::stale_if_error_allows(stored, req_cc, self.rules(), now) {
+            if !freshness::stale_if_error_allows(stored, req_cc, self.rules(), unreachable, now) {
                 return None;
             }
             let mut r = self.stored_response(
@@ -1080,7 +1126,11 @@ impl Inner {
         let resp = match result {
             Ok(resp) => resp,
             Err(e) => {
-                if let Some(r) = stale_fallback(None) {
+                let unreachable = matches!(
+                    e.kind(),
+                    crate::ErrorKind::Connection | crate::ErrorKind::Timeout
+                );
+                if let Some(r) = stale_fallback(None, unreachable) {
                     tracing::info!(error = %e, "respcache-http: origin failed; serving a stale response (stale-if-error)");
                     return Ok(r);
                 }
@@ -1088,7 +1138,7 @@ impl Inner {
             }
         };
         if resp.status.is_server_error()
-            && let Some(r) = stale_fallback(Some(resp.status.as_u16()))
+            && let Some(r) = stale_fallback(Some(resp.status.as_u16()), false)
         {
             tracing::info!(
                 status = resp.status.as_u16(),
@@ -1105,7 +1155,7 @@ impl Inner {
         // A storable body is read in `complete` when streaming: a body that
         // fails there is the origin failing, as when `send()` reads it.
         match self.complete(req, slot, read, resp, forward, line).await {
-            Err(e) => match stale_fallback(None) {
+            Err(e) => match stale_fallback(None, false) {
                 Some(r) => {
                     tracing::info!(error = %e, "respcache-http: origin failed; serving a stale response (stale-if-error)");
                     Ok(r)
@@ -1116,9 +1166,10 @@ impl Inner {
         }
     }
 
-    /// A 304 for a stored response: merge the new headers, recompute the
-    /// policy and expiry, and rewrite the entry with the same payload (the
-    /// `Store` contract has no metadata-only update).
+    /// A 304 for a stored response: check that it selects the stored
+    /// response, merge the new headers, recompute the expiry, and update the
+    /// entry's meta and expiry in place (`Store::set_meta`; the body is not
+    /// sent again), storing it whole if it vanished meanwhile.
     #[allow(clippy::too_many_arguments)]
     async fn freshen(
         self: &Arc<Self>,
@@ -1132,38 +1183,15 @@ impl Inner {
     ) -> Answer {
         let o = &self.options;
         let now = self.now();
-        let now_sys = now.to_system_time();
-        // The policy is decoded here, not on every hit. Meta that does not
-        // decode whole (counted) is a stored response to ask for again.
+        // Meta that does not decode whole (counted) is a stored response to
+        // ask for again.
         let found_at = f.via_redirect.as_ref().unwrap_or(&req.url);
         let Some(old) = self.full_meta(f, found_at, &slot.repository) else {
             return self.refetch(req, slot, read, forward, line).await;
         };
-        let stored_url = old.url.parse::<http::Uri>().ok();
-        let mut policy_req = http::Request::get(stored_url.unwrap_or_default())
-            .body(())
-            .map_err(|e| Error::new(crate::ErrorKind::InvalidRequest, e.to_string()))?;
-        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
-        let resp_parts = {
-            let mut r = http::Response::new(());
-            *r.status_mut() = resp.status;
-            *r.headers_mut() = resp.headers.clone();
-            r
-        };
-        // http-cache-semantics calls a 304 without validators "modified" when
-        // the stored response has a Last-Modified; but this 304 answers a
-        // conditional request made for exactly this stored response, so only
-        // a 304 whose own validators disagree is a mismatch (RFC 9111 §4.3.4).
-        let has_validators =
-            resp.headers.contains_key(ETAG) || resp.headers.contains_key(LAST_MODIFIED);
-        let mismatch = has_validators
-            && matches!(
-                old.policy.after_response(&policy_req, &resp_parts, now_sys),
-                AfterResponse::Modified(..)
-            );
-        if mismatch {
-            // The 304's validators do not match what is stored: ask again
-            // without conditions.
+        // RFC 9111 §4.3.4: a 304 whose validators do not select the stored
+        // response cannot freshen it: ask again without conditions.
+        if !conditional::selects(&f.head.headers, &resp.headers) {
             return self.refetch(req, slot, read, forward, line).await;
         }
         let merged = merge_304(&old.headers, &resp.headers, o);
@@ -1172,28 +1200,30 @@ impl Inner {
             ..old.clone()
         }
         .header_map();
-        let policy_res = {
-            let mut r = http::Response::new(());
-            *r.status_mut() = old.status_code();
-            *r.headers_mut() = merged_map.clone();
-            r
-        };
-        let policy = CachePolicy::new_options(&policy_req, &policy_res, now_sys, o.policy);
         let directives = Directives::parse(&merged_map);
         let url = f.via_redirect.clone().unwrap_or_else(|| req.url.clone());
+        let origin = lifetime::freshness(
+            old.status_code(),
+            &merged_map,
+            &directives,
+            o.shared,
+            now,
+            o.heuristic_fraction,
+        );
+        // The age counts afresh from the 304 (its own `Date` and `Age`).
+        let initial_age = age::initial(&resp.headers, now, now);
         let expires_at = freshness::expires_at(
             self.lifetime(req, slot, &url),
             o.respect_cache_control,
-            o.shared,
             &directives,
-            merged_map.contains_key(EXPIRES),
-            policy.time_to_live(now_sys),
+            origin,
+            std::time::Duration::from_secs(initial_age),
             now,
         );
         let meta = ResponseMeta {
             headers: merged,
-            policy,
             response_time: now.as_millis(),
+            initial_age,
             ..old
         };
         let mut stored = false;
@@ -1377,32 +1407,22 @@ impl Inner {
             || req.method == Method::HEAD
             || resp.method != req.method
             || o.mode != CacheMode::ReadWrite
-            || !o.allowed_codes.contains(&resp.status.as_u16())
             || content_length(&resp.headers).is_some_and(|n| n > limit as u64)
             || vary_names(&resp.headers).is_none()
         {
             return false;
         }
-        let redacted_url = o.rules.redact_url(&resp.url);
-        let stored_headers = o.rules.redact_headers(&resp.headers);
         let now = self.now();
-        let Some(policy) = self.storable_policy(
-            req,
-            resp.status,
-            &stored_headers,
-            &redacted_url,
-            now.to_system_time(),
-        ) else {
+        let Ok(verdict) = self.storability(req, resp.status, &resp.headers, now) else {
             return false;
         };
-        let directives = Directives::parse(&resp.headers);
+        let directives = verdict.directives;
         let expires_at = freshness::expires_at(
             self.lifetime(req, slot, &resp.url),
             o.respect_cache_control,
-            o.shared,
             &directives,
-            resp.headers.contains_key(EXPIRES),
-            policy.time_to_live(now.to_system_time()),
+            verdict.freshness,
+            verdict.initial_age,
             now,
         );
         let fresh = expires_at.is_none_or(|e| e > now);
@@ -1415,34 +1435,62 @@ impl Inner {
         fresh || validators || usable_stale
     }
 
-    /// The caching policy for an answer, or `None` when the rules do not
-    /// let it be stored.
-    fn storable_policy(
+    /// Whether an answer may be stored (RFC 9111 §3 and the client's
+    /// options) and, if so, how fresh the origin says it is.
+    ///
+    /// With `Cache-Control` respected, a response with explicit freshness
+    /// is judged by the HTTP rules alone, whatever its status; one whose
+    /// lifetime would come from this client (default, per-URL or
+    /// per-request expiry) or from the heuristic is stored only when its
+    /// status is in `allowed_codes`. Without it, only `allowed_codes`
+    /// count.
+    fn storability(
         &self,
         req: &Prepared,
         status: StatusCode,
-        stored_headers: &HeaderMap,
-        redacted_url: &Url,
-        now: std::time::SystemTime,
-    ) -> Option<CachePolicy> {
+        headers: &HeaderMap,
+        now: Timestamp,
+    ) -> std::result::Result<Verdict, NotStorable> {
         let o = &self.options;
-        // The policy judges the request as GET (or HEAD): a user who allows
-        // POST has opted in to caching it.
-        let mut policy_req = http::Request::get(redacted_url.as_str().parse::<http::Uri>().ok()?)
-            .body(())
-            .ok()?;
-        *policy_req.headers_mut() = o.rules.redact_headers(&req.headers);
-        let mut policy_res = http::Response::new(());
-        *policy_res.status_mut() = status;
-        *policy_res.headers_mut() = stored_headers.clone();
-        let policy = CachePolicy::new_options(&policy_req, &policy_res, now, o.policy);
-        if o.respect_cache_control {
-            let req_cc = Directives::parse(&req.headers);
-            if req_cc.no_store || !policy.is_storable() {
-                return None;
+        let allowed_by_user = o.allowed_codes.contains(&status.as_u16());
+        if !o.respect_cache_control {
+            if !allowed_by_user {
+                return Err(NotStorable::Status);
             }
+            return Ok(Verdict {
+                directives: Directives::default(),
+                freshness: Freshness::Heuristic(std::time::Duration::ZERO),
+                initial_age: std::time::Duration::ZERO,
+            });
         }
-        Some(policy)
+        let directives = Directives::parse(headers);
+        let req_cc = Directives::parse(&req.headers);
+        let explicit = lifetime::has_explicit(headers, &directives, o.shared);
+        storable::check(Exchange {
+            status,
+            response: &directives,
+            request: &req_cc,
+            request_headers: &req.headers,
+            explicit,
+            allowed_by_user,
+            shared: o.shared,
+        })?;
+        if !explicit && !allowed_by_user {
+            return Err(NotStorable::NoFreshness);
+        }
+        let freshness = lifetime::freshness(
+            status,
+            headers,
+            &directives,
+            o.shared,
+            now,
+            o.heuristic_fraction,
+        );
+        Ok(Verdict {
+            directives,
+            freshness,
+            initial_age: std::time::Duration::from_secs(age::initial(headers, now, now)),
+        })
     }
 
     /// Stores `r` when the rules allow; returns where and until when.
@@ -1454,9 +1502,6 @@ impl Inner {
         r: &CachedResponse,
     ) -> Option<(Key, Option<Timestamp>)> {
         let o = &self.options;
-        if !o.allowed_codes.contains(&r.status.as_u16()) {
-            return None;
-        }
         if let Some(limit) = self.store_limit()
             && r.body.len() > limit
         {
@@ -1470,11 +1515,15 @@ impl Inner {
         let names = vary_names(&r.headers)?;
         let final_url = r.url.clone().unwrap_or_else(|| req.url.clone());
         let now = self.now();
-        let now_sys = now.to_system_time();
         let redacted_url = o.rules.redact_url(&final_url);
         let stored_headers = o.rules.redact_headers(&r.headers);
-        let policy =
-            self.storable_policy(req, r.status, &stored_headers, &redacted_url, now_sys)?;
+        let verdict = match self.storability(req, r.status, &r.headers, now) {
+            Ok(v) => v,
+            Err(why) => {
+                tracing::debug!(reason = why.as_str(), "respcache-http: not stored");
+                return None;
+            }
+        };
         if let Some(filter) = &o.filter
             && !filter(r)
         {
@@ -1494,14 +1543,12 @@ impl Inner {
                 return None;
             }
         };
-        let directives = Directives::parse(&r.headers);
         let expires_at = freshness::expires_at(
             self.lifetime(req, &store_slot, &final_url),
             o.respect_cache_control,
-            o.shared,
-            &directives,
-            r.headers.contains_key(EXPIRES),
-            policy.time_to_live(now_sys),
+            &verdict.directives,
+            verdict.freshness,
+            verdict.initial_age,
             now,
         );
         let vary = (!names.is_empty()).then(|| VaryMatch {
@@ -1513,8 +1560,9 @@ impl Inner {
             headers: header_list(&stored_headers),
             url: redacted_url.to_string(),
             method: req.method.to_string(),
-            policy,
             response_time: now.as_millis(),
+            initial_age: verdict.initial_age.as_secs(),
+            body: Some(BodyCheck::of(&r.body)),
             vary: vary.clone(),
             version: version_code(r.version),
         };

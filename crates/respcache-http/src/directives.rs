@@ -26,10 +26,50 @@ pub(crate) struct Directives {
     pub(crate) min_fresh: Option<Duration>,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
+    /// `must-understand` (RFC 9111 §5.2.2.3).
+    pub(crate) must_understand: bool,
+}
+
+/// The members of a comma-separated list (RFC 9110 §5.6.1), trimmed and
+/// non-empty; commas inside quoted strings do not split.
+pub(crate) fn list_members(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let mut quoted = false;
+            let mut escaped = false;
+            let mut end = rest.len();
+            for (i, c) in rest.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' if quoted => escaped = true,
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => {
+                        end = i;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let member = rest[..end].trim_matches(|c| c == ' ' || c == '\t');
+            rest = rest.get(end + 1..).unwrap_or("");
+            if !member.is_empty() {
+                return Some(member);
+            }
+        }
+    })
 }
 
 fn seconds(value: Option<&str>) -> Option<Duration> {
-    let v = value?.trim().trim_matches('"');
+    let v = value?.trim();
+    // The quoted form is accepted too (RFC 9111 §5.2).
+    let v = v
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v);
     // Delta-seconds: a non-negative integer; a value too large to parse is
     // "practically forever" (RFC 9111 §1.2.2).
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -48,11 +88,7 @@ impl Directives {
         let mut any = false;
         for value in headers.get_all(CACHE_CONTROL) {
             let Ok(text) = value.to_str() else { continue };
-            for part in text.split(',') {
-                let part = part.trim();
-                if part.is_empty() {
-                    continue;
-                }
+            for part in list_members(text) {
                 any = true;
                 let (name, value) = match part.split_once('=') {
                     Some((n, v)) => (n.trim(), Some(v)),
@@ -76,19 +112,24 @@ impl Directives {
                     d.immutable = true;
                 } else if is("only-if-cached") {
                     d.only_if_cached = true;
+                } else if is("must-understand") {
+                    d.must_understand = true;
                 } else if is("max-age") {
-                    // A malformed max-age means "stale" (RFC 9111 §5.2.2.1).
-                    d.max_age = Some(seconds(value).unwrap_or(Duration::ZERO));
+                    // A malformed max-age means "stale" (RFC 9111 §5.2.2.1);
+                    // of two, the first counts (§4.2.1).
+                    d.max_age
+                        .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
                 } else if is("s-maxage") {
-                    d.s_maxage = Some(seconds(value).unwrap_or(Duration::ZERO));
+                    d.s_maxage
+                        .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
                 } else if is("max-stale") {
-                    d.max_stale = Some(seconds(value));
+                    d.max_stale.get_or_insert(seconds(value));
                 } else if is("min-fresh") {
-                    d.min_fresh = seconds(value);
+                    d.min_fresh = d.min_fresh.or(seconds(value));
                 } else if is("stale-while-revalidate") {
-                    d.stale_while_revalidate = seconds(value);
+                    d.stale_while_revalidate = d.stale_while_revalidate.or(seconds(value));
                 } else if is("stale-if-error") {
-                    d.stale_if_error = seconds(value);
+                    d.stale_if_error = d.stale_if_error.or(seconds(value));
                 }
             }
         }
@@ -97,7 +138,8 @@ impl Directives {
                 .get_all(PRAGMA)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .any(|v| v.to_ascii_lowercase().contains("no-cache"))
+                .flat_map(list_members)
+                .any(|v| v.eq_ignore_ascii_case("no-cache"))
         {
             d.no_cache = true;
         }
@@ -143,6 +185,45 @@ mod tests {
         assert_eq!(r.min_fresh, Some(Duration::from_secs(5)));
         assert!(r.only_if_cached);
         assert_eq!(parse(&["max-age=abc"]).max_age, Some(Duration::ZERO));
+    }
+
+    /// RFC 9111 §5.2: directive names are case-insensitive — a security
+    /// matter in a shared cache (`Private`, `No-Store`).
+    #[test]
+    fn directive_names_are_case_insensitive() {
+        let d = parse(&["No-Store, PRIVATE, Must-Understand, MAX-AGE=60, No-CaChE"]);
+        assert!(d.no_store && d.private && d.must_understand && d.no_cache);
+        assert_eq!(d.max_age, Some(Duration::from_secs(60)));
+        let mut h = HeaderMap::new();
+        h.insert(PRAGMA, HeaderValue::from_static("No-Cache"));
+        assert!(Directives::parse(&h).no_cache);
+    }
+
+    /// A comma inside a quoted value does not split it, and the first of two
+    /// `max-age`s counts (§4.2.1).
+    #[test]
+    fn quoted_values_and_repeated_directives() {
+        let d = parse(&["extension=\"max-age=3600, public\", max-age=1"]);
+        assert_eq!(d.max_age, Some(Duration::from_secs(1)));
+        assert!(!d.public);
+        let d = parse(&["max-age=1, extension=\"max-age=3600\""]);
+        assert_eq!(d.max_age, Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse(&["max-age=1800, max-age=1"]).max_age,
+            Some(Duration::from_secs(1800))
+        );
+        assert_eq!(
+            parse(&["max-age=\"60\""]).max_age,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(parse(&["max-age='60'"]).max_age, Some(Duration::ZERO));
+        assert_eq!(
+            parse(&["max-age=003600"]).max_age,
+            Some(Duration::from_secs(3600))
+        );
+        let p = parse(&["private=\"set-cookie, x-user\", max-age=5"]);
+        assert!(p.private);
+        assert_eq!(p.max_age, Some(Duration::from_secs(5)));
     }
 
     #[test]

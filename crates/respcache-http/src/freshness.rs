@@ -8,6 +8,7 @@ use std::time::Duration;
 use respcache_core::{Expiry, Timestamp};
 
 use crate::directives::Directives;
+use crate::rules::lifetime::Freshness;
 
 /// What the stored response is good for, for this request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub(crate) struct Rules {
     pub(crate) shared: bool,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
+    /// Serve stale when the origin cannot be reached (RFC 9111 §4.2.4).
+    pub(crate) stale_when_unreachable: bool,
 }
 
 fn staleness(expires_at: Option<Timestamp>, now: Timestamp) -> Duration {
@@ -66,7 +69,10 @@ pub(crate) fn decide(
     if req.no_cache {
         return Decision::Revalidate;
     }
-    if req.max_age.is_some_and(|max| stored.age > max) {
+    // RFC 8246: a fresh `immutable` response is not revalidated on a
+    // reload (`max-age=0` and the like; `no-cache` still forces it).
+    let reload_ignored = fresh && stored.directives.immutable;
+    if !reload_ignored && req.max_age.is_some_and(|max| stored.age > max) {
         return Decision::Revalidate;
     }
     if fresh {
@@ -97,16 +103,27 @@ pub(crate) fn decide(
     Decision::Revalidate
 }
 
-/// Whether a stale stored response may be served when the origin fails.
+/// Whether a stale stored response may be served when the origin fails
+/// (`unreachable`: it could not be reached at all, rather than answering
+/// with an error).
 pub(crate) fn stale_if_error_allows(
     stored: Stored<'_>,
     req: &Directives,
     rules: Rules,
+    unreachable: bool,
     now: Timestamp,
 ) -> bool {
     let window = if rules.respect_cache_control {
         if !stored.directives.allows_stale(rules.shared) {
             return false;
+        }
+        if unreachable && rules.stale_when_unreachable {
+            // A disconnected cache may serve stale (§4.2.4), within the
+            // request's `max-stale` when it sets one.
+            return match req.max_stale {
+                Some(Some(max)) => staleness(stored.expires_at, now) <= max,
+                _ => true,
+            };
         }
         [
             req.stale_if_error,
@@ -136,19 +153,18 @@ pub(crate) struct Lifetime {
 /// When a response received at `now` goes stale (`None`: never).
 ///
 /// With `Cache-Control` respected: the per-request override, then the
-/// response's explicit freshness (`max-age`, `s-maxage` in shared mode,
-/// `Expires`, `immutable`; `no-cache` means stale at once), then the
-/// per-URL expiry, the client default, and last the heuristic of
-/// `http-cache-semantics` (10% of the time since `Last-Modified`), which
-/// is zero without `Last-Modified` (stored, but revalidated before use).
+/// origin's explicit freshness (`s-maxage` in shared mode, `max-age`,
+/// `Expires`; `no-cache` means stale at once), then the per-URL expiry, the
+/// client default, and last the heuristic freshness (zero without
+/// `Last-Modified`: stored, but revalidated before use). The origin's
+/// lifetimes count from the response's age on arrival (RFC 9111 §4.2.3).
 /// Without it: per-request, per-URL, default, else never.
 pub(crate) fn expires_at(
     lifetime: Lifetime,
     respect_cache_control: bool,
-    shared: bool,
     directives: &Directives,
-    has_expires: bool,
-    policy_ttl: Duration,
+    origin: Freshness,
+    initial_age: Duration,
     now: Timestamp,
 ) -> Option<Timestamp> {
     if let Some(e) = lifetime.request {
@@ -164,17 +180,14 @@ pub(crate) fn expires_at(
     if directives.no_cache {
         return Some(now);
     }
-    let explicit = directives.max_age.is_some()
-        || (shared && directives.s_maxage.is_some())
-        || has_expires
-        || directives.immutable;
-    if explicit {
-        return Some(now.saturating_add(policy_ttl));
+    let left = origin.lifetime().saturating_sub(initial_age);
+    if origin.is_explicit() {
+        return Some(now.saturating_add(left));
     }
     if let Some(e) = lifetime.url.or(lifetime.default) {
         return e.expires_at(now);
     }
-    Some(now.saturating_add(policy_ttl))
+    Some(now.saturating_add(left))
 }
 
 #[cfg(test)]
@@ -186,6 +199,7 @@ mod tests {
         shared: false,
         stale_while_revalidate: None,
         stale_if_error: None,
+        stale_when_unreachable: false,
     };
 
     fn t(s: i64) -> Timestamp {
@@ -254,6 +268,7 @@ mod tests {
             stored,
             &Directives::default(),
             RULES,
+            false,
             t(110)
         ));
         let lax = cc("max-age=100, stale-while-revalidate=60, stale-if-error=20");
@@ -273,12 +288,14 @@ mod tests {
             stored,
             &Directives::default(),
             RULES,
+            false,
             t(120)
         ));
         assert!(!stale_if_error_allows(
             stored,
             &Directives::default(),
             RULES,
+            false,
             t(121)
         ));
     }
@@ -290,23 +307,30 @@ mod tests {
             url: Some(Expiry::After(Duration::from_secs(30))),
             default: Some(Expiry::Never),
         };
-        let ttl = Duration::from_secs(60);
-        let explicit = cc("max-age=60");
+        let explicit = Freshness::Explicit(Duration::from_secs(60));
+        let heuristic = Freshness::Heuristic(Duration::from_secs(60));
+        let cc60 = cc("max-age=60");
         let none = Directives::default();
+        let zero = Duration::ZERO;
         assert_eq!(
-            expires_at(l, true, false, &explicit, false, ttl, t(0)),
+            expires_at(l, true, &cc60, explicit, zero, t(0)),
             Some(t(60))
         );
+        // An age on arrival counts against the origin's lifetime.
         assert_eq!(
-            expires_at(l, true, false, &none, false, ttl, t(0)),
+            expires_at(l, true, &cc60, explicit, Duration::from_secs(50), t(0)),
+            Some(t(10))
+        );
+        assert_eq!(
+            expires_at(l, true, &none, heuristic, zero, t(0)),
             Some(t(30))
         );
         assert_eq!(
-            expires_at(l, false, false, &explicit, false, ttl, t(0)),
+            expires_at(l, false, &cc60, explicit, zero, t(0)),
             Some(t(30))
         );
         assert_eq!(
-            expires_at(l, true, false, &cc("no-cache"), false, ttl, t(0)),
+            expires_at(l, true, &cc("no-cache"), explicit, zero, t(0)),
             Some(t(0))
         );
         let req = Lifetime {
@@ -314,7 +338,7 @@ mod tests {
             ..l
         };
         assert_eq!(
-            expires_at(req, true, false, &explicit, false, ttl, t(0)),
+            expires_at(req, true, &cc60, explicit, zero, t(0)),
             Some(t(5))
         );
         let bare = Lifetime {
@@ -323,12 +347,9 @@ mod tests {
             default: None,
         };
         assert_eq!(
-            expires_at(bare, true, false, &none, false, ttl, t(0)),
+            expires_at(bare, true, &none, heuristic, zero, t(0)),
             Some(t(60))
         );
-        assert_eq!(
-            expires_at(bare, false, false, &none, false, ttl, t(0)),
-            None
-        );
+        assert_eq!(expires_at(bare, false, &none, heuristic, zero, t(0)), None);
     }
 }

@@ -1,27 +1,32 @@
 //! [`ResponseMeta`]: what the HTTP layer keeps in an entry's `meta` bytes —
-//! status, every header in order (multi-valued headers kept), the final URL
-//! and the `http-cache-semantics` policy — encoded with postcard behind a
-//! version byte. Bytes that do not decode are a miss, never an error.
+//! status, every header in order (multi-valued headers kept), the final URL,
+//! the response's age on arrival and a checksum of its body — encoded with
+//! postcard behind a version byte. Bytes that do not decode are a miss,
+//! never an error.
 //!
-//! Version 2 (written now) keeps the policy as bytes of its own inside the
-//! meta, so a hit reads what it needs ([`Head`]: status, headers, when the
-//! response was received) without decoding the policy; only a `304`
-//! decodes it. Version 1 meta (the policy inline) still reads.
+//! Version 3 (written now) holds what this crate's own RFC 9111 rules need:
+//! the corrected initial age (§4.2.3), and the body's length and BLAKE3
+//! hash, checked on every read, so a payload replaced or damaged behind the
+//! meta's back is a counted miss. Version 2 (an `http-cache-semantics`
+//! policy beside the head) still reads: its policy is skipped, its initial
+//! age is its `Age` header, and its body is not checked. Version 1 (the
+//! policy inline, unreadable without that crate) is a counted miss.
+//! Header values borrow from the meta bytes, so a hit copies none.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AGE;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use http_cache_semantics::CachePolicy;
 use respcache_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// The first byte of every meta this version writes.
-pub const META_VERSION: u8 = 2;
+use crate::rules::age;
 
-/// The first byte of meta written before version 2 (still read).
-const META_VERSION_1: u8 = 1;
+/// The first byte of every meta this version writes.
+pub const META_VERSION: u8 = 3;
+
+/// The first byte of version 2 meta (still read).
+const META_VERSION_2: u8 = 2;
 
 /// The response part of a stored answer: the body is the entry's payload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -35,16 +40,43 @@ pub struct ResponseMeta {
     pub url: String,
     /// The request method the answer belongs to.
     pub method: String,
-    /// The HTTP caching policy (request and response as seen at store time,
-    /// ignored parameters and headers redacted).
-    pub policy: CachePolicy,
     /// When the response was received (ms since the Unix epoch).
     pub response_time: i64,
+    /// Its corrected initial age in seconds (RFC 9111 §4.2.3): how old it
+    /// already was when it arrived.
+    pub initial_age: u64,
+    /// The stored body's length and hash, when recorded (version 3).
+    pub body: Option<BodyCheck>,
     /// The headers the response varies on and a digest of the request's
     /// values of them (never the values themselves).
     pub vary: Option<VaryMatch>,
     /// The HTTP version the origin answered with: 9, 10, 11, 20 or 30.
     pub version: u8,
+}
+
+/// The length and BLAKE3 hash of a stored body: a payload that does not
+/// match is not served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BodyCheck {
+    /// The body's length in bytes.
+    pub len: u64,
+    /// Its BLAKE3 hash.
+    pub blake3: [u8; 32],
+}
+
+impl BodyCheck {
+    /// The check of `body`.
+    pub fn of(body: &[u8]) -> Self {
+        BodyCheck {
+            len: body.len() as u64,
+            blake3: *blake3::hash(body).as_bytes(),
+        }
+    }
+
+    /// Whether `body` is the body this check was made of.
+    pub fn matches(&self, body: &[u8]) -> bool {
+        self.len == body.len() as u64 && *blake3::hash(body).as_bytes() == self.blake3
+    }
 }
 
 /// The `Vary` selection of a stored response.
@@ -65,14 +97,14 @@ pub(crate) struct VaryIndex {
     pub(crate) nonce: u64,
 }
 
-/// What an entry's meta holds (version 1 is this, postcard-encoded).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What an entry's meta holds.
+#[derive(Clone, Debug)]
 pub(crate) enum StoredMeta {
     Response(Box<ResponseMeta>),
     VaryIndex(VaryIndex),
 }
 
-/// What an entry's meta holds, as version 2 encodes it: read in place
+/// What an entry's meta holds, as version 3 encodes it: read in place
 /// (strings and bytes borrow from the meta).
 #[derive(Serialize, Deserialize)]
 enum WireMeta<'a> {
@@ -81,10 +113,31 @@ enum WireMeta<'a> {
     VaryIndex(VaryIndex),
 }
 
-/// A [`ResponseMeta`] in version 2: the policy is postcard bytes of its
-/// own, decoded only when needed.
+/// A [`ResponseMeta`] in version 3.
 #[derive(Serialize, Deserialize)]
 struct WireResponse<'a> {
+    status: u16,
+    version: u8,
+    response_time: i64,
+    initial_age: u64,
+    body: Option<BodyCheck>,
+    #[serde(borrow)]
+    headers: Vec<(&'a str, &'a [u8])>,
+    vary: Option<VaryMatch>,
+    url: &'a str,
+    method: &'a str,
+}
+
+/// Version 2's wire form (its policy bytes are skipped).
+#[derive(Deserialize)]
+enum WireMetaV2<'a> {
+    #[serde(borrow)]
+    Response(WireResponseV2<'a>),
+    VaryIndex(VaryIndex),
+}
+
+#[derive(Deserialize)]
+struct WireResponseV2<'a> {
     status: u16,
     version: u8,
     response_time: i64,
@@ -93,7 +146,39 @@ struct WireResponse<'a> {
     vary: Option<VaryMatch>,
     url: &'a str,
     method: &'a str,
+    #[allow(dead_code)]
     policy: &'a [u8],
+}
+
+impl<'a> From<WireMetaV2<'a>> for WireMeta<'a> {
+    fn from(v2: WireMetaV2<'a>) -> Self {
+        match v2 {
+            WireMetaV2::VaryIndex(i) => WireMeta::VaryIndex(i),
+            WireMetaV2::Response(r) => {
+                let mut w = WireResponse {
+                    status: r.status,
+                    version: r.version,
+                    response_time: r.response_time,
+                    initial_age: 0,
+                    body: None,
+                    headers: r.headers,
+                    vary: r.vary,
+                    url: r.url,
+                    method: r.method,
+                };
+                // Version 2 counted the stored `Age` header as the age on
+                // arrival.
+                w.initial_age = w
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("age"))
+                    .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                    .and_then(|v| age::delta_seconds(v.split(',').next().unwrap_or("").trim()))
+                    .unwrap_or(0);
+                WireMeta::Response(w)
+            }
+        }
+    }
 }
 
 /// What an entry's meta holds, as a request reads it: a stored response's
@@ -104,8 +189,8 @@ pub(crate) enum StoredHead {
     VaryIndex(VaryIndex),
 }
 
-/// What serving a stored response needs: everything but the caching
-/// policy (the URL and method stay in the meta too).
+/// What serving a stored response needs (the URL and method stay in the
+/// meta too).
 #[derive(Clone, Debug)]
 pub(crate) struct Head {
     /// The status code, as stored.
@@ -114,6 +199,10 @@ pub(crate) struct Head {
     pub(crate) version: u8,
     /// When the response was received (ms since the Unix epoch).
     pub(crate) response_time: i64,
+    /// Its corrected initial age in seconds.
+    pub(crate) initial_age: u64,
+    /// The body's check, when recorded.
+    pub(crate) body: Option<BodyCheck>,
     /// The stored headers, every value kept.
     pub(crate) headers: HeaderMap,
     /// The `Vary` selection, if the response varies.
@@ -132,106 +221,98 @@ fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
 
+/// The wire form of any readable version.
+fn wire(bytes: &[u8]) -> Result<WireMeta<'_>, MetaError> {
+    match bytes.split_first() {
+        Some((&META_VERSION, rest)) => postcard::from_bytes(rest).map_err(decode_error),
+        Some((&META_VERSION_2, rest)) => postcard::from_bytes::<WireMetaV2<'_>>(rest)
+            .map(WireMeta::from)
+            .map_err(decode_error),
+        Some((v, _)) => Err(MetaError(format!(
+            "meta version {v} is not read by this version"
+        ))),
+        None => Err(MetaError("empty meta".to_owned())),
+    }
+}
+
 impl StoredMeta {
-    /// Encodes in the current version (2).
+    /// Encodes in the current version.
     pub(crate) fn encode(&self) -> Result<Bytes, MetaError> {
         let encode_error = |e: postcard::Error| MetaError(format!("encode: {e}"));
-        let policy_bytes;
         let wire = match self {
-            StoredMeta::Response(m) => {
-                policy_bytes = postcard::to_stdvec(&m.policy).map_err(encode_error)?;
-                WireMeta::Response(WireResponse {
-                    status: m.status,
-                    version: m.version,
-                    response_time: m.response_time,
-                    headers: m
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.as_slice()))
-                        .collect(),
-                    vary: m.vary.clone(),
-                    url: &m.url,
-                    method: &m.method,
-                    policy: &policy_bytes,
-                })
-            }
+            StoredMeta::Response(m) => WireMeta::Response(WireResponse {
+                status: m.status,
+                version: m.version,
+                response_time: m.response_time,
+                initial_age: m.initial_age,
+                body: m.body,
+                headers: m
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_slice()))
+                    .collect(),
+                vary: m.vary.clone(),
+                url: &m.url,
+                method: &m.method,
+            }),
             StoredMeta::VaryIndex(index) => WireMeta::VaryIndex(index.clone()),
         };
         let out = postcard::to_extend(&wire, vec![META_VERSION]).map_err(encode_error)?;
         Ok(Bytes::from(out))
     }
 
-    /// Decodes all of it, the policy included.
+    /// Decodes all of it.
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, MetaError> {
-        match bytes.split_first() {
-            Some((&META_VERSION, rest)) => {
-                match postcard::from_bytes::<WireMeta<'_>>(rest).map_err(decode_error)? {
-                    WireMeta::Response(r) => Ok(StoredMeta::Response(Box::new(ResponseMeta {
-                        status: r.status,
-                        headers: r
-                            .headers
-                            .iter()
-                            .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
-                            .collect(),
-                        url: r.url.to_owned(),
-                        method: r.method.to_owned(),
-                        policy: postcard::from_bytes(r.policy).map_err(decode_error)?,
-                        response_time: r.response_time,
-                        vary: r.vary,
-                        version: r.version,
-                    }))),
-                    WireMeta::VaryIndex(index) => Ok(StoredMeta::VaryIndex(index)),
-                }
-            }
-            Some((&META_VERSION_1, rest)) => postcard::from_bytes(rest).map_err(decode_error),
-            Some((v, _)) => Err(MetaError(format!("unknown meta version {v}"))),
-            None => Err(MetaError("empty meta".to_owned())),
-        }
+        Ok(match wire(bytes)? {
+            WireMeta::Response(r) => StoredMeta::Response(Box::new(ResponseMeta {
+                status: r.status,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+                    .collect(),
+                url: r.url.to_owned(),
+                method: r.method.to_owned(),
+                response_time: r.response_time,
+                initial_age: r.initial_age,
+                body: r.body,
+                vary: r.vary,
+                version: r.version,
+            })),
+            WireMeta::VaryIndex(index) => StoredMeta::VaryIndex(index),
+        })
     }
 }
 
 impl StoredHead {
-    /// Decodes what a request needs, leaving the policy encoded (version
-    /// 2; version 1 decodes whole). Header values share `bytes`' memory.
+    /// Decodes what a request needs. Header values share `bytes`' memory.
     pub(crate) fn decode(bytes: &Bytes) -> Result<Self, MetaError> {
-        let Some((&META_VERSION, rest)) = bytes.split_first() else {
-            return Ok(match StoredMeta::decode(bytes)? {
-                StoredMeta::Response(m) => StoredHead::Response(Head {
-                    status: m.status,
-                    version: m.version,
-                    response_time: m.response_time,
-                    headers: m.try_header_map()?,
-                    vary: m.vary,
-                }),
-                StoredMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
-            });
-        };
-        Ok(
-            match postcard::from_bytes::<WireMeta<'_>>(rest).map_err(decode_error)? {
-                WireMeta::Response(r) => {
-                    let mut headers =
-                        HeaderMap::try_with_capacity(r.headers.len()).map_err(too_many)?;
-                    // `value` borrows from `bytes` (postcard reads in place),
-                    // so `slice_ref` shares it without a copy.
-                    for (name, value) in r.headers {
-                        if let (Ok(n), Ok(v)) = (
-                            HeaderName::from_bytes(name.as_bytes()),
-                            HeaderValue::from_maybe_shared(bytes.slice_ref(value)),
-                        ) {
-                            headers.try_append(n, v).map_err(too_many)?;
-                        }
+        Ok(match wire(bytes)? {
+            WireMeta::Response(r) => {
+                let mut headers =
+                    HeaderMap::try_with_capacity(r.headers.len()).map_err(too_many)?;
+                // `value` borrows from `bytes` (postcard reads in place),
+                // so `slice_ref` shares it without a copy.
+                for (name, value) in r.headers {
+                    if let (Ok(n), Ok(v)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_maybe_shared(bytes.slice_ref(value)),
+                    ) {
+                        headers.try_append(n, v).map_err(too_many)?;
                     }
-                    StoredHead::Response(Head {
-                        status: r.status,
-                        version: r.version,
-                        response_time: r.response_time,
-                        headers,
-                        vary: r.vary,
-                    })
                 }
-                WireMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
-            },
-        )
+                StoredHead::Response(Head {
+                    status: r.status,
+                    version: r.version,
+                    response_time: r.response_time,
+                    initial_age: r.initial_age,
+                    body: r.body,
+                    headers,
+                    vary: r.vary,
+                })
+            }
+            WireMeta::VaryIndex(index) => StoredHead::VaryIndex(index),
+        })
     }
 }
 
@@ -242,6 +323,8 @@ impl Head {
             status: meta.status,
             version: meta.version,
             response_time: meta.response_time,
+            initial_age: meta.initial_age,
+            body: meta.body,
             headers: meta.header_map(),
             vary: meta.vary.clone(),
         }
@@ -252,24 +335,14 @@ impl Head {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The response's age at `now` (see [`age`]).
+    /// The response's current age at `now` (RFC 9111 §4.2.3).
     pub(crate) fn age(&self, now: Timestamp) -> Duration {
-        age(&self.headers, self.response_time, now)
+        age::current(
+            self.initial_age,
+            Timestamp::from_millis(self.response_time),
+            now,
+        )
     }
-}
-
-/// The age at `now` of a response with stored `headers` received at
-/// `response_time` (ms): its `Age` header plus the time since — what
-/// `CachePolicy::age` computes from the same stored headers and time (but
-/// saturating instead of overflowing).
-pub(crate) fn age(headers: &HeaderMap, response_time: i64, now: Timestamp) -> Duration {
-    let header = headers
-        .get(AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    Duration::from_secs(header)
-        .saturating_add(now.duration_since(Timestamp::from_millis(response_time)))
 }
 
 impl ResponseMeta {
@@ -279,7 +352,7 @@ impl ResponseMeta {
     }
 
     /// Decodes meta bytes written by the HTTP layer; `None` for anything
-    /// else (another version, a vary index, corrupt bytes).
+    /// else (an unread version, a vary index, corrupt bytes).
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         match StoredMeta::decode(bytes) {
             Ok(StoredMeta::Response(m)) => Some(*m),
@@ -325,24 +398,23 @@ pub(crate) fn header_list(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::SystemTime;
+    use serde::Serialize;
 
     fn meta() -> ResponseMeta {
-        let req = http::Request::get("http://h/a").body(()).unwrap();
         let res = http::Response::builder()
             .header("cache-control", "max-age=60")
             .header("link", "<a>; rel=a")
             .header("link", "<b>; rel=b")
             .body(())
             .unwrap();
-        let policy = CachePolicy::new_options(&req, &res, SystemTime::now(), Default::default());
         ResponseMeta {
             status: 200,
             headers: header_list(res.headers()),
             url: "http://h/a".into(),
             method: "GET".into(),
-            policy,
             response_time: 5,
+            initial_age: 0,
+            body: Some(BodyCheck::of(b"body")),
             vary: Some(VaryMatch {
                 names: vec!["accept".into()],
                 digest: [7; 32],
@@ -361,12 +433,42 @@ mod tests {
         assert_eq!(back.header_map().get_all("link").iter().count(), 2);
         assert_eq!(back.vary, m.vary);
         assert_eq!(back.url, "http://h/a");
+        assert!(back.body.unwrap().matches(b"body"));
+        assert!(!back.body.unwrap().matches(b"bodY"));
+        assert!(!back.body.unwrap().matches(b"body!"));
     }
 
-    /// Meta as version 1 wrote it: the whole `StoredMeta`, policy inline.
-    fn encode_v1(m: &ResponseMeta) -> Bytes {
-        let body = postcard::to_stdvec(&StoredMeta::Response(Box::new(m.clone()))).unwrap();
-        Bytes::from([&[META_VERSION_1][..], &body].concat())
+    /// Version 2's wire form, as the previous release wrote it.
+    #[derive(Serialize)]
+    enum V2<'a> {
+        Response {
+            status: u16,
+            version: u8,
+            response_time: i64,
+            headers: Vec<(&'a str, &'a [u8])>,
+            vary: Option<VaryMatch>,
+            url: &'a str,
+            method: &'a str,
+            policy: &'a [u8],
+        },
+    }
+
+    fn encode_v2(m: &ResponseMeta) -> Bytes {
+        let wire = V2::Response {
+            status: m.status,
+            version: m.version,
+            response_time: m.response_time,
+            headers: m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect(),
+            vary: m.vary.clone(),
+            url: &m.url,
+            method: &m.method,
+            policy: b"an http-cache-semantics policy",
+        };
+        Bytes::from(postcard::to_extend(&wire, vec![META_VERSION_2]).unwrap())
     }
 
     fn head(bytes: &Bytes) -> Head {
@@ -377,84 +479,34 @@ mod tests {
     }
 
     #[test]
-    fn version_1_meta_still_reads() {
-        let m = meta();
-        let bytes = encode_v1(&m);
-        let back = ResponseMeta::decode(&bytes).unwrap();
-        assert_eq!(back.headers, m.headers);
-        assert_eq!((back.url.as_str(), back.response_time), ("http://h/a", 5));
+    fn version_2_meta_still_reads_with_its_age_header_as_initial_age() {
+        let mut m = meta();
+        m.headers.push(("age".into(), b"50".to_vec()));
+        let bytes = encode_v2(&m);
         let h = head(&bytes);
-        assert_eq!((h.status, h.version, h.response_time), (200, 20, 5));
+        assert_eq!(
+            (h.status, h.version, h.response_time, h.initial_age),
+            (200, 20, 5, 50)
+        );
         assert_eq!(h.headers, m.header_map());
         assert_eq!(h.vary, m.vary);
-        let index = VaryIndex {
-            names: vec!["accept".into()],
-            nonce: 9,
-        };
-        let body = postcard::to_stdvec(&StoredMeta::VaryIndex(index.clone())).unwrap();
-        let bytes = Bytes::from([&[META_VERSION_1][..], &body].concat());
-        assert!(matches!(StoredHead::decode(&bytes), Ok(StoredHead::VaryIndex(i)) if i == index));
-    }
-
-    #[test]
-    fn the_head_reads_without_the_policy_and_its_age_is_the_policys() {
-        let req = http::Request::get("http://h/a").body(()).unwrap();
-        let res = http::Response::builder()
-            .header("cache-control", "max-age=60")
-            .header("age", "50")
-            .header("x-custom", "kept")
-            .body(())
-            .unwrap();
-        let received = Timestamp::from_millis(1_700_000_000_123);
-        let policy =
-            CachePolicy::new_options(&req, &res, received.to_system_time(), Default::default());
-        let m = ResponseMeta {
-            response_time: received.as_millis(),
-            headers: header_list(res.headers()),
-            policy,
-            ..meta()
-        };
-        let bytes = m.encode().unwrap();
-        let h = head(&bytes);
-        assert_eq!(h.headers, m.header_map());
-        assert_eq!(h.vary, m.vary);
-        for later_ms in [0, 999, 9_001, 3_600_000] {
-            let now = Timestamp::from_millis(received.as_millis() + later_ms);
-            assert_eq!(h.age(now), m.policy.age(now.to_system_time()), "{later_ms}");
-        }
-        // The policy is still there, whole, for a 304.
+        assert!(h.body.is_none());
+        assert_eq!(h.age(Timestamp::from_millis(5 + 10_000)).as_secs(), 60);
         let whole = ResponseMeta::decode(&bytes).unwrap();
-        assert_eq!(whole.policy.age(received.to_system_time()).as_secs(), 50);
-        // A policy that does not decode spoils the whole meta, not the head.
-        let mut spoiled = bytes.to_vec();
-        let last = spoiled.len() - 1;
-        spoiled[last] = 0xff;
-        let spoiled = Bytes::from(spoiled);
-        assert!(StoredMeta::decode(&spoiled).is_err());
-        assert_eq!(head(&spoiled).headers, m.header_map());
+        assert_eq!(whole.headers, m.headers);
+        // Version 1 (the policy inline) is not read.
+        assert!(StoredHead::decode(&Bytes::from_static(&[1, 0, 0])).is_err());
     }
 
     #[test]
-    fn a_huge_age_header_saturates_where_the_policy_overflows() {
-        let req = http::Request::get("http://h/a").body(()).unwrap();
-        let res = http::Response::builder()
-            .header("age", u64::MAX.to_string())
-            .body(())
-            .unwrap();
-        let received = Timestamp::from_millis(1_700_000_000_000);
-        let policy =
-            CachePolicy::new_options(&req, &res, received.to_system_time(), Default::default());
-        let later = Timestamp::from_millis(received.as_millis() + 1000);
-        let overflow = std::panic::catch_unwind(|| policy.age(later.to_system_time()));
-        assert!(overflow.is_err(), "CachePolicy::age panics here");
+    fn a_huge_initial_age_saturates() {
         let m = ResponseMeta {
-            response_time: received.as_millis(),
-            headers: header_list(res.headers()),
-            policy,
+            response_time: 1_700_000_000_000,
+            initial_age: u64::MAX,
             ..meta()
         };
         let h = head(&m.encode().unwrap());
-        assert!(h.age(later) >= Duration::from_secs(u64::MAX));
+        assert!(h.age(Timestamp::from_millis(1_700_000_001_000)) >= Duration::from_secs(u64::MAX));
     }
 
     fn xorshift(state: &mut u64) -> u64 {
@@ -478,8 +530,8 @@ mod tests {
     #[test]
     fn random_and_mutated_meta_never_panics() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let v2 = meta().encode().unwrap().to_vec();
-        let v1 = encode_v1(&meta()).to_vec();
+        let v3 = meta().encode().unwrap().to_vec();
+        let v2 = encode_v2(&meta()).to_vec();
         for i in 0..200_000 {
             let r = xorshift(&mut seed);
             let bytes: Vec<u8> = match i % 3 {
@@ -487,12 +539,12 @@ mod tests {
                     let len = (r % 300) as usize;
                     let mut b: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
                     if let Some(first) = b.first_mut() {
-                        *first = 1 + (r >> 32) as u8 % 2;
+                        *first = 2 + (r >> 32) as u8 % 2;
                     }
                     b
                 }
                 1 => {
-                    let mut b = if r & 1 == 0 { v2.clone() } else { v1.clone() };
+                    let mut b = if r & 1 == 0 { v3.clone() } else { v2.clone() };
                     for _ in 0..1 + (r >> 8) % 4 {
                         let at = 1 + (xorshift(&mut seed) as usize) % (b.len() - 1);
                         b[at] = xorshift(&mut seed) as u8;
@@ -500,7 +552,7 @@ mod tests {
                     b
                 }
                 _ => {
-                    let b = if r & 1 == 0 { &v2 } else { &v1 };
+                    let b = if r & 1 == 0 { &v3 } else { &v2 };
                     b[..(r as usize >> 3) % b.len()].to_vec()
                 }
             };
@@ -516,15 +568,11 @@ mod tests {
             headers: vec![("a".to_owned(), b"b".to_vec()); 25_000],
             ..meta()
         };
-        let v2 = m.encode().unwrap();
-        assert!(v2.len() < 200_000, "{} bytes", v2.len());
-        let head = std::panic::catch_unwind(|| StoredHead::decode(&v2).is_ok());
-        assert!(
-            head.is_ok(),
-            "StoredHead::decode panicked on {} bytes of meta",
-            v2.len()
-        );
-        let whole = std::panic::catch_unwind(|| ResponseMeta::decode(&v2).map(|m| m.header_map()));
+        let v3 = m.encode().unwrap();
+        assert!(v3.len() < 200_000, "{} bytes", v3.len());
+        let head = std::panic::catch_unwind(|| StoredHead::decode(&v3).is_ok());
+        assert!(head.is_ok(), "StoredHead::decode panicked");
+        let whole = std::panic::catch_unwind(|| ResponseMeta::decode(&v3).map(|m| m.header_map()));
         assert!(whole.is_ok(), "ResponseMeta::header_map panicked");
     }
 

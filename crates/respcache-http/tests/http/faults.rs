@@ -17,7 +17,7 @@ crate::backend_tests!(
     a_body_over_the_limit_is_returned_but_not_stored,
     a_cache_backend_that_is_down_never_fails_a_request,
     undecodable_meta_is_a_counted_miss,
-    a_304_for_meta_whose_policy_does_not_decode_fetches_anew,
+    a_payload_that_does_not_match_its_meta_is_a_counted_miss,
     meta_with_very_many_headers_is_a_counted_miss_not_a_panic,
     cached_response_converts_to_and_from_http_response,
     counters_and_cache_status_tell_what_happened,
@@ -153,46 +153,44 @@ async fn undecodable_meta_is_a_counted_miss(b: B) {
     );
 }
 
-/// The caching policy is decoded only when a `304` needs it: if it does
-/// not decode then, the 304 cannot freshen the entry, so the answer is
-/// fetched anew (unconditionally), stored, and the meta counted.
-async fn a_304_for_meta_whose_policy_does_not_decode_fetches_anew(b: B) {
+/// Issue 16: the stored body carries its length and BLAKE3 hash in the
+/// meta. A payload replaced behind the meta's back — shorter, or the same
+/// length with other bytes — is never served: a counted undecodable miss,
+/// fetched and stored anew.
+async fn a_payload_that_does_not_match_its_meta_is_a_counted_miss(b: B) {
     let origin = Origin::start(|s| {
-        if s.headers.get("if-none-match").is_some_and(|e| e == "\"t\"") {
-            Reply::status(304).header("etag", "\"t\"")
-        } else {
-            Reply::ok(format!("#{}", s.n))
-                .header("etag", "\"t\"")
-                .header("cache-control", "no-cache")
-        }
+        Reply::ok(format!("body #{}", s.n)).header("cache-control", "max-age=600")
     })
     .await;
     let clock = clock();
     let c = client(b.clone(), &clock, |b| b.cache_name("spoiled")).await;
-    let first = c.get(&origin.url("/p")).send().await.unwrap();
-    assert_eq!(first.text(), "#1");
     let spec = StoreSpec::new(
         Name::new("spoiled").unwrap(),
         Name::new("http").unwrap(),
         KeySchema::new([("request", FieldKind::Text)]).unwrap(),
     );
     let store = b.open_store(&spec).await.unwrap();
-    let key = Key::decode(first.cache_key().unwrap()).unwrap();
-    let mut entry = store.get(&key).await.unwrap().unwrap();
-    // The policy is the meta's last field: spoil its last byte.
-    let mut meta = entry.meta.take().unwrap().to_vec();
-    let last = meta.len() - 1;
-    meta[last] = 0xff;
-    store.put(entry.with_meta(Bytes::from(meta))).await.unwrap();
-    let r = c.get(&origin.url("/p")).send().await.unwrap();
-    assert_eq!(r.outcome(), CacheOutcome::Miss);
-    assert_eq!(r.text(), "#3", "a conditional request, then a full one");
-    assert!(r.cache_status().stored());
-    assert_eq!(origin.count("/p"), 3);
-    assert_eq!(c.stats().undecodable, 1);
-    let again = c.get(&origin.url("/p")).send().await.unwrap();
-    assert_eq!(again.outcome(), CacheOutcome::Revalidated, "rewritten");
-    assert_eq!(again.text(), "#3");
+    for (round, forged) in [(1, &b"short"[..]), (2, &b"BODY #2"[..])] {
+        let first = c.get(&origin.url("/p")).send().await.unwrap();
+        assert_eq!(first.text(), format!("body #{round}"));
+        let key = Key::decode(first.cache_key().unwrap()).unwrap();
+        let entry = store.get(&key).await.unwrap().unwrap();
+        store
+            .put(Entry {
+                payload: Bytes::copy_from_slice(forged),
+                ..entry
+            })
+            .await
+            .unwrap();
+        let r = c.get(&origin.url("/p")).send().await.unwrap();
+        assert_eq!(r.outcome(), CacheOutcome::Miss, "round {round}");
+        assert_eq!(r.text(), format!("body #{}", round + 1));
+        assert_eq!(c.stats().undecodable, round);
+        // Stored anew, and served from the cache again.
+        let again = c.get(&origin.url("/p")).send().await.unwrap();
+        assert_eq!(again.outcome(), CacheOutcome::Hit);
+        assert_eq!(again.text(), format!("body #{}", round + 1));
+    }
 }
 
 /// Stored meta someone else wrote (a shared Redis, a corrupted file): a

@@ -15,7 +15,7 @@ crate::backend_tests!(
     no_store_is_never_stored,
     no_cache_is_stored_but_always_revalidated,
     private_is_stored_only_by_a_private_cache,
-    immutable_without_max_age_is_fresh_for_a_day,
+    immutable_is_not_revalidated_on_reload,
     request_max_age_min_fresh_and_max_stale,
     request_only_if_cached_directive,
     default_expiry_applies_without_cache_headers,
@@ -147,12 +147,15 @@ async fn s_maxage_applies_only_to_a_shared_cache(b: B) {
     assert_eq!((origin.count("/p"), origin.count("/s")), (2, 1));
 }
 
+/// `Expires` counts from `Date` (RFC 9111 §4.2.1), and a `Date` in the
+/// past makes the response that old on arrival (§4.2.3): an origin whose
+/// clock is 1000 s behind, with `Expires` 1100 s after its `Date`, gives
+/// 100 s of freshness.
 async fn expires_is_relative_to_date(b: B) {
     let origin = Origin::start(|s| {
-        // The origin's clock is 1000 s behind; Expires is 100 s after its Date.
         Reply::ok(format!("v{}", s.n))
             .header("date", http_date(-1000))
-            .header("expires", http_date(-900))
+            .header("expires", http_date(100))
     })
     .await;
     let clock = clock();
@@ -263,19 +266,46 @@ async fn private_is_stored_only_by_a_private_cache(b: B) {
     assert_eq!((origin.count("/p"), origin.count("/s")), (1, 2));
 }
 
-async fn immutable_without_max_age_is_fresh_for_a_day(b: B) {
+/// RFC 8246: a fresh `immutable` response is served on a reload
+/// (`max-age=0`), not on a forced one (`no-cache`), and `immutable` alone
+/// gives no freshness of its own.
+async fn immutable_is_not_revalidated_on_reload(b: B) {
     let origin = Origin::start(|s| {
-        Reply::ok(format!("v{}", s.n)).header("cache-control", "public, immutable")
+        let cc = if s.path == "/i" {
+            "max-age=100, immutable"
+        } else {
+            "immutable"
+        };
+        Reply::ok(format!("v{}", s.n)).header("cache-control", cc)
     })
     .await;
     let clock = clock();
     let c = client(b, &clock, |b| b.default_expiry(secs(5))).await;
+    let reload = |path: &str| {
+        c.get(&origin.url(path))
+            .header("cache-control", "max-age=0")
+            .send()
+    };
     c.get(&origin.url("/i")).send().await.unwrap();
-    clock.advance(secs(23 * 3600));
-    assert!(c.get(&origin.url("/i")).send().await.unwrap().from_cache());
-    clock.advance(secs(2 * 3600));
-    assert!(!c.get(&origin.url("/i")).send().await.unwrap().from_cache());
-    assert_eq!(origin.count("/i"), 2);
+    clock.advance(secs(50));
+    assert!(reload("/i").await.unwrap().from_cache());
+    let forced = c
+        .get(&origin.url("/i"))
+        .header("cache-control", "no-cache")
+        .send();
+    assert!(!forced.await.unwrap().from_cache());
+    clock.advance(secs(101));
+    assert!(!reload("/i").await.unwrap().from_cache());
+    c.get(&origin.url("/bare")).send().await.unwrap();
+    clock.advance(secs(6));
+    assert!(
+        !c.get(&origin.url("/bare"))
+            .send()
+            .await
+            .unwrap()
+            .from_cache()
+    );
+    assert_eq!((origin.count("/i"), origin.count("/bare")), (3, 2));
 }
 
 async fn request_max_age_min_fresh_and_max_stale(b: B) {

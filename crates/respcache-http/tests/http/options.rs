@@ -106,19 +106,40 @@ async fn url_expiry_first_matching_pattern_wins(b: B) {
     );
 }
 
+/// `allowed_codes` (default 200) gates only lifetimes the client gives
+/// (default, per-URL, per-request expiry, heuristics): a 404 with the
+/// origin's `max-age` is stored by the HTTP rules; a 404 that would live by
+/// the default expiry alone only when 404 is allowed (issue 14).
 async fn allowed_codes_default_to_200(b: B) {
     let origin = Origin::start(|s| {
-        Reply::status(404)
-            .header("x-n", s.n.to_string())
-            .header("cache-control", "max-age=60")
+        let r = Reply::status(404).header("x-n", s.n.to_string());
+        if s.path == "/explicit" {
+            r.header("cache-control", "max-age=60")
+        } else {
+            r
+        }
     })
     .await;
     let clock = clock();
-    let default = client(b.clone(), &clock, |b| b.cache_name("default")).await;
-    let with_404 = client(b, &clock, |b| {
-        b.cache_name("with404").allowed_codes([200, 404])
+    let default = client(b.clone(), &clock, |b| {
+        b.cache_name("default").default_expiry(secs(60))
     })
     .await;
+    let with_404 = client(b, &clock, |b| {
+        b.cache_name("with404")
+            .default_expiry(secs(60))
+            .allowed_codes([200, 404])
+    })
+    .await;
+    for c in [&default, &with_404] {
+        c.get(&origin.url("/explicit")).send().await.unwrap();
+        let r = c.get(&origin.url("/explicit")).send().await.unwrap();
+        assert!(
+            r.from_cache(),
+            "explicit freshness: stored whatever the status"
+        );
+        assert_eq!(r.status(), 404);
+    }
     default.get(&origin.url("/a")).send().await.unwrap();
     assert!(
         !default
@@ -132,7 +153,14 @@ async fn allowed_codes_default_to_200(b: B) {
     let r = with_404.get(&origin.url("/b")).send().await.unwrap();
     assert!(r.from_cache());
     assert_eq!(r.status(), 404);
-    assert_eq!((origin.count("/a"), origin.count("/b")), (2, 1));
+    assert_eq!(
+        (
+            origin.count("/explicit"),
+            origin.count("/a"),
+            origin.count("/b")
+        ),
+        (2, 2, 1)
+    );
 }
 
 async fn allowed_methods_default_to_get_and_head(b: B) {

@@ -88,7 +88,10 @@ impl Origin {
                         let answer = handler(req);
                         async move { Ok::<_, Infallible>(answer.await) }
                     });
+                    // No automatic `Date` (see `origin.rs`): the client runs
+                    // on a manual clock.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .auto_date_header(false)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });

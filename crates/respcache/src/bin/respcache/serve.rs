@@ -111,6 +111,10 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     let mut builder = CachedClient::builder()
         .cache_name(location.cache.as_str())
         .shared(args.shared)
+        // Cached by the HTTP rules alone: what they let a cache store, and
+        // stale answers while the upstream is unreachable (RFC 9111 §4.2.4).
+        .allowed_codes(respcache_http::HEURISTICALLY_CACHEABLE)
+        .stale_when_unreachable(true)
         .follow_redirects(false)
         .max_body_size(args.max_body_size)
         .timeout(args.timeout)
