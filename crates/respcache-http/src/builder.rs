@@ -64,6 +64,8 @@ pub(crate) struct Options {
     /// Serve a stale response when the origin cannot be reached, where
     /// RFC 9111 §4.2.4 allows it.
     pub(crate) stale_when_unreachable: bool,
+    /// Targeted cache-control fields obeyed before `Cache-Control`.
+    pub(crate) targeted_cache_control: Vec<http::HeaderName>,
 }
 
 impl fmt::Debug for Options {
@@ -159,6 +161,7 @@ pub struct CachedClientBuilder {
     max_body_size: Option<usize>,
     heuristic: f32,
     stale_when_unreachable: bool,
+    targeted_cache_control: Vec<http::HeaderName>,
     retention: Option<Duration>,
     transport: TransportOptions,
 }
@@ -196,6 +199,7 @@ impl Default for CachedClientBuilder {
             max_body_size: None,
             heuristic: 0.1,
             stale_when_unreachable: false,
+            targeted_cache_control: Vec::new(),
             retention: None,
             transport: TransportOptions::default(),
         }
@@ -366,6 +370,22 @@ impl CachedClientBuilder {
         self
     }
 
+    /// Obey a targeted cache-control field (RFC 9213) such as
+    /// `CDN-Cache-Control`: when a response carries it with a valid value,
+    /// it replaces `Cache-Control` and `Expires` for this cache. For
+    /// gateway caches (`respcache serve` obeys `CDN-Cache-Control`); fields
+    /// named first win.
+    ///
+    /// ```
+    /// let builder = respcache_http::CachedClient::builder()
+    ///     .targeted_cache_control(respcache_http::http::HeaderName::from_static("cdn-cache-control"));
+    /// # let _ = builder;
+    /// ```
+    pub fn targeted_cache_control(mut self, field: http::HeaderName) -> Self {
+        self.targeted_cache_control.push(field);
+        self
+    }
+
     /// The fraction of the time since `Last-Modified` used as heuristic
     /// freshness (default 0.1).
     pub fn heuristic_fraction(mut self, fraction: f32) -> Self {
@@ -463,6 +483,7 @@ impl CachedClientBuilder {
             max_body_size: self.max_body_size,
             heuristic_fraction: self.heuristic,
             stale_when_unreachable: self.stale_when_unreachable,
+            targeted_cache_control: self.targeted_cache_control.clone(),
         })
     }
 

@@ -467,6 +467,19 @@ impl Inner {
         }
     }
 
+    /// A response's directives: from the first valid targeted field the
+    /// client obeys (RFC 9213, e.g. `CDN-Cache-Control`), else from
+    /// `Cache-Control`.
+    fn response_directives(&self, headers: &HeaderMap) -> Directives {
+        let targeted = &self.options.targeted_cache_control;
+        if !targeted.is_empty()
+            && let Some(d) = crate::rules::targeted::directives(headers, targeted)
+        {
+            return d;
+        }
+        Directives::parse(headers)
+    }
+
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
@@ -888,7 +901,7 @@ impl Inner {
             )
         };
         let decision = read.found.as_ref().map(|f| {
-            let directives = Directives::parse(&f.head.headers);
+            let directives = self.response_directives(&f.head.headers);
             let stored = self.stored_view(f, &directives);
             freshness::decide(stored, &req_cc, req.per.refresh, self.rules(), self.now())
         });
@@ -1105,7 +1118,7 @@ impl Inner {
         let now = self.now();
         let stale_fallback = |status: Option<u16>, unreachable: bool| -> Option<CachedResponse> {
             let f = found?;
-            let directives = Directives::parse(&f.head.headers);
+            let directives = self.response_directives(&f.head.headers);
             let stored = self.stored_view(f, &directives);
             if !freshness::stale_if_error_allows(stored, req_cc, self.rules(), unreachable, now) {
                 return None;
@@ -1200,7 +1213,7 @@ impl Inner {
             ..old.clone()
         }
         .header_map();
-        let directives = Directives::parse(&merged_map);
+        let directives = self.response_directives(&merged_map);
         let url = f.via_redirect.clone().unwrap_or_else(|| req.url.clone());
         let origin = lifetime::freshness(
             old.status_code(),
@@ -1463,7 +1476,7 @@ impl Inner {
                 initial_age: std::time::Duration::ZERO,
             });
         }
-        let directives = Directives::parse(headers);
+        let directives = self.response_directives(headers);
         let req_cc = Directives::parse(&req.headers);
         let explicit = lifetime::has_explicit(headers, &directives, o.shared);
         storable::check(Exchange {

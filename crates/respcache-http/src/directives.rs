@@ -28,6 +28,9 @@ pub(crate) struct Directives {
     pub(crate) stale_if_error: Option<Duration>,
     /// `must-understand` (RFC 9111 §5.2.2.3).
     pub(crate) must_understand: bool,
+    /// Read from a targeted field (RFC 9213, `CDN-Cache-Control`), which
+    /// overrides `Cache-Control` and `Expires`.
+    pub(crate) targeted: bool,
 }
 
 /// The members of a comma-separated list (RFC 9110 §5.6.1), trimmed and

@@ -1,7 +1,8 @@
 //! HTTP dates (RFC 9110 §5.6.7): the preferred IMF-fixdate and the two
 //! obsolete forms a recipient must accept — RFC 850 and ANSI C's asctime.
 //! Anything else is invalid: RFC 9111 §5.3 says an invalid `Expires` means
-//! "already expired", and an invalid `Date` is ignored.
+//! "already expired", and an invalid `Date` is ignored. Names of days and
+//! months and `GMT` match without case, as RFC 9111 §4.2 asks of a cache.
 
 use respcache_core::Timestamp;
 
@@ -22,17 +23,21 @@ const MONTHS: [&str; 12] = [
 /// Parses an HTTP-date; `None` when it is not one of the three forms.
 pub(crate) fn parse(text: &str) -> Option<Timestamp> {
     let t = text.trim_matches(|c| c == ' ' || c == '\t');
+    // Every form is ASCII; checking once makes the byte slicing below safe.
+    if !t.is_ascii() {
+        return None;
+    }
     imf_fixdate(t).or_else(|| rfc850(t)).or_else(|| asctime(t))
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
 fn imf_fixdate(t: &str) -> Option<Timestamp> {
     let (day, rest) = t.split_once(", ")?;
-    if !DAYS.contains(&day) || rest.len() != 24 {
+    if !named(&DAYS, day) || rest.len() != 24 {
         return None;
     }
     let b = rest.as_bytes();
-    if b[2] != b' ' || b[6] != b' ' || b[11] != b' ' || &rest[20..] != " GMT" {
+    if b[2] != b' ' || b[6] != b' ' || b[11] != b' ' || !rest[20..].eq_ignore_ascii_case(" GMT") {
         return None;
     }
     let mday = digits(&rest[0..2])?;
@@ -47,11 +52,11 @@ fn imf_fixdate(t: &str) -> Option<Timestamp> {
 /// as 20xx and 70–99 as 19xx, which is that rule for dates near now).
 fn rfc850(t: &str) -> Option<Timestamp> {
     let (day, rest) = t.split_once(", ")?;
-    if !LONG_DAYS.contains(&day) || rest.len() != 22 {
+    if !named(&LONG_DAYS, day) || rest.len() != 22 {
         return None;
     }
     let b = rest.as_bytes();
-    if b[2] != b'-' || b[6] != b'-' || b[9] != b' ' || &rest[18..] != " GMT" {
+    if b[2] != b'-' || b[6] != b'-' || b[9] != b' ' || !rest[18..].eq_ignore_ascii_case(" GMT") {
         return None;
     }
     let mday = digits(&rest[0..2])?;
@@ -68,7 +73,7 @@ fn asctime(t: &str) -> Option<Timestamp> {
         return None;
     }
     let b = t.as_bytes();
-    if !DAYS.contains(&&t[0..3]) || b[3] != b' ' || b[7] != b' ' || b[10] != b' ' || b[19] != b' ' {
+    if !named(&DAYS, &t[0..3]) || b[3] != b' ' || b[7] != b' ' || b[10] != b' ' || b[19] != b' ' {
         return None;
     }
     let month = month(&t[4..7])?;
@@ -89,7 +94,14 @@ fn digits(s: &str) -> Option<u32> {
 }
 
 fn month(s: &str) -> Option<u32> {
-    MONTHS.iter().position(|m| *m == s).map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|m| m.eq_ignore_ascii_case(s))
+        .map(|i| i as u32 + 1)
+}
+
+fn named(names: &[&str], s: &str) -> bool {
+    names.iter().any(|n| n.eq_ignore_ascii_case(s))
 }
 
 fn clock(s: &str) -> Option<(u32, u32, u32)> {
@@ -210,9 +222,18 @@ mod tests {
             "Sun, 31 Feb 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 24:00:00 GMT",
             "Thu, 01 Jan 1970 00:00:00 GMT, Thu, 01 Jan 1970 00:00:00 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMTé",
+            "Sün Nov  6 08:49:37 1994",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn names_match_without_case() {
+        let want = Some(Timestamp::from_millis(784_111_777_000));
+        assert_eq!(parse("sun, 06 NOV 1994 08:49:37 gmt"), want);
+        assert_eq!(parse("SUNDAY, 06-nov-94 08:49:37 GMT"), want);
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub(crate) fn freshness(
         return Freshness::Explicit(m);
     }
     let date = age::date_of(headers).unwrap_or(response_time);
-    if let Some(exp) = expires(headers) {
+    if let Some(exp) = expires(headers).filter(|_| !d.targeted) {
         return Freshness::Explicit(exp.map_or(Duration::ZERO, |e| e.duration_since(date)));
     }
     let heuristic = if HEURISTICALLY_CACHEABLE.contains(&status.as_u16()) || d.public {
@@ -86,7 +86,9 @@ pub(crate) fn freshness(
 
 /// Whether the response has explicit freshness (without computing it).
 pub(crate) fn has_explicit(headers: &HeaderMap, d: &Directives, shared: bool) -> bool {
-    d.max_age.is_some() || (shared && d.s_maxage.is_some()) || headers.contains_key(EXPIRES)
+    d.max_age.is_some()
+        || (shared && d.s_maxage.is_some())
+        || (!d.targeted && headers.contains_key(EXPIRES))
 }
 
 #[cfg(test)]

@@ -13,4 +13,5 @@ pub(crate) mod date;
 pub(crate) mod lifetime;
 pub(crate) mod range;
 pub(crate) mod storable;
+pub(crate) mod targeted;
 pub(crate) mod vary;

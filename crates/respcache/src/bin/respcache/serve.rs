@@ -115,6 +115,8 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
         // stale answers while the upstream is unreachable (RFC 9111 §4.2.4).
         .allowed_codes(respcache_http::HEURISTICALLY_CACHEABLE)
         .stale_when_unreachable(true)
+        // A gateway cache: the origin's CDN-Cache-Control (RFC 9213) wins.
+        .targeted_cache_control(hyper::header::HeaderName::from_static("cdn-cache-control"))
         .follow_redirects(false)
         .max_body_size(args.max_body_size)
         .timeout(args.timeout)
