@@ -300,6 +300,76 @@ mod tests {
         ));
     }
 
+    /// RFC 9111 §4.2.4: with the option on, an unreachable origin lets any
+    /// staleness be served, except where the response forbids stale use or
+    /// the request's `max-stale` is smaller.
+    #[test]
+    fn stale_when_unreachable() {
+        let rules = Rules {
+            stale_when_unreachable: true,
+            ..RULES
+        };
+        let lax = cc("max-age=100");
+        let stored = Stored {
+            expires_at: Some(t(100)),
+            age: Duration::from_secs(10_000),
+            directives: &lax,
+        };
+        let none = Directives::default();
+        assert!(stale_if_error_allows(stored, &none, rules, true, t(10_000)));
+        assert!(!stale_if_error_allows(
+            stored,
+            &none,
+            rules,
+            false,
+            t(10_000)
+        ));
+        assert!(!stale_if_error_allows(
+            stored,
+            &none,
+            RULES,
+            true,
+            t(10_000)
+        ));
+        assert!(!stale_if_error_allows(
+            stored,
+            &cc("max-stale=5"),
+            rules,
+            true,
+            t(10_000)
+        ));
+        for strict in ["max-age=100, must-revalidate", "max-age=100, no-cache"] {
+            let d = cc(strict);
+            let s = Stored {
+                directives: &d,
+                ..stored
+            };
+            assert!(
+                !stale_if_error_allows(s, &none, rules, true, t(10_000)),
+                "{strict}"
+            );
+        }
+        let shared = Rules {
+            shared: true,
+            ..rules
+        };
+        for strict in ["max-age=100, proxy-revalidate", "s-maxage=100"] {
+            let d = cc(strict);
+            let s = Stored {
+                directives: &d,
+                ..stored
+            };
+            assert!(
+                !stale_if_error_allows(s, &none, shared, true, t(10_000)),
+                "{strict}"
+            );
+            assert!(
+                stale_if_error_allows(s, &none, rules, true, t(10_000)),
+                "{strict}"
+            );
+        }
+    }
+
     #[test]
     fn lifetime_precedence() {
         let l = Lifetime {

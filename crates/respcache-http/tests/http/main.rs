@@ -17,6 +17,7 @@ mod faults;
 mod flows;
 mod freshness;
 mod options;
+mod rfc9111;
 mod spotify;
 mod streaming;
 mod tls;

@@ -1,0 +1,306 @@
+//! RFC 9111 rules through the library (issue 14), one test per rule; the
+//! same rules end to end through `respcache serve` are in the facade's
+//! `tests/cli_serve_rfc9111.rs`.
+
+use respcache_http::http::HeaderName;
+use respcache_http::{CacheOutcome, HEURISTICALLY_CACHEABLE};
+
+use crate::origin::{Origin, Reply, http_date};
+use crate::{B, client, clock, secs};
+
+crate::backend_tests!(
+    a_shared_client_never_reuses_private_in_any_case,
+    no_store_in_any_case_is_never_stored,
+    explicit_freshness_stores_any_final_status,
+    a_default_expiry_stores_only_allowed_codes,
+    callers_conditionals_are_answered_304_from_the_cache,
+    a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators,
+    ranges_are_cut_from_a_stored_response,
+    a_date_in_the_past_makes_a_response_old_on_arrival,
+    a_targeted_field_overrides_cache_control,
+);
+
+/// Security regression: `private` in any spelling or form is not reused by
+/// a shared cache (a private one stores it).
+async fn a_shared_client_never_reuses_private_in_any_case(b: B) {
+    let origin = Origin::start(|s| {
+        let cc = match s.path.as_str() {
+            "/0" => "private, max-age=3600",
+            "/1" => "Private, max-age=3600",
+            "/2" => "PRIVATE, max-age=3600",
+            _ => "private=\"set-cookie\", max-age=3600",
+        };
+        Reply::ok(format!("#{}", s.n)).header("cache-control", cc)
+    })
+    .await;
+    let clock = clock();
+    let shared = client(b.clone(), &clock, |b| b.cache_name("shared").shared(true)).await;
+    let private = client(b, &clock, |b| b.cache_name("private")).await;
+    for p in ["/0", "/1", "/2", "/3"] {
+        shared.get(&origin.url(p)).send().await.unwrap();
+        assert!(
+            !shared
+                .get(&origin.url(p))
+                .send()
+                .await
+                .unwrap()
+                .from_cache(),
+            "{p}"
+        );
+        private.get(&origin.url(p)).send().await.unwrap();
+        assert!(
+            private
+                .get(&origin.url(p))
+                .send()
+                .await
+                .unwrap()
+                .from_cache(),
+            "{p}"
+        );
+        assert_eq!(origin.count(p), 3, "{p}");
+    }
+}
+
+/// Security regression: `no-store` in any case is never stored.
+async fn no_store_in_any_case_is_never_stored(b: B) {
+    let origin = Origin::start(|s| {
+        let cc = if s.path == "/a" {
+            "No-Store, max-age=3600"
+        } else {
+            "nO-StOrE"
+        };
+        Reply::ok("x").header("cache-control", cc)
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.shared(true)).await;
+    for p in ["/a", "/b"] {
+        c.get(&origin.url(p)).send().await.unwrap();
+        let again = c.get(&origin.url(p)).send().await.unwrap();
+        assert!(!again.from_cache() && !again.cache_status().stored(), "{p}");
+        assert_eq!(origin.count(p), 2);
+    }
+}
+
+/// §3: any final status with explicit freshness is stored by default.
+async fn explicit_freshness_stores_any_final_status(b: B) {
+    let origin = Origin::start(|s| {
+        let status: u16 = s.path.trim_start_matches('/').parse().unwrap();
+        Reply::status(status).header("cache-control", "max-age=3600")
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    for status in [203, 204, 299, 400, 404, 410, 500, 502, 599] {
+        let p = format!("/{status}");
+        c.get(&origin.url(&p)).send().await.unwrap();
+        let again = c.get(&origin.url(&p)).send().await.unwrap();
+        assert!(again.from_cache(), "{status}");
+        assert_eq!(again.status().as_u16(), status);
+        assert_eq!(origin.count(&p), 1);
+    }
+}
+
+/// A lifetime from the client (default expiry) stores only
+/// `allowed_codes`; the heuristically cacheable set is exported for a
+/// cache that follows the HTTP rules alone.
+async fn a_default_expiry_stores_only_allowed_codes(b: B) {
+    let origin = Origin::start(|s| Reply::status(if s.path == "/ok" { 200 } else { 500 })).await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b.default_expiry(secs(3600))).await;
+    for (p, cached) in [("/ok", true), ("/err", false)] {
+        c.get(&origin.url(p)).send().await.unwrap();
+        assert_eq!(
+            c.get(&origin.url(p)).send().await.unwrap().from_cache(),
+            cached,
+            "{p}"
+        );
+    }
+    assert!(HEURISTICALLY_CACHEABLE.contains(&404) && !HEURISTICALLY_CACHEABLE.contains(&500));
+}
+
+/// §4.3.2: a caller's `If-None-Match` / `If-Modified-Since` get a `304`
+/// from a fresh stored response, without the origin.
+async fn callers_conditionals_are_answered_304_from_the_cache(b: B) {
+    let origin = Origin::start(|_| {
+        Reply::ok("body")
+            .header("cache-control", "max-age=3600")
+            .header("etag", "\"v1\"")
+            .header("last-modified", http_date(-86_400))
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/c");
+    c.get(&url).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("if-none-match", "W/\"v1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], "\"v1\"");
+    assert!(r.bytes().is_empty());
+    let r = c
+        .get(&url)
+        .header("if-modified-since", http_date(0))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = c
+        .get(&url)
+        .header("if-none-match", "\"v2\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.text()), (200, "body".to_owned()));
+    assert_eq!(origin.count("/c"), 1);
+}
+
+/// §4.3.1–4.3.2: on a stale entry the cache revalidates with its own
+/// validators (not the caller's), then answers the caller's precondition.
+async fn a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators(b: B) {
+    let origin = Origin::start(|s| {
+        if s.headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
+            Reply::status(304)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=60")
+        } else {
+            Reply::ok("body")
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=60")
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/s");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(120));
+    let r = c
+        .get(&url)
+        .header("if-none-match", "\"old\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.outcome(), CacheOutcome::Revalidated);
+    assert_eq!((r.status().as_u16(), r.text()), (200, "body".to_owned()));
+    assert_eq!(origin.last().headers["if-none-match"], "\"v1\"");
+    clock.advance(secs(120));
+    let r = c
+        .get(&url)
+        .header("if-none-match", "\"v1\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(origin.count("/s"), 3);
+}
+
+/// RFC 9110 §14: one byte range is cut from a stored response.
+async fn ranges_are_cut_from_a_stored_response(b: B) {
+    let origin =
+        Origin::start(|_| Reply::ok("0123456789").header("cache-control", "max-age=3600")).await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/r");
+    c.get(&url).send().await.unwrap();
+    let r = c
+        .get(&url)
+        .header("range", "bytes=3-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.text()), (206, "345".to_owned()));
+    assert_eq!(r.headers()["content-range"], "bytes 3-5/10");
+    let r = c
+        .get(&url)
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    let r = c
+        .get(&url)
+        .header("range", "bytes=0-1,4-5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text()),
+        (200, "0123456789".to_owned())
+    );
+    assert_eq!(origin.count("/r"), 1);
+}
+
+/// §4.2.3: the apparent age (arrival minus `Date`) counts.
+async fn a_date_in_the_past_makes_a_response_old_on_arrival(b: B) {
+    let origin = Origin::start(|s| {
+        Reply::ok(format!("#{}", s.n))
+            .header("date", http_date(-3000))
+            .header("cache-control", "max-age=3600")
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/d");
+    let first = c.get(&url).send().await.unwrap();
+    let left = first.expires_at().unwrap().as_millis() - first.created_at().unwrap().as_millis();
+    assert!(
+        (595_000..=601_000).contains(&left),
+        "{left} ms left, not ~600 s"
+    );
+    let hit = c.get(&url).send().await.unwrap();
+    assert!(
+        hit.headers()["age"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 2999
+    );
+    clock.advance(secs(601));
+    assert!(!c.get(&url).send().await.unwrap().from_cache());
+}
+
+/// RFC 9213: a targeted field the client obeys replaces `Cache-Control`.
+async fn a_targeted_field_overrides_cache_control(b: B) {
+    let origin = Origin::start(|_| {
+        Reply::ok("x")
+            .header("cdn-cache-control", "max-age=3600")
+            .header("cache-control", "no-store")
+    })
+    .await;
+    let clock = clock();
+    let plain = client(b.clone(), &clock, |b| b.cache_name("plain")).await;
+    let gateway = client(b, &clock, |b| {
+        b.cache_name("gateway")
+            .targeted_cache_control(HeaderName::from_static("cdn-cache-control"))
+    })
+    .await;
+    for c in [&plain, &gateway] {
+        c.get(&origin.url("/t")).send().await.unwrap();
+    }
+    assert!(
+        !plain
+            .get(&origin.url("/t"))
+            .send()
+            .await
+            .unwrap()
+            .from_cache()
+    );
+    assert!(
+        gateway
+            .get(&origin.url("/t"))
+            .send()
+            .await
+            .unwrap()
+            .from_cache()
+    );
+    assert_eq!(origin.count("/t"), 3);
+}
