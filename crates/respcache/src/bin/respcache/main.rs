@@ -83,6 +83,7 @@ mod failure;
 mod location;
 mod ls;
 mod purge;
+mod redact;
 mod schema;
 mod serve;
 mod show;
@@ -103,6 +104,7 @@ use crate::location::Location;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    redact::install(&cli.command.urls());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,6 +123,7 @@ fn report(failure: Failure) -> ExitCode {
     match failure {
         Failure::BrokenPipe => ExitCode::SUCCESS,
         Failure::Error(message) => {
+            let message = redact::scrub(&message);
             let _ = writeln!(io::stderr(), "error: {}", one_line(&message));
             ExitCode::FAILURE
         }
@@ -129,7 +132,8 @@ fn report(failure: Failure) -> ExitCode {
 
 /// Prints a remark that is not an error on stderr.
 pub(crate) fn note(message: &str) {
-    let _ = writeln!(io::stderr(), "note: {}", one_line(message));
+    let message = redact::scrub(message);
+    let _ = writeln!(io::stderr(), "note: {}", one_line(&message));
 }
 
 async fn run(cli: Cli) -> CliResult<()> {

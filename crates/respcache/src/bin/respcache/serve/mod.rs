@@ -11,6 +11,13 @@
 //! An upstream that fails gives `502` (`504` after `--timeout`), or a stale
 //! answer where the rules allow it.
 //!
+//! Requests are checked before anything is forwarded ([`screen`],
+//! [`path`]): the path is normalised (dot segments, `%2e` forms) and may
+//! never leave the upstream's base path (`400`); an HTTP/1.1 request needs
+//! exactly one `Host` (`400`); `CONNECT` is not relayed (`501`); `OPTIONS *`
+//! is answered here. Upgrades are not relayed: `Upgrade` is a hop-by-hop
+//! header, and an upstream `101` is a `502`.
+//!
 //! Bodies stream. A response body is held in memory only while the cache
 //! keeps it (the rules allow storing it, a stored copy could be served
 //! again, and it is no larger than `--max-body-size`); every other response
@@ -18,34 +25,56 @@
 //! again, an event stream, or growing past the limit — is passed on chunk by
 //! chunk as the upstream sends it, and not stored. Request bodies
 //! of methods the cache answers (GET, HEAD) are part of the cache key, so
-//! they are read whole (over `--max-body-size`: `413`); every other
-//! method's body streams to the upstream, whatever its size.
+//! they are read whole (over `--max-body-size`: `413`; not in within
+//! `--body-timeout`: `408`); every other method's body streams to the
+//! upstream, whatever its size. All bodies held in memory share one
+//! `--buffer-budget` (default 256 MiB): a request body it cannot hold gets
+//! `503` with `Retry-After`, a response body it cannot hold is passed on
+//! unstored ([`budget`]).
+//!
+//! Connections ([`limits`], [`watch`]): at most `--max-connections` (1024)
+//! at once, the rest wait in the listen backlog; a request head must arrive
+//! within `--header-timeout` (10 s) of its first byte; a connection idle for
+//! `--idle-timeout` (60 s), or whose client leaves an answer unread that
+//! long, is closed. Failed accepts (out of file descriptors) back off and
+//! are reported at most every 10 s.
+//!
+//! No message prints a password, a URL's user or a secret-looking query
+//! parameter ([`crate::redact`]).
+
+mod answer;
+mod budget;
+mod hop;
+mod limits;
+mod path;
+mod screen;
+mod shutdown;
+mod watch;
 
 use std::convert::Infallible;
-use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use respcache_http::{CachedClient, ErrorKind, ResponseBody, StreamingResponse};
+use respcache_http::{BufferBudget, CachedClient, ErrorKind, ResponseBody};
 use tokio::net::TcpListener;
-use url::Url;
 
+use self::answer::{Answer, own_answer, relay};
+use self::hop::drop_hop_by_hop;
+use self::limits::{AcceptBackoff, Slots};
+use self::path::Upstream;
+use self::shutdown::Shutdown;
+use self::watch::{InFlight, Timeouts, Tracked, Watch, Watched};
 use crate::args::ServeArgs;
 use crate::cache::Cache;
 use crate::failure::{CliResult, Failure};
-
-/// The RFC 9211 response header.
-const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -55,59 +84,17 @@ struct Proxy {
     client: CachedClient,
     upstream: Upstream,
     max_body_size: usize,
-}
-
-/// The upstream base URL; request paths and queries are appended to it.
-struct Upstream {
-    /// The base, without its trailing `/`.
-    base: String,
-}
-
-impl Upstream {
-    fn parse(text: &str) -> CliResult<Self> {
-        let bad = |why: &str| Failure::new(format!("--upstream {text:?}: {why}"));
-        let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(bad("not an http:// or https:// URL with a host"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(bad(
-                "a query or fragment cannot be combined with request paths",
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad("credentials in the URL are not supported"));
-        }
-        Ok(Upstream {
-            base: url.as_str().trim_end_matches('/').to_owned(),
-        })
-    }
-
-    /// The upstream URL for a request's path and query.
-    fn target(&self, uri: &Uri) -> String {
-        let tail = uri.path_and_query().map_or("/", |p| p.as_str());
-        if tail.starts_with('/') {
-            format!("{}{tail}", self.base)
-        } else {
-            format!("{}/{tail}", self.base)
-        }
-    }
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.base)
-    }
+    body_timeout: Duration,
+    budget: BufferBudget,
 }
 
 /// Runs the proxy until SIGINT (Ctrl-C) or SIGTERM, then lets open
 /// connections finish (up to 10 s) and returns.
 pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -> CliResult<()> {
     let upstream = Upstream::parse(&args.upstream)?;
-    // Listen for the signals before anything else: a signal that arrives
-    // once the start line is out must shut down cleanly, not kill.
     let shutdown = Shutdown::install()?;
     let location = cache.location();
+    let budget = BufferBudget::new(args.buffer_budget);
     let mut builder = CachedClient::builder()
         .cache_name(location.cache.as_str())
         .shared(args.shared)
@@ -119,6 +106,7 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
         .targeted_cache_control(hyper::header::HeaderName::from_static("cdn-cache-control"))
         .follow_redirects(false)
         .max_body_size(args.max_body_size)
+        .buffer_budget(budget.clone())
         .timeout(args.timeout)
         .connect_timeout(args.timeout.min(Duration::from_secs(10)));
     if let Some(retention) = location.retention {
@@ -134,44 +122,79 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     let local = listener
         .local_addr()
         .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", args.listen)))?;
-    writeln!(
-        out,
-        "respcache serve: listening on http://{local}, upstream {upstream}, {location}"
-    )?;
+    let start_line =
+        format!("respcache serve: listening on http://{local}, upstream {upstream}, {location}");
+    writeln!(out, "{}", crate::redact::scrub(&start_line))?;
     out.flush()?;
 
     let proxy = Arc::new(Proxy {
         client: client.clone(),
         upstream,
         max_body_size: args.max_body_size,
+        body_timeout: args.body_timeout,
+        budget,
     });
+    let timeouts = Timeouts {
+        header: args.header_timeout,
+        idle: args.idle_timeout,
+    };
     let graceful = GracefulShutdown::new();
-    let server = auto::Builder::new(TokioExecutor::new());
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    // hyper's own HTTP/1 limit, behind the watch (which also covers the
+    // first bytes read to tell HTTP/1 from HTTP/2, and HTTP/2 itself): it
+    // counts from the end of the previous answer, so never below the idle
+    // limit.
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(args.header_timeout.max(args.idle_timeout));
+    let slots = Slots::new(args.max_connections);
+    let mut backoff = AcceptBackoff::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, go on.
-                        crate::note(&format!("accepting a connection failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let proxy = Arc::clone(&proxy);
-                let service = service_fn(move |req| handle(Arc::clone(&proxy), req));
-                let conn = server.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    // A client that goes away mid-request is not an error of ours.
-                    let _ = conn.await;
-                });
-            }
+        let slot = tokio::select! {
+            slot = slots.take() => slot,
             () = &mut stop => break,
-        }
+        };
+        let Some(slot) = slot else { break };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, go on.
+                let (report, wait) = backoff.failed(&e);
+                if let Some(report) = report {
+                    crate::note(&report);
+                }
+                drop(slot);
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = &mut stop => break,
+                }
+            }
+        };
+        let watch = Watch::new(timeouts);
+        let io = TokioIo::new(Watched::new(stream, Arc::clone(&watch)));
+        let proxy = Arc::clone(&proxy);
+        let requests = Arc::clone(&watch);
+        let service = service_fn(move |req| handle(Arc::clone(&proxy), req, requests.request()));
+        let conn = graceful.watch(server.serve_connection(io, service).into_owned());
+        tokio::spawn(async move {
+            let _slot = slot;
+            // A client that goes away mid-request is not an error of ours;
+            // a connection past its time limit is dropped (closed).
+            tokio::select! {
+                _ = conn => {}
+                () = watch.expired() => {}
+            }
+        });
     }
     drop(listener);
     if tokio::time::timeout(DRAIN, graceful.shutdown())
@@ -191,58 +214,25 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     Ok(())
 }
 
-/// The signals that stop the proxy.
-struct Shutdown {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Shutdown {
-    fn install() -> CliResult<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let fail = |e: std::io::Error| Failure::new(format!("cannot handle signals: {e}"));
-            Ok(Shutdown {
-                interrupt: signal(SignalKind::interrupt()).map_err(fail)?,
-                terminate: signal(SignalKind::terminate()).map_err(fail)?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Shutdown {})
-        }
-    }
-
-    async fn wait(mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-type Answer = Response<ResponseBody>;
-
-async fn handle(proxy: Arc<Proxy>, req: Request<Incoming>) -> Result<Answer, Infallible> {
-    Ok(forward(&proxy, req).await.unwrap_or_else(|answer| answer))
+async fn handle(
+    proxy: Arc<Proxy>,
+    req: Request<Incoming>,
+    request: InFlight,
+) -> Result<Response<Tracked<ResponseBody>>, Infallible> {
+    let answer = forward(&proxy, req).await.unwrap_or_else(|answer| answer);
+    Ok(answer.map(|body| Tracked::new(body, request)))
 }
 
 /// Sends one request through the cache; `Err` is an answer of our own.
 async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer> {
     let (parts, body) = req.into_parts();
-    let url = proxy.upstream.target(&parts.uri);
+    if let Some(answer) = screen::screen(&parts) {
+        return Err(answer);
+    }
+    let url = proxy
+        .upstream
+        .target(&parts.uri)
+        .map_err(|e| own_answer(StatusCode::BAD_REQUEST, &e.to_string()))?;
     let mut headers = parts.headers;
     drop_hop_by_hop(&mut headers);
     // The upstream's own host goes in its place.
@@ -251,21 +241,10 @@ async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer
     let cached_method = proxy.client.caches_method(&parts.method);
     let request = proxy.client.request(parts.method, &url).headers(headers);
     let request = if cached_method {
-        // Part of the cache key: read whole, within the limit.
-        let body = Limited::new(body, proxy.max_body_size)
-            .collect()
+        // Part of the cache key: read whole, within the limits.
+        let body = budget::read_whole(body, proxy.max_body_size, &proxy.budget, proxy.body_timeout)
             .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    own_answer(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the request body is larger than --max-body-size",
-                    )
-                } else {
-                    own_answer(StatusCode::BAD_REQUEST, "reading the request body failed")
-                }
-            })?
-            .to_bytes();
+            .map_err(|e| e.answer())?;
         request.body(body)
     } else if hyper::body::Body::is_end_stream(&body) {
         request
@@ -282,122 +261,6 @@ async fn forward(proxy: &Proxy, req: Request<Incoming>) -> Result<Answer, Answer
                 _ => StatusCode::BAD_GATEWAY,
             };
             Err(own_answer(status, &format!("upstream {}", e.kind())))
-        }
-    }
-}
-
-/// The answer as the cache or the upstream gave it, with `Cache-Status`.
-fn relay(response: StreamingResponse, head: bool) -> Answer {
-    let cache_status = response.cache_status().to_string();
-    let status = response.status();
-    let mut headers = response.headers().clone();
-    let body = response.into_body();
-    drop_hop_by_hop(&mut headers);
-    if !head {
-        // hyper sets the length from the body (whole, or streaming with
-        // the upstream's exact length), else sends it chunked.
-        headers.remove(header::CONTENT_LENGTH);
-    }
-    if let Ok(v) = HeaderValue::from_str(&cache_status) {
-        headers.append(CACHE_STATUS, v);
-    }
-    let mut answer = Response::new(body);
-    *answer.status_mut() = status;
-    *answer.headers_mut() = headers;
-    answer
-}
-
-/// An answer the proxy makes itself (an error), never cached.
-fn own_answer(status: StatusCode, text: &str) -> Answer {
-    let mut answer = Response::new(ResponseBody::full(Bytes::from(format!(
-        "respcache: {text}\n"
-    ))));
-    *answer.status_mut() = status;
-    let h = answer.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        CACHE_STATUS,
-        HeaderValue::from_static("respcache; detail=proxy-error"),
-    );
-    answer
-}
-
-/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): those `Connection`
-/// names, then `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
-/// `Transfer-Encoding` and `Upgrade`.
-fn drop_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in named.into_iter().chain(proxy) {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_go_end_to_end_ones_stay() {
-        let mut h = HeaderMap::new();
-        for (n, v) in [
-            ("connection", "keep-alive, X-Hop"),
-            ("x-hop", "1"),
-            ("keep-alive", "timeout=5"),
-            ("proxy-authorization", "Basic abc"),
-            ("te", "trailers"),
-            ("transfer-encoding", "chunked"),
-            ("upgrade", "websocket"),
-            ("authorization", "Bearer t"),
-            ("x-custom", "a"),
-            ("x-custom", "b"),
-        ] {
-            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
-        }
-        drop_hop_by_hop(&mut h);
-        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["authorization", "x-custom"]);
-        assert_eq!(h.get_all("x-custom").iter().count(), 2);
-    }
-
-    #[test]
-    fn request_paths_join_the_upstream_base() {
-        let u = Upstream::parse("http://127.0.0.1:9000/api/")
-            .map_err(|_| ())
-            .unwrap();
-        let uri: Uri = "/v1/x?b=2&a=1".parse().unwrap();
-        assert_eq!(u.target(&uri), "http://127.0.0.1:9000/api/v1/x?b=2&a=1");
-        let root = Upstream::parse("http://origin.test")
-            .map_err(|_| ())
-            .unwrap();
-        assert_eq!(root.target(&"/".parse().unwrap()), "http://origin.test/");
-        for bad in ["ftp://x/", "http://h/?q=1", "not a url", "http://u:p@h/"] {
-            assert!(Upstream::parse(bad).is_err(), "{bad}");
         }
     }
 }
