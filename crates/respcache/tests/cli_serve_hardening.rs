@@ -390,6 +390,10 @@ async fn slowloris_connections_are_closed_within_the_header_timeout() {
     let results = futures::future::join_all(held.into_iter().map(|s| closed_by(s, deadline))).await;
     let open = results.iter().filter(|closed| !**closed).count();
     assert_eq!(open, 0, "{open} of 200 slowloris connections still open");
+    println!(
+        "200 slowloris connections closed in {:?}",
+        started.elapsed()
+    );
     assert!(origin.targets().is_empty());
 }
 
@@ -424,6 +428,10 @@ async fn a_thousand_idle_connections_are_closed_within_the_idle_timeout() {
     let results = futures::future::join_all(held.into_iter().map(|s| closed_by(s, deadline))).await;
     let open = results.iter().filter(|closed| !**closed).count();
     assert_eq!(open, 0, "{open} of 1000 idle connections still open");
+    println!(
+        "1000 idle connections closed {:?} after the last opened",
+        opened.elapsed()
+    );
     // Not closed at once either: the limit is 2 s.
     let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
     assert!(!closed_by_within(&mut s, Duration::from_millis(800)).await);
@@ -472,6 +480,53 @@ async fn with_256_file_descriptors_300_idle_connections_do_not_stop_the_proxy() 
     );
     let lines = stderr.lines().count();
     assert!(lines <= 5, "{lines} lines on stderr:\n{stderr}");
+    println!("stderr with 300 idle connections and 256 file descriptors:\n{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_body_that_stalls_gets_408_after_the_body_timeout() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--body-timeout", "1s"], None);
+    let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
+    s.write_all(b"GET /b HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("an answer before the test's own limit")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(origin.targets().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--max-connections", "2"], None);
+    let first = TcpStream::connect(&proxy.addr).await.unwrap();
+    let second = TcpStream::connect(&proxy.addr).await.unwrap();
+    // Let the proxy take both before the third arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let addr = proxy.addr.clone();
+    let third = tokio::spawn(async move { raw(&addr, &get("/third")).await });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served at once"
+    );
+    assert!(origin.targets().is_empty());
+    drop(first);
+    let (status, _) = tokio::time::timeout(WAIT, third).await.unwrap().unwrap();
+    assert_eq!(status, 200);
+    drop(second);
 }
 
 // ---- 3. the memory budget ----
