@@ -529,6 +529,59 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     drop(second);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_timeout() {
+    const SIZE: usize = 64 * MIB;
+    // An upstream with a large answer the proxy streams (not storable).
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|_req: Request<Incoming>| async {
+                    let chunks =
+                        futures::stream::iter((0..SIZE / MIB).map(|_| {
+                            Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'u'; MIB])))
+                        }));
+                    let mut r: Response<BoxedBody> = Response::new(StreamBody::new(chunks).boxed());
+                    r.headers_mut()
+                        .insert("cache-control", "no-store".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    let proxy = Proxy::start(&url, &["--idle-timeout", "2s"], None);
+    let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
+    s.write_all(get("/big").replace("Connection: close\r\n", "").as_bytes())
+        .await
+        .unwrap();
+    // Leave it unread well past the limit, then take what was sent.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received += n,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open ({received} bytes read)"
+    );
+    assert!(
+        received < SIZE,
+        "the whole answer arrived: {received} bytes"
+    );
+}
+
 // ---- 3. the memory budget ----
 
 /// Waits (bounded) until the proxy's RSS stops growing, and returns it.
