@@ -445,10 +445,30 @@ async fn closed_by_within(stream: &mut TcpStream, wait: Duration) -> bool {
     )
 }
 
+/// With the default cap, lowered to fit 256 descriptors (so excess
+/// connections wait in the backlog), and with an explicit cap of 1,000 (so
+/// accepting fails with EMFILE and backs off).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_256_file_descriptors_300_idle_connections_do_not_stop_the_proxy() {
+    for extra in [None, Some("1000")] {
+        let mut args = vec!["--idle-timeout", "2s"];
+        args.extend(extra.iter().flat_map(|n| ["--max-connections", n]));
+        let stderr = serves_after_300_idle_connections(&args).await;
+        let expected = if extra.is_some() {
+            "Too many open files"
+        } else {
+            "at most 192 connections at once"
+        };
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+/// Runs the proxy with 256 file descriptors, holds 300 idle connections
+/// past the idle limit, checks it answers again and keeps stderr short;
+/// returns stderr.
+async fn serves_after_300_idle_connections(args: &[&str]) -> String {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--idle-timeout", "2s"], Some(256));
+    let proxy = Proxy::start(&origin.url, args, Some(256));
     let mut held = Vec::new();
     for _ in 0..300 {
         held.push(TcpStream::connect(&proxy.addr).await.unwrap());
@@ -480,7 +500,8 @@ async fn with_256_file_descriptors_300_idle_connections_do_not_stop_the_proxy() 
     );
     let lines = stderr.lines().count();
     assert!(lines <= 5, "{lines} lines on stderr:\n{stderr}");
-    println!("stderr with 300 idle connections and 256 file descriptors:\n{stderr}");
+    println!("stderr with 300 idle connections and 256 file descriptors, {args:?}:\n{stderr}");
+    stderr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,11 +200,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
     /// The most client connections open at once; more wait in the
-    /// listen backlog until one closes. Keep it below the open-file limit
-    /// (`ulimit -n`), which upstream connections and the cache share.
-    #[arg(long, value_name = "N", default_value_t = 1024,
+    /// listen backlog until one closes. Default: 1024, or less when the
+    /// open-file limit (`ulimit -n`, raised to its hard limit on start)
+    /// does not leave 64 descriptors for upstream connections and the
+    /// cache besides.
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(crate) max_connections: u32,
+    pub(crate) max_connections: Option<u32>,
     /// How long a client may take to send a request head once it has
     /// started one (then the connection is closed).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]

@@ -72,7 +72,8 @@
 //!   storable responses up to that size; everything else streams. Hardened
 //!   for exposure: paths are normalised and never leave the upstream's
 //!   base path (400); one `Host` on HTTP/1.1 (400); no `CONNECT` (501);
-//!   `OPTIONS *` answered locally; `--max-connections` (1024),
+//!   `OPTIONS *` answered locally; `--max-connections` (1024, or what
+//!   the open-file limit leaves room for),
 //!   `--header-timeout` (10s), `--idle-timeout` (60s), `--body-timeout`
 //!   (30s, 408) and a shared `--buffer-budget` (256 MiB; over it request
 //!   bodies get 503, responses go unstored). One line on start names the

@@ -3,10 +3,14 @@
 //!
 //! At the cap the proxy stops accepting: further connections wait in the
 //! listen backlog (the kernel's queue, which costs the proxy no file
-//! descriptor) and are taken as others close. A failed accept is retried
-//! after a back-off that doubles from 10 ms to 1 s and starts over at the
-//! next success; it is reported at most once per 10 s, with a count of the
-//! failures in between.
+//! descriptor) and are taken as others close. On start (Unix), the soft
+//! open-file limit is raised to the hard one, and the default cap (1024)
+//! lowered, with a note, when it would not leave 64 descriptors for
+//! upstream connections and the cache; a cap given explicitly is kept, with
+//! a warning. A failed accept is still possible (other processes, the
+//! system-wide limit): it is retried after a back-off that doubles from
+//! 10 ms to 1 s and starts over at the next success, and reported at most
+//! once per 10 s, with a count of the failures in between.
 
 use std::io;
 use std::sync::Arc;
@@ -36,6 +40,71 @@ impl Slots {
     pub(crate) async fn take(&self) -> Option<OwnedSemaphorePermit> {
         Arc::clone(&self.0).acquire_owned().await.ok()
     }
+}
+
+/// File descriptors kept for everything but client connections: the
+/// listener, upstream connections, the cache, standard streams.
+const RESERVED_FDS: u64 = 64;
+
+/// The default connection cap.
+const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+
+/// The connection cap: `requested` (`--max-connections`), else the default
+/// lowered to what the open-file limit, raised first as far as allowed,
+/// holds besides [`RESERVED_FDS`]; with a note to print when the two
+/// disagree.
+pub(crate) fn connection_cap(requested: Option<u32>) -> (u32, Option<String>) {
+    let wanted = requested.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let Some(files) = open_file_limit() else {
+        return (wanted, None);
+    };
+    let room = files.saturating_sub(RESERVED_FDS).max(1);
+    if u64::from(wanted) <= room {
+        return (wanted, None);
+    }
+    let room = u32::try_from(room).unwrap_or(u32::MAX);
+    match requested {
+        None => (
+            room,
+            Some(format!(
+                "at most {room} connections at once (not {wanted}): the open-file limit \
+                 is {files} (ulimit -n) and {RESERVED_FDS} are kept for upstream \
+                 connections and the cache"
+            )),
+        ),
+        Some(n) => (
+            n,
+            Some(format!(
+                "--max-connections {n} is more than the open-file limit {files} \
+                 (ulimit -n) has room for ({room}): accepting will fail for lack of \
+                 file descriptors before the cap is reached"
+            )),
+        ),
+    }
+}
+
+/// The soft open-file limit, first raised to the hard one; `None` when
+/// unlimited or unknown.
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        // Refused (e.g. macOS with an unlimited hard limit): keep the soft one.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
 }
 
 /// The back-off and rate-limited report of failed accepts.

@@ -36,8 +36,9 @@
 //! at once, the rest wait in the listen backlog; a request head must arrive
 //! within `--header-timeout` (10 s) of its first byte; a connection idle for
 //! `--idle-timeout` (60 s), or whose client leaves an answer unread that
-//! long, is closed. Failed accepts (out of file descriptors) back off and
-//! are reported at most every 10 s.
+//! long, is closed. The open-file limit is raised to its hard limit and the
+//! default cap lowered to fit it; failed accepts (out of file descriptors)
+//! back off and are reported at most every 10 s.
 //!
 //! No message prints a password, a URL's user or a secret-looking query
 //! parameter ([`crate::redact`]).
@@ -148,7 +149,11 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(args.header_timeout.max(args.idle_timeout));
-    let slots = Slots::new(args.max_connections);
+    let (max_connections, mismatch) = limits::connection_cap(args.max_connections);
+    if let Some(note) = mismatch {
+        crate::note(&note);
+    }
+    let slots = Slots::new(max_connections);
     let mut backoff = AcceptBackoff::new();
     let stop = shutdown.wait();
     tokio::pin!(stop);
