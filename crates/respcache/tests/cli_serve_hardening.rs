@@ -603,6 +603,43 @@ async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_ti
     );
 }
 
+/// HTTP/2 (prior knowledge) gets the same limits: it is answered, and the
+/// connection is closed once idle for the idle limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_too() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--idle-timeout", "2s"], None);
+    let stream = TcpStream::connect(&proxy.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/h2/../two", proxy.addr))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let answer = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let _ = answer.into_body().collect().await;
+    assert_eq!(origin.targets(), ["/two"]);
+    let started = Instant::now();
+    tokio::time::timeout(WAIT, conn)
+        .await
+        .expect("the idle HTTP/2 connection is closed")
+        .unwrap()
+        .ok();
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 // ---- 3. the memory budget ----
 
 /// Waits (bounded) until the proxy's RSS stops growing, and returns it.
@@ -617,6 +654,44 @@ async fn settled_rss(proxy: &Proxy) -> u64 {
         last = now;
     }
     last
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_body_over_the_budget_gets_503_with_retry_after() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--buffer-budget", "1000"], None);
+    let body = "x".repeat(2000);
+    for (length, chunked) in [(Some(2000), false), (None, true)] {
+        let head = match length {
+            Some(n) => format!("Content-Length: {n}\r\n"),
+            None => "Transfer-Encoding: chunked\r\n".to_owned(),
+        };
+        let payload = if chunked {
+            format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len())
+        } else {
+            body.clone()
+        };
+        let (status, text) = raw(
+            &proxy.addr,
+            &format!(
+                "GET /b HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n{head}\r\n{payload}"
+            ),
+        )
+        .await;
+        assert_eq!(status, 503, "{text}");
+        assert!(
+            text.to_ascii_lowercase().contains("\r\nretry-after: "),
+            "{text}"
+        );
+    }
+    // A body within the budget passes.
+    let (status, _) = raw(
+        &proxy.addr,
+        "GET /small HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(origin.targets(), ["/small"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
