@@ -40,8 +40,8 @@
 //! default cap lowered to fit it; failed accepts (out of file descriptors)
 //! back off and are reported at most every 10 s.
 //!
-//! No message prints a password, a URL's user or a secret-looking query
-//! parameter ([`crate::redact`]).
+//! No message prints a password from the command line's URLs or a
+//! secret-looking query parameter ([`crate::redact`]).
 
 mod answer;
 mod budget;
