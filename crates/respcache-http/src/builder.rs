@@ -10,6 +10,7 @@ use http::{HeaderName, Method};
 use respcache_core::{Backend, Clock, Expiry, Name, ResponseCache, SystemClock};
 use url::Url;
 
+use crate::budget::BufferBudget;
 use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::normalize::KeyRules;
@@ -66,6 +67,8 @@ pub(crate) struct Options {
     pub(crate) stale_when_unreachable: bool,
     /// Targeted cache-control fields obeyed before `Cache-Control`.
     pub(crate) targeted_cache_control: Vec<http::HeaderName>,
+    /// Bounds the memory of bodies read whole to be stored.
+    pub(crate) buffer_budget: Option<BufferBudget>,
 }
 
 impl fmt::Debug for Options {
@@ -90,6 +93,7 @@ impl fmt::Debug for Options {
             .field("stale_if_error", &self.stale_if_error)
             .field("stale_while_revalidate", &self.stale_while_revalidate)
             .field("max_body_size", &self.max_body_size)
+            .field("buffer_budget", &self.buffer_budget)
             .finish()
     }
 }
@@ -159,6 +163,7 @@ pub struct CachedClientBuilder {
     stale_if_error: Option<Duration>,
     stale_while_revalidate: Option<Duration>,
     max_body_size: Option<usize>,
+    buffer_budget: Option<BufferBudget>,
     heuristic: f32,
     stale_when_unreachable: bool,
     targeted_cache_control: Vec<http::HeaderName>,
@@ -197,6 +202,7 @@ impl Default for CachedClientBuilder {
             stale_if_error: None,
             stale_while_revalidate: None,
             max_body_size: None,
+            buffer_budget: None,
             heuristic: 0.1,
             stale_when_unreachable: false,
             targeted_cache_control: Vec::new(),
@@ -386,6 +392,18 @@ impl CachedClientBuilder {
         self
     }
 
+    /// Bounds the memory that response bodies read whole to be stored
+    /// hold at once (default: no bound beyond
+    /// [`max_body_size`](Self::max_body_size) per body). Takes a byte count
+    /// or a [`BufferBudget`] shared with other users (clones share one
+    /// budget). A streamed body the budget cannot take — its
+    /// `Content-Length`, or the store limit when it has none — is passed on
+    /// unstored, like one too large by its `Content-Length`.
+    pub fn buffer_budget(mut self, budget: impl Into<BufferBudget>) -> Self {
+        self.buffer_budget = Some(budget.into());
+        self
+    }
+
     /// The fraction of the time since `Last-Modified` used as heuristic
     /// freshness (default 0.1).
     pub fn heuristic_fraction(mut self, fraction: f32) -> Self {
@@ -484,6 +502,7 @@ impl CachedClientBuilder {
             heuristic_fraction: self.heuristic,
             stale_when_unreachable: self.stale_when_unreachable,
             targeted_cache_control: self.targeted_cache_control.clone(),
+            buffer_budget: self.buffer_budget.clone(),
         })
     }
 

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::body::{self, RequestStream, ResponseBody};
+use crate::budget;
 use crate::builder::{CacheMode, CachedClientBuilder, Options};
 use crate::coalesce::{Coalescer, OnePerKey, Share};
 use crate::directives::Directives;
@@ -1355,7 +1356,10 @@ impl Inner {
         // from its first byte.
         if matches!(resp.body, OriginBody::Unread(_)) {
             let limit = self.store_limit().unwrap_or(STREAMING_BUFFER_LIMIT);
+            let length = content_length(&resp.headers);
             if self.worth_buffering(req, slot, &resp, limit)
+                && let Some(held) =
+                    budget::for_body(self.options.buffer_budget.as_ref(), length, limit)
                 && let OriginBody::Unread(rest) =
                     std::mem::replace(&mut resp.body, OriginBody::Whole(Bytes::new()))
             {
@@ -1364,8 +1368,10 @@ impl Inner {
                     .await
                     .map_err(|e| e.with_url(line))?
                 {
-                    body::Read::Whole(b) => OriginBody::Whole(b),
-                    body::Read::Partial(prefix, rest) => OriginBody::Partial(prefix, rest),
+                    body::Read::Whole(b) => OriginBody::Whole(held.attach(b)),
+                    body::Read::Partial(prefix, rest) => {
+                        OriginBody::Partial(held.attach(prefix), rest)
+                    }
                 };
             }
         }

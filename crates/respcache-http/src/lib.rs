@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod body;
+mod budget;
 mod builder;
 mod client;
 mod coalesce;
@@ -21,6 +22,7 @@ mod target;
 mod transport;
 
 pub use body::{BoxError, ResponseBody};
+pub use budget::{BufferBudget, Reservation};
 pub use builder::{CacheMode, CachedClientBuilder, DEFAULT_CACHE_NAME, DEFAULT_IGNORED};
 pub use client::{CachedClient, CachedSession, STREAMING_BUFFER_LIMIT};
 pub use error::{Error, ErrorKind, Result};

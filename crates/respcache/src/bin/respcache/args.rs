@@ -199,10 +199,60 @@ pub(crate) struct ServeArgs {
     /// The time limit of each upstream request (then 504).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub(crate) timeout: Duration,
+    /// The most client connections open at once; more wait in the
+    /// listen backlog until one closes. Default: 1024, or less when the
+    /// open-file limit (`ulimit -n`, raised to its hard limit on start)
+    /// does not leave 64 descriptors for upstream connections and the
+    /// cache besides.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_connections: Option<u32>,
+    /// How long a client may take to send a request head once it has
+    /// started one (then the connection is closed).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub(crate) header_timeout: Duration,
+    /// How long a connection may sit idle between requests, or a client
+    /// leave an answer unread, before it is closed.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub(crate) idle_timeout: Duration,
+    /// How long a client may take to send the whole body of a GET or HEAD
+    /// request (read whole for the cache key; then 408).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub(crate) body_timeout: Duration,
+    /// The most memory held at once by buffered bodies: GET/HEAD request
+    /// bodies (over it: 503 with Retry-After) and response bodies read
+    /// whole to be stored (over it: passed on unstored).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub(crate) buffer_budget: usize,
+}
+
+impl Command {
+    /// The URLs given on the command line (their secrets are kept out of
+    /// every message).
+    pub(crate) fn urls(&self) -> Vec<&str> {
+        match self {
+            Command::Copy(a) => vec![a.src.as_str(), a.dst.as_str()],
+            Command::Serve(a) => vec![a.cache.url.as_str(), a.upstream.as_str()],
+            other => other
+                .cache_args()
+                .map(|c| c.url.as_str())
+                .into_iter()
+                .collect(),
+        }
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 7d, 12h, 30m)"))
+}
+
+/// A duration that is not zero (a zero time limit would close everything).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("{e} (e.g. 10s, 500ms, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".to_owned());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

@@ -59,20 +59,30 @@
 //!   store, from respcache's own repositories (`kv`, `http`,
 //!   `http_redirects`), or from `--schema`.
 //! - `serve --upstream URL [--listen 127.0.0.1:8080] [--shared]
-//!   [--max-body-size BYTES] [--timeout 60s]`: a caching reverse proxy in
+//!   [--max-body-size BYTES] [--timeout 60s] [--max-connections N]
+//!   [--header-timeout D] [--idle-timeout D] [--body-timeout D]
+//!   [--buffer-budget BYTES]`: a caching reverse proxy in
 //!   front of `URL`, on the HTTP layer (`CachedClient`): every method,
 //!   body and end-to-end header is forwarded (hop-by-hop ones are not),
 //!   redirects are passed back, answers are cached by the HTTP rules alone
 //!   (private cache, or shared with `--shared`) and carry a `Cache-Status`
 //!   header; a failing upstream gives 502 (504 after `--timeout`) unless a
-//!   stale answer may stand in. Bodies are buffered: request bodies over
-//!   `--max-body-size` get 413, larger responses are not stored. One line
-//!   on start names the address, upstream and cache; SIGINT (Ctrl-C) or
-//!   SIGTERM stops it cleanly (exit code 0). The cache file is created if
-//!   missing.
+//!   stale answer may stand in. Only bodies the cache needs whole are held
+//!   in memory: GET/HEAD request bodies (over `--max-body-size`: 413) and
+//!   storable responses up to that size; everything else streams. Hardened
+//!   for exposure: paths are normalised and never leave the upstream's
+//!   base path (400); one `Host` on HTTP/1.1 (400); no `CONNECT` (501);
+//!   `OPTIONS *` answered locally; `--max-connections` (1024, or what
+//!   the open-file limit leaves room for),
+//!   `--header-timeout` (10s), `--idle-timeout` (60s), `--body-timeout`
+//!   (30s, 408) and a shared `--buffer-budget` (256 MiB; over it request
+//!   bodies get 503, responses go unstored). One line on start names the
+//!   address, upstream and cache; SIGINT (Ctrl-C) or SIGTERM stops it
+//!   cleanly (exit code 0). The cache file is created if missing.
 //!
 //! `--json` prints one JSON object per line. Errors are one line,
-//! `error: …`, on stderr, with passwords in URLs redacted; exit codes are 0
+//! `error: …`, on stderr, with passwords and secret-looking query
+//! parameters of the command line's URLs redacted; exit codes are 0
 //! (success), 1 (error, or nothing found by `show`) and 2 (bad usage).
 //! Closing stdout early (`respcache ls | head`) ends the command quietly.
 
@@ -83,6 +93,7 @@ mod failure;
 mod location;
 mod ls;
 mod purge;
+mod redact;
 mod schema;
 mod serve;
 mod show;
@@ -103,6 +114,7 @@ use crate::location::Location;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    redact::install(&cli.command.urls());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -121,6 +133,7 @@ fn report(failure: Failure) -> ExitCode {
     match failure {
         Failure::BrokenPipe => ExitCode::SUCCESS,
         Failure::Error(message) => {
+            let message = redact::scrub(&message);
             let _ = writeln!(io::stderr(), "error: {}", one_line(&message));
             ExitCode::FAILURE
         }
@@ -129,7 +142,8 @@ fn report(failure: Failure) -> ExitCode {
 
 /// Prints a remark that is not an error on stderr.
 pub(crate) fn note(message: &str) {
-    let _ = writeln!(io::stderr(), "note: {}", one_line(message));
+    let message = redact::scrub(message);
+    let _ = writeln!(io::stderr(), "note: {}", one_line(&message));
 }
 
 async fn run(cli: Cli) -> CliResult<()> {

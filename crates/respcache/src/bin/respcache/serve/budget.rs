@@ -1,0 +1,101 @@
+//! GET/HEAD request bodies, read whole (they are part of the cache key)
+//! within `--max-body-size`, `--body-timeout` and the shared
+//! `--buffer-budget`: each body reserves the memory it holds from the
+//! budget as it grows (its whole `Content-Length` at once when it has one),
+//! and keeps it until the request is done.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::StatusCode;
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderValue};
+use respcache_http::BufferBudget;
+
+use super::answer::{Answer, own_answer};
+
+/// What a client is told to wait before retrying over budget, in seconds.
+const RETRY_AFTER: &str = "1";
+
+/// Why a request body was not read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Larger than `--max-body-size`.
+    TooLarge,
+    /// The budget cannot hold it now.
+    OverBudget,
+    /// Not all sent within `--body-timeout`.
+    TimedOut,
+    /// The connection failed mid-body.
+    Failed,
+}
+
+impl BodyError {
+    /// The proxy's answer.
+    pub(crate) fn answer(&self) -> Answer {
+        match self {
+            BodyError::TooLarge => own_answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is larger than --max-body-size",
+            ),
+            BodyError::OverBudget => {
+                let mut a = own_answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many request bodies held at once (--buffer-budget); retry later",
+                );
+                a.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+                a
+            }
+            BodyError::TimedOut => own_answer(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive within --body-timeout",
+            ),
+            BodyError::Failed => {
+                own_answer(StatusCode::BAD_REQUEST, "reading the request body failed")
+            }
+        }
+    }
+}
+
+/// Reads `body` whole: at most `max` bytes, within `deadline`, its memory
+/// reserved from `budget` (held by the returned bytes until dropped).
+pub(crate) async fn read_whole(
+    mut body: Incoming,
+    max: usize,
+    budget: &BufferBudget,
+    deadline: Duration,
+) -> Result<Bytes, BodyError> {
+    let hint = body.size_hint();
+    if hint.lower() > max as u64 {
+        return Err(BodyError::TooLarge);
+    }
+    let exact = hint
+        .exact()
+        .map_or(0, |n| usize::try_from(n).unwrap_or(max).min(max));
+    let mut held = budget.try_reserve(exact).ok_or(BodyError::OverBudget)?;
+    let mut buf = BytesMut::with_capacity(exact);
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| BodyError::Failed)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > max {
+                return Err(BodyError::TooLarge);
+            }
+            buf.reserve(data.len());
+            let grown = buf.capacity().saturating_sub(held.bytes());
+            if grown > 0 && !held.try_grow(grown) {
+                return Err(BodyError::OverBudget);
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(())
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| BodyError::TimedOut)??;
+    Ok(held.attach(buf.freeze()))
+}

@@ -1,0 +1,287 @@
+//! The time limits of one client connection, for HTTP/1 and HTTP/2 alike
+//! (hyper's own header-read timeout covers HTTP/1 only, and not the first
+//! bytes the server reads to tell HTTP/1 from HTTP/2):
+//!
+//! - `--header-timeout`: once a client sends the first byte of a request,
+//!   the whole head must arrive within it;
+//! - `--idle-timeout`: a connection with no request in progress and no
+//!   byte received is closed after it; so is one whose client leaves an
+//!   answer unread (the proxy cannot write) for that long.
+//!
+//! A request in progress (from its head to the end of its answer's body)
+//! is otherwise bounded by `--timeout` (the upstream) and `--body-timeout`
+//! (a GET/HEAD body), not here.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// "Not set" for the millisecond marks.
+const NONE: u64 = u64::MAX;
+
+/// The limits [`Watch`] enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) header: Duration,
+    pub(crate) idle: Duration,
+}
+
+/// What one connection is doing, shared by its I/O, its requests and its
+/// watchdog.
+pub(crate) struct Watch {
+    timeouts: Timeouts,
+    start: Instant,
+    /// Requests whose answer is not fully sent.
+    in_flight: AtomicUsize,
+    /// When the last request finished (or the connection opened), in ms
+    /// from `start`.
+    quiet_since: AtomicU64,
+    /// The first byte received since then, if any.
+    first_read: AtomicU64,
+    /// Since when a write has been waiting for the client to read, if one is.
+    write_blocked: AtomicU64,
+    /// Wakes the watchdog when a deadline may have moved earlier.
+    wake: Notify,
+}
+
+impl Watch {
+    /// A new connection's watch.
+    pub(crate) fn new(timeouts: Timeouts) -> Arc<Self> {
+        Arc::new(Watch {
+            timeouts,
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            quiet_since: AtomicU64::new(0),
+            first_read: AtomicU64::new(NONE),
+            write_blocked: AtomicU64::new(NONE),
+            wake: Notify::new(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(NONE - 1)
+    }
+
+    /// Marks a request as started (its head is in); it ends when the
+    /// returned guard is dropped.
+    pub(crate) fn request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
+    fn on_read(&self) {
+        if self.first_read.load(Ordering::Acquire) == NONE
+            && self
+                .first_read
+                .compare_exchange(NONE, self.now(), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    fn on_write(&self, blocked: bool) {
+        let was = self.write_blocked.load(Ordering::Acquire);
+        if blocked && was == NONE {
+            self.write_blocked.store(self.now(), Ordering::Release);
+            self.wake.notify_one();
+        } else if !blocked && was != NONE {
+            self.write_blocked.store(NONE, Ordering::Release);
+        }
+    }
+
+    /// When the connection must be closed, as things stand (ms from
+    /// `start`); `None`: not while they stay so.
+    fn deadline(&self) -> Option<u64> {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(NONE / 2);
+        let t = self.timeouts;
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            let blocked = self.write_blocked.load(Ordering::Acquire);
+            return (blocked != NONE).then(|| blocked.saturating_add(ms(t.idle)));
+        }
+        let first = self.first_read.load(Ordering::Acquire);
+        if first != NONE {
+            return Some(first.saturating_add(ms(t.header)));
+        }
+        Some(
+            self.quiet_since
+                .load(Ordering::Acquire)
+                .saturating_add(ms(t.idle)),
+        )
+    }
+
+    /// Returns once a time limit of the connection has passed.
+    pub(crate) async fn expired(&self) {
+        loop {
+            let now = self.now();
+            match self.deadline() {
+                Some(d) if d <= now => return,
+                Some(d) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(d - now)) => {}
+                        () = self.wake.notified() => {}
+                    }
+                }
+                None => self.wake.notified().await,
+            }
+        }
+    }
+}
+
+/// A request in progress on a watched connection.
+pub(crate) struct InFlight(Arc<Watch>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let w = &self.0;
+        if w.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            w.first_read.store(NONE, Ordering::Release);
+            w.quiet_since.store(w.now(), Ordering::Release);
+            w.wake.notify_one();
+        }
+    }
+}
+
+/// A connection's I/O, reporting to its [`Watch`].
+pub(crate) struct Watched<IO> {
+    io: IO,
+    watch: Arc<Watch>,
+}
+
+impl<IO> Watched<IO> {
+    /// `io`, watched by `watch`.
+    pub(crate) fn new(io: IO, watch: Arc<Watch>) -> Self {
+        Watched { io, watch }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.watch.on_read();
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.watch.on_write(polled.is_pending());
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.watch.on_write(polled.is_pending());
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// An answer's body that keeps its request in flight until it is sent
+/// (or dropped).
+pub(crate) struct Tracked<B> {
+    body: B,
+    /// Dropped at the body's end.
+    request: Option<InFlight>,
+}
+
+impl<B> Tracked<B> {
+    /// `body`, ending `request` when done.
+    pub(crate) fn new(body: B, request: InFlight) -> Self {
+        Tracked {
+            body,
+            request: Some(request),
+        }
+    }
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            this.request = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch() -> Arc<Watch> {
+        Watch::new(Timeouts {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn the_deadline_follows_what_the_connection_does() {
+        let w = watch();
+        assert_eq!(w.deadline(), Some(60_000));
+        w.first_read.store(5_000, Ordering::Release);
+        assert_eq!(w.deadline(), Some(15_000));
+        let request = w.request();
+        assert_eq!(w.deadline(), None);
+        w.write_blocked.store(20_000, Ordering::Release);
+        assert_eq!(w.deadline(), Some(80_000));
+        w.on_write(false);
+        assert_eq!(w.deadline(), None);
+        drop(request);
+        let quiet = w.quiet_since.load(Ordering::Acquire);
+        assert_eq!(w.deadline(), Some(quiet + 60_000));
+    }
+}
