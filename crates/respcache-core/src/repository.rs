@@ -153,6 +153,19 @@ impl<P: Send + Sync + 'static> Repository<P> {
         self.inner.settings.as_ref()
     }
 
+    /// The expiry this repository gives what it stores: its settings'
+    /// expiry, else the cache's
+    /// [`default_expiry`](crate::ResponseCacheBuilder::default_expiry);
+    /// `None` when neither is set (the cache's default is then
+    /// [`Expiry::Never`]). The HTTP layer uses it when the origin says
+    /// nothing about freshness.
+    pub fn expiry(&self) -> Option<Expiry> {
+        self.inner.settings.expiry().or_else(|| {
+            let default = self.inner.options.default_expiry;
+            (default != Expiry::Never).then_some(default)
+        })
+    }
+
     /// The underlying store, for layers that manage entries themselves (the
     /// HTTP layer reads stale entries and their metadata through it).
     pub fn store(&self) -> &Arc<DynStore> {

@@ -203,6 +203,6 @@ impl<P: Send + Sync + 'static> Target for CacheTarget<P> {
     fn repository_expiry(&self, slot: &Slot) -> Option<respcache_core::Expiry> {
         self.cache
             .repository(&slot.repository)
-            .and_then(|r| r.settings().expiry())
+            .and_then(|r| r.expiry())
     }
 }

@@ -16,7 +16,59 @@ crate::backend_tests!(
     spotify_example_end_to_end,
     spotify_with_cache_control_revalidates_by_etag,
     a_response_cache_keeps_one_variant_and_serves_it_only_to_matching_requests,
+    a_session_over_a_response_cache_uses_its_default_expiry_when_the_origin_says_nothing,
 );
+
+/// Issue 19: over a `ResponseCache`, a repository's effective expiry (its
+/// settings, else the cache's default) is the lifetime of an answer whose
+/// origin sends no cache headers — with `Cache-Control` respected or not.
+async fn a_session_over_a_response_cache_uses_its_default_expiry_when_the_origin_says_nothing(
+    b: B,
+) {
+    let api =
+        Origin::start(|s| Reply::ok(format!("{{\"type\": \"track\", \"name\": \"n{}\"}}", s.n)))
+            .await;
+    for respect in [true, false] {
+        let clock = clock();
+        let cache = Arc::new(
+            ResponseCache::<Value>::builder(if respect { "plain1" } else { "plain2" })
+                .default_expiry(Duration::from_secs(3600))
+                .clock(clock.clone())
+                .create_repository(
+                    TemplateSettings::new("tracks", "/{version}/tracks/{id}", JsonCodec).unwrap(),
+                )
+                .connect(b.clone())
+                .await
+                .unwrap(),
+        );
+        let session = CachedClient::builder()
+            .cache_control(respect)
+            .build_with_cache(cache.clone())
+            .await
+            .unwrap();
+        let url = api.url(&format!("/v1/tracks/{respect}"));
+        let first = session.get(&url).send().await.unwrap();
+        let lifetime =
+            first.expires_at().unwrap().as_millis() - first.created_at().unwrap().as_millis();
+        assert_eq!(lifetime, 3_600_000, "respect={respect}");
+        clock.advance(Duration::from_secs(1800));
+        assert!(
+            session.get(&url).send().await.unwrap().from_cache(),
+            "respect={respect}"
+        );
+        let req = Request::get(&url).unwrap();
+        assert!(
+            cache.get(&req).await.unwrap().is_some(),
+            "respect={respect}"
+        );
+        clock.advance(Duration::from_secs(1801));
+        assert!(
+            !session.get(&url).send().await.unwrap().from_cache(),
+            "respect={respect}"
+        );
+        assert_eq!(api.count(&format!("/v1/tracks/{respect}")), 2);
+    }
+}
 
 /// The imitation: `/v1/{tracks,albums,artists}/{id}` and `/v1/me`, with
 /// Spotify's `private, max-age=0` and an ETag; it checks the bearer token.
