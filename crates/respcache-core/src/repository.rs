@@ -325,9 +325,7 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .codec()
             .encode(payload)
             .map_err(self.ctx(Operation::Encode))?;
-        let expiry = settings
-            .expiry()
-            .unwrap_or(self.inner.options.default_expiry);
+        let expiry = self.expiry().unwrap_or(Expiry::Never);
         Ok(Entry {
             key,
             name: settings.name_of(payload),
