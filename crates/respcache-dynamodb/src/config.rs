@@ -430,18 +430,10 @@ impl fmt::Debug for DynamoDbConfig {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password, and secret-looking query values, replaced by
+/// `***` ([`respcache_core::redact::redact_url`]).
 pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Not a URL: show only what cannot be a secret.
-        Err(_) if url.contains('@') => "<unparsable URL, redacted>".to_owned(),
-        Err(_) => url.to_owned(),
-    }
+    respcache_core::redact::redact_url(url)
 }
 
 fn validate_table(table: &str) -> Result<()> {
@@ -638,8 +630,15 @@ mod tests {
 
     #[test]
     fn credentials_in_the_url_are_not_echoed() {
-        let e = DynamoDbConfig::from_url("dynamodb://key:hunter2@tbl").unwrap_err();
-        assert!(!e.to_string().contains("hunter2"), "{e}");
+        for url in [
+            "dynamodb://key:hunter2@tbl",
+            "dynamodb://t bl?aws_secret_access_key=hunter2",
+            "dynamodb://tbl?endpoint=http://k:hunter2@h%ZZ",
+            "dynamodb://tbl?aws_session_token=hunter2",
+        ] {
+            let e = DynamoDbConfig::from_url(url).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+        }
         let c = DynamoDbConfig::new("tbl")
             .unwrap()
             .with_endpoint("http://user:hunter2@127.0.0.1:8000");
