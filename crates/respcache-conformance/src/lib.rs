@@ -30,6 +30,7 @@ mod cases;
 mod check;
 mod factory;
 mod harness;
+pub mod net;
 
 pub use cases::{Case, all_cases};
 pub use check::{CaseResult, Failure};

@@ -34,6 +34,7 @@ pub mod key;
 pub mod kv;
 pub mod memory;
 pub mod name;
+pub mod redact;
 pub mod repository;
 pub mod request;
 pub mod response_cache;

@@ -19,6 +19,10 @@ use crate::shared::Shared;
 use crate::store::{DynamoDbStore, wipe_partition};
 use crate::table;
 
+/// The longest `connect` waits for the SDK to find the region and
+/// credentials (instance metadata, SSO, ...) before it sends anything.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Attribute of a registry item: when the store was first opened (ms).
 const CREATED_AT: &str = "created_at";
 
@@ -121,14 +125,26 @@ impl DynamoDbBackend {
     ///
     /// As [`connect`](DynamoDbBackend::connect).
     pub async fn connect_with(config: DynamoDbConfig) -> Result<Self> {
-        let sdk = load_sdk_config(&config).await.map_err(connect_context)?;
+        let sdk = tokio::time::timeout(LOAD_TIMEOUT, load_sdk_config(&config))
+            .await
+            .map_err(|_| {
+                crate::error::backend_error(
+                    respcache_core::ErrorKind::Timeout,
+                    format!(
+                        "finding the AWS region and credentials took over {LOAD_TIMEOUT:?} \
+                         (set ?region= and AWS_* credentials, or an endpoint)"
+                    ),
+                )
+            })
+            .and_then(|loaded| loaded)
+            .map_err(connect_context)?;
         DynamoDbBackend::from_client(Client::new(&sdk), config).await
     }
 
     /// Connects with an SDK configuration the program already has
     /// (credentials, region, HTTP client, retry and timeout settings...);
     /// `config`'s `endpoint` and `region`, when set, override it, and its
-    /// `max_attempts` and `timeout` are not used.
+    /// `max_attempts` and timeouts are not used (set them in `sdk`).
     ///
     /// # Errors
     ///
@@ -148,7 +164,7 @@ impl DynamoDbBackend {
     }
 
     /// Uses a client the program already has. `config`'s table and behaviour
-    /// settings apply; its `region`, `endpoint`, `max_attempts` and `timeout`
+    /// settings apply; its `region`, `endpoint`, `max_attempts` and timeouts
     /// are the client's business and are ignored.
     ///
     /// # Errors

@@ -14,6 +14,19 @@ use crate::error::backend_error;
 /// the (unused) [`DynamoDbConfig::table`] of a per-cache URL.
 pub const DEFAULT_TABLE: &str = "respcache";
 
+/// The default time limit of one request attempt ([`DynamoDbConfig::timeout`]),
+/// like Redis's command timeout: an endpoint that accepts connections and
+/// never answers fails the attempt after this long.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The default time limit of one SDK call, retries and back-off included
+/// ([`DynamoDbConfig::operation_timeout`]).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default time limit of opening a TCP (and TLS) connection
+/// ([`DynamoDbConfig::connect_timeout`]).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Which table a cache lives in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -49,7 +62,9 @@ pub enum TableMode {
 /// | `create_table` | create the table (on-demand, TTL on `purge_at`) if it is missing | `true` |
 /// | `consistent_read` | strongly consistent reads (a `put` is seen by the next `get`) | `true` |
 /// | `max_attempts` | attempts per request in the SDK's standard retry mode (throttling, 5xx, connection errors) | `3` |
-/// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`; a bare number is seconds) | none |
+/// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`; a bare number is seconds; `0`: none) | `2s` |
+/// | `operation_timeout` | time limit of one request, retries and back-off included (`0`: none) | `5s` |
+/// | `connect_timeout` | time limit of opening a connection (`0`: none) | `2s` |
 /// | `batch_concurrency` | requests (BatchGetItem / BatchWriteItem, or DeleteItem for `delete_many` and filtered `clear`) in flight per call | `8` |
 /// | `batch_retry_timeout` | how long unprocessed batch items are retried before the call fails | `30s` |
 /// | `page_size` | items per Query page of `scan`, `count`, `clear` (DynamoDB also stops a page at 1 MB) | `1000` |
@@ -99,8 +114,17 @@ pub struct DynamoDbConfig {
     pub consistent_read: bool,
     /// Attempts per request in the SDK's standard retry mode.
     pub max_attempts: u32,
-    /// Time limit of one request attempt.
+    /// Time limit of one request attempt ([`DEFAULT_ATTEMPT_TIMEOUT`];
+    /// `None`: none).
     pub timeout: Option<Duration>,
+    /// Time limit of one request, its retries and back-off included
+    /// ([`DEFAULT_OPERATION_TIMEOUT`]; `None`: none). Every call to
+    /// DynamoDB — `connect`'s too — fails with
+    /// [`Timeout`](ErrorKind::Timeout) after this long at most.
+    pub operation_timeout: Option<Duration>,
+    /// Time limit of opening a TCP (and TLS) connection
+    /// ([`DEFAULT_CONNECT_TIMEOUT`]; `None`: the SDK's).
+    pub connect_timeout: Option<Duration>,
     /// Batch requests in flight per `get_many` / `put_many` / `delete_many` /
     /// `clear` call.
     pub batch_concurrency: usize,
@@ -132,7 +156,9 @@ impl DynamoDbConfig {
             create_table: true,
             consistent_read: true,
             max_attempts: 3,
-            timeout: None,
+            timeout: Some(DEFAULT_ATTEMPT_TIMEOUT),
+            operation_timeout: Some(DEFAULT_OPERATION_TIMEOUT),
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             batch_concurrency: 8,
             batch_retry_timeout: Duration::from_secs(30),
             page_size: 1000,
@@ -213,7 +239,9 @@ impl DynamoDbConfig {
                     return Err(config_error("max_attempts must be at least 1"));
                 }
             }
-            "timeout" => self.timeout = Some(parse_duration(name, value)?),
+            "timeout" => self.timeout = parse_limit(name, value)?,
+            "operation_timeout" => self.operation_timeout = parse_limit(name, value)?,
+            "connect_timeout" => self.connect_timeout = parse_limit(name, value)?,
             "batch_concurrency" => {
                 self.batch_concurrency = parse_number(name, value)?;
                 if self.batch_concurrency == 0 {
@@ -230,7 +258,8 @@ impl DynamoDbConfig {
             other => {
                 return Err(config_error(format!(
                     "unknown option {other:?}; known: region, endpoint, table_prefix, create_table, \
-                     consistent_read, max_attempts, timeout, batch_concurrency, batch_retry_timeout, page_size"
+                     consistent_read, max_attempts, timeout, operation_timeout, connect_timeout, \
+                     batch_concurrency, batch_retry_timeout, page_size"
                 )));
             }
         }
@@ -336,9 +365,21 @@ impl DynamoDbConfig {
         self
     }
 
-    /// Sets the time limit of one request attempt.
+    /// Sets the time limit of one request attempt (`None`: none).
     pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets the time limit of one request, retries included (`None`: none).
+    pub fn with_operation_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    /// Sets the time limit of opening a connection (`None`: the SDK's).
+    pub fn with_connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -380,6 +421,8 @@ impl fmt::Debug for DynamoDbConfig {
             .field("consistent_read", &self.consistent_read)
             .field("max_attempts", &self.max_attempts)
             .field("timeout", &self.timeout)
+            .field("operation_timeout", &self.operation_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("batch_concurrency", &self.batch_concurrency)
             .field("batch_retry_timeout", &self.batch_retry_timeout)
             .field("page_size", &self.page_size)
@@ -387,18 +430,10 @@ impl fmt::Debug for DynamoDbConfig {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` with any password, and secret-looking query values, replaced by
+/// `***` ([`respcache_core::redact::redact_url`]).
 pub(crate) fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Not a URL: show only what cannot be a secret.
-        Err(_) if url.contains('@') => "<unparsable URL, redacted>".to_owned(),
-        Err(_) => url.to_owned(),
-    }
+    respcache_core::redact::redact_url(url)
 }
 
 fn validate_table(table: &str) -> Result<()> {
@@ -463,6 +498,12 @@ fn parse_number<T: FromStr>(name: &str, value: &str) -> Result<T> {
         .map_err(|_| config_error(format!("option {name}={value:?} is not a whole number")))
 }
 
+/// A time limit: a duration, `0` meaning none.
+fn parse_limit(name: &str, value: &str) -> Result<Option<Duration>> {
+    let limit = parse_duration(name, value)?;
+    Ok((!limit.is_zero()).then_some(limit))
+}
+
 fn parse_duration(name: &str, value: &str) -> Result<Duration> {
     let bad = || {
         config_error(format!(
@@ -491,9 +532,12 @@ mod tests {
         let c = DynamoDbConfig::from_url(
             "dynamodb://Cache_Table.v2?region=us-east-1&endpoint=http://127.0.0.1:8000\
              &create_table=false&consistent_read=0&max_attempts=5&timeout=250ms\
-             &batch_concurrency=8&batch_retry_timeout=2m&page_size=50",
+             &batch_concurrency=8&batch_retry_timeout=2m&page_size=50\
+             &operation_timeout=3s&connect_timeout=0",
         )
         .unwrap();
+        assert_eq!(c.operation_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.connect_timeout, None);
         assert_eq!(c.table, "Cache_Table.v2");
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
@@ -517,6 +561,10 @@ mod tests {
         );
         assert!(c.create_table && c.consistent_read);
         assert_eq!(c.region, None);
+        // Seconds, like Redis's command timeout: a frozen endpoint never hangs a call.
+        assert_eq!(c.timeout, Some(DEFAULT_ATTEMPT_TIMEOUT));
+        assert_eq!(c.operation_timeout, Some(DEFAULT_OPERATION_TIMEOUT));
+        assert_eq!(c.connect_timeout, Some(DEFAULT_CONNECT_TIMEOUT));
         let c = DynamoDbConfig::from_url("dynamodb://tbl").unwrap();
         assert_eq!((c.table.as_str(), &c.mode), ("tbl", &TableMode::Shared));
         let c = DynamoDbConfig::from_url("dynamodb://tbl?endpoint=http%3A%2F%2Flocalhost%3A8000")
@@ -567,6 +615,8 @@ mod tests {
             "dynamodb://tbl?max_attempts=0",
             "dynamodb://tbl?page_size=0",
             "dynamodb://tbl?timeout=5h",
+            "dynamodb://tbl?operation_timeout=soon",
+            "dynamodb://tbl?connect_timeout=-1",
             "dynamodb://tbl?endpoint=",
             "dynamodb://tbl?endpoint=not a url",
             "dynamodb://t%21bl",
@@ -580,8 +630,15 @@ mod tests {
 
     #[test]
     fn credentials_in_the_url_are_not_echoed() {
-        let e = DynamoDbConfig::from_url("dynamodb://key:hunter2@tbl").unwrap_err();
-        assert!(!e.to_string().contains("hunter2"), "{e}");
+        for url in [
+            "dynamodb://key:hunter2@tbl",
+            "dynamodb://t bl?aws_secret_access_key=hunter2",
+            "dynamodb://tbl?endpoint=http://k:hunter2@h%ZZ",
+            "dynamodb://tbl?aws_session_token=hunter2",
+        ] {
+            let e = DynamoDbConfig::from_url(url).unwrap_err();
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{e:?}");
+        }
         let c = DynamoDbConfig::new("tbl")
             .unwrap()
             .with_endpoint("http://user:hunter2@127.0.0.1:8000");

@@ -21,13 +21,7 @@ const LOCAL_REGION: &str = "us-east-1";
 pub(crate) async fn load_sdk_config(config: &DynamoDbConfig) -> Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts.max(1)));
-    if let Some(timeout) = config.timeout {
-        loader = loader.timeout_config(
-            TimeoutConfig::builder()
-                .operation_attempt_timeout(timeout)
-                .build(),
-        );
-    }
+    loader = loader.timeout_config(timeout_config(config));
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     } else if config.endpoint.is_some() {
@@ -53,6 +47,15 @@ pub(crate) async fn load_sdk_config(config: &DynamoDbConfig) -> Result<SdkConfig
         ));
     }
     Ok(sdk)
+}
+
+/// The SDK's timeouts from `config`: per attempt, per call, per connection.
+pub(crate) fn timeout_config(config: &DynamoDbConfig) -> TimeoutConfig {
+    let mut timeouts = TimeoutConfig::builder();
+    timeouts.set_operation_attempt_timeout(config.timeout);
+    timeouts.set_operation_timeout(config.operation_timeout);
+    timeouts.set_connect_timeout(config.connect_timeout);
+    timeouts.build()
 }
 
 /// Credentials for an explicit endpoint: the environment variables or the

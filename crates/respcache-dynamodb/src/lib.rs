@@ -13,7 +13,10 @@ mod store;
 mod table;
 
 pub use backend::DynamoDbBackend;
-pub use config::{DEFAULT_TABLE, DynamoDbConfig, TableMode};
+pub use config::{
+    DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_OPERATION_TIMEOUT, DEFAULT_TABLE,
+    DynamoDbConfig, TableMode,
+};
 pub use store::DynamoDbStore;
 
 /// The AWS configuration loader this crate uses.

@@ -1037,6 +1037,113 @@ async fn per_cache_open_racing_the_last_drop_never_hangs(ctx: Ctx) -> TestResult
 
 // ---------------------------------------------------------------- harness --
 
+/// The deadlines a black hole or a frozen endpoint is met with in these
+/// tests: one attempt and one call of 1 s.
+const ONE_SECOND: &str = "connect_timeout=1s&timeout=1s&operation_timeout=1s";
+
+/// Generous: a 1 s deadline must fail well within this on a loaded VM.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// `connect` to an endpoint that accepts TCP and never answers, with `query`
+/// added to the URL; returns the error and how long it took. The test's own
+/// limit (60 s) only keeps a hang from hanging the suite.
+async fn connect_to_a_black_hole(query: &str) -> Result<(respcache_core::Error, Duration), Failed> {
+    let hole = respcache_conformance::net::BlackHole::start().await?;
+    let url = format!(
+        "dynamodb://respcache-bh?endpoint={}&region=us-east-1{query}",
+        hole.http_url()
+    );
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), DynamoDbBackend::connect(&url))
+        .await
+        .map_err(|_| "connect to a black hole hung for 60 s")?;
+    let took = started.elapsed();
+    let err = outcome.err().ok_or("connected to a black hole")?;
+    Ok((err, took))
+}
+
+fn timeout_or_connection(err: &respcache_core::Error) -> TestResult {
+    check(
+        matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection),
+        format!("kind {:?}: {err}", err.kind()),
+    )
+}
+
+async fn black_hole_connect_fails_within_the_configured_deadline(_ctx: Ctx) -> TestResult {
+    let (err, took) = connect_to_a_black_hole(&format!("&{ONE_SECOND}")).await?;
+    eprintln!("dynamodb: connect to a black hole, 1 s deadline: {took:?}: {err}");
+    timeout_or_connection(&err)?;
+    check(took < BOUND, format!("took {took:?}"))
+}
+
+async fn black_hole_connect_fails_within_the_default_deadline(_ctx: Ctx) -> TestResult {
+    let (err, took) = connect_to_a_black_hole("").await?;
+    eprintln!("dynamodb: connect to a black hole, default deadlines: {took:?}: {err}");
+    timeout_or_connection(&err)?;
+    let default = DynamoDbConfig::new("respcache-bh")?;
+    let limit = default
+        .operation_timeout
+        .ok_or("no default per-call deadline")?;
+    check(
+        limit <= Duration::from_secs(10),
+        format!("default per-call deadline {limit:?} is not seconds"),
+    )?;
+    check(
+        took < limit * 3,
+        format!("took {took:?} with a per-call deadline of {limit:?}"),
+    )
+}
+
+/// A store opened through a proxy that then freezes: `get` and `put` fail
+/// within the deadline instead of hanging.
+async fn frozen_endpoint_fails_calls_within_the_deadline(ctx: Ctx) -> TestResult {
+    let config = DynamoDbConfig::from_url(&url())?;
+    let endpoint = config
+        .endpoint
+        .clone()
+        .ok_or("the test URL names no endpoint")?;
+    let target = url::Url::parse(&endpoint)?
+        .socket_addrs(|| Some(80))?
+        .into_iter()
+        .next()
+        .ok_or("endpoint has no address")?;
+    let proxy = respcache_conformance::net::FreezableProxy::start(target).await?;
+    let through = format!(
+        "dynamodb://{}?endpoint=http://{}&region=us-east-1&{ONE_SECOND}",
+        ctx.backend.table(),
+        proxy.addr()
+    );
+    let backend = DynamoDbBackend::connect(&through).await?;
+    let s = backend.open_store(&ctx.spec("frozen")).await?;
+    s.put(entry("k", "before the freeze")).await?;
+    check(s.get(&key("k")).await?.is_some(), "read through the proxy")?;
+    proxy.freeze();
+    for (what, call) in [
+        (
+            "get",
+            Box::pin(async { s.get(&key("k")).await.map(|_| ()) })
+                as Pin<Box<dyn Future<Output = _> + Send>>,
+        ),
+        (
+            "put",
+            Box::pin(async { s.put(entry("k", "after")).await.map(|_| ()) }),
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .map_err(|_| format!("{what} on a frozen endpoint hung for 60 s"))?;
+        let took = started.elapsed();
+        let err = outcome
+            .err()
+            .ok_or(format!("{what} succeeded on a frozen endpoint"))?;
+        eprintln!("dynamodb: {what} on a frozen endpoint, 1 s deadline: {took:?}: {err}");
+        timeout_or_connection(&err)?;
+        check(took < BOUND, format!("{what} took {took:?}"))?;
+    }
+    Ok(())
+}
+
 fn tests() -> Vec<(&'static str, TestFn)> {
     macro_rules! list {
         ($($name:ident),* $(,)?) => {
@@ -1062,6 +1169,9 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         per_cache_tables_hold_one_cache_each,
         per_cache_missing_table_without_create_is_a_configuration_error,
         per_cache_open_racing_the_last_drop_never_hangs,
+        black_hole_connect_fails_within_the_configured_deadline,
+        black_hole_connect_fails_within_the_default_deadline,
+        frozen_endpoint_fails_calls_within_the_deadline,
     ]
 }
 

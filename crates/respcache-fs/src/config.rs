@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use percent_encoding::percent_decode_str;
+use respcache_core::redact::redact_url;
 use respcache_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
@@ -78,22 +79,24 @@ impl FsConfig {
     ///
     /// [`ErrorKind::Configuration`], naming the part that is wrong.
     pub fn from_url(url: &str) -> Result<Self> {
+        // Errors show the URL without a password or secret-looking option.
+        let shown = redact_url(url);
         let rest = url
             .strip_prefix(SCHEME)
             .and_then(|r| r.strip_prefix(':'))
-            .ok_or_else(|| config_error(format!("{url:?} is not an `fs:` URL")))?;
+            .ok_or_else(|| config_error(format!("{shown:?} is not an `fs:` URL")))?;
         if rest.contains('#') {
-            return Err(config_error(format!("{url:?}: fs URLs have no fragment")));
+            return Err(config_error(format!("{shown:?}: fs URLs have no fragment")));
         }
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let root = root_of(url, location)?;
+        let root = root_of(&shown, location)?;
         let mut config = FsConfig::new(root);
         for (option, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match &*option {
-                "fsync" => config.fsync = parse_bool(url, &option, &value)?,
+                "fsync" => config.fsync = parse_bool(&shown, &option, &value)?,
                 other => {
                     return Err(config_error(format!(
-                        "{url:?}: unknown option {other:?} (known: fsync)"
+                        "{shown:?}: unknown option {other:?} (known: fsync)"
                     )));
                 }
             }
@@ -115,7 +118,8 @@ impl FromStr for FsConfig {
     }
 }
 
-/// The root folder named by the part of the URL after `fs:` and before `?`.
+/// The root folder named by the part of the URL after `fs:` and before `?`
+/// (`url`, already redacted, is for errors).
 fn root_of(url: &str, location: &str) -> Result<PathBuf> {
     let (prefix, path) = match location.strip_prefix("//") {
         Some(authority_and_path) => {
@@ -125,6 +129,12 @@ fn root_of(url: &str, location: &str) -> Result<PathBuf> {
             match authority {
                 "" | "localhost" => ("", path),
                 "." | ".." => (authority, path),
+                other if other.contains('@') => {
+                    return Err(config_error(format!(
+                        "{url:?}: fs URLs take no user or password; they name a local \
+                         folder: fs:///absolute/path or fs://./relative/path"
+                    )));
+                }
                 other => {
                     return Err(config_error(format!(
                         "{url:?}: the host {other:?} is not supported; fs URLs name a local \
@@ -210,10 +220,13 @@ mod tests {
             ("fs:///x?sync=true", "unknown option \"sync\""),
             ("fs:///x#frag", "no fragment"),
             ("fs:///%FF", "not UTF-8"),
+            ("fs://u:hunter2@/x", "no user or password"),
+            ("fs:///x?token=hunter2&sync=1", "unknown option \"token\""),
         ] {
             let e = FsConfig::from_url(url).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Configuration, "{url}");
             assert!(e.to_string().contains(says), "{url}: {e}");
+            assert!(!format!("{e} {e:?}").contains("hunter2"), "{url}: {e:?}");
         }
     }
 }

@@ -63,7 +63,15 @@ pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
 pub(crate) fn remove(path: &Path) -> io::Result<bool> {
     match fs::remove_file(path) {
         Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        // A folder where the entry belongs is not an entry: left alone.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
+            ) =>
+        {
+            Ok(false)
+        }
         Err(e) => Err(e),
     }
 }

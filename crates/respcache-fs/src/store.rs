@@ -90,8 +90,29 @@ impl Reader {
     /// The entry under `key`, or `None` if missing or undecodable.
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
         let path = entry_path(&self.dir, key);
-        let bytes = file::read_file(&path).map_err(|e| io_error(e, "reading", &path))?;
+        let bytes = match file::read_file(&path) {
+            Err(e) if is_folder(&e) => {
+                self.foreign(&path);
+                return Ok(None);
+            }
+            other => other.map_err(|e| io_error(e, "reading", &path))?,
+        };
         Ok(bytes.and_then(|bytes| self.decode(&bytes, |k| k == key)))
+    }
+
+    /// Records a folder (or anything but a file) where an entry file
+    /// belongs: not respcache's, skipped, counted as undecodable.
+    fn foreign(&self, path: &Path) {
+        self.undecodable(
+            &Error::new(
+                ErrorKind::Codec,
+                format!(
+                    "{} is not an entry file (a folder?): skipped",
+                    path.display()
+                ),
+            )
+            .with_backend(SCHEME),
+        );
     }
 
     /// Decodes an entry file's bytes; anything undecodable, or an entry whose
@@ -138,6 +159,11 @@ impl Reader {
     }
 }
 
+/// Whether an I/O error says a path holds a folder where a file belongs.
+fn is_folder(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::IsADirectory
+}
+
 fn io_error(error: io::Error, doing: &str, path: &Path) -> Error {
     map_io_error(error, At::Store, format_args!("{doing} {}", path.display()))
 }
@@ -175,11 +201,13 @@ impl Store for FsStore {
         let Some(f) = file::open(&path).map_err(|e| io_error(e, "opening", &path))? else {
             return Ok(None);
         };
-        let len = f
-            .metadata()
-            .map_err(|e| io_error(e, "reading", &path))?
-            .len();
+        let meta = f.metadata().map_err(|e| io_error(e, "reading", &path))?;
         let reader = self.reader();
+        if !meta.is_file() {
+            reader.foreign(&path);
+            return Ok(None);
+        }
+        let len = meta.len();
         if len <= INLINE_READ_MAX {
             let bytes = read_opened(f, len, &path)?;
             return Ok(reader.decode(&bytes, |k| k == key));
@@ -258,7 +286,14 @@ impl Store for FsStore {
     async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
         self.shared.check()?;
         let path = self.entry_path(key);
-        match read_header_of(&path).map_err(|e| io_error(e, "reading", &path))? {
+        let header = match read_header_of(&path) {
+            Err(e) if is_folder(&e) => {
+                self.reader().foreign(&path);
+                return Ok(false);
+            }
+            other => other.map_err(|e| io_error(e, "reading", &path))?,
+        };
+        match header {
             None => Ok(false),
             Some(Ok(header)) => Ok(Select::Fresh.matches(header.expires_at, now)),
             Some(Err(e)) => {
@@ -272,14 +307,20 @@ impl Store for FsStore {
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
         self.shared.check()?;
         let dir = self.dir.clone();
+        let reader = self.reader();
         blocking(move || {
             let mut n = 0;
             walk(&dir, false, |found| {
-                if let Found::Entry(path) = found
-                    && let Some(Ok(header)) = read_header_of(path)?
-                    && select.matches(header.expires_at, now)
-                {
-                    n += 1;
+                match found {
+                    Found::Foreign(path) => reader.foreign(path),
+                    Found::Entry(path) => {
+                        if let Some(Ok(header)) = read_header_of(path)?
+                            && select.matches(header.expires_at, now)
+                        {
+                            n += 1;
+                        }
+                    }
+                    Found::Temp(_) => {}
                 }
                 Ok(ControlFlow::Continue(()))
             })
@@ -301,6 +342,7 @@ impl Store for FsStore {
             let mut n = 0;
             walk(&dir, true, |found| {
                 match found {
+                    Found::Foreign(path) => reader.foreign(path),
                     Found::Temp(path) => {
                         if is_stale_temp(path) {
                             file::remove(path)?;
@@ -398,8 +440,13 @@ fn scan_blocking(
     tx: &mpsc::Sender<Result<Entry>>,
 ) {
     let walked = walk(&reader.dir, false, |found| {
-        let Found::Entry(path) = found else {
-            return Ok(ControlFlow::Continue(()));
+        let path = match found {
+            Found::Entry(path) => path,
+            Found::Foreign(path) => {
+                reader.foreign(path);
+                return Ok(ControlFlow::Continue(()));
+            }
+            Found::Temp(_) => return Ok(ControlFlow::Continue(())),
         };
         let item = if shared.is_closed() {
             Err(Error::closed(SCHEME))

@@ -15,6 +15,9 @@ pub(crate) enum Found<'a> {
     Entry(&'a Path),
     /// A temporary file left by a write in progress or a crashed writer.
     Temp(&'a Path),
+    /// Something named like an entry that is not a file (a folder, say):
+    /// not respcache's; callers skip it and count it as undecodable.
+    Foreign(&'a Path),
 }
 
 /// Calls `visit` for every entry and temporary file under `store_dir`
@@ -55,7 +58,9 @@ pub(crate) fn walk(
                 let file = file?;
                 let name = file.file_name();
                 let path = file.path();
-                let found = if is_entry_name(&name) {
+                let found = if is_entry_name(&name) && !is_file(&file) {
+                    Found::Foreign(&path)
+                } else if is_entry_name(&name) {
                     Found::Entry(&path)
                 } else if is_temp_name(&name) {
                     Found::Temp(&path)
@@ -76,6 +81,12 @@ pub(crate) fn walk(
         }
     }
     Ok(())
+}
+
+/// Whether a folder entry is a regular file (`true` if it vanished
+/// meanwhile: reading it then finds nothing).
+fn is_file(entry: &fs::DirEntry) -> bool {
+    entry.file_type().map_or(true, |t| t.is_file())
 }
 
 /// Whether a folder entry is a folder (`false` if it vanished meanwhile).

@@ -424,3 +424,36 @@ async fn clear_expired_never_removes_a_put_landing_in_its_window() {
         files_under(dir.path())
     );
 }
+
+/// A folder where an entry file belongs (another program's, or a stray
+/// `mkdir`) is a foreign entry: skipped and counted as undecodable by the
+/// calls that walk the store, a miss for `get` — never an error that stops
+/// `scan` (and so `respcache stats`/`ls`).
+#[tokio::test]
+async fn a_folder_where_an_entry_belongs_is_skipped_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_backend, store) = open(dir.path()).await;
+    let now = Timestamp::now();
+    for k in ["a", "b"] {
+        store.put(Entry::new(key(k), now, "v")).await.unwrap();
+    }
+    let folder = path_of(dir.path(), &key("foreign"));
+    fs::create_dir_all(folder.join("inside")).unwrap();
+
+    let before = stats::undecodable_entries();
+    let scanned: Vec<Entry> = store.scan(Select::All, now).try_collect().await.unwrap();
+    assert_eq!(scanned.len(), 2);
+    assert!(
+        stats::undecodable_entries() > before,
+        "the folder is counted"
+    );
+    assert_eq!(store.count(Select::All, now).await.unwrap(), 2);
+    assert_eq!(store.count(Select::Fresh, now).await.unwrap(), 2);
+    assert_eq!(store.get(&key("foreign")).await.unwrap(), None);
+    assert!(!store.contains(&key("foreign"), now).await.unwrap());
+    let got = store.get_many(&[key("a"), key("foreign")]).await.unwrap();
+    assert_eq!(got.iter().filter(|e| e.is_some()).count(), 1);
+    // `clear` removes the entries and leaves the foreign folder alone.
+    assert_eq!(store.clear(Select::All, now).await.unwrap(), 2);
+    assert!(folder.join("inside").is_dir());
+}

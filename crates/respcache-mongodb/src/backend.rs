@@ -10,7 +10,9 @@ use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
-use respcache_core::{Backend, DynStore, Error, ErrorKind, Limits, Name, Result, StoreSpec};
+use respcache_core::{
+    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
+};
 use tokio::sync::OnceCell;
 
 use crate::NAME;
@@ -23,6 +25,10 @@ use crate::error::{NAMESPACE_NOT_FOUND, Secret, has_code, map_mongodb_error, ope
 use crate::indexes;
 use crate::names::{collection_name, repository_name};
 use crate::store::MongoDbStore;
+
+/// How many operation timeouts a call over a whole store (`count`,
+/// `clear`) may take: its time grows with the store.
+const WHOLE_STORE_FACTOR: u32 = 6;
 
 /// Databases MongoDB keeps for itself; no cache may use them.
 const RESERVED_DATABASES: [&str; 3] = ["admin", "local", "config"];
@@ -143,9 +149,28 @@ impl Shared {
         result.map_err(|e| self.map(e))
     }
 
-    /// The operation timeout, for the scan stream.
-    pub(crate) fn operation_timeout(&self) -> Option<Duration> {
+    /// [`call`](Self::call) for a call over a whole store (`count`,
+    /// `clear`), whose time grows with the store's size: under
+    /// [`WHOLE_STORE_FACTOR`] times the operation timeout.
+    pub(crate) async fn call_whole_store<T>(
+        &self,
+        fut: impl IntoFuture<Output = std::result::Result<T, mongodb::error::Error>>,
+    ) -> Result<T> {
+        self.check()?;
+        let fut = fut.into_future();
+        let result = match self.whole_store_timeout() {
+            Some(limit) => tokio::time::timeout(limit, fut)
+                .await
+                .map_err(|_| operation_timed_out(limit))?,
+            None => fut.await,
+        };
+        result.map_err(|e| self.map(e))
+    }
+
+    /// The limit of a call over a whole store, for the scan stream.
+    pub(crate) fn whole_store_timeout(&self) -> Option<Duration> {
         self.operation_timeout
+            .map(|limit| limit.saturating_mul(WHOLE_STORE_FACTOR))
     }
 
     /// Whether the backend was closed.
@@ -209,9 +234,32 @@ impl MongoDbBackend {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_with(config: MongoDbConfig) -> Result<Self> {
+        MongoDbBackend::start(config).await.map_err(|e| {
+            if e.operation().is_none() {
+                e.with_operation(Operation::Connect)
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn start(config: MongoDbConfig) -> Result<Self> {
         let secret = url_password(&config.url).map(|p| Secret::new(&p));
         let map = |e| map_mongodb_error(e, secret.as_ref());
-        let mut options = ClientOptions::parse(&config.url).await.map_err(map)?;
+        // `mongodb+srv://` asks DNS here: bounded like server selection.
+        let parse_limit = config
+            .server_selection_timeout
+            .unwrap_or(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        let mut options = tokio::time::timeout(parse_limit, ClientOptions::parse(&config.url))
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("resolving the hosts of the URL took over {parse_limit:?}"),
+                )
+                .with_backend(NAME)
+            })?
+            .map_err(map)?;
         options.server_selection_timeout = config
             .server_selection_timeout
             .or(options.server_selection_timeout)

@@ -26,8 +26,9 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest a single call may take before it fails with
 /// [`ErrorKind::Timeout`], unless the URL (`socketTimeoutMS`) or
-/// [`MongoDbConfig::operation_timeout`] says otherwise.
-pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// [`MongoDbConfig::operation_timeout`] says otherwise. Seconds, like
+/// Redis's command timeout: a frozen server costs a call this long at most.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a document's purge date (the TTL field) is rewritten.
 ///

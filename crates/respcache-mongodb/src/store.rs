@@ -24,6 +24,11 @@ use crate::write::{self, Write};
 /// The most keys one `$in` query or delete names; longer lists are split.
 const KEYS_PER_QUERY: usize = 10_000;
 
+/// Writes per bulk write of `put_many`: each is one round trip under the
+/// operation timeout, so a large `put_many` gets a deadline per 1000
+/// entries instead of one for all.
+const WRITES_PER_CALL: usize = 1000;
+
 /// One repository's entries in a [`MongoDbBackend`](crate::MongoDbBackend):
 /// the collection `<repository>` in the database `<cache>`.
 ///
@@ -79,16 +84,23 @@ impl MongoDbStore {
         }
     }
 
-    async fn write(&self, writes: Vec<Write>) -> Result<()> {
+    /// Runs `writes` in order, [`WRITES_PER_CALL`] per round trip, each
+    /// round trip under the operation timeout.
+    async fn write(&self, mut writes: Vec<Write>) -> Result<()> {
         let client = self.coll.client();
-        self.shared
-            .call(write::run(
-                client,
-                &self.coll,
-                writes,
-                &self.shared.no_bulk_write,
-            ))
-            .await
+        while !writes.is_empty() {
+            let rest = writes.split_off(writes.len().min(WRITES_PER_CALL));
+            let chunk = std::mem::replace(&mut writes, rest);
+            self.shared
+                .call(write::run(
+                    client,
+                    &self.coll,
+                    chunk,
+                    &self.shared.no_bulk_write,
+                ))
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -190,14 +202,14 @@ impl Store for MongoDbStore {
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
         self.shared
-            .call(self.coll.count_documents(select_filter(select, now)))
+            .call_whole_store(self.coll.count_documents(select_filter(select, now)))
             .await
     }
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
         let result = self
             .shared
-            .call(self.coll.delete_many(select_filter(select, now)))
+            .call_whole_store(self.coll.delete_many(select_filter(select, now)))
             .await?;
         Ok(result.deleted_count)
     }
@@ -207,7 +219,9 @@ impl Store for MongoDbStore {
         let coll = self.coll.clone();
         let repository = self.spec.repository.as_str().to_owned();
         futures::stream::once(async move {
-            let cursor = shared.call(coll.find(select_filter(select, now))).await?;
+            let cursor = shared
+                .call_whole_store(coll.find(select_filter(select, now)))
+                .await?;
             Ok::<_, Error>(entries(cursor, shared, repository))
         })
         .try_flatten()
@@ -253,8 +267,9 @@ impl Store for MongoDbStore {
 }
 
 /// The cursor's documents as entries, batch by batch; undecodable documents
-/// are skipped (logged and counted). Each wait for the next document is
-/// bounded by the operation timeout, and a closed backend ends the stream
+/// are skipped (logged and counted). Each wait for the next document (a
+/// batch of up to 16 MiB when the cursor asks for more) is bounded by the
+/// whole-store timeout, and a closed backend ends the stream
 /// with a `Closed` error.
 fn entries(
     cursor: Cursor<Document>,
@@ -267,7 +282,7 @@ fn entries(
         async move {
             loop {
                 shared.check()?;
-                let next = match shared.operation_timeout() {
+                let next = match shared.whole_store_timeout() {
                     Some(limit) => tokio::time::timeout(limit, cursor.next())
                         .await
                         .map_err(|_| operation_timed_out(limit))?,

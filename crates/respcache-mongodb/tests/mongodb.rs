@@ -656,6 +656,94 @@ async fn a_hung_call_hits_the_operation_timeout(ctx: Ctx) -> TestResult {
     Ok(())
 }
 
+/// Generous: a 1 s deadline must fail well within this on a loaded VM.
+const BOUND: Duration = Duration::from_secs(10);
+
+/// `connect` to a server that accepts TCP and never answers, with
+/// `options` added to the URL: the error and how long it took.
+async fn connect_to_a_black_hole(
+    options: &str,
+) -> Result<(respcache_core::Error, Duration), Failed> {
+    let hole = respcache_conformance::net::BlackHole::start()
+        .await
+        .map_err(fail)?;
+    let url = format!("mongodb://{}/?directConnection=true{options}", hole.addr());
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), MongoDbBackend::connect(&url))
+        .await
+        .map_err(|_| "connect to a black hole hung for 60 s")?;
+    let took = started.elapsed();
+    Ok((outcome.err().ok_or("a black hole answered")?, took))
+}
+
+async fn a_black_hole_fails_connect_within_the_configured_deadline(_ctx: Ctx) -> TestResult {
+    let (err, took) = connect_to_a_black_hole(
+        "&serverSelectionTimeoutMS=1000&connectTimeoutMS=1000&socketTimeoutMS=1000",
+    )
+    .await?;
+    eprintln!("mongodb: connect to a black hole, 1 s deadlines: {took:?}: {err}");
+    ensure!(
+        matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection),
+        "{err}"
+    );
+    ensure!(took < BOUND, "took {took:?}");
+    Ok(())
+}
+
+async fn a_black_hole_fails_connect_within_the_default_deadline(_ctx: Ctx) -> TestResult {
+    let (err, took) = connect_to_a_black_hole("").await?;
+    eprintln!("mongodb: connect to a black hole, default deadlines: {took:?}: {err}");
+    ensure!(
+        matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection),
+        "{err}"
+    );
+    let limit = respcache_mongodb::DEFAULT_SERVER_SELECTION_TIMEOUT
+        .max(respcache_mongodb::DEFAULT_OPERATION_TIMEOUT);
+    ensure!(took < limit * 3, "took {took:?}");
+    Ok(())
+}
+
+/// With the default deadlines, a call on a server that froze after the
+/// store was opened fails in seconds, not in the driver's 30 s or more.
+async fn a_frozen_server_fails_a_call_within_the_default_deadline(ctx: Ctx) -> TestResult {
+    let default = respcache_mongodb::DEFAULT_OPERATION_TIMEOUT;
+    ensure!(
+        default <= Duration::from_secs(10),
+        "the default per-call deadline is {default:?}, not seconds"
+    );
+    let proxy = Proxy::start(&ctx.config.url).await?;
+    let url = format!("mongodb://127.0.0.1:{}/?directConnection=true", proxy.port);
+    let backend = MongoDbBackend::connect(&url).await.map_err(fail)?;
+    let store = backend
+        .open_store(&spec(&ctx, "frozen", None)?)
+        .await
+        .map_err(fail)?;
+    store
+        .put(Entry::new(key("k"), Timestamp::now(), "v"))
+        .await
+        .map_err(fail)?;
+    proxy.freeze.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), store.get(&key("k")))
+        .await
+        .map_err(|_| "a get on a frozen server hung for 60 s")?;
+    let took = started.elapsed();
+    let err = outcome.err().ok_or("a frozen server answered")?;
+    eprintln!("mongodb: get on a frozen server, default deadlines: {took:?}: {err}");
+    ensure!(err.kind() == ErrorKind::Timeout, "{err}");
+    ensure!(took < default * 2, "took {took:?}");
+    proxy.freeze.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    while store.get(&key("k")).await.is_err() {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server did not come back"
+        );
+    }
+    backend.close().await.map_err(fail)?;
+    Ok(())
+}
+
 async fn reserved_database_names_are_refused(ctx: Ctx) -> TestResult {
     for name in ["admin", "local", "config"] {
         let spec = StoreSpec::new(
@@ -1052,6 +1140,9 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         bulk_calls_are_one_round_trip,
         wrong_credentials_never_show_the_password,
         an_unreachable_server_is_a_timeout,
+        a_black_hole_fails_connect_within_the_configured_deadline,
+        a_black_hole_fails_connect_within_the_default_deadline,
+        a_frozen_server_fails_a_call_within_the_default_deadline,
         a_silent_server_is_a_timeout,
         a_hung_call_hits_the_operation_timeout,
         reserved_database_names_are_refused,

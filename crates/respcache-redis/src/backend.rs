@@ -3,11 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use respcache_core::{Backend, DynStore, Limits, Name, Operation, Result, StoreSpec, async_trait};
+use respcache_core::{
+    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec, async_trait,
+};
 
 use crate::NAME;
 use crate::config::RedisConfig;
 use crate::connection::Shared;
+use crate::error::is_wrong_type;
 use crate::layout::{entry_prefix, prefix_pattern, registry_key};
 use crate::store::RedisStore;
 
@@ -97,15 +100,37 @@ impl RedisBackend {
     /// [`Closed`](respcache_core::ErrorKind::Closed) after
     /// [`close`](Backend::close); connection and timeout errors.
     pub async fn store(&self, spec: &StoreSpec) -> Result<RedisStore> {
-        self.shared
-            .query::<()>(
-                redis::cmd("SADD")
-                    .arg(registry_key(&spec.cache))
-                    .arg(spec.repository.as_str()),
-            )
+        self.update_registry(redis::cmd("SADD"), &spec.cache, &spec.repository)
             .await
             .map_err(|e| e.in_context(NAME, spec.repository.as_str(), Operation::OpenStore))?;
         Ok(RedisStore::new(Arc::clone(&self.shared), spec.clone()))
+    }
+
+    /// Adds `repository` to (`SADD`) or removes it from (`SREM`) the set of
+    /// `cache`'s stores. A value of another type under that key belongs to
+    /// another program sharing the database: it is left alone with a
+    /// warning, and the store works all the same (only `list_stores` cannot
+    /// list it).
+    async fn update_registry(
+        &self,
+        mut command: redis::Cmd,
+        cache: &Name,
+        repository: &Name,
+    ) -> Result<()> {
+        let key = registry_key(cache);
+        command.arg(&key).arg(repository.as_str());
+        match self.shared.query::<()>(&command).await {
+            Err(e) if is_wrong_type(&e) => {
+                tracing::warn!(
+                    key = %key,
+                    repository = %repository,
+                    "respcache-redis: the store registry key holds another program's value \
+                     (not a set); the store works but is not listed"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// A handle on the underlying self-reconnecting connection, for commands
@@ -151,12 +176,7 @@ impl RedisBackend {
         }
         // Unregister last: if a step above fails, the store stays listed
         // and a later drop finishes the job.
-        self.shared
-            .query::<()>(
-                redis::cmd("SREM")
-                    .arg(registry_key(cache))
-                    .arg(repository.as_str()),
-            )
+        self.update_registry(redis::cmd("SREM"), cache, repository)
             .await
     }
 }
@@ -183,11 +203,28 @@ impl Backend for RedisBackend {
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let key = registry_key(cache);
         let members: Vec<String> = self
             .shared
-            .query(redis::cmd("SMEMBERS").arg(registry_key(cache)))
+            .query(redis::cmd("SMEMBERS").arg(&key))
             .await
-            .map_err(|e| e.with_operation(Operation::ListStores))?;
+            .map_err(|e| {
+                if is_wrong_type(&e) {
+                    Error::new(
+                        ErrorKind::Backend,
+                        format!(
+                            "the key {key:?} holds another program's value, not respcache's set \
+                             of store names: the stores of this cache cannot be listed \
+                             (rename or delete that key, or use another cache name)"
+                        ),
+                    )
+                    .with_backend(NAME)
+                    .with_source(e)
+                } else {
+                    e
+                }
+                .with_operation(Operation::ListStores)
+            })?;
         let mut names: Vec<Name> = members
             .into_iter()
             .filter_map(|m| Name::new(m).ok())

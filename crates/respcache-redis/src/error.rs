@@ -58,6 +58,14 @@ fn kind_of(error: &RedisError) -> ErrorKind {
     }
 }
 
+/// Whether `error` is Redis's `WRONGTYPE`: the key holds a value of
+/// another type than the command works on (another program's value).
+pub(crate) fn is_wrong_type(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<RedisError>())
+        .is_some_and(|e| e.code() == Some("WRONGTYPE"))
+}
+
 /// The error for a call that got no answer within `after`.
 pub(crate) fn timeout_error(after: Duration) -> Error {
     Error::new(

@@ -475,3 +475,55 @@ async fn after_close_every_call_is_closed() {
     );
     cleanup(&other, &cache).await;
 }
+
+/// Another program sharing the database left a value of another type
+/// under `<cache>:_stores`, where respcache keeps a set: stores of that
+/// cache still open and work (they are just not listed), `list_stores`
+/// says what is wrong, and other caches never notice.
+#[tokio::test]
+async fn a_foreign_value_under_the_registry_key_does_not_stop_open_store() {
+    let b = backend().await;
+    let mut con = raw(&shared_url()).await;
+    for foreign in ["string", "hash"] {
+        let cache = unique_cache("foreign-registry");
+        let registry = format!("{cache}:_stores");
+        match foreign {
+            "string" => con.set::<_, _, ()>(&registry, "not a set").await.unwrap(),
+            _ => con.hset::<_, _, _, ()>(&registry, "f", "v").await.unwrap(),
+        }
+        let store = b
+            .store(&spec(&cache, "tracks"))
+            .await
+            .unwrap_or_else(|e| panic!("open_store with a foreign {foreign} registry: {e}"));
+        let entry = Entry::new(key("a"), Timestamp::now(), "payload");
+        store.put(entry.clone()).await.unwrap();
+        assert_eq!(store.get(&entry.key).await.unwrap(), Some(entry));
+
+        let err = b.list_stores(&cache).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+        assert!(err.to_string().contains(&registry), "{err}");
+
+        // Dropping the store still removes its entries.
+        b.drop_store(&cache, &Name::new("tracks").unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("drop_store with a foreign {foreign} registry: {e}"));
+        assert!(
+            keys_under(&mut con, &format!("{cache}:tracks:"))
+                .await
+                .is_empty()
+        );
+
+        // The value belongs to the other program: left as it was.
+        let kind: String = redis::cmd("TYPE")
+            .arg(&registry)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(kind, foreign);
+        con.del::<_, ()>(&registry).await.unwrap();
+
+        let other = unique_cache("foreign-registry-other");
+        b.store(&spec(&other, "tracks")).await.unwrap();
+        cleanup(&b, &other).await;
+    }
+}

@@ -10,11 +10,11 @@ use async_trait::async_trait;
 use respcache_core::{
     Backend, DynStore, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result, StoreSpec,
 };
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tempfile::TempDir;
 
 use crate::NAME;
-use crate::config::{Location, SqliteConfig};
+use crate::config::{Location, OnCorrupt, SqliteConfig};
 use crate::error::{is_busy, map_call_error, map_close_error, map_sqlite_error};
 use crate::inline_writer::{InlineWriter, hook_wal};
 use crate::naming::{quote, repository_of, table_prefix};
@@ -105,7 +105,9 @@ impl SqliteBackend {
     /// # Errors
     ///
     /// [`Connection`](ErrorKind::Connection) if the folder or the file cannot
-    /// be created or opened, or the file is not a database;
+    /// be created or opened; [`Backend`](ErrorKind::Backend), naming the
+    /// file, if it is not a database or is damaged (see
+    /// [`OnCorrupt`](crate::OnCorrupt));
     /// [`Timeout`](ErrorKind::Timeout) if another process holds the lock
     /// longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -141,7 +143,43 @@ impl SqliteBackend {
             .map_err(|e| e.with_operation(Operation::Connect))
     }
 
+    /// Opens the database; a damaged file fails with an error naming it,
+    /// or with [`OnCorrupt::Reset`] is moved aside for a new database.
     async fn start(config: SqliteConfig) -> Result<Self> {
+        let error = match Self::start_once(config.clone()).await {
+            Err(e) if is_corrupt(&e) => e,
+            other => return other,
+        };
+        let Location::File(path) = &config.location else {
+            return Err(error);
+        };
+        match config.on_corrupt {
+            OnCorrupt::Reset => {
+                let aside = move_aside(path)?;
+                tracing::warn!(
+                    path = %path.display(),
+                    moved_to = %aside.display(),
+                    error = %error,
+                    "respcache-sqlite: the database file is damaged; moved it aside and started \
+                     a new, empty database (on_corrupt=reset)"
+                );
+                Self::start_once(config).await
+            }
+            _ => Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "the database file {} is damaged ({}): move it aside, or connect with \
+                     ?on_corrupt=reset to have respcache move it and start afresh",
+                    path.display(),
+                    error.message()
+                ),
+            )
+            .with_backend(NAME)
+            .with_source(error)),
+        }
+    }
+
+    async fn start_once(config: SqliteConfig) -> Result<Self> {
         let (target, temp) = match &config.location {
             Location::File(path) => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -255,6 +293,61 @@ pub struct ReadCounts {
     pub writer: u64,
 }
 
+/// Whether `error` says the database file is damaged or not a database.
+fn is_corrupt(error: &Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+        .and_then(rusqlite::Error::sqlite_error_code)
+        .is_some_and(|code| matches!(code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt))
+}
+
+/// Renames the damaged database file `path` — and its `-wal`, `-shm` and
+/// `-journal` files, so the copy opens as it was — to
+/// `<path>.corrupt-<ms since the epoch>[-wal|-shm|-journal]`; returns the
+/// new name of the database file.
+fn move_aside(path: &Path) -> Result<PathBuf> {
+    let fail = |what: &str, e: std::io::Error| {
+        Error::new(
+            ErrorKind::Backend,
+            format!(
+                "the database file {} is damaged, and moving it aside failed: {what}: {e}",
+                path.display()
+            ),
+        )
+        .with_backend(NAME)
+        .with_source(e)
+    };
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    // A new name, never an existing file's.
+    let stamp = (0..100u128)
+        .map(|n| format!(".corrupt-{}", millis + n))
+        .find(|stamp| !with(stamp).exists())
+        .ok_or_else(|| {
+            fail(
+                "no free name",
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            )
+        })?;
+    for companion in ["-wal", "-shm", "-journal"] {
+        match std::fs::rename(with(companion), with(&format!("{stamp}{companion}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(fail(&format!("renaming its {companion} file"), e));
+            }
+            _ => {}
+        }
+    }
+    let aside = with(&stamp);
+    std::fs::rename(path, &aside).map_err(|e| fail("renaming it", e))?;
+    Ok(aside)
+}
+
 /// WAL, `synchronous=NORMAL`, the busy timeout and the statement cache.
 /// Returns whether single-row writes may run inline: in memory, or on a
 /// file in WAL mode (with a rollback journal every commit syncs the file,
@@ -279,6 +372,11 @@ fn configure_writer(
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(map_sqlite_error)?;
+        // Reads the whole schema: a damaged file shows here, at open time.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| {
+            row.get::<_, i64>(0)
+        })
+        .map_err(map_sqlite_error)?;
         return Ok(wal);
     }
     Ok(true)

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
+use respcache_core::redact::redact_url;
 use respcache_core::{Error, ErrorKind, Result};
 
 use crate::backend::SqliteBackend;
@@ -18,6 +19,26 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most reader connections [`SqliteConfig::reader_count`] picks on its own.
 const MAX_DEFAULT_READERS: usize = 8;
+
+/// The most reader connections a backend opens ([`SqliteConfig::readers`]):
+/// each is a file handle and a page cache, and more readers than cores
+/// only wait for each other. A `readers=` above it is refused.
+pub const MAX_READERS: usize = 64;
+
+/// What opening a database file that turns out to be damaged does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OnCorrupt {
+    /// Fail with a [`Backend`](ErrorKind::Backend) error naming the file
+    /// (URL `on_corrupt=fail`, the default).
+    #[default]
+    Fail,
+    /// Move the file aside — renamed `<file>.corrupt-<ms since the epoch>`,
+    /// with its `-wal` and `-shm` files renamed alike — log a warning, and
+    /// start with a new, empty database (URL `on_corrupt=reset`). The
+    /// cached entries are lost; the damaged file is kept for inspection.
+    Reset,
+}
 
 /// Where the database lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +71,12 @@ pub enum Location {
 /// | option | value | default |
 /// |---|---|---|
 /// | `busy_timeout` | `250ms`, `5s`, `1m`, or a number of milliseconds | `5s` |
-/// | `readers` | how many read-only connections answer point reads inline; `0` sends every read to the writer thread | one per core, at most 8 |
+/// | `readers` | how many read-only connections answer point reads inline; `0` sends every read to the writer thread; at most [`MAX_READERS`] (64) | one per core, at most 8 |
+/// | `on_corrupt` | `fail`: a damaged file is an error naming it; `reset`: it is moved aside and a new database started ([`OnCorrupt`]) | `fail` |
+///
+/// A `sqlite:` URL has no user or password: `sqlite://user:pw@/x.sqlite`
+/// is refused (and the error does not repeat it), rather than read as a
+/// relative path.
 ///
 /// ```
 /// use std::time::Duration;
@@ -78,8 +104,10 @@ pub struct SqliteConfig {
     pub busy_timeout: Duration,
     /// How many read-only connections answer point reads inline; `None`
     /// picks one per core (at most 8). `Some(0)` sends every read through
-    /// the writer thread.
+    /// the writer thread. At most [`MAX_READERS`] are opened.
     pub readers: Option<usize>,
+    /// What a damaged database file does at open time.
+    pub on_corrupt: OnCorrupt,
 }
 
 impl SqliteConfig {
@@ -103,6 +131,7 @@ impl SqliteConfig {
             location,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             readers: None,
+            on_corrupt: OnCorrupt::Fail,
         }
     }
 
@@ -119,13 +148,22 @@ impl SqliteConfig {
         self
     }
 
-    /// How many reader connections a backend opens with this configuration.
+    /// Sets what a damaged database file does at open time.
+    pub fn with_on_corrupt(mut self, on_corrupt: OnCorrupt) -> Self {
+        self.on_corrupt = on_corrupt;
+        self
+    }
+
+    /// How many reader connections a backend opens with this configuration
+    /// (never more than [`MAX_READERS`]).
     pub fn reader_count(&self) -> usize {
-        self.readers.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map_or(2, usize::from)
-                .min(MAX_DEFAULT_READERS)
-        })
+        self.readers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map_or(2, usize::from)
+                    .min(MAX_DEFAULT_READERS)
+            })
+            .min(MAX_READERS)
     }
 
     /// Parses a `sqlite:` URL (see the table above). A wrong scheme, an
@@ -136,18 +174,41 @@ impl SqliteConfig {
             .get(..SCHEME.len() + 1)
             .filter(|s| s.eq_ignore_ascii_case("sqlite:"))
             .and_then(|_| url.get(SCHEME.len() + 1..))
-            .ok_or_else(|| config_error(format!("{url:?} is not a sqlite: URL")))?;
+            .ok_or_else(|| config_error(format!("{:?} is not a sqlite: URL", redact_url(url))))?;
         let (path, query) = match rest.split_once('?') {
             Some((path, query)) => (path, Some(query)),
             None => (rest, None),
         };
-        let path = path.strip_prefix("//").unwrap_or(path);
+        let path = match path.strip_prefix("//") {
+            Some(after) => {
+                // `sqlite://user:pw@/x`: the authority, before the first
+                // '/', may not carry credentials; never echo them.
+                let authority = after.split('/').next().unwrap_or("");
+                if authority.contains('@') {
+                    return Err(config_error(
+                        "a sqlite: URL takes no user or password (found '@' before the path); \
+                         write sqlite:///absolute/path.sqlite or sqlite://relative.sqlite"
+                            .to_owned(),
+                    ));
+                }
+                after
+            }
+            None => path,
+        };
         let mut config = match path {
             ":memory:" => SqliteConfig::memory(),
-            "" => return Err(config_error(format!("{url:?} names no database file"))),
+            "" => {
+                return Err(config_error(format!(
+                    "{:?} names no database file",
+                    redact_url(url)
+                )));
+            }
             path => {
                 let decoded = percent_decode_str(path).decode_utf8().map_err(|_| {
-                    config_error(format!("the path of {url:?} is not UTF-8 once decoded"))
+                    config_error(format!(
+                        "the path of {:?} is not UTF-8 once decoded",
+                        redact_url(url)
+                    ))
                 })?;
                 SqliteConfig::file(decoded.as_ref())
             }
@@ -160,13 +221,32 @@ impl SqliteConfig {
             match name {
                 "busy_timeout" => config.busy_timeout = parse_duration(name, value)?,
                 "readers" => {
-                    config.readers = Some(value.parse().map_err(|_| {
+                    let readers: usize = value.parse().map_err(|_| {
                         config_error(format!("option readers={value:?} is not a count"))
-                    })?);
+                    })?;
+                    if readers > MAX_READERS {
+                        return Err(config_error(format!(
+                            "option readers={readers} is over the maximum of {MAX_READERS} \
+                             reader connections"
+                        )));
+                    }
+                    config.readers = Some(readers);
+                }
+                "on_corrupt" => {
+                    config.on_corrupt = match value {
+                        "fail" => OnCorrupt::Fail,
+                        "reset" => OnCorrupt::Reset,
+                        _ => {
+                            return Err(config_error(format!(
+                                "option on_corrupt={value:?} is neither fail nor reset"
+                            )));
+                        }
+                    };
                 }
                 other => {
                     return Err(config_error(format!(
-                        "unknown option {other:?} in a sqlite: URL (known: busy_timeout, readers)"
+                        "unknown option {other:?} in a sqlite: URL \
+                         (known: busy_timeout, readers, on_corrupt)"
                     )));
                 }
             }
@@ -196,6 +276,7 @@ impl fmt::Debug for SqliteConfig {
             .field("location", &self.location)
             .field("busy_timeout", &self.busy_timeout)
             .field("readers", &self.readers)
+            .field("on_corrupt", &self.on_corrupt)
             .finish()
     }
 }
@@ -288,12 +369,41 @@ mod tests {
             ("sqlite://a.db?busy_timeout=soon", "busy_timeout"),
             ("sqlite://a.db?readers=-1", "readers"),
             ("sqlite://a.db?cache=shared", "\"cache\""),
+            ("sqlite://a.db?readers=100000", "maximum of 64"),
+            ("sqlite://a.db?readers=65", "maximum of 64"),
+            ("sqlite://a.db?on_corrupt=maybe", "on_corrupt"),
+            ("sqlite://:pw@/x.sqlite", "no user or password"),
+            ("sqlite://user:pw@/x.sqlite", "no user or password"),
+            ("sqlite://user:pw@host/x.sqlite", "no user or password"),
         ] {
             let e = parse(url).err().unwrap_or_else(|| panic!("{url} parsed"));
             assert_eq!(e.kind(), ErrorKind::Configuration, "{url}");
             assert!(e.to_string().contains(needle), "{url}: {e}");
             assert_eq!(e.backend(), Some("sqlite"));
+            assert!(!format!("{e} {e:?}").contains("pw"), "{url}: {e:?}");
         }
+    }
+
+    #[test]
+    fn readers_are_capped_and_on_corrupt_parses() -> Result<()> {
+        assert_eq!(parse("sqlite://a.db?readers=64")?.reader_count(), 64);
+        assert_eq!(
+            SqliteConfig::memory().with_readers(100_000).reader_count(),
+            MAX_READERS
+        );
+        assert_eq!(parse("sqlite://a.db")?.on_corrupt, OnCorrupt::Fail);
+        assert_eq!(
+            parse("sqlite://a.db?on_corrupt=reset")?.on_corrupt,
+            OnCorrupt::Reset
+        );
+        // An '@' in the path itself is a file name, not credentials.
+        assert_eq!(
+            parse("sqlite:///tmp/a@b.sqlite")?.location,
+            Location::File("/tmp/a@b.sqlite".into())
+        );
+        let e = parse("redis://u:hunter2@h/0").err().map(|e| e.to_string());
+        assert!(!e.unwrap_or_default().contains("hunter2"));
+        Ok(())
     }
 
     #[test]

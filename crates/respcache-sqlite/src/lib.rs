@@ -55,7 +55,7 @@ mod store;
 mod table;
 
 pub use backend::{ReadCounts, SqliteBackend, WriteCounts};
-pub use config::{DEFAULT_BUSY_TIMEOUT, Location, SqliteConfig};
+pub use config::{DEFAULT_BUSY_TIMEOUT, Location, MAX_READERS, OnCorrupt, SqliteConfig};
 pub use store::SqliteStore;
 
 /// The URL scheme this backend answers to: `sqlite:`.

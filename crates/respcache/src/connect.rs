@@ -98,32 +98,19 @@ fn unavailable(scheme: &str, url: &str) -> Error {
     }
 }
 
-/// The URL with any password replaced by `***`, for printing.
+/// The URL with its password, and the value of any query option that looks
+/// like a secret (`token`, `aws_secret_access_key`, …), replaced by `***`,
+/// for printing ([`respcache_core::redact::redact_url`]).
 ///
 /// ```
 /// assert_eq!(
 ///     respcache::redact_url("redis://user:secret@host:6379/0"),
 ///     "redis://user:***@host:6379/0"
 /// );
+/// assert_eq!(respcache::redact_url("user:secret@host"), "***@host");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            if parsed.set_password(Some("***")).is_ok() {
-                parsed.to_string()
-            } else {
-                "<unprintable URL>".to_owned()
-            }
-        }
-        Ok(_) => url.to_owned(),
-        // Not parseable: hide everything between "://" and the last '@'.
-        Err(_) => match (url.find("://"), url.rfind('@')) {
-            (Some(start), Some(at)) if at > start => {
-                format!("{}***{}", &url[..start + 3], &url[at..])
-            }
-            _ => url.to_owned(),
-        },
-    }
+    respcache_core::redact::redact_url(url)
 }
 
 #[cfg(test)]
@@ -150,6 +137,63 @@ mod tests {
         assert_eq!(b.ok(), Some("memory"));
     }
 
+    /// Every URL form, with a secret where a user might put one: the
+    /// error's `Display` and `Debug` never show it. Servers are
+    /// unreachable or refused at once (port 1), so each connect is quick.
+    #[tokio::test]
+    async fn secrets_never_reach_errors_or_debug() {
+        let secret = "hunter2Secret";
+        let mut urls = vec![
+            format!("gopher://u:{secret}@x"),
+            format!("u:{secret}@x"),
+            format!("weird://u:{secret}@ho st"),
+            format!("sqlite://:{secret}@/x.sqlite"),
+            format!("sqlite://u:{secret}@host/x.sqlite"),
+            format!("sqlite://x.sqlite?password={secret}"),
+        ];
+        #[cfg(feature = "fs")]
+        urls.extend([
+            format!("fs://u:{secret}@/tmp/x"),
+            format!("fs:///tmp/x?token={secret}"),
+        ]);
+        #[cfg(feature = "redis")]
+        urls.extend([
+            format!("redis://u:{secret}@127.0.0.1:1/0"),
+            format!("redis://:{secret}@127.0.0.1:1/0?bogus=1"),
+            format!("redis://u:{secret}@127.0.0.1:1/notadb"),
+            format!("rediss://u:{secret}@ho st:1/0"),
+        ]);
+        #[cfg(feature = "mongodb")]
+        urls.extend([
+            format!("mongodb://u:{secret}@127.0.0.1:1/?serverSelectionTimeoutMS=200"),
+            format!("mongodb://u:{secret}@127.0.0.1:1/?socketTimeoutMS=soon"),
+            format!("mongodb://u:{secret}@127.0.0.1:1/?bogusOption=1&serverSelectionTimeoutMS=200"),
+            format!("mongodb+srv://u:{secret}@ho st/"),
+        ]);
+        #[cfg(feature = "dynamodb")]
+        urls.extend([
+            format!("dynamodb://k:{secret}@tbl"),
+            format!("dynamodb://tbl?aws_secret_access_key={secret}"),
+            format!("dynamodb://tbl?session_token={secret}&bogus=1"),
+            format!(
+                "dynamodb://tbl?region=us-east-1&max_attempts=1&operation_timeout=2s\
+                 &endpoint=http://k:{secret}@127.0.0.1:1"
+            ),
+            format!("dynamodb://tbl?endpoint=http%3A%2F%2Fk%3A{secret}%40127.0.0.1%3A1&timeout=x"),
+        ]);
+        for url in urls {
+            let outcome = tokio::time::timeout(std::time::Duration::from_secs(30), connect(&url))
+                .await
+                .unwrap_or_else(|_| panic!("{} hung", redact_url(&url)));
+            let Err(err) = outcome else {
+                panic!("{} connected", redact_url(&url));
+            };
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(secret), "{}: {shown}", redact_url(&url));
+            assert!(!redact_url(&url).contains(secret), "{}", redact_url(&url));
+        }
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(
@@ -157,6 +201,10 @@ mod tests {
             "mongodb://u:***@h/db"
         );
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
-        assert_eq!(redact_url("weird://u:pw@ho st"), "weird://***@ho st");
+        assert_eq!(redact_url("weird://u:pw@ho st"), "weird://u:***@ho st");
+        assert_eq!(
+            redact_url("dynamodb://t?token=abc"),
+            "dynamodb://t?token=***"
+        );
     }
 }

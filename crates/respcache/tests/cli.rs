@@ -511,3 +511,32 @@ fn a_closed_stdout_ends_the_command_quietly() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stderr.is_empty(), "{run:?}");
 }
+
+/// A folder inside a filesystem store where an entry file belongs (a stray
+/// `mkdir`, another program): `stats` and `ls` skip it with a counted note
+/// and exit 0, instead of failing on the first one.
+#[cfg(feature = "fs")]
+#[test]
+fn stats_and_ls_skip_a_folder_inside_a_filesystem_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = format!("fs://{}", dir.path().display());
+    fill(&backend, "shop");
+    let url = cache_url(&backend, "shop");
+    let before = stats(&url);
+    let foreign = dir.path().join("shop/tracks/ab/cd").join("abcd".repeat(16));
+    std::fs::create_dir_all(foreign.join("inside")).unwrap();
+
+    let run = respcache(&["stats", "--cache", &url]);
+    run.ok();
+    assert!(
+        run.stderr
+            .contains("skipped 1 entry the store could not decode"),
+        "{run:#?}"
+    );
+    assert_eq!(stats(&url), before);
+
+    let run = respcache(&["ls", "--cache", &url]);
+    let listed = rows(run.ok());
+    assert_eq!(listed.len(), 8, "{run:#?}");
+    assert!(run.stderr.contains("skipped 1 entry"), "{run:#?}");
+}

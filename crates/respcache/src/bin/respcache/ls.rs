@@ -16,6 +16,7 @@ use crate::when;
 /// Runs `ls`.
 pub(crate) async fn run(cache: &Cache, args: &LsArgs, out: &mut impl Write) -> CliResult<()> {
     let now = Timestamp::now();
+    let undecodable_before = respcache::stats::undecodable_entries();
     let only: Vec<String> = args.repository.iter().cloned().collect();
     let names = cache.repositories(&only).await?;
     if names.is_empty() {
@@ -45,6 +46,7 @@ pub(crate) async fn run(cache: &Cache, args: &LsArgs, out: &mut impl Write) -> C
         here.sort_by(|a, b| a.key.cmp(&b.key));
         views.append(&mut here);
     }
+    crate::stats::note_skipped(undecodable_before);
     if args.json {
         return Ok(());
     }

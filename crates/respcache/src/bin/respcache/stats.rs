@@ -39,9 +39,26 @@ impl Counts {
     }
 }
 
+/// Notes on stderr how many entries the scans since `before` (a reading of
+/// [`respcache::stats::undecodable_entries`]) skipped as undecodable —
+/// corrupt, another version's, or not an entry at all (a folder inside a
+/// filesystem store) — so a damaged entry neither stops the command nor
+/// passes unnoticed.
+pub(crate) fn note_skipped(before: u64) {
+    let skipped = respcache::stats::undecodable_entries().saturating_sub(before);
+    if skipped > 0 {
+        let entries = if skipped == 1 { "entry" } else { "entries" };
+        crate::note(&format!(
+            "skipped {skipped} {entries} the store could not decode (corrupt, written by \
+             another version, or not an entry; the log has each one)"
+        ));
+    }
+}
+
 /// Runs `stats`.
 pub(crate) async fn run(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -> CliResult<()> {
     let now = Timestamp::now();
+    let undecodable_before = respcache::stats::undecodable_entries();
     let names = cache.repositories(&args.repository).await?;
     if names.is_empty() {
         crate::note(&format!("{} has no repositories", cache.location()));
@@ -87,5 +104,6 @@ pub(crate) async fn run(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -
         table.push(total.cells("total"));
         table.write(out)?;
     }
+    note_skipped(undecodable_before);
     Ok(())
 }
