@@ -12,7 +12,9 @@ use respcache_core::{Backend, ManualClock, MemoryBackend};
 use respcache_http::{CachedClient, CachedClientBuilder};
 
 mod origin;
+mod redis_child;
 
+mod availability;
 mod faults;
 mod flows;
 mod freshness;
