@@ -1516,6 +1516,9 @@ impl Inner {
             || self.options.mode != CacheMode::ReadWrite
             || r.tail.is_streaming()
         {
+            if r.tail.is_streaming() && self.options.mode == CacheMode::ReadWrite {
+                self.not_stored::<()>(NotStored::Streamed);
+            }
             return Ok(r);
         }
         if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
