@@ -74,6 +74,7 @@ pub(crate) struct Options {
     /// Bounds the memory of bodies read whole to be stored.
     pub(crate) buffer_budget: Option<BufferBudget>,
     pub(crate) breaker: BreakerConfig,
+    pub(crate) cache_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Options {
@@ -100,6 +101,7 @@ impl fmt::Debug for Options {
             .field("max_body_size", &self.max_body_size)
             .field("buffer_budget", &self.buffer_budget)
             .field("breaker", &self.breaker)
+            .field("cache_timeout", &self.cache_timeout)
             .finish()
     }
 }
@@ -176,6 +178,7 @@ pub struct CachedClientBuilder {
     retention: Option<Duration>,
     transport: TransportOptions,
     breaker: BreakerConfig,
+    cache_timeout: Option<Duration>,
     degraded_start: bool,
     reopen: Backoff,
 }
@@ -218,6 +221,7 @@ impl Default for CachedClientBuilder {
             retention: None,
             transport: TransportOptions::default(),
             breaker: BreakerConfig::default(),
+            cache_timeout: None,
             degraded_start: true,
             reopen: Backoff::default(),
         }
@@ -487,6 +491,17 @@ impl CachedClientBuilder {
         self
     }
 
+    /// A time limit for each cache call (default: none beyond the
+    /// backend's own deadlines, such as Redis's command timeout). A call
+    /// over it is a [`Timeout`](respcache_core::ErrorKind::Timeout): the
+    /// request goes on without the cache, and the circuit breaker counts
+    /// it. It bounds what a frozen backend can cost a request whatever the
+    /// backend's own settings.
+    pub fn cache_timeout(mut self, limit: Duration) -> Self {
+        self.cache_timeout = Some(limit);
+        self
+    }
+
     /// Whether a client may be built while its stores cannot be opened
     /// (default `true`): requests then go to the origin, the stores are
     /// opened again in the background (see
@@ -561,6 +576,7 @@ impl CachedClientBuilder {
             targeted_cache_control: self.targeted_cache_control.clone(),
             buffer_budget: self.buffer_budget.clone(),
             breaker: self.breaker,
+            cache_timeout: self.cache_timeout,
         })
     }
 

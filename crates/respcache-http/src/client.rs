@@ -566,6 +566,18 @@ impl Inner {
         call: impl std::future::Future<Output = respcache_core::Result<T>>,
         timer: &metrics::Histogram,
     ) -> respcache_core::Result<T> {
+        let limit = self.options.cache_timeout;
+        let call = async move {
+            let Some(limit) = limit else {
+                return call.await;
+            };
+            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(respcache_core::Error::new(
+                    CoreErrorKind::Timeout,
+                    format!("no answer within {limit:?} (cache_timeout)"),
+                ))
+            })
+        };
         let started = Instant::now();
         let (out, transition) = self.breaker.call_reporting(call).await;
         if !matches!(&out, Err(e) if e.kind() == CoreErrorKind::Unavailable) {

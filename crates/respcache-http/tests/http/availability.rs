@@ -13,6 +13,7 @@ use respcache_redis::RedisBackend;
 
 use crate::origin::{Origin, Reply};
 use crate::redis_child::{self, RedisChild};
+use crate::relay::Relay;
 
 /// The Redis command timeout of these tests.
 const TIMEOUT: Duration = Duration::from_millis(400);
@@ -242,4 +243,114 @@ async fn configuration_errors_still_fail_the_build_and_degraded_start_can_be_ref
         })
         .await;
     assert!(strict.is_err(), "nothing listens on {port}");
+}
+
+/// The per-call deadline of the frozen-server tests.
+const CACHE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Whether a service answers on `addr`; under `CI=true` it must.
+async fn reachable(addr: std::net::SocketAddr) -> bool {
+    let ok = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .is_ok_and(|c| c.is_ok());
+    assert!(
+        ok || std::env::var("CI").as_deref() != Ok("true"),
+        "{addr} is unreachable (CI=true)"
+    );
+    if !ok {
+        eprintln!("skipped: nothing answers on {addr}");
+    }
+    ok
+}
+
+/// With the server behind `relay` frozen: one cache timeout per request
+/// until the breaker opens, then nothing.
+async fn frozen_server_is_skipped(backend: Arc<dyn Backend>, relay: &Relay, cache: &str) {
+    let origin = fast_origin().await;
+    let client = CachedClient::builder()
+        .cache_name(cache)
+        .cache_timeout(CACHE_TIMEOUT)
+        .breaker_threshold(2)
+        .breaker_cool_down(Duration::from_secs(60))
+        .build(backend)
+        .await
+        .unwrap();
+    let warm = origin.url("/warm");
+    let _ = timed(&client, &warm).await;
+    assert_eq!(timed(&client, &warm).await.0, CacheOutcome::Hit);
+    relay.freeze();
+    for i in 0..2 {
+        let (outcome, took) = timed(&client, &origin.url(&format!("/cold/{i}"))).await;
+        assert_eq!(outcome, CacheOutcome::Miss);
+        assert!(took < CACHE_TIMEOUT * 2, "request {i} took {took:?}");
+        eprintln!("{cache}: frozen, breaker closed: {took:?}");
+    }
+    assert_eq!(
+        client.stats().breaker,
+        BreakerState::Open,
+        "{:?}",
+        client.stats()
+    );
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let (_, took) = timed(&client, &origin.url(&format!("/open/{i}"))).await;
+        slowest = slowest.max(took);
+    }
+    eprintln!("{cache}: frozen, breaker open: slowest of 10 {slowest:?}");
+    assert!(slowest < CACHE_TIMEOUT / 2, "{slowest:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_mongodb_costs_one_cache_timeout_then_is_skipped() {
+    let server: std::net::SocketAddr = "127.0.0.1:27017".parse().unwrap();
+    if !reachable(server).await {
+        return;
+    }
+    let relay = Relay::start(server).await;
+    let url = |addr: std::net::SocketAddr| format!("mongodb://{addr}/?directConnection=true");
+    let cache = format!("frozen-mongo-{}", relay.addr.port());
+    let backend = Arc::new(
+        respcache_mongodb::MongoDbBackend::connect(&url(relay.addr))
+            .await
+            .unwrap(),
+    );
+    frozen_server_is_skipped(backend, &relay, &cache).await;
+    let direct = respcache_mongodb::MongoDbBackend::connect(&url(server))
+        .await
+        .unwrap();
+    drop_stores(&direct, &cache).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_dynamodb_costs_one_cache_timeout_then_is_skipped() {
+    let server: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
+    if !reachable(server).await {
+        return;
+    }
+    let relay = Relay::start(server).await;
+    let url = |addr: std::net::SocketAddr| {
+        format!("dynamodb://respcache-test?endpoint=http://{addr}&region=us-east-1")
+    };
+    let cache = format!("frozen-dynamo-{}", relay.addr.port());
+    let backend = Arc::new(
+        respcache_dynamodb::DynamoDbBackend::connect(&url(relay.addr))
+            .await
+            .unwrap(),
+    );
+    frozen_server_is_skipped(backend, &relay, &cache).await;
+    let direct = respcache_dynamodb::DynamoDbBackend::connect(&url(server))
+        .await
+        .unwrap();
+    drop_stores(&direct, &cache).await;
+}
+
+async fn drop_stores(backend: &dyn Backend, cache: &str) {
+    let cache = respcache_core::Name::new(cache).unwrap();
+    for repo in [
+        respcache_http::HTTP_REPOSITORY,
+        respcache_http::REDIRECTS_REPOSITORY,
+    ] {
+        let repo = respcache_core::Name::new(repo).unwrap();
+        backend.drop_store(&cache, &repo).await.unwrap();
+    }
 }

@@ -13,6 +13,7 @@ use respcache_http::{CachedClient, CachedClientBuilder};
 
 mod origin;
 mod redis_child;
+mod relay;
 
 mod availability;
 mod faults;
