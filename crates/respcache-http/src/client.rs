@@ -566,20 +566,13 @@ impl Inner {
         call: impl std::future::Future<Output = respcache_core::Result<T>>,
         timer: &metrics::Histogram,
     ) -> respcache_core::Result<T> {
-        let limit = self.options.cache_timeout;
-        let call = async move {
-            let Some(limit) = limit else {
-                return call.await;
-            };
-            tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(respcache_core::Error::new(
-                    CoreErrorKind::Timeout,
-                    format!("no answer within {limit:?} (cache_timeout)"),
-                ))
-            })
-        };
         let started = Instant::now();
-        let (out, transition) = self.breaker.call_reporting(call).await;
+        // The deadline's timer is boxed: without one, a hit's future stays
+        // as small as it was.
+        let (out, transition) = match self.options.cache_timeout {
+            None => self.breaker.call_reporting(call).await,
+            Some(limit) => Box::pin(self.breaker.call_reporting(within(limit, call))).await,
+        };
         if !matches!(&out, Err(e) if e.kind() == CoreErrorKind::Unavailable) {
             timer.record(started.elapsed());
         }
@@ -1851,6 +1844,20 @@ impl Inner {
         }
         removed
     }
+}
+
+/// `call`, or a [`Timeout`](CoreErrorKind::Timeout) error after `limit`
+/// (the client's `cache_timeout`).
+async fn within<T>(
+    limit: std::time::Duration,
+    call: impl std::future::Future<Output = respcache_core::Result<T>>,
+) -> respcache_core::Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(respcache_core::Error::new(
+            CoreErrorKind::Timeout,
+            format!("no answer within {limit:?} (cache_timeout)"),
+        ))
+    })
 }
 
 /// The stored headers updated by a 304: every header the 304 carries
