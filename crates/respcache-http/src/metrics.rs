@@ -12,7 +12,7 @@
 //! | `respcache_http_requests_total` | counter | `outcome` | answered requests by [`CacheOutcome`] (`hit`, `stale-hit`, `stale-while-revalidate`, `revalidated`, `miss`, `coalesced`, `stale-if-error`, `only-if-cached-miss`, `bypass`), or `error` |
 //! | `respcache_http_stored_total` | counter | | responses written to the cache |
 //! | `respcache_http_not_stored_total` | counter | `reason` | full answers the cache did not keep, by [`NotStored`] reason |
-//! | `respcache_http_cache_errors_total` | counter | `backend`, `operation` | cache calls that failed (`get`, `put`, `delete`, `set_meta`) |
+//! | `respcache_http_cache_errors_total` | counter | `backend`, `operation` | cache calls that failed (`get`, `put` — a 304's metadata update included —, `delete`) |
 //! | `respcache_http_cache_skipped_total` | counter | `backend` | cache calls skipped: breaker open, or stores not open yet |
 //! | `respcache_http_breaker_state` | gauge | `backend` | 0 closed, 1 open (half-open included, until its probe ends) |
 //! | `respcache_http_breaker_opens_total` | counter | `backend` | times the circuit breaker opened |
