@@ -354,3 +354,46 @@ async fn drop_stores(backend: &dyn Backend, cache: &str) {
         backend.drop_store(&cache, &repo).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_over_a_backend_whose_server_went_down_starts_degraded() {
+    if !redis_child::available() {
+        return;
+    }
+    let origin = fast_origin().await;
+    let port = redis_child::spare_port();
+    let mut redis = RedisChild::start(port).await;
+    let backend: Arc<dyn Backend> =
+        Arc::new(RedisBackend::connect(&redis.url(TIMEOUT)).await.unwrap());
+    redis.kill();
+    // Connected, but the stores cannot be opened: the client builds anyway.
+    let client = CachedClient::builder()
+        .cache_name("degraded-build")
+        .reopen_backoff(Duration::from_millis(100), Duration::from_millis(300))
+        .build(Arc::clone(&backend))
+        .await
+        .expect("a client builds while its stores cannot be opened");
+    assert_ne!(client.stats().store_state, StoreState::Ready);
+    let page = origin.url("/page");
+    assert_eq!(timed(&client, &page).await.0, CacheOutcome::Bypass);
+    // Refused outright when asked to.
+    let strict = CachedClient::builder()
+        .cache_name("degraded-build")
+        .degraded_start(false)
+        .build(Arc::clone(&backend))
+        .await;
+    assert!(strict.is_err());
+
+    let _redis = RedisChild::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.stats().store_state != StoreState::Ready {
+        assert!(
+            Instant::now() < deadline,
+            "never opened: {:?}",
+            client.store_error()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(timed(&client, &page).await.0, CacheOutcome::Miss);
+    assert_eq!(timed(&client, &page).await.0, CacheOutcome::Hit);
+}
