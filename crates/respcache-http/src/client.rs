@@ -1395,9 +1395,12 @@ impl Inner {
             // A 304 changes headers and expiry only: update those in place
             // (the body is not sent again); if the entry vanished meanwhile,
             // store it whole.
-            stored = match store_slot
-                .store
-                .set_meta(&entry.key, entry.meta.clone(), entry.expires_at)
+            let set_meta =
+                store_slot
+                    .store
+                    .set_meta(&entry.key, entry.meta.clone(), entry.expires_at);
+            stored = match self
+                .guarded(set_meta, &self.counters.metrics.store_put)
                 .await
             {
                 Ok(true) => true,
