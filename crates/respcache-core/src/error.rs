@@ -32,6 +32,10 @@ pub enum ErrorKind {
     MixedBatch,
     /// The backend answered with an error that fits no other kind.
     Backend,
+    /// The call was not made: the backend is known to be down (a
+    /// [`CircuitBreaker`](crate::breaker::CircuitBreaker) is open) or its
+    /// store is not open yet. Callers treat it as "cache unavailable".
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -49,6 +53,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::MixedBatch => "batch spans repositories",
             ErrorKind::Backend => "backend error",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 

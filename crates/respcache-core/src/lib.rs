@@ -26,6 +26,7 @@
 //! ```
 
 pub mod backend;
+pub mod breaker;
 pub mod codec;
 pub mod entry;
 pub mod envelope;
@@ -43,6 +44,7 @@ pub mod stats;
 pub mod time;
 
 pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};

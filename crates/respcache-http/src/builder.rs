@@ -7,13 +7,17 @@ use std::time::Duration;
 
 use globset::{GlobBuilder, GlobMatcher};
 use http::{HeaderName, Method};
-use respcache_core::{Backend, Clock, Expiry, Name, ResponseCache, SystemClock};
+use respcache_core::breaker::BreakerConfig;
+use respcache_core::{
+    Backend, Clock, ErrorKind as CoreErrorKind, Expiry, Name, ResponseCache, SystemClock,
+};
 use url::Url;
 
 use crate::budget::BufferBudget;
 use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::normalize::KeyRules;
+use crate::opening::{Backoff, Opener, OpeningTarget};
 use crate::response::CachedResponse;
 use crate::target::{self, BackendTarget, CacheTarget, Target};
 use crate::transport::{Transport, TransportOptions};
@@ -69,6 +73,8 @@ pub(crate) struct Options {
     pub(crate) targeted_cache_control: Vec<http::HeaderName>,
     /// Bounds the memory of bodies read whole to be stored.
     pub(crate) buffer_budget: Option<BufferBudget>,
+    pub(crate) breaker: BreakerConfig,
+    pub(crate) cache_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Options {
@@ -94,6 +100,8 @@ impl fmt::Debug for Options {
             .field("stale_while_revalidate", &self.stale_while_revalidate)
             .field("max_body_size", &self.max_body_size)
             .field("buffer_budget", &self.buffer_budget)
+            .field("breaker", &self.breaker)
+            .field("cache_timeout", &self.cache_timeout)
             .finish()
     }
 }
@@ -169,6 +177,10 @@ pub struct CachedClientBuilder {
     targeted_cache_control: Vec<http::HeaderName>,
     retention: Option<Duration>,
     transport: TransportOptions,
+    breaker: BreakerConfig,
+    cache_timeout: Option<Duration>,
+    degraded_start: bool,
+    reopen: Backoff,
 }
 
 impl fmt::Debug for CachedClientBuilder {
@@ -208,6 +220,10 @@ impl Default for CachedClientBuilder {
             targeted_cache_control: Vec::new(),
             retention: None,
             transport: TransportOptions::default(),
+            breaker: BreakerConfig::default(),
+            cache_timeout: None,
+            degraded_start: true,
+            reopen: Backoff::default(),
         }
     }
 }
@@ -456,6 +472,62 @@ impl CachedClientBuilder {
         self
     }
 
+    /// How many connection or timeout errors in a row, in calls to the
+    /// cache, open the circuit breaker (default
+    /// [`DEFAULT_THRESHOLD`](respcache_core::breaker::DEFAULT_THRESHOLD), 5);
+    /// `0` never opens it. While it is open, requests skip the cache and go
+    /// to the origin at once; see [`breaker_cool_down`](Self::breaker_cool_down).
+    pub fn breaker_threshold(mut self, errors: u32) -> Self {
+        self.breaker.threshold = errors;
+        self
+    }
+
+    /// How long an open circuit breaker skips the cache before one probe
+    /// call may try it again (default
+    /// [`DEFAULT_COOL_DOWN`](respcache_core::breaker::DEFAULT_COOL_DOWN), 5 s);
+    /// a probe that succeeds closes the breaker.
+    pub fn breaker_cool_down(mut self, cool_down: Duration) -> Self {
+        self.breaker.cool_down = cool_down;
+        self
+    }
+
+    /// A time limit for each cache call (default: none beyond the
+    /// backend's own deadlines, such as Redis's command timeout). A call
+    /// over it is a [`Timeout`](respcache_core::ErrorKind::Timeout): the
+    /// request goes on without the cache, and the circuit breaker counts
+    /// it. It bounds what a frozen backend can cost a request whatever the
+    /// backend's own settings.
+    pub fn cache_timeout(mut self, limit: Duration) -> Self {
+        self.cache_timeout = Some(limit);
+        self
+    }
+
+    /// Whether a client may be built while its stores cannot be opened
+    /// (default `true`): requests then go to the origin, the stores are
+    /// opened again in the background (see
+    /// [`reopen_backoff`](Self::reopen_backoff)) and
+    /// [`CacheStats::store_state`](crate::CacheStats::store_state) says
+    /// where it stands. A cache failure never fails a request, and so by
+    /// default it does not fail the build either; invalid names and
+    /// configuration errors still do. With `false`, `build` fails when the
+    /// stores cannot be opened.
+    pub fn degraded_start(mut self, allow: bool) -> Self {
+        self.degraded_start = allow;
+        self
+    }
+
+    /// The waits between attempts to open the stores after a degraded
+    /// start: `initial` first, doubling up to `max` (defaults
+    /// [`DEFAULT_REOPEN_INITIAL`](crate::DEFAULT_REOPEN_INITIAL), 500 ms,
+    /// and [`DEFAULT_REOPEN_MAX`](crate::DEFAULT_REOPEN_MAX), 30 s).
+    pub fn reopen_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.reopen = Backoff {
+            initial,
+            max: max.max(initial),
+        };
+        self
+    }
+
     fn options(&self) -> Result<Options> {
         let bad = |msg: String| Error::new(ErrorKind::Configuration, msg);
         let mut url_expiry = Vec::with_capacity(self.url_expiry.len());
@@ -503,6 +575,8 @@ impl CachedClientBuilder {
             stale_when_unreachable: self.stale_when_unreachable,
             targeted_cache_control: self.targeted_cache_control.clone(),
             buffer_budget: self.buffer_budget.clone(),
+            breaker: self.breaker,
+            cache_timeout: self.cache_timeout,
         })
     }
 
@@ -512,33 +586,89 @@ impl CachedClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Configuration`](ErrorKind::Configuration) for a bad option or name,
-    /// or when the backend cannot open the stores.
+    /// [`Configuration`](ErrorKind::Configuration) for a bad option or name.
+    /// When the backend cannot open the stores (it is down, the file is
+    /// damaged), the client is built anyway and opens them in the
+    /// background (see [`degraded_start`](Self::degraded_start)); with
+    /// `degraded_start(false)` that is an error too.
     pub async fn build(self, backend: Arc<dyn Backend>) -> Result<CachedClient> {
         let options = self.options()?;
         let cache = Name::new(self.cache_name.as_str())?;
-        let store = target::open_digest_store(
-            backend.as_ref(),
-            &cache,
-            target::HTTP_REPOSITORY,
-            self.retention,
-        )
-        .await?;
-        let redirects = target::open_digest_store(
-            backend.as_ref(),
-            &cache,
-            target::REDIRECTS_REPOSITORY,
-            self.retention,
-        )
-        .await?;
-        let target = BackendTarget {
-            backend,
-            store,
-            redirects,
-            repository: Arc::from(target::HTTP_REPOSITORY),
-        };
+        let name = backend.name();
+        let retention = self.retention;
+        let opener: Opener = Arc::new(move || {
+            let (backend, cache) = (Arc::clone(&backend), cache.clone());
+            Box::pin(async move {
+                let target = open_backend_target(backend, &cache, retention).await?;
+                Ok(Box::new(target) as Box<dyn Target>)
+            })
+        });
+        let target = self.open(name, opener).await?;
         let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
-        self.finish(options, Box::new(target), clock)
+        self.finish(options, target, clock)
+    }
+
+    /// As [`build`](Self::build), with a backend `connect` makes: when it
+    /// fails (the server is down at start), the client is built degraded
+    /// (unless [`degraded_start`](Self::degraded_start) is `false`) and
+    /// `connect` is called again in the background, with back-off, until
+    /// the backend connects and its stores open.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> respcache_http::Result<()> {
+    /// use std::sync::Arc;
+    /// use respcache_core::{Backend, MemoryBackend};
+    /// use respcache_http::CachedClient;
+    ///
+    /// let client = CachedClient::builder()
+    ///     .build_connecting(|| async { Ok(Arc::new(MemoryBackend::new()) as Arc<dyn Backend>) })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](ErrorKind::Configuration) for a bad option or
+    /// name; with `degraded_start(false)`, the error of the first attempt.
+    pub async fn build_connecting<F, Fut>(self, connect: F) -> Result<CachedClient>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut:
+            std::future::Future<Output = respcache_core::Result<Arc<dyn Backend>>> + Send + 'static,
+    {
+        let options = self.options()?;
+        let cache = Name::new(self.cache_name.as_str())?;
+        let retention = self.retention;
+        let connect = Arc::new(connect);
+        let opener: Opener = Arc::new(move || {
+            let (connect, cache) = (Arc::clone(&connect), cache.clone());
+            Box::pin(async move {
+                let backend = connect().await?;
+                let target = open_backend_target(backend, &cache, retention).await?;
+                Ok(Box::new(target) as Box<dyn Target>)
+            })
+        });
+        let target = self.open("cache", opener).await?;
+        let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        self.finish(options, target, clock)
+    }
+
+    /// Opens the target, or starts a degraded client that opens it in the
+    /// background.
+    async fn open(&self, name: &'static str, opener: Opener) -> Result<Box<dyn Target>> {
+        match opener().await {
+            Ok(target) => Ok(target),
+            Err(e) if !self.degraded_start || fails_the_build(e.kind()) => Err(e.into()),
+            Err(e) => {
+                let name = e.backend().unwrap_or(name);
+                Ok(Box::new(OpeningTarget::start(
+                    name,
+                    opener,
+                    self.reopen,
+                    &e,
+                )))
+            }
+        }
     }
 
     /// Builds a client that stores answers in the repositories of `cache`:
@@ -558,20 +688,28 @@ impl CachedClientBuilder {
     ) -> Result<CachedClient> {
         let options = self.options()?;
         let name = Name::new(cache.cache_name())?;
-        let redirects = target::open_digest_store(
-            cache.backend().as_ref(),
-            &name,
-            target::REDIRECTS_REPOSITORY,
-            self.retention,
-        )
-        .await?;
         let clock = self.clock.clone().unwrap_or_else(|| {
             cache.repositories().first().map_or_else(
                 || Arc::new(SystemClock) as Arc<dyn Clock>,
                 |r| Arc::clone(r.clock()),
             )
         });
-        let target: Box<dyn Target> = Box::new(CacheTarget { cache, redirects });
+        let backend_name = cache.backend().name();
+        let retention = self.retention;
+        let opener: Opener = Arc::new(move || {
+            let (cache, name) = (Arc::clone(&cache), name.clone());
+            Box::pin(async move {
+                let redirects = target::open_digest_store(
+                    cache.backend().as_ref(),
+                    &name,
+                    target::REDIRECTS_REPOSITORY,
+                    retention,
+                )
+                .await?;
+                Ok(Box::new(CacheTarget { cache, redirects }) as Box<dyn Target>)
+            })
+        });
+        let target = self.open(backend_name, opener).await?;
         self.finish(options, target, clock)
     }
 
@@ -584,6 +722,39 @@ impl CachedClientBuilder {
         let transport = Transport::new(self.transport)?;
         Ok(CachedClient::from_parts(options, target, transport, clock))
     }
+}
+
+/// Errors that trying again cannot mend: they fail the build even when
+/// a degraded start is allowed.
+fn fails_the_build(kind: CoreErrorKind) -> bool {
+    matches!(
+        kind,
+        CoreErrorKind::InvalidName | CoreErrorKind::Configuration | CoreErrorKind::InvalidKey
+    )
+}
+
+/// Opens the `http` and `http_redirects` stores of `cache` in `backend`.
+async fn open_backend_target(
+    backend: Arc<dyn Backend>,
+    cache: &Name,
+    retention: Option<Duration>,
+) -> respcache_core::Result<BackendTarget> {
+    let store =
+        target::open_digest_store(backend.as_ref(), cache, target::HTTP_REPOSITORY, retention)
+            .await?;
+    let redirects = target::open_digest_store(
+        backend.as_ref(),
+        cache,
+        target::REDIRECTS_REPOSITORY,
+        retention,
+    )
+    .await?;
+    Ok(BackendTarget {
+        backend,
+        store,
+        redirects,
+        repository: Arc::from(target::HTTP_REPOSITORY),
+    })
 }
 
 #[cfg(test)]

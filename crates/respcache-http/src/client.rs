@@ -4,13 +4,17 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
     AGE, CONTENT_LOCATION, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
-use respcache_core::{Backend, Clock, DynStore, Entry, ErrorKind as CoreErrorKind, Key, Timestamp};
+use respcache_core::breaker::{CircuitBreaker, Transition};
+use respcache_core::{
+    Backend, BreakerState, Clock, DynStore, Entry, ErrorKind as CoreErrorKind, Key, Timestamp,
+};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use url::Url;
@@ -27,6 +31,7 @@ use crate::meta::{
     BodyCheck, Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex, VaryMatch,
     header_list,
 };
+use crate::metrics::{self as m, NotStored};
 use crate::normalize::{vary_digest, vary_names};
 use crate::precondition::Asks;
 use crate::request::{Prepared, RequestBuilder};
@@ -136,6 +141,24 @@ struct Inner {
     flights: Coalescer<Answer>,
     refreshing: Arc<OnePerKey>,
     background: Background,
+    /// Skips the cache while its backend is down.
+    breaker: CircuitBreaker,
+}
+
+/// A cache call failed (an error, not a miss), or was skipped: the request
+/// makes no further cache calls.
+#[derive(Clone, Copy, Debug)]
+struct CacheFailed;
+
+/// Records `cancelled` as a request's outcome if it ends before an answer.
+struct Unfinished<'a>(Option<&'a tracing::Span>);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        if let Some(span) = self.0 {
+            span.record("outcome", "cancelled");
+        }
+    }
 }
 
 /// A stored response found for a request.
@@ -159,6 +182,18 @@ struct Read {
     index: Option<VaryIndex>,
     /// Something is stored for the URL, but not this variant.
     vary_miss: bool,
+    /// A cache call failed or was skipped: no more cache calls for this
+    /// request (no redirect lookup, no store).
+    cache_failed: bool,
+}
+
+impl Read {
+    fn failed() -> Self {
+        Read {
+            cache_failed: true,
+            ..Read::default()
+        }
+    }
 }
 
 /// A storable answer: its directives and the freshness its origin gives it.
@@ -266,8 +301,10 @@ impl CachedClient {
         transport: Transport,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let breaker = CircuitBreaker::new(options.breaker);
         CachedClient {
             inner: Arc::new(Inner {
+                breaker,
                 options,
                 target,
                 transport,
@@ -335,9 +372,20 @@ impl CachedClient {
             .await
     }
 
-    /// The counters since the client was built.
+    /// The counters since the client was built, the circuit breaker's
+    /// state and whether the stores are open.
     pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.breaker = self.inner.breaker.state();
+        stats.breaker_opens = self.inner.breaker.opens();
+        stats.store_state = self.inner.target.store_state().0;
+        stats
+    }
+
+    /// Why the stores could not be opened, while they are not (see
+    /// [`CachedClientBuilder::degraded_start`]); `None` once they are.
+    pub fn store_error(&self) -> Option<String> {
+        self.inner.target.store_state().1
     }
 
     /// How many origin requests are in flight with requests waiting on
@@ -422,10 +470,12 @@ impl CachedClient {
         );
         // Boxed and `None` for most requests: the hit future stays small.
         let asks = Asks::of(&request.method, &request.headers).map(Box::new);
+        let mut unfinished = Unfinished(Some(&span));
         let mut out = inner
             .run(request, stream, &line)
             .instrument(span.clone())
             .await;
+        unfinished.0 = None;
         if let (Some(asks), Ok(r)) = (asks, &mut out) {
             let whole = std::mem::replace(
                 r,
@@ -485,10 +535,24 @@ impl Inner {
         self.clock.now()
     }
 
-    fn cache_error(&self, op: &str, repository: &str, e: &respcache_core::Error) {
-        Counters::bump(&self.counters.cache_errors);
+    fn cache_error(&self, op: &'static str, repository: &str, e: &respcache_core::Error) {
+        let backend = self.target.backend_name();
+        if e.kind() == CoreErrorKind::Unavailable {
+            self.counters.cache_skipped.fetch_add(1, Ordering::Relaxed);
+            m::cache_skipped(backend);
+            tracing::debug!(
+                backend,
+                repository,
+                operation = op,
+                error = %e,
+                "respcache-http: cache skipped; the request goes on without it"
+            );
+            return;
+        }
+        self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
+        m::cache_error(backend, op);
         tracing::warn!(
-            backend = self.target.backend_name(),
+            backend,
             repository,
             operation = op,
             error = %e,
@@ -496,18 +560,69 @@ impl Inner {
         );
     }
 
-    async fn cache_get(&self, store: &Arc<DynStore>, key: &Key, repository: &str) -> Option<Entry> {
-        match store.get(key).await {
-            Ok(e) => e,
+    /// Makes one cache call through the circuit breaker and times it.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = respcache_core::Result<T>>,
+        timer: &metrics::Histogram,
+    ) -> respcache_core::Result<T> {
+        let started = Instant::now();
+        // The deadline's timer is boxed: without one, a hit's future stays
+        // as small as it was.
+        let (out, transition) = match self.options.cache_timeout {
+            None => self.breaker.call_reporting(call).await,
+            Some(limit) => Box::pin(self.breaker.call_reporting(within(limit, call))).await,
+        };
+        if !matches!(&out, Err(e) if e.kind() == CoreErrorKind::Unavailable) {
+            timer.record(started.elapsed());
+        }
+        if let Some(t) = transition {
+            self.breaker_moved(t);
+        }
+        out
+    }
+
+    fn breaker_moved(&self, t: Transition) {
+        let backend = self.target.backend_name();
+        if t == Transition::Closed {
+            tracing::info!(
+                backend,
+                "respcache-http: the cache answers again; circuit breaker closed"
+            );
+            m::breaker(backend, BreakerState::Closed);
+        } else {
+            tracing::warn!(
+                backend,
+                cool_down = ?self.breaker.config().cool_down,
+                "respcache-http: circuit breaker opened; requests skip the cache until a probe succeeds"
+            );
+            m::breaker(backend, BreakerState::Open);
+        }
+    }
+
+    async fn cache_get(
+        &self,
+        store: &Arc<DynStore>,
+        key: &Key,
+        repository: &str,
+    ) -> std::result::Result<Option<Entry>, CacheFailed> {
+        match self
+            .guarded(store.get(key), &self.counters.metrics.store_get)
+            .await
+        {
+            Ok(e) => Ok(e),
             Err(e) => {
                 self.cache_error("get", repository, &e);
-                None
+                Err(CacheFailed)
             }
         }
     }
 
     async fn cache_put(&self, store: &Arc<DynStore>, entry: Entry, repository: &str) -> bool {
-        match store.put(entry).await {
+        match self
+            .guarded(store.put(entry), &self.counters.metrics.store_put)
+            .await
+        {
             Ok(()) => true,
             Err(e) => {
                 self.cache_error("put", repository, &e);
@@ -517,7 +632,10 @@ impl Inner {
     }
 
     async fn cache_delete(&self, store: &Arc<DynStore>, key: &Key, repository: &str) -> bool {
-        match store.delete(key).await {
+        match self
+            .guarded(store.delete(key), &self.counters.metrics.store_delete)
+            .await
+        {
             Ok(existed) => existed,
             Err(e) => {
                 self.cache_error("delete", repository, &e);
@@ -631,8 +749,10 @@ impl Inner {
 
     async fn read_slot(&self, slot: &Slot, url: &Url, headers: &HeaderMap) -> Read {
         let repo = &*slot.repository;
-        let Some(entry) = self.cache_get(&slot.store, &slot.key, repo).await else {
-            return Read::default();
+        let entry = match self.cache_get(&slot.store, &slot.key, repo).await {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Read::default(),
+            Err(CacheFailed) => return Read::failed(),
         };
         match self.decode(&entry, repo) {
             Decoded::Undecodable => Read::default(),
@@ -656,26 +776,28 @@ impl Inner {
                 Read {
                     vary_miss: found.is_none(),
                     found,
-                    index: None,
+                    ..Read::default()
                 }
             }
             Decoded::Meta(StoredHead::VaryIndex(index)) => {
                 let vkey =
                     self.target
                         .variant_key(slot, index.nonce, &vary_digest(&index.names, headers));
-                let found = match self.cache_get(&slot.store, &vkey, repo).await {
-                    Some(variant) => match self.decode(&variant, repo) {
+                let variant = self.cache_get(&slot.store, &vkey, repo).await;
+                let found = match &variant {
+                    Ok(Some(variant)) => match self.decode(variant, repo) {
                         Decoded::Meta(StoredHead::Response(head)) => {
-                            self.found(variant, head, vkey, headers, repo)
+                            self.found(variant.clone(), head, vkey, headers, repo)
                         }
                         _ => None,
                     },
-                    None => None,
+                    _ => None,
                 };
                 Read {
                     vary_miss: found.is_none(),
                     found,
                     index: Some(index),
+                    cache_failed: variant.is_err(),
                 }
             }
         }
@@ -685,7 +807,7 @@ impl Inner {
     /// the final URL its redirect pointer names.
     async fn lookup(&self, slot: &Slot, method: &Method, digest: &str, req: &Prepared) -> Read {
         let read = self.read_slot(slot, &req.url, &req.headers).await;
-        if read.found.is_some() {
+        if read.found.is_some() || read.cache_failed {
             return read;
         }
         // Boxed: a hit does not carry the redirect lookup in its future.
@@ -702,15 +824,22 @@ impl Inner {
         req: &Prepared,
     ) -> Read {
         let pointer_key = digest_key(method, digest);
-        let Some(pointer) = self
+        let pointer = match self
             .cache_get(
                 self.target.redirects(),
                 &pointer_key,
                 crate::target::REDIRECTS_REPOSITORY,
             )
             .await
-        else {
-            return read;
+        {
+            Ok(Some(pointer)) => pointer,
+            Ok(None) => return read,
+            Err(CacheFailed) => {
+                return Read {
+                    cache_failed: true,
+                    ..read
+                };
+            }
         };
         let Some(final_url) = std::str::from_utf8(&pointer.payload)
             .ok()
@@ -734,7 +863,10 @@ impl Inner {
                 via.index = read.index;
                 via
             }
-            None => read,
+            None => Read {
+                cache_failed: via.cache_failed,
+                ..read
+            },
         }
     }
 
@@ -1023,11 +1155,12 @@ impl Inner {
         line: &str,
     ) -> Answer {
         let origin = req.origin_request();
+        let started = Instant::now();
         let resp = self
             .transport
             .send(origin, stream, line, Self::body_mode(&req))
             .await;
-        self.count_hops(&resp);
+        self.count_hops(&resp, started);
         let resp = resp?;
         if is_unsafe(&req.method) {
             self.invalidate_after(&req, &resp).await;
@@ -1063,16 +1196,17 @@ impl Inner {
         line: &str,
         mode: BodyMode,
     ) -> Result<OriginResponse> {
+        let started = Instant::now();
         let out = self.transport.send(origin, None, line, mode).await;
-        self.count_hops(&out);
+        self.count_hops(&out, started);
         out
     }
 
-    fn count_hops(&self, out: &Result<OriginResponse>) {
+    /// Counts the origin requests an answer took, and its time.
+    fn count_hops(&self, out: &Result<OriginResponse>, started: Instant) {
+        self.counters.metrics.origin.record(started.elapsed());
         let hops = out.as_ref().map_or(1, |r| r.hops);
-        self.counters
-            .origin_requests
-            .fetch_add(hops, Ordering::Relaxed);
+        self.counters.origin_requests.add(hops);
     }
 
     /// Goes to the origin (conditionally when a stored response has
@@ -1261,9 +1395,12 @@ impl Inner {
             // A 304 changes headers and expiry only: update those in place
             // (the body is not sent again); if the entry vanished meanwhile,
             // store it whole.
-            stored = match store_slot
-                .store
-                .set_meta(&entry.key, entry.meta.clone(), entry.expires_at)
+            let set_meta =
+                store_slot
+                    .store
+                    .set_meta(&entry.key, entry.meta.clone(), entry.expires_at);
+            stored = match self
+                .guarded(set_meta, &self.counters.metrics.store_put)
                 .await
             {
                 Ok(true) => true,
@@ -1387,6 +1524,9 @@ impl Inner {
             || self.options.mode != CacheMode::ReadWrite
             || r.tail.is_streaming()
         {
+            if r.tail.is_streaming() && self.options.mode == CacheMode::ReadWrite {
+                self.not_stored::<()>(NotStored::Streamed);
+            }
             return Ok(r);
         }
         if let Some((key, expires_at)) = self.store(req, slot, read, &r).await {
@@ -1521,6 +1661,9 @@ impl Inner {
         r: &CachedResponse,
     ) -> Option<(Key, Option<Timestamp>)> {
         let o = &self.options;
+        if read.cache_failed {
+            return self.not_stored(NotStored::CacheUnavailable);
+        }
         if let Some(limit) = self.store_limit()
             && r.body.len() > limit
         {
@@ -1529,9 +1672,11 @@ impl Inner {
                 limit,
                 "respcache-http: body over the size limit; not stored"
             );
-            return None;
+            return self.not_stored(NotStored::TooLarge);
         }
-        let names = vary_names(&r.headers)?;
+        let Some(names) = vary_names(&r.headers) else {
+            return self.not_stored(NotStored::VaryStar);
+        };
         let final_url = r.url.clone().unwrap_or_else(|| req.url.clone());
         let now = self.now();
         let redacted_url = o.rules.redact_url(&final_url);
@@ -1540,13 +1685,13 @@ impl Inner {
             Ok(v) => v,
             Err(why) => {
                 tracing::debug!(reason = why.as_str(), "respcache-http: not stored");
-                return None;
+                return self.not_stored(NotStored::from(why));
             }
         };
         if let Some(filter) = &o.filter
             && !filter(r)
         {
-            return None;
+            return self.not_stored(NotStored::Filter);
         }
         let redirected = o.rules.normalize_url(&final_url) != o.rules.normalize_url(&req.url);
         let store_slot = if redirected {
@@ -1559,7 +1704,7 @@ impl Inner {
             Ok(n) => n,
             Err(why) => {
                 tracing::debug!(reason = %why, "respcache-http: not stored");
-                return None;
+                return self.not_stored(NotStored::Codec);
             }
         };
         let expires_at = freshness::expires_at(
@@ -1605,7 +1750,7 @@ impl Inner {
                         let entry =
                             Entry::new(store_slot.key.clone(), now, Bytes::new()).with_meta(bytes);
                         if !self.cache_put(&store_slot.store, entry, &repo).await {
-                            return None;
+                            return self.not_stored(NotStored::CacheUnavailable);
                         }
                         index.nonce
                     }
@@ -1623,7 +1768,7 @@ impl Inner {
             meta: Some(meta_bytes),
         };
         if !self.cache_put(&store_slot.store, entry, &repo).await {
-            return None;
+            return self.not_stored(NotStored::CacheUnavailable);
         }
         Counters::bump(&self.counters.stored);
         if redirected {
@@ -1644,6 +1789,12 @@ impl Inner {
             .await;
         }
         Some((key, expires_at))
+    }
+
+    /// Counts an answer the cache does not keep; `None`, for `store`.
+    fn not_stored<T>(&self, reason: NotStored) -> Option<T> {
+        self.counters.metrics.not_stored(reason).increment(1);
+        None
     }
 
     /// After a successful unsafe request, removes the stored GET answers for
@@ -1696,6 +1847,20 @@ impl Inner {
         }
         removed
     }
+}
+
+/// `call`, or a [`Timeout`](CoreErrorKind::Timeout) error after `limit`
+/// (the client's `cache_timeout`).
+async fn within<T>(
+    limit: std::time::Duration,
+    call: impl std::future::Future<Output = respcache_core::Result<T>>,
+) -> respcache_core::Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(respcache_core::Error::new(
+            CoreErrorKind::Timeout,
+            format!("no answer within {limit:?} (cache_timeout)"),
+        ))
+    })
 }
 
 /// The stored headers updated by a 304: every header the 304 carries

@@ -13,6 +13,8 @@ use respcache_core::{
 };
 use url::Url;
 
+use crate::stats::StoreState;
+
 /// The repository name of plain HTTP caching over a backend.
 pub const HTTP_REPOSITORY: &str = "http";
 /// The repository name of redirect pointers (original request → final URL).
@@ -74,6 +76,11 @@ pub(crate) trait Target: Send + Sync + fmt::Debug {
     /// The expiry the slot's repository sets, if any.
     fn repository_expiry(&self, _slot: &Slot) -> Option<respcache_core::Expiry> {
         None
+    }
+
+    /// Whether the stores are open, and why not.
+    fn store_state(&self) -> (StoreState, Option<String>) {
+        (StoreState::Ready, None)
     }
 }
 

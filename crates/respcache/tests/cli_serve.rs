@@ -1127,3 +1127,67 @@ async fn an_event_stream_reaches_the_client_as_it_comes() {
         assert_eq!(frame.into_data().unwrap(), "data: one\n\n");
     }
 }
+
+/// The value of the sample line `name{labels}` in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_prometheus_text_form() {
+    let origin = Origin::start().await;
+    let proxy = Proxy::start(&origin.url, &["--metrics", "127.0.0.1:0"]);
+    let metrics = proxy
+        .start_line
+        .split(", metrics ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no metrics address in {:?}", proxy.start_line))
+        .trim()
+        .to_owned();
+    assert!(metrics.ends_with("/metrics"), "{metrics}");
+    for _ in 0..3 {
+        assert_eq!(get(&format!("{}/fresh", proxy.url)).await.status, 200);
+    }
+    assert_eq!(get(&format!("{}/nostore", proxy.url)).await.status, 200);
+
+    let got = get(&metrics).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), "text/plain; version=0.0.4");
+    let text = String::from_utf8(got.body.to_vec()).unwrap();
+    let value =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(
+        value(r#"respcache_http_requests_total{outcome="miss"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"respcache_http_requests_total{outcome="hit"}"#),
+        2.0
+    );
+    assert_eq!(value("respcache_http_stored_total"), 1.0);
+    assert_eq!(
+        value(r#"respcache_http_not_stored_total{reason="streamed"}"#),
+        1.0
+    );
+    assert_eq!(value("respcache_http_origin_requests_total"), 2.0);
+    assert_eq!(value("respcache_http_origin_seconds_count"), 2.0);
+    // Each request read the cache once (hits), the misses and the put too.
+    assert!(value(r#"respcache_http_store_seconds_count{operation="get"}"#) >= 4.0);
+    assert_eq!(
+        value(r#"respcache_http_store_seconds_count{operation="put"}"#),
+        1.0
+    );
+    assert!(
+        text.contains("# TYPE respcache_http_store_seconds histogram"),
+        "{text}"
+    );
+
+    let other = get(&metrics.replace("/metrics", "/other")).await;
+    assert_eq!(other.status, 404);
+}

@@ -12,7 +12,10 @@ use respcache_core::{Backend, ManualClock, MemoryBackend};
 use respcache_http::{CachedClient, CachedClientBuilder};
 
 mod origin;
+mod redis_child;
+mod relay;
 
+mod availability;
 mod faults;
 mod flows;
 mod freshness;

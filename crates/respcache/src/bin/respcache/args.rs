@@ -224,6 +224,11 @@ pub(crate) struct ServeArgs {
     /// whole to be stored (over it: passed on unstored).
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
     pub(crate) buffer_budget: usize,
+    /// Serve the cache's metrics in Prometheus text form at
+    /// http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0: any free port,
+    /// named in the start line).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 impl Command {

@@ -61,7 +61,7 @@
 //! - `serve --upstream URL [--listen 127.0.0.1:8080] [--shared]
 //!   [--max-body-size BYTES] [--timeout 60s] [--max-connections N]
 //!   [--header-timeout D] [--idle-timeout D] [--body-timeout D]
-//!   [--buffer-budget BYTES]`: a caching reverse proxy in
+//!   [--buffer-budget BYTES] [--metrics ADDR]`: a caching reverse proxy in
 //!   front of `URL`, on the HTTP layer (`CachedClient`): every method,
 //!   body and end-to-end header is forwarded (hop-by-hop ones are not),
 //!   redirects are passed back, answers are cached by the HTTP rules alone
@@ -78,7 +78,11 @@
 //!   (30s, 408) and a shared `--buffer-budget` (256 MiB; over it request
 //!   bodies get 503, responses go unstored). One line on start names the
 //!   address, upstream and cache; SIGINT (Ctrl-C) or SIGTERM stops it
-//!   cleanly (exit code 0). The cache file is created if missing.
+//!   cleanly (exit code 0). The cache file is created if missing. With
+//!   `--metrics 127.0.0.1:9100`, `GET /metrics` on that address gives the
+//!   cache's counters and histograms in Prometheus text form
+//!   (`respcache_http_*`: requests by outcome, stored, not stored by
+//!   reason, cache errors, circuit breaker, store and origin latency).
 //!
 //! `--json` prints one JSON object per line. Errors are one line,
 //! `error: …`, on stderr, with passwords and secret-looking query
@@ -92,6 +96,7 @@ mod copy;
 mod failure;
 mod location;
 mod ls;
+mod metrics;
 mod purge;
 mod redact;
 mod schema;

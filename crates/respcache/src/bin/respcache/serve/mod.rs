@@ -96,6 +96,14 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     let shutdown = Shutdown::install()?;
     let location = cache.location();
     let budget = BufferBudget::new(args.buffer_budget);
+    // Before the client: it registers its metrics when built.
+    let metrics = match args.metrics {
+        Some(addr) => format!(
+            ", metrics http://{}/metrics",
+            crate::metrics::serve(addr).await?
+        ),
+        None => String::new(),
+    };
     let mut builder = CachedClient::builder()
         .cache_name(location.cache.as_str())
         .shared(args.shared)
@@ -123,8 +131,9 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     let local = listener
         .local_addr()
         .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", args.listen)))?;
-    let start_line =
-        format!("respcache serve: listening on http://{local}, upstream {upstream}, {location}");
+    let start_line = format!(
+        "respcache serve: listening on http://{local}, upstream {upstream}, {location}{metrics}"
+    );
     writeln!(out, "{}", crate::redact::scrub(&start_line))?;
     out.flush()?;
 
