@@ -6,11 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,6 +21,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+mod serve_common;
+use serve_common::Proxy;
 
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
@@ -155,89 +155,6 @@ fn answer(seen: &Seen) -> Response<Full<Bytes>> {
         .header("keep-alive", "timeout=5")
         .body(Full::new(Bytes::from(body)))
         .unwrap()
-}
-
-/// The `respcache serve` process; killed when dropped.
-struct Proxy {
-    child: Child,
-    url: String,
-    start_line: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Proxy {
-    fn start(upstream: &str, extra: &[&str]) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = format!(
-            "sqlite://{}?cache=proxy",
-            dir.path().join("cache.sqlite").display()
-        );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_respcache"))
-            .args(["serve", "--cache", &cache, "--upstream", upstream])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the respcache binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let Ok(start_line) = rx.recv_timeout(WAIT) else {
-            let _ = child.kill();
-            panic!("no start line within {WAIT:?}");
-        };
-        let addr = start_line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or_else(|| panic!("no address in the start line {start_line:?}"))
-            .to_owned();
-        // Poll the port until it accepts.
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "{addr} does not accept");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Proxy {
-            child,
-            url: format!("http://{addr}"),
-            start_line,
-            _dir: dir,
-        }
-    }
-
-    /// Sends SIGINT and waits (bounded) for the exit code.
-    fn interrupt(mut self) -> Option<i32> {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {WAIT:?} of SIGINT"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// An answer as the test client read it.
@@ -1190,4 +1107,44 @@ async fn metrics_are_served_in_prometheus_text_form() {
 
     let other = get(&metrics.replace("/metrics", "/other")).await;
     assert_eq!(other.status, 404);
+}
+
+/// Issue 16: a backend that cannot be reached at start does not stop the
+/// proxy — it serves from the upstream, says so once, and uses the cache
+/// once the backend answers (here a `redis-server` this test starts on the
+/// port that was closed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_is_down_at_start_does_not_stop_the_proxy() {
+    let origin = Origin::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cache = format!("redis://127.0.0.1:{port}/0?cache=down");
+    let proxy = Proxy::launch(&origin.url, &[], Some(&cache), None);
+    let first = get(&format!("{}/fresh", proxy.url)).await;
+    assert_eq!(first.status, 200);
+    assert!(proxy.stderr().contains("cannot be opened yet"), "{}", proxy.stderr());
+    // Now the backend comes up; the proxy starts caching within a bound.
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let mut hit = false;
+    while std::time::Instant::now() < deadline && !hit {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        hit = get(&format!("{}/fresh", proxy.url))
+            .await
+            .header("cache-status")
+            .contains("hit");
+    }
+    let _ = redis.kill();
+    let _ = redis.wait();
+    assert!(hit, "no hit within 40 s of the backend coming up");
 }

@@ -9,10 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,101 +23,14 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod serve_common;
+use serve_common::Proxy;
+
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
 const MIB: usize = 1 << 20;
 
 type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
-
-/// The `respcache serve` child; killed when dropped.
-struct Proxy {
-    child: Child,
-    addr: String,
-    stdout_line: String,
-    stderr: tempfile::NamedTempFile,
-    _dir: tempfile::TempDir,
-}
-
-impl Proxy {
-    /// Starts `respcache serve` in front of `upstream`; `nofile` lowers its
-    /// open-file limit (through `sh -c 'ulimit -n N; exec …'`).
-    fn start(upstream: &str, extra: &[&str], nofile: Option<u32>) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = format!(
-            "sqlite://{}?cache=proxy",
-            dir.path().join("cache.sqlite").display()
-        );
-        let stderr = tempfile::NamedTempFile::new().unwrap();
-        let bin = env!("CARGO_BIN_EXE_respcache");
-        let mut command = match nofile {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\""), bin]);
-                c
-            }
-            None => Command::new(bin),
-        };
-        let mut child = command
-            .args(["serve", "--cache", &cache, "--upstream", upstream])
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr.reopen().unwrap()))
-            .spawn()
-            .expect("the respcache binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let Ok(stdout_line) = rx.recv_timeout(WAIT) else {
-            let _ = child.kill();
-            panic!("no start line within {WAIT:?}");
-        };
-        let addr = stdout_line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or_else(|| panic!("no address in the start line {stdout_line:?}"))
-            .to_owned();
-        Proxy {
-            child,
-            addr,
-            stdout_line,
-            stderr,
-            _dir: dir,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.stderr.path()).unwrap()
-    }
-
-    /// The proxy's resident memory now, in bytes (Linux).
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .expect("VmRSS in /proc/PID/status");
-        let kb: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        kb * 1024
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A local origin that records every request target it receives and
 /// answers `200 ok` (`no-store`).
@@ -194,7 +106,7 @@ fn get(path: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_leave_the_upstream_base_get_400_and_never_reach_it() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&format!("{}/api/v1", origin.url), &[], None);
+    let proxy = Proxy::launch(&format!("{}/api/v1", origin.url), &[], None, None);
     for path in [
         "/../../admin",
         "/%2e%2e/%2e%2e/admin",
@@ -233,7 +145,7 @@ async fn paths_that_leave_the_upstream_base_get_400_and_never_reach_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_doubled_host_gets_400() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[], None);
+    let proxy = Proxy::launch(&origin.url, &[], None, None);
     let (status, _) = raw(&proxy.addr, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 400);
     let (status, _) = raw(
@@ -252,7 +164,7 @@ async fn a_missing_or_doubled_host_gets_400() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_asterisk_is_answered_by_the_proxy_and_connect_is_refused() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[], None);
+    let proxy = Proxy::launch(&origin.url, &[], None, None);
     let (status, head) = raw(
         &proxy.addr,
         "OPTIONS * HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n",
@@ -289,7 +201,7 @@ async fn an_upstream_101_is_not_relayed() {
             });
         }
     });
-    let proxy = Proxy::start(&url, &["--timeout", "3s"], None);
+    let proxy = Proxy::launch(&url, &["--timeout", "3s"], None, None);
     let (status, head) = raw(
         &proxy.addr,
         "GET /ws HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n",
@@ -338,13 +250,13 @@ async fn passwords_never_appear_in_what_serve_prints() {
         .local_addr()
         .unwrap()
         .port();
-    let proxy = Proxy::start(&format!("http://127.0.0.1:{port}"), &[], None);
+    let proxy = Proxy::launch(&format!("http://127.0.0.1:{port}"), &[], None, None);
     let (status, _) = raw(&proxy.addr, &get(&format!("/x?password={SECRET}&n=1"))).await;
     assert_eq!(status, 502);
     let stderr = proxy.stderr();
     assert!(stderr.contains("note: upstream"), "{stderr}");
     assert!(!stderr.contains(SECRET), "{stderr}");
-    assert!(!proxy.stdout_line.contains(SECRET));
+    assert!(!proxy.start_line.contains(SECRET));
 }
 
 // ---- 2. connection limits and timeouts ----
@@ -369,7 +281,6 @@ async fn slowloris_connections_are_closed_within_the_header_timeout() {
     let proxy = Proxy::start(
         &origin.url,
         &["--header-timeout", "1s", "--idle-timeout", "60s"],
-        None,
     );
     let mut held = Vec::new();
     for i in 0..200 {
@@ -403,7 +314,6 @@ async fn a_thousand_idle_connections_are_closed_within_the_idle_timeout() {
     let proxy = Proxy::start(
         &origin.url,
         &["--idle-timeout", "2s", "--header-timeout", "30s"],
-        None,
     );
     let mut held = Vec::new();
     for i in 0..1000 {
@@ -468,7 +378,7 @@ async fn with_256_file_descriptors_300_idle_connections_do_not_stop_the_proxy() 
 /// returns stderr.
 async fn serves_after_300_idle_connections(args: &[&str]) -> String {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, args, Some(256));
+    let proxy = Proxy::launch(&origin.url, args, None, Some(256));
     let mut held = Vec::new();
     for _ in 0..300 {
         held.push(TcpStream::connect(&proxy.addr).await.unwrap());
@@ -507,7 +417,7 @@ async fn serves_after_300_idle_connections(args: &[&str]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_body_that_stalls_gets_408_after_the_body_timeout() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--body-timeout", "1s"], None);
+    let proxy = Proxy::launch(&origin.url, &["--body-timeout", "1s"], None, None);
     let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
     s.write_all(b"GET /b HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100\r\n\r\n0123456789")
         .await
@@ -531,7 +441,7 @@ async fn a_get_body_that_stalls_gets_408_after_the_body_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_wait_until_one_closes() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--max-connections", "2"], None);
+    let proxy = Proxy::launch(&origin.url, &["--max-connections", "2"], None, None);
     let first = TcpStream::connect(&proxy.addr).await.unwrap();
     let second = TcpStream::connect(&proxy.addr).await.unwrap();
     // Let the proxy take both before the third arrives.
@@ -575,7 +485,7 @@ async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_ti
             });
         }
     });
-    let proxy = Proxy::start(&url, &["--idle-timeout", "2s"], None);
+    let proxy = Proxy::launch(&url, &["--idle-timeout", "2s"], None, None);
     let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
     s.write_all(get("/big").replace("Connection: close\r\n", "").as_bytes())
         .await
@@ -608,7 +518,7 @@ async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_ti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed_too() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--idle-timeout", "2s"], None);
+    let proxy = Proxy::launch(&origin.url, &["--idle-timeout", "2s"], None, None);
     let stream = TcpStream::connect(&proxy.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -659,7 +569,7 @@ async fn settled_rss(proxy: &Proxy) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_body_over_the_budget_gets_503_with_retry_after() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--buffer-budget", "1000"], None);
+    let proxy = Proxy::launch(&origin.url, &["--buffer-budget", "1000"], None, None);
     let body = "x".repeat(2000);
     for (length, chunked) in [(Some(2000), false), (None, true)] {
         let head = match length {
@@ -698,7 +608,7 @@ async fn a_get_body_over_the_budget_gets_503_with_retry_after() {
 async fn thirty_clients_stalled_mid_get_body_stay_within_the_budget() {
     const BUDGET: u64 = 256 << 20;
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--timeout", "60s"], None);
+    let proxy = Proxy::launch(&origin.url, &["--timeout", "60s"], None, None);
     let before = proxy.rss();
     let body = Arc::new(vec![b'x'; 14 * MIB]);
     let over_budget = Arc::new(AtomicUsize::new(0));
@@ -798,11 +708,7 @@ async fn twenty_stalled_storable_downloads_stay_within_the_budget() {
         }
     });
     let budget = BUDGET.to_string();
-    let proxy = Proxy::start(
-        &url,
-        &["--timeout", "60s", "--buffer-budget", &budget],
-        None,
-    );
+    let proxy = Proxy::start(&url, &["--timeout", "60s", "--buffer-budget", &budget]);
     let before = proxy.rss();
     let mut clients = Vec::new();
     for i in 0..20 {

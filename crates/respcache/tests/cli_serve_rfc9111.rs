@@ -9,11 +9,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -25,6 +22,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod serve_common;
+use serve_common::Proxy;
 
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
@@ -123,67 +123,14 @@ fn script(path: &str, status: Option<u16>, hs: &[(&str, &str)]) -> String {
     format!("{path}?{}", q.finish())
 }
 
-/// The `respcache serve` process; killed when dropped.
-struct Proxy {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Proxy {
-    fn start(upstream: &str, shared: bool) -> Proxy {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = format!(
-            "sqlite://{}?cache=rfc",
-            dir.path().join("c.sqlite").display()
-        );
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_respcache"));
-        cmd.args(["serve", "--cache", &cache, "--upstream", upstream])
-            .args(["--listen", "127.0.0.1:0", "--timeout", "2s"]);
-        if shared {
-            cmd.arg("--shared");
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the respcache binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let Ok(line) = rx.recv_timeout(WAIT) else {
-            let _ = child.kill();
-            panic!("no start line within {WAIT:?}");
-        };
-        let addr = line
-            .split("listening on http://")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap()
-            .to_owned();
-        let deadline = Instant::now() + WAIT;
-        while TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "{addr} does not accept");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Proxy {
-            child,
-            url: format!("http://{addr}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The proxy, private or shared, with a 2 s upstream timeout.
+fn proxy(upstream: &str, shared: bool) -> Proxy {
+    let extra: &[&str] = if shared {
+        &["--timeout", "2s", "--shared"]
+    } else {
+        &["--timeout", "2s"]
+    };
+    Proxy::start(upstream, extra)
 }
 
 struct Got {
@@ -235,8 +182,8 @@ async fn get(url: &str) -> Got {
 /// Both proxies over one origin.
 async fn both() -> (Origin, [Proxy; 2]) {
     let origin = Origin::start().await;
-    let private = Proxy::start(&origin.url, false);
-    let shared = Proxy::start(&origin.url, true);
+    let private = proxy(&origin.url, false);
+    let shared = proxy(&origin.url, true);
     (origin, [private, shared])
 }
 
@@ -481,7 +428,7 @@ async fn cdn_cache_control_targets_the_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_answer_is_served_while_the_upstream_is_unreachable() {
     let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, false);
+    let proxy = proxy(&origin.url, false);
     let lax = script("/lax", None, &[("Cache-Control", "max-age=1")]);
     let strict = script(
         "/strict",

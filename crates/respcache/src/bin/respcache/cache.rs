@@ -56,11 +56,6 @@ impl Cache {
         &self.location
     }
 
-    /// The connected backend (`serve` builds its HTTP client on it).
-    pub(crate) fn backend(&self) -> Arc<dyn Backend> {
-        Arc::clone(&self.backend)
-    }
-
     /// The backend's short name (`sqlite`, `redis`, ...).
     pub(crate) fn backend_name(&self) -> &'static str {
         self.backend.name()

@@ -161,16 +161,21 @@ async fn run(cli: Cli) -> CliResult<()> {
         }
         Some(cache_args) => {
             let location = Location::parse(&cache_args.url, cache_args.name.as_deref())?;
-            // `serve` creates its cache; the others must not invent one.
-            let existing = !matches!(cli.command, Command::Serve(_));
-            let cache = Cache::connect(location, existing).await?;
+            // `serve` connects (and creates) its cache itself, starting
+            // degraded when the backend is down; the others must not
+            // invent a cache, and need it now.
+            if let Command::Serve(args) = &cli.command {
+                serve::run(&location, args, &mut out).await?;
+                out.flush()?;
+                return Ok(());
+            }
+            let cache = Cache::connect(location, true).await?;
             let result = match &cli.command {
                 Command::Stats(args) => stats::run(&cache, args, &mut out).await,
                 Command::Ls(args) => ls::run(&cache, args, &mut out).await,
                 Command::Show(args) => show::run(&cache, args, &mut out).await,
                 Command::Purge(args) => purge::run(&cache, args, &mut out).await,
-                Command::Serve(args) => serve::run(&cache, args, &mut out).await,
-                Command::Copy(_) => Ok(()),
+                Command::Serve(_) | Command::Copy(_) => Ok(()),
             };
             let closed = cache.close().await;
             result.and(closed)?;

@@ -74,8 +74,8 @@ use self::path::Upstream;
 use self::shutdown::Shutdown;
 use self::watch::{InFlight, Timeouts, Tracked, Watch, Watched};
 use crate::args::ServeArgs;
-use crate::cache::Cache;
 use crate::failure::{CliResult, Failure};
+use crate::location::Location;
 
 /// How long open connections may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -91,10 +91,18 @@ struct Proxy {
 
 /// Runs the proxy until SIGINT (Ctrl-C) or SIGTERM, then lets open
 /// connections finish (up to 10 s) and returns.
-pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -> CliResult<()> {
+///
+/// The backend is connected by the client itself: a backend that cannot be
+/// reached at start (a Redis that is down) does not stop the proxy — it
+/// starts degraded, passes requests to the upstream, and connects in the
+/// background (issue 16: a cache failure never fails a request).
+pub(crate) async fn run(
+    location: &Location,
+    args: &ServeArgs,
+    out: &mut impl Write,
+) -> CliResult<()> {
     let upstream = Upstream::parse(&args.upstream)?;
     let shutdown = Shutdown::install()?;
-    let location = cache.location();
     let budget = BufferBudget::new(args.buffer_budget);
     // Before the client: it registers its metrics when built.
     let metrics = match args.metrics {
@@ -121,10 +129,19 @@ pub(crate) async fn run(cache: &Cache, args: &ServeArgs, out: &mut impl Write) -
     if let Some(retention) = location.retention {
         builder = builder.retention(retention);
     }
+    let url = location.backend_url().to_owned();
     let client = builder
-        .build(cache.backend())
+        .build_connecting(move || {
+            let url = url.clone();
+            async move { respcache::connect(&url).await }
+        })
         .await
-        .map_err(|e| cache.fail(e))?;
+        .map_err(|e| Failure::new(format!("{location}: {e}")))?;
+    if let Some(why) = client.store_error() {
+        crate::note(&format!(
+            "{location}: the cache cannot be opened yet ({why}); requests go to the upstream while it is retried"
+        ));
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| Failure::new(format!("cannot listen on {}: {e}", args.listen)))?;
