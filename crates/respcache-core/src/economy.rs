@@ -464,6 +464,70 @@ mod tests {
         Ok(())
     }
 
+    #[tokio::test]
+    async fn the_cleanup_removes_entries_past_expiry_and_retention_then_stops_on_close()
+    -> Result<()> {
+        use crate::cleanup::CleanupOptions;
+        use crate::time::{Clock, ManualClock};
+        use std::time::Duration;
+
+        let clock = Arc::new(ManualClock::new());
+        let start = clock.now().as_millis();
+        let backend = EconomyBackend::new(
+            Arc::new(MemoryBackend::new()),
+            EconomyOptions::default().with_cleanup(
+                CleanupOptions::every(Duration::from_millis(20))
+                    .with_batch(7)
+                    .with_pause(Duration::from_millis(1))
+                    .with_clock(clock.clone()),
+            ),
+        );
+        let plain = backend.open_store(&spec()).await?;
+        let kept = backend
+            .open_store(
+                &StoreSpec::new(
+                    Name::new("c").unwrap_or_else(|_| unreachable!()),
+                    Name::new("kept").unwrap_or_else(|_| unreachable!()),
+                    KeySchema::default(),
+                )
+                .with_retention(Some(Duration::from_secs(3600))),
+            )
+            .await?;
+        assert!(backend.cleanup_running());
+        let entry = |i: i64, expires: i64| {
+            Entry::new(
+                Key::new(format!("M{i}"), []),
+                Timestamp::from_millis(0),
+                "x",
+            )
+            .with_expires_at(Some(Timestamp::from_millis(expires)))
+        };
+        // 30 stale, 5 fresh in each store.
+        for store in [&plain, &kept] {
+            for i in 0..30 {
+                store.put(entry(i, start - 1_000)).await?;
+            }
+            for i in 30..35 {
+                store.put(entry(i, start + 3_600_000)).await?;
+            }
+        }
+        let now = clock.now();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while plain.count(Select::All, now).await? > 5 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cleanup never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(plain.count(Select::Fresh, now).await?, 5);
+        // Within its retention: stale but kept.
+        assert_eq!(kept.count(Select::All, now).await?, 35);
+        backend.close().await?;
+        assert!(!backend.cleanup_running());
+        Ok(())
+    }
+
     #[test]
     fn url_options_are_taken_out() -> Result<()> {
         let (url, o) =
