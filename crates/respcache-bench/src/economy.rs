@@ -89,7 +89,7 @@ pub fn json_body(size: usize) -> Bytes {
         let price = (rng.next() % 100_000) as f64 / 100.0;
         out.push_str(&format!(
             "{{\"id\":{id},\"name\":\"{name}\",\"price\":{price},\"in_stock\":{},\"tags\":[\"{}\"]}}",
-            rng.next() % 2 == 0,
+            rng.next().is_multiple_of(2),
             words[rng.below(words.len())]
         ));
     }
@@ -370,7 +370,7 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
             return out;
         }
     };
-    for algorithm in [Algorithm::Zstd, Algorithm::Lz4] {
+    for algorithm in [Algorithm::Zstd, Algorithm::Lz4, Algorithm::Auto] {
         let name = algorithm.name();
         for (body, compress_op, decompress_op, stored_op) in [
             (
@@ -427,7 +427,9 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
         }
         // What compression adds to a hit and a store (memory store: the
         // cheapest, so the added cost shows whole).
-        let compression = Compression::new(algorithm);
+        // Every body compressed, whatever its size: these rows measure the
+        // compressed path.
+        let compression = Compression::new(algorithm).with_min_size(0);
         let backend = memory();
         for (body, tag, hit_plain, hit, put_plain, put) in [
             (
@@ -560,7 +562,7 @@ mod tests {
         assert!(serde_json_valid(&json));
         let html = html_body(100 * 1024);
         assert_eq!(html.len(), 100 * 1024);
-        for algorithm in [Algorithm::Zstd, Algorithm::Lz4] {
+        for algorithm in [Algorithm::Zstd, Algorithm::Lz4, Algorithm::Auto] {
             let c = Codec::new(html.clone(), algorithm)?;
             c.compress()?;
             c.decompress()?;

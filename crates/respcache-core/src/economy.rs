@@ -28,7 +28,7 @@ use crate::time::Timestamp;
 
 /// Payloads at least this long are compressed by default (smaller ones
 /// gain little and every hit would pay to decompress them).
-pub const DEFAULT_COMPRESS_MIN: usize = 1024;
+pub const DEFAULT_COMPRESS_MIN: usize = 512;
 
 /// Payload compression: the algorithm and the smallest payload compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,8 +85,8 @@ impl EconomyOptions {
     ///
     /// | option | value | meaning |
     /// |---|---|---|
-    /// | `compress` | `zstd`, `lz4`, `none` | compress payloads of `compress_min` bytes or more |
-    /// | `compress_min` | a size (`1KiB`, `4096`) | default 1 KiB |
+    /// | `compress` | `auto` (lz4 below 16 KiB, zstd above), `zstd`, `lz4`, `none` | compress payloads of `compress_min` bytes or more |
+    /// | `compress_min` | a size (`1KiB`, `4096`) | default 512 bytes |
     /// | `cleanup` | a duration (`30s`, `10m`, `1h`) | run the background cleanup this often |
     ///
     /// ```
@@ -119,7 +119,9 @@ impl EconomyOptions {
                     algorithm = match value {
                         "none" | "" | "false" => None,
                         other => Some(Algorithm::parse(other).ok_or_else(|| {
-                            config(format!("option compress={other:?}: use zstd, lz4 or none"))
+                            config(format!(
+                                "option compress={other:?}: use auto, zstd, lz4 or none"
+                            ))
                         })?),
                     }
                 }

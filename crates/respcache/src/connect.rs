@@ -29,7 +29,8 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
 ///
 /// Storage-economy options work with every scheme (see
-/// [`EconomyOptions::from_url`]): `compress=zstd|lz4` with `compress_min=1KiB`
+/// [`EconomyOptions::from_url`]): `compress=auto|zstd|lz4` (auto: lz4 below 16 KiB, zstd above) with
+/// `compress_min=512B`
 /// compress stored payloads; `cleanup=10m` starts the background cleanup
 /// (useful on `sqlite`, `fs` and `memory`, which have no native expiry).
 /// The returned backend always reads compressed payloads, whatever the
