@@ -539,6 +539,8 @@ fn stats_and_ls_skip_a_folder_inside_a_filesystem_store() {
     let listed = rows(run.ok());
     assert_eq!(listed.len(), 8, "{run:#?}");
     assert!(run.stderr.contains("skipped 1 entry"), "{run:#?}");
+}
+
 #[test]
 fn stats_shows_the_budget_and_how_full_it_is() {
     let (dir, backend) = sqlite_file();

@@ -56,6 +56,12 @@ impl Cache {
         &self.location
     }
 
+    /// The backend's size accounting and trimming, if it has them (the
+    /// local backends: `stats` shows the budget, `purge --to` trims).
+    pub(crate) fn eviction(&self) -> Option<&dyn respcache::Eviction> {
+        self.backend.eviction()
+    }
+
     /// The backend's short name (`sqlite`, `redis`, ...).
     pub(crate) fn backend_name(&self) -> &'static str {
         self.backend.name()

@@ -114,8 +114,7 @@ pub(crate) async fn run(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -
 /// line, `{"budget": {...}, "usage": {...}}`, only when the URL sets a
 /// budget.
 async fn budget(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -> CliResult<()> {
-    let backend = cache.backend();
-    let Some(eviction) = backend.eviction() else {
+    let Some(eviction) = cache.eviction() else {
         if !args.json {
             writeln!(
                 out,

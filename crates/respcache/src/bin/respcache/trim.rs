@@ -12,8 +12,7 @@ use crate::failure::{CliResult, Failure};
 
 /// Runs `purge --to size`.
 pub(crate) async fn run(cache: &Cache, size: u64, out: &mut impl Write) -> CliResult<()> {
-    let backend = cache.backend();
-    let Some(eviction) = backend.eviction() else {
+    let Some(eviction) = cache.eviction() else {
         return Err(Failure::new(format!(
             "{}: purge --to needs a backend that counts its size (memory, sqlite, fs); \
              {} bounds itself: use the server's own limits (Redis: maxmemory with \
