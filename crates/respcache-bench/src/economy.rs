@@ -283,11 +283,11 @@ pub mod ops {
     /// Decompressing it.
     pub const DECOMPRESS_HTML: &str = "decompress HTML 100 KB";
     /// The stored size of the JSON body.
-    pub const STORED_JSON: &str = "stored size, JSON 1 KB (1,0xx B)";
+    pub const STORED_JSON: &str = "stored size, JSON 1 KB";
     /// The stored size of the HTML body.
-    pub const STORED_HTML: &str = "stored size, HTML 100 KB (102,400 B)";
+    pub const STORED_HTML: &str = "stored size, HTML 100 KB";
     /// The stored size of the real HTML page.
-    pub const STORED_REAL_HTML: &str = "stored size, real HTML 100 KB (102,400 B)";
+    pub const STORED_REAL_HTML: &str = "stored size, real HTML 100 KB";
     /// A memory-store hit on the JSON body, stored plain.
     pub const HIT_JSON_PLAIN: &str = "hit JSON 1 KB, stored plain";
     /// The same, stored compressed.
@@ -401,8 +401,9 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
                     .await;
                     push(measured(decompress_op, name, d), &mut out);
                     let ratio = body.len() as f64 / codec.stored() as f64;
-                    let mut row = Row::new(stored_op, name, Outcome::Memory(codec.stored()))
-                        .note(format!("ratio {ratio:.2}×"));
+                    let label = format!("{stored_op} ({} B): {ratio:.2}× smaller", body.len());
+                    let mut row = Row::new(label, name, Outcome::Memory(codec.stored()))
+                        .note("the stored size must be at most a third of the body");
                     if stored_op == ops::STORED_HTML {
                         row = row.target(Target::MemoryAtMost(body.len() as u64 / 3));
                     }
@@ -418,10 +419,15 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
             && let Ok(codec) = Codec::new(body.clone(), algorithm)
         {
             let ratio = body.len() as f64 / codec.stored() as f64;
+            let label = format!(
+                "{} ({} B of {page}): {ratio:.2}× smaller",
+                ops::STORED_REAL_HTML,
+                body.len()
+            );
             push(
-                Row::new(ops::STORED_REAL_HTML, name, Outcome::Memory(codec.stored()))
+                Row::new(label, name, Outcome::Memory(codec.stored()))
                     .target(Target::MemoryAtMost(body.len() as u64 / 3))
-                    .note(format!("ratio {ratio:.2}× ({page})")),
+                    .note("the stored size must be at most a third of the body"),
                 &mut out,
             );
         }
@@ -482,7 +488,8 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
             let with = format!("memory+{name}");
             let hits =
                 measure::measure_interleaved(plan, 10, (|i| plain.get(i), |i| packed.get(i))).await;
-            let (a, mut b) = pair((hit_plain, "memory"), (hit, &with), hits);
+            let plain_hit = format!("{hit_plain} (paired with {name})");
+            let (a, mut b) = pair((&plain_hit, "memory"), (hit, &with), hits);
             if hit == ops::HIT_JSON {
                 b = b
                     .target(Target::AddedAtMost(Duration::from_micros(1)))
@@ -494,7 +501,8 @@ pub async fn rows(plan: Plan, mut log: impl FnMut(&Row)) -> Vec<Row> {
             push(b, &mut out);
             let puts =
                 measure::measure_interleaved(plan, 10, (|i| plain.put(i), |i| packed.put(i))).await;
-            let (a, b) = pair((put_plain, "memory"), (put, &with), puts);
+            let plain_put = format!("{put_plain} (paired with {name})");
+            let (a, b) = pair((&plain_put, "memory"), (put, &with), puts);
             push(a, &mut out);
             push(b, &mut out);
         }
