@@ -14,7 +14,9 @@
 //!   `std::fs::read`, Redis `GET`, an uncached hyper `GET`;
 //! - [`measure`]: the loop (warm-up, per-operation times, median, p99,
 //!   throughput) and [`report`]: the table, its targets and their checks;
-//! - [`rss`]: peak resident memory, for the scan.
+//! - [`rss`]: peak resident memory, for the scan;
+//! - [`economy`]: compression (ratio, cost per store and per hit, zstd and
+//!   lz4) and what the SQLite budget adds to a hit.
 //!
 //! ```
 //! # async fn demo() -> respcache_bench::Result<()> {
@@ -33,6 +35,7 @@
 pub mod backends;
 pub mod cpu;
 pub mod data;
+pub mod economy;
 pub mod machine;
 pub mod measure;
 pub mod origin;

@@ -5,9 +5,11 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use respcache_core::budget::Budget;
 use respcache_core::{Backend, Name, Result};
 
 type ConnectFn = dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Backend>>> + Send + Sync;
+type BudgetFn = dyn Fn(Budget) -> BoxFuture<'static, Result<Arc<dyn Backend>>> + Send + Sync;
 
 /// Builds handles onto the backend under test.
 ///
@@ -21,6 +23,7 @@ pub struct Factory {
     name: String,
     connect: Arc<ConnectFn>,
     persistent: bool,
+    budgeted: Option<Arc<BudgetFn>>,
 }
 
 impl Factory {
@@ -39,6 +42,39 @@ impl Factory {
                 Box::pin(async move { fut.await.map(|b| Arc::new(b) as Arc<dyn Backend>) })
             }),
             persistent: false,
+            budgeted: None,
+        }
+    }
+
+    /// Declares that the backend enforces a [`Budget`]: `connect` opens a
+    /// **new, empty** handle (its own file, folder or memory) with the
+    /// budget, so one case's trims never reach another's entries. The
+    /// budget cases (`cases/budget.rs`) run only for such factories.
+    pub fn with_budget<F, Fut, B>(mut self, connect: F) -> Self
+    where
+        F: Fn(Budget) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<B>> + Send + 'static,
+        B: Backend + 'static,
+    {
+        let connect = Arc::new(connect);
+        self.budgeted = Some(Arc::new(move |budget| {
+            let fut = connect(budget);
+            Box::pin(async move { fut.await.map(|b| Arc::new(b) as Arc<dyn Backend>) })
+        }));
+        self
+    }
+
+    /// Whether the budget cases run.
+    pub fn supports_budget(&self) -> bool {
+        self.budgeted.is_some()
+    }
+
+    /// A new, empty handle with `budget`; `None` without
+    /// [`with_budget`](Self::with_budget).
+    pub async fn connect_with_budget(&self, budget: Budget) -> Option<Result<Arc<dyn Backend>>> {
+        match &self.budgeted {
+            Some(connect) => Some(connect(budget).await),
+            None => None,
         }
     }
 

@@ -58,8 +58,14 @@ pub fn run(factory: Factory) -> ExitCode {
         }
     }
 
+    let budget_cases = if factory.supports_budget() {
+        crate::cases::budget::cases()
+    } else {
+        Vec::new()
+    };
     let trials = all_cases()
         .into_iter()
+        .chain(budget_cases)
         .filter(|case| !case.needs_persistence || factory.is_persistent())
         .map(|case| {
             let name = format!("conformance::{backend_name}::{}", case.name);

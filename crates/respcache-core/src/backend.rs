@@ -237,6 +237,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Closes the connections.
     async fn close(&self) -> Result<()>;
+
+    /// The backend's size accounting and least-recently-used trimming, if
+    /// it has them (the local backends do; see [`crate::budget`]).
+    fn eviction(&self) -> Option<&dyn crate::budget::Eviction> {
+        None
+    }
 }
 
 /// A backend behind a pointer, as the core holds it.

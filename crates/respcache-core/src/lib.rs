@@ -27,24 +27,31 @@
 
 pub mod backend;
 pub mod breaker;
+pub mod budget;
+pub mod cleanup;
 pub mod codec;
+pub mod compress;
+pub mod economy;
 pub mod entry;
 pub mod envelope;
 pub mod error;
 pub mod key;
 pub mod kv;
 pub mod memory;
+mod memory_lru;
 pub mod name;
 pub mod redact;
 pub mod repository;
 pub mod request;
 pub mod response_cache;
 pub mod settings;
+pub mod size;
 pub mod stats;
 pub mod time;
 
 pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+pub use budget::{Budget, Eviction, Usage};
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};

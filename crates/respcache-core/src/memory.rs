@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,45 +14,91 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::backend::{Backend, DynStore, Store, StoreSpec};
+use crate::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage, entry_size};
 use crate::entry::{Entry, Select};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::memory_lru::{Lru, Table};
 use crate::name::Name;
 use crate::time::Timestamp;
 
 const NAME: &str = "memory";
 const SCAN_PAGE: usize = 256;
 
-type Table = RwLock<BTreeMap<String, Entry>>;
-
 /// A store's table, and whether it was dropped since it was last opened.
 ///
 /// A dropped table stays in the map, emptied, so handles opened before the
 /// drop write where handles opened after it read (no acknowledged write is
 /// lost); it is listed again once opened or written to.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
+    id: u64,
     table: Arc<Table>,
     dropped: AtomicBool,
 }
 
 /// Entries in process memory, lost when the backend is dropped.
 ///
+/// It counts what its stores hold ([`entry_size`]) and keeps their entries
+/// in exact least-recently-used order (a read or a write is a use), so
+/// [`with_budget`](Self::with_budget) bounds it: a write that takes it over
+/// the budget evicts the least recently used entries, of any store, until
+/// the budget holds again.
+///
 /// ```
 /// use respcache_core::{Backend, MemoryBackend};
+/// use respcache_core::budget::Budget;
 /// let backend = MemoryBackend::new();
 /// assert_eq!(backend.name(), "memory");
+/// let bounded = MemoryBackend::with_budget(Budget::bytes(64 << 20));
+/// assert_eq!(bounded.eviction().map(|e| e.budget()), Some(Budget::bytes(64 << 20)));
 /// ```
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
     tables: Mutex<HashMap<(Name, Name), Slot>>,
     closed: Arc<AtomicBool>,
+    lru: Arc<Lru>,
+    next_id: AtomicU64,
 }
 
 impl MemoryBackend {
     /// An empty backend.
     pub fn new() -> Self {
         MemoryBackend::default()
+    }
+
+    /// An empty backend that holds at most `budget`.
+    pub fn with_budget(budget: Budget) -> Self {
+        MemoryBackend {
+            lru: Arc::new(Lru::new(budget)),
+            ..MemoryBackend::default()
+        }
+    }
+
+    /// Builds a backend from a `memory:` URL: `memory://`, with the
+    /// options `max_bytes` (a size: `500MB`, `64MiB`) and `max_entries`.
+    ///
+    /// # Errors
+    ///
+    /// [`Configuration`](crate::ErrorKind::Configuration) for an unknown
+    /// option or a malformed value.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let mut budget = Budget::NONE;
+        if let Some((_, query)) = url.split_once('?') {
+            for pair in query.split('&').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if !budget.apply_option(name, value)? {
+                    return Err(Error::new(
+                        crate::ErrorKind::Configuration,
+                        format!(
+                            "unknown option {name:?} in a memory: URL (known: max_bytes, max_entries)"
+                        ),
+                    )
+                    .with_backend(NAME));
+                }
+            }
+        }
+        Ok(MemoryBackend::with_budget(budget))
     }
 
     fn check(&self) -> Result<()> {
@@ -74,11 +120,23 @@ impl Backend for MemoryBackend {
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = tables
             .entry((spec.cache.clone(), spec.repository.clone()))
-            .or_default();
+            .or_insert_with(|| {
+                let slot = Slot {
+                    id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                    table: Arc::default(),
+                    dropped: AtomicBool::new(false),
+                };
+                self.lru
+                    .lock()
+                    .register(slot.id, Arc::downgrade(&slot.table));
+                slot
+            });
         slot.dropped.store(false, Ordering::Release);
         let table = Arc::clone(&slot.table);
         Ok(Arc::new(MemoryStore {
             table,
+            id: slot.id,
+            lru: Arc::clone(&self.lru),
             closed: Arc::clone(&self.closed),
         }))
     }
@@ -88,10 +146,12 @@ impl Backend for MemoryBackend {
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = tables.get(&(cache.clone(), repository.clone())) {
             slot.dropped.store(true, Ordering::Release);
+            let mut lru = self.lru.lock();
             slot.table
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
+            lru.forget_table(slot.id);
         }
         Ok(())
     }
@@ -120,12 +180,37 @@ impl Backend for MemoryBackend {
         self.closed.store(true, Ordering::Release);
         Ok(())
     }
+
+    fn eviction(&self) -> Option<&dyn Eviction> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Eviction for MemoryBackend {
+    fn budget(&self) -> Budget {
+        self.lru.budget
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        self.check()?;
+        Ok(self.lru.lock().usage())
+    }
+
+    async fn trim_to(&self, target: Budget, progress: ProgressFn<'_>) -> Result<TrimProgress> {
+        self.check()?;
+        let done = self.lru.lock().evict(target);
+        progress(done);
+        Ok(done)
+    }
 }
 
 /// One repository's entries in a [`MemoryBackend`].
 #[derive(Debug)]
 pub struct MemoryStore {
     table: Arc<Table>,
+    id: u64,
+    lru: Arc<Lru>,
     closed: Arc<AtomicBool>,
 }
 
@@ -150,45 +235,67 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
         self.check()?;
-        Ok(self.read().get(&key.encode()).cloned())
+        let encoded = key.encode();
+        let found = self.read().get(&encoded).cloned();
+        if found.is_some() {
+            self.lru.touch(self.id, &encoded);
+        }
+        Ok(found)
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
         self.check()?;
-        let table = self.read();
-        Ok(keys
-            .iter()
-            .map(|k| table.get(&k.encode()).cloned())
-            .collect())
+        let encoded: Vec<String> = keys.iter().map(Key::encode).collect();
+        let found: Vec<Option<Entry>> = {
+            let table = self.read();
+            encoded.iter().map(|k| table.get(k).cloned()).collect()
+        };
+        for (key, entry) in encoded.iter().zip(&found) {
+            if entry.is_some() {
+                self.lru.touch(self.id, key);
+            }
+        }
+        Ok(found)
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.check()?;
-        self.write().insert(entry.key.encode(), entry);
-        Ok(())
+        self.put_many(vec![entry]).await
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
         self.check()?;
-        let mut table = self.write();
-        for entry in entries {
-            table.insert(entry.key.encode(), entry);
+        let mut lru = self.lru.lock();
+        {
+            let mut table = self.write();
+            for entry in entries {
+                let key = entry.key.encode();
+                lru.record(self.id, key.clone(), entry_size(&entry));
+                table.insert(key, entry);
+            }
+        }
+        if self.lru.budget.is_exceeded_by(lru.usage()) {
+            lru.evict(self.lru.budget);
         }
         Ok(())
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        self.check()?;
-        Ok(self.write().remove(&key.encode()).is_some())
+        Ok(self.delete_many(std::slice::from_ref(key)).await? == 1)
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
         self.check()?;
+        let mut lru = self.lru.lock();
         let mut table = self.write();
-        Ok(keys
-            .iter()
-            .filter(|k| table.remove(&k.encode()).is_some())
-            .count() as u64)
+        let mut n = 0;
+        for key in keys {
+            let key = key.encode();
+            if table.remove(&key).is_some() {
+                lru.forget(self.id, &key);
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
@@ -202,9 +309,16 @@ impl Store for MemoryStore {
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
         self.check()?;
+        let mut lru = self.lru.lock();
         let mut table = self.write();
         let before = table.len();
-        table.retain(|_, e| !select.matches(e.expires_at, now));
+        table.retain(|key, e| {
+            let keep = !select.matches(e.expires_at, now);
+            if !keep {
+                lru.forget(self.id, key);
+            }
+            keep
+        });
         Ok((before - table.len()) as u64)
     }
 
@@ -252,10 +366,13 @@ impl Store for MemoryStore {
         expires_at: Option<Timestamp>,
     ) -> Result<bool> {
         self.check()?;
-        match self.write().get_mut(&key.encode()) {
+        let mut lru = self.lru.lock();
+        let encoded = key.encode();
+        match self.write().get_mut(&encoded) {
             Some(e) => {
                 e.meta = meta;
                 e.expires_at = expires_at;
+                lru.resize(self.id, &encoded, entry_size(e));
                 Ok(true)
             }
             None => Ok(false),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
+use respcache_core::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage};
 use respcache_core::{Backend, DynStore, Error, Name, Result, StoreSpec};
 use tempfile::TempDir;
 
@@ -17,6 +18,7 @@ use crate::error::{At, map_io_error, map_join_error};
 use crate::file;
 use crate::layout::{TEMP_PREFIX, cache_dir, store_dir};
 use crate::store::FsStore;
+use crate::usage::Accounting;
 
 /// What a backend and all the stores it opened share.
 #[derive(Debug)]
@@ -26,6 +28,8 @@ pub(crate) struct Shared {
     /// The configuration as given.
     pub(crate) config: FsConfig,
     closed: AtomicBool,
+    /// The budget, the size estimate and the recorded hits (`usage.rs`).
+    pub(crate) accounting: Accounting,
     /// The temporary root of [`FsBackend::temp`], removed when the last
     /// handle (backend or store) drops.
     _temp: Option<TempDir>,
@@ -118,6 +122,7 @@ impl FsBackend {
         FsBackend {
             shared: Arc::new(Shared {
                 root,
+                accounting: Accounting::new(config.budget),
                 config,
                 closed: AtomicBool::new(false),
                 _temp: temp,
@@ -243,8 +248,33 @@ impl Backend for FsBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        self.shared.closed.store(true, Ordering::Release);
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            // Recorded hits become modification times; best effort.
+            let _ = self.shared.count_usage().await;
+        }
         Ok(())
+    }
+
+    fn eviction(&self) -> Option<&dyn Eviction> {
+        Some(self)
+    }
+}
+
+/// The budget of the whole root folder: every cache under it.
+#[async_trait]
+impl Eviction for FsBackend {
+    fn budget(&self) -> Budget {
+        self.shared.accounting.budget
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        self.shared.check()?;
+        self.shared.count_usage().await
+    }
+
+    async fn trim_to(&self, target: Budget, progress: ProgressFn<'_>) -> Result<TrimProgress> {
+        self.shared.check()?;
+        self.shared.trim_to(target, progress).await
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use percent_encoding::percent_decode_str;
+use respcache_core::budget::Budget;
 use respcache_core::redact::redact_url;
 use respcache_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ use crate::SCHEME;
 /// | option | values | default | meaning |
 /// |---|---|---|---|
 /// | `fsync` | `true`/`false`/`1`/`0` | `false` | see [`FsConfig::fsync`] |
+/// | `max_bytes` | a size: `500MB`, `1GiB` | none | see [`FsConfig::budget`] |
+/// | `max_entries` | a count | none | see [`FsConfig::budget`] |
 ///
 /// An unknown option, a host other than `localhost`, `.` or `..`, a
 /// fragment or an empty path is a [`Configuration`](ErrorKind::Configuration)
@@ -56,6 +59,12 @@ pub struct FsConfig {
     /// power loss or kernel crash may be lost (never torn).
     #[serde(default)]
     pub fsync: bool,
+    /// The budget of the whole root folder (every cache under it): a write
+    /// that takes it over removes the least recently used entries down to
+    /// 90 % of it. Sizes are file lengths (plus 16 bytes each); on disk
+    /// each file also rounds up to a block.
+    #[serde(skip)]
+    pub budget: Budget,
 }
 
 impl FsConfig {
@@ -64,7 +73,14 @@ impl FsConfig {
         FsConfig {
             root: root.into(),
             fsync: false,
+            budget: Budget::NONE,
         }
+    }
+
+    /// Sets the [`budget`](FsConfig::budget).
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Sets [`fsync`](FsConfig::fsync).
@@ -92,11 +108,14 @@ impl FsConfig {
         let root = root_of(&shown, location)?;
         let mut config = FsConfig::new(root);
         for (option, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if config.budget.apply_option(&option, &value)? {
+                continue;
+            }
             match &*option {
                 "fsync" => config.fsync = parse_bool(&shown, &option, &value)?,
                 other => {
                     return Err(config_error(format!(
-                        "{shown:?}: unknown option {other:?} (known: fsync)"
+                        "{shown:?}: unknown option {other:?} (known: fsync, max_bytes, max_entries)"
                     )));
                 }
             }

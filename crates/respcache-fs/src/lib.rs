@@ -34,6 +34,7 @@ mod error;
 mod file;
 mod layout;
 mod store;
+mod usage;
 mod walk;
 
 pub use backend::FsBackend;

@@ -20,6 +20,7 @@ use crate::backend::{Shared, blocking};
 use crate::error::{At, map_io_error};
 use crate::file::{self, ExpiryUpdate};
 use crate::layout::entry_path;
+use crate::usage::charged;
 use crate::walk::{Found, walk};
 
 /// Entry files up to this size are read by `get` on the calling task; larger
@@ -208,16 +209,22 @@ impl Store for FsStore {
             return Ok(None);
         }
         let len = meta.len();
-        if len <= INLINE_READ_MAX {
+        let found = if len <= INLINE_READ_MAX {
             let bytes = read_opened(f, len, &path)?;
-            return Ok(reader.decode(&bytes, |k| k == key));
+            reader.decode(&bytes, |k| k == key)
+        } else {
+            let key = key.clone();
+            let read = path.clone();
+            blocking(move || {
+                let bytes = read_opened(f, len, &read)?;
+                Ok::<_, Error>(reader.decode(&bytes, |k| *k == key))
+            })
+            .await??
+        };
+        if found.is_some() {
+            self.shared.touched(path);
         }
-        let key = key.clone();
-        blocking(move || {
-            let bytes = read_opened(f, len, &path)?;
-            Ok(reader.decode(&bytes, |k| *k == key))
-        })
-        .await?
+        Ok(found)
     }
 
     /// One blocking task reads the whole batch.
@@ -228,18 +235,29 @@ impl Store for FsStore {
         }
         let reader = self.reader();
         let keys = keys.to_vec();
-        blocking(move || keys.iter().map(|key| reader.get(key)).collect()).await?
+        let found: Vec<Option<Entry>> = blocking(move || {
+            keys.iter()
+                .map(|key| reader.get(key))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await??;
+        for entry in found.iter().flatten() {
+            self.shared.touched(self.entry_path(&entry.key));
+        }
+        Ok(found)
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
         self.shared.check()?;
         let path = self.entry_path(&entry.key);
         let fsync = self.shared.config.fsync;
-        blocking(move || {
+        let written = blocking(move || {
             let bytes = envelope::encode(&entry);
-            file::write_atomic(&path, &bytes, fsync).map_err(|e| io_error(e, "writing", &path))
+            file::write_atomic(&path, &bytes, fsync).map_err(|e| io_error(e, "writing", &path))?;
+            Ok::<_, Error>(charged(bytes.len()))
         })
-        .await?
+        .await??;
+        self.shared.after_write(written, 1).await
     }
 
     /// One blocking task writes the whole batch, each entry atomically (the
@@ -248,16 +266,20 @@ impl Store for FsStore {
         self.shared.check()?;
         let dir = self.dir.clone();
         let fsync = self.shared.config.fsync;
-        blocking(move || {
+        let n = entries.len() as u64;
+        let written = blocking(move || {
+            let mut written = 0;
             for entry in entries {
                 let path = entry_path(&dir, &entry.key);
                 let bytes = envelope::encode(&entry);
                 file::write_atomic(&path, &bytes, fsync)
                     .map_err(|e| io_error(e, "writing", &path))?;
+                written += charged(bytes.len());
             }
-            Ok(())
+            Ok::<_, Error>(written)
         })
-        .await?
+        .await??;
+        self.shared.after_write(written, n).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {

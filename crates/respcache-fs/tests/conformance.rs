@@ -5,6 +5,8 @@
 //! earlier one wrote. The root is removed when the run ends.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use respcache_conformance::Factory;
 use respcache_fs::{FsBackend, FsConfig};
@@ -21,11 +23,18 @@ fn main() -> ExitCode {
         }
     };
     let path = root.path().to_path_buf();
+    // Budget cases: a new folder each, so trims stay in the case.
+    let budgeted = root.path().join("budgeted");
+    let next = Arc::new(AtomicU64::new(0));
     let code = respcache_conformance::run(
         Factory::new("fs", move || {
             FsBackend::connect(FsConfig::new(path.clone()))
         })
-        .persistent(),
+        .persistent()
+        .with_budget(move |budget| {
+            let n = next.fetch_add(1, Ordering::Relaxed);
+            FsBackend::connect(FsConfig::new(budgeted.join(n.to_string())).with_budget(budget))
+        }),
     );
     drop(root);
     code

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use respcache_core::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage};
 use respcache_core::{
     Backend, DynStore, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result, StoreSpec,
 };
@@ -21,6 +22,7 @@ use crate::naming::{quote, repository_of, table_prefix};
 use crate::readers::Readers;
 use crate::store::SqliteStore;
 use crate::table::Table;
+use crate::usage::Accounting;
 
 /// SQLite's default `SQLITE_MAX_LENGTH`: the largest string, BLOB or row.
 const MAX_LENGTH: usize = 1_000_000_000;
@@ -44,8 +46,12 @@ pub(crate) struct Shared {
     /// The read-write connection for inline single-row writes.
     pub(crate) inline: Arc<InlineWriter>,
     closed: AtomicBool,
+    /// Set when `close` starts (`closed` is set once the last flush ran).
+    closing: AtomicBool,
     config: SqliteConfig,
     path: Option<PathBuf>,
+    /// The budget and the size estimate (see `usage.rs`).
+    pub(crate) accounting: Accounting,
     /// Keeps a [`Location::Temp`] database's folder until the last user drops.
     _temp: Option<TempDir>,
 }
@@ -236,6 +242,8 @@ impl SqliteBackend {
                 readers: Readers::new(readers),
                 inline: Arc::new(InlineWriter::new(inline)),
                 closed: AtomicBool::new(false),
+                closing: AtomicBool::new(false),
+                accounting: Accounting::new(config.budget),
                 config,
                 path,
                 _temp: temp,
@@ -513,6 +521,7 @@ impl Backend for SqliteBackend {
                 e.with_operation(Operation::OpenStore)
                     .with_repository(spec.repository.as_str())
             })?;
+        self.shared.accounting.register(&table);
         Ok(Arc::new(SqliteStore::new(Arc::clone(&self.shared), table)))
     }
 
@@ -573,9 +582,21 @@ impl Backend for SqliteBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // The use times of rows read since the last flush; best effort.
+        let open = self.shared.accounting.open_tables();
+        let _ = self
+            .shared
+            .call(move |c| {
+                for table in &open {
+                    let _ = table.flush_touched(c);
+                }
+                Ok(())
+            })
+            .await;
+        self.shared.closed.store(true, Ordering::Release);
         self.shared.readers.close();
         // On the writer thread: waits for an inline write in progress there,
         // not on this runtime thread. Fails only if the thread is gone, and
@@ -595,6 +616,28 @@ impl Backend for SqliteBackend {
             .close()
             .await
             .map_err(|e| map_close_error(e).with_operation(Operation::Close))
+    }
+
+    fn eviction(&self) -> Option<&dyn Eviction> {
+        Some(self)
+    }
+}
+
+/// The budget of the whole file: every respcache table in it, whichever
+/// cache it belongs to (see `usage.rs` for how use times and sizes are
+/// kept).
+#[async_trait]
+impl Eviction for SqliteBackend {
+    fn budget(&self) -> Budget {
+        self.shared.accounting.budget
+    }
+
+    async fn usage(&self) -> Result<Usage> {
+        Ok(self.shared.count_usage().await?.1)
+    }
+
+    async fn trim_to(&self, target: Budget, progress: ProgressFn<'_>) -> Result<TrimProgress> {
+        self.shared.trim_to(target, progress).await
     }
 }
 

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
+use respcache_core::budget::Budget;
 use respcache_core::redact::redact_url;
 use respcache_core::{Error, ErrorKind, Result};
 
@@ -73,6 +74,12 @@ pub enum Location {
 /// | `busy_timeout` | `250ms`, `5s`, `1m`, or a number of milliseconds | `5s` |
 /// | `readers` | how many read-only connections answer point reads inline; `0` sends every read to the writer thread; at most [`MAX_READERS`] (64) | one per core, at most 8 |
 /// | `on_corrupt` | `fail`: a damaged file is an error naming it; `reset`: it is moved aside and a new database started ([`OnCorrupt`]) | `fail` |
+/// | `max_bytes` | the file's byte budget, a size: `500MB`, `1GiB` (see [`respcache_core::size`]) | none |
+/// | `max_entries` | the file's entry budget | none |
+///
+/// With a budget, a write that takes the file over it removes the least
+/// recently used entries (of every cache in the file) down to 90 % of it;
+/// see [`SqliteConfig::budget`].
 ///
 /// A `sqlite:` URL has no user or password: `sqlite://user:pw@/x.sqlite`
 /// is refused (and the error does not repeat it), rather than read as a
@@ -108,6 +115,10 @@ pub struct SqliteConfig {
     pub readers: Option<usize>,
     /// What a damaged database file does at open time.
     pub on_corrupt: OnCorrupt,
+    /// The budget of the whole file (every cache in it), enforced least
+    /// recently used first. A hit records its row in memory; use times are
+    /// written in batches, never one write per hit.
+    pub budget: Budget,
 }
 
 impl SqliteConfig {
@@ -132,6 +143,7 @@ impl SqliteConfig {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             readers: None,
             on_corrupt: OnCorrupt::Fail,
+            budget: Budget::NONE,
         }
     }
 
@@ -151,6 +163,12 @@ impl SqliteConfig {
     /// Sets what a damaged database file does at open time.
     pub fn with_on_corrupt(mut self, on_corrupt: OnCorrupt) -> Self {
         self.on_corrupt = on_corrupt;
+        self
+    }
+
+    /// Sets the budget.
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -218,6 +236,13 @@ impl SqliteConfig {
                 continue;
             }
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if config
+                .budget
+                .apply_option(name, value)
+                .map_err(|e| e.with_backend(NAME))?
+            {
+                continue;
+            }
             match name {
                 "busy_timeout" => config.busy_timeout = parse_duration(name, value)?,
                 "readers" => {
@@ -246,7 +271,7 @@ impl SqliteConfig {
                 other => {
                     return Err(config_error(format!(
                         "unknown option {other:?} in a sqlite: URL \
-                         (known: busy_timeout, readers, on_corrupt)"
+                         (known: busy_timeout, readers, on_corrupt, max_bytes, max_entries)"
                     )));
                 }
             }
@@ -277,6 +302,7 @@ impl fmt::Debug for SqliteConfig {
             .field("busy_timeout", &self.busy_timeout)
             .field("readers", &self.readers)
             .field("on_corrupt", &self.on_corrupt)
+            .field("budget", &self.budget)
             .finish()
     }
 }

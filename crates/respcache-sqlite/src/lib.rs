@@ -53,6 +53,7 @@ mod readers;
 mod schema;
 mod store;
 mod table;
+mod usage;
 
 pub use backend::{ReadCounts, SqliteBackend, WriteCounts};
 pub use config::{DEFAULT_BUSY_TIMEOUT, Location, MAX_READERS, OnCorrupt, SqliteConfig};

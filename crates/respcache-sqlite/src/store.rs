@@ -6,12 +6,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
+use respcache_core::budget::entry_size;
 use respcache_core::{Bytes, Entry, Key, Result, Select, Store, Timestamp};
 use rusqlite::Connection;
 
 use crate::backend::Shared;
 use crate::error::map_sqlite_error;
-use crate::table::Table;
+use crate::table::{FLUSH_TOUCHED_AT, Table};
 
 /// The largest `get_many` answered inline on a reader connection; larger
 /// ones run in one read transaction on the writer thread, so a big batch
@@ -107,6 +108,28 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Once enough rows were read since their use times were written, has
+    /// the writer thread write them (in the background: a hit never waits
+    /// for it).
+    fn flush_if_due(&self) {
+        if self.table.touched_len() < FLUSH_TOUCHED_AT {
+            return;
+        }
+        let (shared, table) = (Arc::clone(&self.shared), Arc::clone(&self.table));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let flushed = shared
+                    .call(move |c| table.flush_touched(c).map_err(map_sqlite_error))
+                    .await;
+                if let Err(e) = flushed {
+                    tracing::debug!(error = %e, "respcache-sqlite: use times not written");
+                }
+            });
+        }
+    }
+}
+
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
@@ -123,7 +146,9 @@ impl Store for SqliteStore {
         if !self.table.fits(key) {
             return Ok(None);
         }
-        self.point_read(key, (), |t, c, k, ()| t.get(c, k)).await
+        let found = self.point_read(key, (), |t, c, k, ()| t.get(c, k)).await?;
+        self.flush_if_due();
+        Ok(found)
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
@@ -134,6 +159,7 @@ impl Store for SqliteStore {
         if keys.len() <= INLINE_GET_MANY {
             let table = &self.table;
             if let Some(outcome) = self.shared.readers.try_read(|c| table.get_many(c, keys)) {
+                self.flush_if_due();
                 return outcome.map_err(map_sqlite_error);
             }
         }
@@ -152,10 +178,13 @@ impl Store for SqliteStore {
         self.shared.check()?;
         self.table.check_key(&entry.key)?;
         let size = entry.payload.len() + entry.meta.as_ref().map_or(0, Bytes::len);
+        let charged = entry_size(&entry);
         if size > INLINE_WRITE_BYTES {
-            return self.write(move |t, c| t.put(c, &entry)).await;
+            self.write(move |t, c| t.put(c, &entry)).await?;
+        } else {
+            self.write_row(entry, |t, c, entry| t.put(c, entry)).await?;
         }
-        self.write_row(entry, |t, c, entry| t.put(c, entry)).await
+        self.shared.after_write(charged, 1).await
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
@@ -166,7 +195,10 @@ impl Store for SqliteStore {
         if entries.is_empty() {
             return Ok(());
         }
-        self.write(move |t, c| t.put_many(c, &entries)).await
+        let charged: u64 = entries.iter().map(entry_size).sum();
+        let n = entries.len() as u64;
+        self.write(move |t, c| t.put_many(c, &entries)).await?;
+        self.shared.after_write(charged, n).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {

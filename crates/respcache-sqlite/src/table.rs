@@ -4,6 +4,9 @@
 //! Every method takes a plain `rusqlite::Connection`, so the same code runs
 //! inline on a reader connection and on the writer thread.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
 use bytes::Bytes;
 use respcache_core::{
     Entry, Error, ErrorKind, FieldKind, Key, KeyPart, KeySchema, Name, Select, Timestamp, stats,
@@ -14,12 +17,17 @@ use rusqlite::{Connection, Row, Statement, TransactionBehavior};
 use crate::NAME;
 use crate::error::is_missing_table;
 use crate::naming::{column_name, quote, table_name};
+use crate::usage::use_tick;
 
 /// How many rows one page of a scan reads.
 pub(crate) const SCAN_PAGE: usize = 256;
 
 /// The fixed columns after the key columns, in `SELECT` order.
 const VALUE_COLUMNS: &str = "name, cached_at, expires_at, payload, meta";
+
+/// How many rows read since the last flush of their use times make the
+/// next read start a flush (see [`Table::touched`]).
+pub(crate) const FLUSH_TOUCHED_AT: usize = 1024;
 
 /// One repository's table and the SQL that reads and writes it.
 #[derive(Debug)]
@@ -28,6 +36,11 @@ pub(crate) struct Table {
     schema: KeySchema,
     name: String,
     sql: Sql,
+    /// Rowids read since their `used_at` was last written: a hit costs a
+    /// set insert, not a write; [`flush_touched`](Self::flush_touched)
+    /// writes them in one transaction before a trim, on close, and once
+    /// [`FLUSH_TOUCHED_AT`] have gathered.
+    touched: Mutex<HashSet<i64>>,
 }
 
 /// The statements of one table, built once when the store opens; the
@@ -35,6 +48,9 @@ pub(crate) struct Table {
 #[derive(Debug)]
 struct Sql {
     create: String,
+    add_used_at: String,
+    index_used_at: String,
+    touch: String,
     columns: String,
     get: String,
     contains: String,
@@ -111,15 +127,18 @@ impl Table {
             .collect();
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {t} ({key_defs}name TEXT, cached_at INTEGER NOT NULL, \
-             expires_at INTEGER, payload BLOB NOT NULL, meta BLOB, PRIMARY KEY ({key_list}));\n\
+             expires_at INTEGER, payload BLOB NOT NULL, meta BLOB, \
+             used_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY ({key_list}));\n\
              CREATE INDEX IF NOT EXISTS {} ON {t} (expires_at);",
             quote(&format!("{name}:expires_at"))
         );
-        let placeholders: Vec<String> = (1..=keys.len() + 5).map(|i| format!("?{i}")).collect();
+        let placeholders: Vec<String> = (1..=keys.len() + 6).map(|i| format!("?{i}")).collect();
         let upsert = format!(
-            "INSERT INTO {t} ({key_list}, {VALUE_COLUMNS}) VALUES ({}) ON CONFLICT ({key_list}) \
+            "INSERT INTO {t} ({key_list}, {VALUE_COLUMNS}, used_at) VALUES ({}) \
+             ON CONFLICT ({key_list}) \
              DO UPDATE SET name = excluded.name, cached_at = excluded.cached_at, \
-             expires_at = excluded.expires_at, payload = excluded.payload, meta = excluded.meta",
+             expires_at = excluded.expires_at, payload = excluded.payload, meta = excluded.meta, \
+             used_at = excluded.used_at",
             placeholders.join(", ")
         );
         let fresh =
@@ -149,8 +168,14 @@ impl Table {
         });
         let sql = Sql {
             create,
+            add_used_at: format!("ALTER TABLE {t} ADD COLUMN used_at INTEGER NOT NULL DEFAULT 0"),
+            index_used_at: format!(
+                "CREATE INDEX IF NOT EXISTS {} ON {t} (used_at)",
+                quote(&format!("{name}:used_at"))
+            ),
+            touch: format!("UPDATE {t} SET used_at = ?1 WHERE rowid = ?2"),
             columns: "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid".to_owned(),
-            get: format!("SELECT {VALUE_COLUMNS} FROM {t} WHERE {key_where}"),
+            get: format!("SELECT {VALUE_COLUMNS}, rowid FROM {t} WHERE {key_where}"),
             contains: format!("SELECT 1 FROM {t} WHERE {key_where} AND {fresh}"),
             upsert,
             delete: format!("DELETE FROM {t} WHERE {key_where}"),
@@ -168,6 +193,7 @@ impl Table {
             schema: schema.clone(),
             name,
             sql,
+            touched: Mutex::default(),
         }
     }
 
@@ -198,13 +224,53 @@ impl Table {
             .map_err(sqlite)?;
         tx.execute_batch(&self.sql.create).map_err(sqlite)?;
         let found = self.columns(&tx).map_err(sqlite)?;
+        // Tables made before budgets get the use-time column (a cheap
+        // ALTER: SQLite only rewrites the schema).
+        if !found.iter().any(|(n, _, _)| n == "used_at") && !found.is_empty() {
+            tx.execute_batch(&self.sql.add_used_at).map_err(sqlite)?;
+        }
+        tx.execute_batch(&self.sql.index_used_at).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         self.verify(&found)
     }
 
     /// Creates the table again after it was dropped under a live store.
     fn recreate(&self, conn: &Connection) -> rusqlite::Result<()> {
-        conn.execute_batch(&self.sql.create)
+        conn.execute_batch(&self.sql.create)?;
+        conn.execute_batch(&self.sql.index_used_at)
+    }
+
+    /// How many rows were read since their use times were last written.
+    pub(crate) fn touched_len(&self) -> usize {
+        self.touched
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Writes the use time of every row read since the last flush, in one
+    /// transaction. Runs on the writer thread.
+    pub(crate) fn flush_touched(&self, conn: &mut Connection) -> rusqlite::Result<usize> {
+        let rows: Vec<i64> =
+            std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_iter()
+                .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tick = use_tick();
+            {
+                let mut stmt = tx.prepare_cached(&self.sql.touch)?;
+                for rowid in &rows {
+                    stmt.execute(rusqlite::params![tick, rowid])?;
+                }
+            }
+            tx.commit()?;
+            Ok(rows.len())
+        };
+        absent_is(run(conn), 0)
     }
 
     /// `(name, type, pk)` of every column.
@@ -285,7 +351,15 @@ impl Table {
         let mut rows = stmt.raw_query();
         match rows.next()? {
             None => Ok(None),
-            Some(row) => Ok(self.decode_value(key.clone(), row, 0)),
+            Some(row) => {
+                if let Ok(rowid) = row.get::<_, i64>(5) {
+                    self.touched
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(rowid);
+                }
+                Ok(self.decode_value(key.clone(), row, 0))
+            }
         }
     }
 
@@ -574,6 +648,7 @@ fn upsert(conn: &Connection, sql: &str, entry: &Entry) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at + 2, entry.expires_at.map(Timestamp::as_millis))?;
     stmt.raw_bind_parameter(at + 3, entry.payload.as_ref())?;
     stmt.raw_bind_parameter(at + 4, entry.meta.as_deref())?;
+    stmt.raw_bind_parameter(at + 5, use_tick())?;
     stmt.raw_execute()?;
     Ok(())
 }

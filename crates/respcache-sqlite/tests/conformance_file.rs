@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use respcache_conformance::Factory;
-use respcache_sqlite::SqliteBackend;
+use respcache_sqlite::{SqliteBackend, SqliteConfig};
 
 fn main() -> ExitCode {
     let dir = match tempfile::Builder::new()
@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         let path = path.clone();
         async move { SqliteBackend::open(path).await }
     })
-    .persistent();
+    .persistent()
+    // Budget cases: a new temporary file each, so trims stay in the case.
+    .with_budget(|budget| SqliteConfig::temp().with_budget(budget).connect());
     let code = respcache_conformance::run(factory);
     drop(dir);
     code

@@ -178,7 +178,7 @@ async fn clear_expired_deletes_only_rows_that_expired() -> TestResult {
 }
 
 #[tokio::test]
-async fn the_file_is_in_wal_mode_with_typed_columns_and_an_expiry_index() -> TestResult {
+async fn the_file_is_in_wal_mode_with_typed_columns_and_expiry_and_use_indexes() -> TestResult {
     let backend = SqliteBackend::temp().await?;
     open(&backend, "c", "r").await;
     let conn = raw(&backend);
@@ -198,15 +198,18 @@ async fn the_file_is_in_wal_mode_with_typed_columns_and_an_expiry_index() -> Tes
         ("expires_at", "INTEGER", false, 0),
         ("payload", "BLOB", true, 0),
         ("meta", "BLOB", false, 0),
+        ("used_at", "INTEGER", true, 0),
     ]
     .map(|(n, t, nn, pk)| (n.to_owned(), t.to_owned(), nn, pk));
     assert_eq!(columns, expected);
-    let indexed: String = conn.query_row(
-        "SELECT name FROM pragma_index_info('c:r:expires_at')",
-        [],
-        |r| r.get(0),
-    )?;
-    assert_eq!(indexed, "expires_at");
+    for column in ["expires_at", "used_at"] {
+        let indexed: String = conn.query_row(
+            &format!("SELECT name FROM pragma_index_info('c:r:{column}')"),
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(indexed, column);
+    }
     Ok(())
 }
 

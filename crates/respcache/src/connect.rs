@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use respcache_core::economy::{EconomyBackend, EconomyOptions};
 use respcache_core::{Backend, Error, ErrorKind, MemoryBackend, Result};
 
 /// Every scheme respcache knows, with the Cargo feature that enables it.
@@ -27,6 +28,17 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongodb` |
 /// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
 ///
+/// Storage-economy options work with every scheme (see
+/// [`EconomyOptions::from_url`]): `compress=auto|zstd|lz4` (auto: lz4 below 16 KiB, zstd above) with
+/// `compress_min=512B`
+/// compress stored payloads; `cleanup=10m` starts the background cleanup
+/// (useful on `sqlite`, `fs` and `memory`, which have no native expiry).
+/// The returned backend always reads compressed payloads, whatever the
+/// options. The local backends also take a budget, `max_bytes=500MB` and
+/// `max_entries=100000` (least recently used entries go first; see
+/// [`respcache_core::budget`]); on Redis, set the server's `maxmemory` with
+/// an LRU policy instead (the Redis backend's docs say how).
+///
 /// A known scheme whose feature is off is a [`ErrorKind::Configuration`]
 /// error naming the feature to enable; an unknown scheme lists the known
 /// ones. Passwords never appear in errors.
@@ -35,12 +47,26 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// # async fn demo() -> respcache::Result<()> {
 /// let backend = respcache::connect("sqlite::memory:").await?;
 /// assert_eq!(backend.name(), "sqlite");
+/// let bounded = respcache::connect("memory://?max_bytes=64MB&compress=zstd").await?;
+/// let budget = bounded.eviction().map(|e| e.budget());
+/// assert_eq!(budget, Some(respcache::Budget::bytes(64_000_000)));
 /// let err = respcache::connect("gopher://x").await.unwrap_err();
 /// assert_eq!(err.kind(), respcache::ErrorKind::Configuration);
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
+    let (rest, economy) = EconomyOptions::from_url(url).map_err(|e| {
+        Error::new(
+            ErrorKind::Configuration,
+            format!("{}: {e}", redact_url(url)),
+        )
+    })?;
+    let backend = connect_backend(&rest).await?;
+    Ok(Arc::new(EconomyBackend::new(backend, economy)))
+}
+
+async fn connect_backend(url: &str) -> Result<Arc<dyn Backend>> {
     let Some((scheme, _)) = url.split_once(':') else {
         return Err(Error::new(
             ErrorKind::Configuration,
@@ -52,7 +78,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
     };
     let scheme = scheme.to_ascii_lowercase();
     match scheme.as_str() {
-        "memory" => Ok(Arc::new(MemoryBackend::new())),
+        "memory" => Ok(Arc::new(MemoryBackend::from_url(url)?)),
         #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(
             respcache_sqlite::SqliteBackend::connect(url).await?,
@@ -129,6 +155,21 @@ mod tests {
     async fn no_scheme_is_a_configuration_error() {
         let err = connect("just-a-path").await.err().map(|e| e.kind());
         assert_eq!(err, Some(ErrorKind::Configuration));
+    }
+
+    #[tokio::test]
+    async fn economy_options_reach_the_backend_or_the_wrapper() -> Result<()> {
+        let b = connect("memory://?max_entries=10&compress=lz4&cleanup=1h").await?;
+        assert_eq!(b.name(), "memory");
+        assert_eq!(
+            b.eviction().map(|e| e.budget()),
+            Some(respcache_core::Budget::entries(10))
+        );
+        let e = connect("memory://?compress=brotli").await.err();
+        assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Configuration));
+        let e = connect("memory://?colour=blue").await.err();
+        assert!(e.is_some_and(|e| e.to_string().contains("colour")));
+        Ok(())
     }
 
     #[tokio::test]

@@ -540,3 +540,60 @@ fn stats_and_ls_skip_a_folder_inside_a_filesystem_store() {
     assert_eq!(listed.len(), 8, "{run:#?}");
     assert!(run.stderr.contains("skipped 1 entry"), "{run:#?}");
 }
+
+#[test]
+fn stats_shows_the_budget_and_how_full_it_is() {
+    let (dir, backend) = sqlite_file();
+    fill(&backend, "shop");
+    let url = format!("{backend}?cache=shop&max_bytes=1MB&max_entries=100");
+    let out = respcache(&["stats", "--cache", &url]).ok().to_owned();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("budget of the whole sqlite backend"))
+        .unwrap_or_else(|| panic!("no budget line in {out}"));
+    assert!(line.contains("of 976.6 KiB"), "{line}");
+    assert!(line.contains("8 of 100 entries (8 %)"), "{line}");
+    // Without a budget: the size, and that there is no limit.
+    let plain = respcache(&["stats", "--cache", &cache_url(&backend, "shop")]);
+    assert!(plain.ok().contains("(no max_bytes)"), "{plain:?}");
+    let json = respcache(&["stats", "--cache", &url, "--json"]);
+    let lines = json_lines(json.ok());
+    let last = lines.last().unwrap();
+    assert_eq!(last["budget"]["max_bytes"], 1_000_000);
+    assert_eq!(last["budget"]["max_entries"], 100);
+    assert_eq!(last["usage"]["entries"], 8);
+    assert!(last["usage"]["bytes"].as_u64().unwrap() > 0);
+    drop(dir);
+}
+
+#[test]
+fn purge_to_a_size_trims_the_least_recently_used_first() {
+    let (dir, backend) = sqlite_file();
+    fill(&backend, "shop");
+    let url = cache_url(&backend, "shop");
+    let before = stats(&url)["total"][0];
+    assert_eq!(before, 8);
+    let run = respcache(&["purge", "--cache", &url, "--to", "700B"]);
+    let out = run.ok();
+    assert!(out.starts_with("removed "), "{out}");
+    let after = stats(&url);
+    let left = after["total"][0];
+    assert!(left < before && left > 0, "{left} of {before} left");
+    // The fill wrote tracks first and the HTTP responses last.
+    assert!(
+        !after.contains_key("tracks") || after["tracks"][0] < 3,
+        "{after:?}"
+    );
+    assert_eq!(after["http"][0], 2, "{after:?}");
+    let run = respcache(&["purge", "--cache", &url, "--to", "0"]);
+    assert!(run.ok().contains("0 B in 0 entries now"), "{run:?}");
+    assert_eq!(stats(&url)["total"][0], 0);
+    // --to is a whole-backend trim: no filters with it.
+    let run = respcache(&["purge", "--cache", &url, "--to", "1MB", "--expired"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("cannot be used with"), "{run:?}");
+    let run = respcache(&["purge", "--cache", &url, "--to", "lots"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("not a size"), "{run:?}");
+    drop(dir);
+}

@@ -51,6 +51,9 @@ struct Args {
     /// Exit with status 1 when a target is missed.
     #[arg(long)]
     fail_on_miss: bool,
+    /// Leave out the storage-economy rows (compression, the SQLite budget).
+    #[arg(long)]
+    no_economy: bool,
     #[command(subcommand)]
     child: Option<Child>,
 }
@@ -224,6 +227,11 @@ async fn run(args: &Args, started: Instant) -> Result<Table> {
         started,
     };
     ctx.raw_http().await;
+    if !args.no_economy {
+        let started = ctx.started;
+        let rows = respcache_bench::economy::rows(ctx.plan, |row| log_row(started, row)).await;
+        ctx.rows.extend(rows);
+    }
     for kind in kinds {
         if !kind.compiled() {
             let why = format!("feature `{kind}` off");
@@ -331,6 +339,30 @@ mod notes {
     pub(crate) const SCAN_MEMORY: &str = "the scan must page through the store; growth near the store size (about 1.1 KB per entry) means it loaded everything.";
 }
 
+/// Prints a row as it is measured.
+fn log_row(started: Instant, row: &Row) {
+    let what = match &row.outcome {
+        Outcome::Measured(s) => format!(
+            "median {:>9}  p99 {:>9}  {:>7} {}/s  (n={})",
+            report::duration(s.median),
+            report::duration(s.p99),
+            report::count(s.throughput),
+            row.unit,
+            s.samples
+        ),
+        Outcome::Memory(b) => format!("+{}", report::bytes(*b)),
+        Outcome::Unreachable(w) => format!("unreachable: {w}"),
+        Outcome::NotBuilt(w) => format!("not built: {w}"),
+        Outcome::Failed(w) => format!("FAILED: {w}"),
+    };
+    eprintln!(
+        "[{:>6.1}s] {:<8} {:<40} {what}",
+        started.elapsed().as_secs_f64(),
+        row.backend,
+        row.operation
+    );
+}
+
 struct Ctx {
     quick: bool,
     plan: Plan,
@@ -352,21 +384,7 @@ impl Ctx {
     }
 
     fn push(&mut self, row: Row) {
-        let what = match &row.outcome {
-            Outcome::Measured(s) => format!(
-                "median {:>9}  p99 {:>9}  {:>7} {}/s  (n={})",
-                report::duration(s.median),
-                report::duration(s.p99),
-                report::count(s.throughput),
-                row.unit,
-                s.samples
-            ),
-            Outcome::Memory(b) => format!("+{}", report::bytes(*b)),
-            Outcome::Unreachable(w) => format!("unreachable: {w}"),
-            Outcome::NotBuilt(w) => format!("not built: {w}"),
-            Outcome::Failed(w) => format!("FAILED: {w}"),
-        };
-        self.log(&row.backend, &row.operation, &what);
+        log_row(self.started, &row);
         self.rows.push(row);
     }
 

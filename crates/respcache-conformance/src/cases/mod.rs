@@ -5,6 +5,7 @@ use futures::future::BoxFuture;
 use crate::check::CaseResult;
 use crate::factory::TestContext;
 
+pub(crate) mod budget;
 mod kv;
 mod repository;
 mod store;

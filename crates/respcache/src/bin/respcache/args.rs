@@ -117,7 +117,7 @@ pub(crate) struct ShowArgs {
     ArgGroup::new("which")
         .required(true)
         .multiple(true)
-        .args(["expired", "older_than", "url", "all"])
+        .args(["expired", "older_than", "url", "all", "to"])
 ))]
 pub(crate) struct PurgeArgs {
     #[command(flatten)]
@@ -135,6 +135,16 @@ pub(crate) struct PurgeArgs {
     /// Every entry (the repositories stay, empty).
     #[arg(long, conflicts_with_all = ["expired", "older_than", "url"])]
     pub(crate) all: bool,
+    /// Trim the whole backend (every cache in the file or folder) to this
+    /// size, least recently used entries first: 500MB, 1.5GiB, 64MiB.
+    /// Local backends only (memory, sqlite, fs).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = parse_size,
+        conflicts_with_all = ["expired", "older_than", "url", "all", "repository", "dry_run"]
+    )]
+    pub(crate) to: Option<u64>,
     /// Only this repository (repeatable).
     #[arg(long, value_name = "REPOSITORY")]
     pub(crate) repository: Vec<String>,
@@ -258,6 +268,11 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
         return Err("must be more than zero".to_owned());
     }
     Ok(d)
+}
+
+/// A size: 500MB, 1.5GiB, 4096.
+fn parse_size(text: &str) -> Result<u64, String> {
+    respcache::size::parse_size(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -56,6 +56,12 @@ impl Cache {
         &self.location
     }
 
+    /// The backend's size accounting and trimming, if it has them (the
+    /// local backends: `stats` shows the budget, `purge --to` trims).
+    pub(crate) fn eviction(&self) -> Option<&dyn respcache::Eviction> {
+        self.backend.eviction()
+    }
+
     /// The backend's short name (`sqlite`, `redis`, ...).
     pub(crate) fn backend_name(&self) -> &'static str {
         self.backend.name()
@@ -142,6 +148,11 @@ impl Cache {
 /// The database file (SQLite) or root folder (filesystem) a URL names, if
 /// it does not exist.
 fn missing_local(url: &str) -> Option<PathBuf> {
+    // The storage-economy options are the facade's, not the backends'.
+    let url = respcache::economy::EconomyOptions::from_url(url)
+        .map(|(rest, _)| rest)
+        .ok()?;
+    let url = url.as_str();
     #[cfg(feature = "sqlite")]
     if let Ok(config) = respcache::sqlite::SqliteConfig::from_url(url)
         && let respcache::sqlite::Location::File(path) = config.location

@@ -104,6 +104,7 @@ mod serve;
 mod show;
 mod stats;
 mod table;
+mod trim;
 mod view;
 mod when;
 

@@ -43,6 +43,9 @@ impl Filter {
 
 /// Runs `purge`.
 pub(crate) async fn run(cache: &Cache, args: &PurgeArgs, out: &mut impl Write) -> CliResult<()> {
+    if let Some(size) = args.to {
+        return crate::trim::run(cache, size, out).await;
+    }
     let now = Timestamp::now();
     let url = match &args.url {
         Some(pattern) => Some(

@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use respcache::futures::StreamExt;
+use respcache::size::format_size;
 use respcache::{Select, Timestamp};
 use serde_json::json;
 
@@ -105,5 +106,69 @@ pub(crate) async fn run(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -
         table.write(out)?;
     }
     note_skipped(undecodable_before);
+    budget(cache, args, out).await
+}
+
+/// The backend's budget and how full it is (the local backends count
+/// every cache in their file, folder or memory). With `--json`, one more
+/// line, `{"budget": {...}, "usage": {...}}`, only when the URL sets a
+/// budget.
+async fn budget(cache: &Cache, args: &StatsArgs, out: &mut impl Write) -> CliResult<()> {
+    let Some(eviction) = cache.eviction() else {
+        if !args.json {
+            writeln!(
+                out,
+                "\nbudget: {} bounds itself (Redis: maxmemory with an LRU maxmemory-policy)",
+                cache.backend_name()
+            )?;
+        }
+        return Ok(());
+    };
+    let budget = eviction.budget();
+    if args.json && !budget.is_limited() {
+        // One object per repository and line, as before budgets existed.
+        return Ok(());
+    }
+    let usage = eviction.usage().await.map_err(|e| cache.fail(e))?;
+    if args.json {
+        let line = json!({
+            "budget": {
+                "max_bytes": budget.max_bytes,
+                "max_entries": budget.max_entries,
+            },
+            "usage": {"bytes": usage.bytes, "entries": usage.entries},
+        });
+        writeln!(out, "{line}")?;
+        return Ok(());
+    }
+    let percent = |used: u64, max: u64| {
+        if max == 0 {
+            100.0
+        } else {
+            used as f64 * 100.0 / max as f64
+        }
+    };
+    let bytes = match budget.max_bytes {
+        Some(max) => format!(
+            "{} of {} ({:.0} %)",
+            format_size(usage.bytes),
+            format_size(max),
+            percent(usage.bytes, max)
+        ),
+        None => format!("{} (no max_bytes)", format_size(usage.bytes)),
+    };
+    let entries = match budget.max_entries {
+        Some(max) => format!(
+            "{} of {max} entries ({:.0} %)",
+            usage.entries,
+            percent(usage.entries, max)
+        ),
+        None => format!("{} entries (no max_entries)", usage.entries),
+    };
+    writeln!(
+        out,
+        "\nbudget of the whole {} backend (every cache in it): {bytes}, {entries}",
+        cache.backend_name()
+    )?;
     Ok(())
 }
