@@ -21,6 +21,7 @@ pub struct Factory {
     name: String,
     connect: Arc<ConnectFn>,
     persistent: bool,
+    leases: bool,
 }
 
 impl Factory {
@@ -39,6 +40,7 @@ impl Factory {
                 Box::pin(async move { fut.await.map(|b| Arc::new(b) as Arc<dyn Backend>) })
             }),
             persistent: false,
+            leases: false,
         }
     }
 
@@ -46,6 +48,21 @@ impl Factory {
     pub fn persistent(mut self) -> Self {
         self.persistent = true;
         self
+    }
+
+    /// Declares that the backend's stores offer leases: the lease cases
+    /// then fail on an [`Unsupported`](respcache_core::ErrorKind::Unsupported)
+    /// answer instead of accepting it. Without it they check that a
+    /// backend answers either the lease contract or `Unsupported`
+    /// consistently (the [`Store`](respcache_core::Store) defaults).
+    pub fn with_leases(mut self) -> Self {
+        self.leases = true;
+        self
+    }
+
+    /// Whether the backend declared leases.
+    pub fn has_leases(&self) -> bool {
+        self.leases
     }
 
     /// The backend's name in test names.
@@ -69,6 +86,7 @@ impl fmt::Debug for Factory {
         f.debug_struct("Factory")
             .field("name", &self.name)
             .field("persistent", &self.persistent)
+            .field("leases", &self.leases)
             .finish()
     }
 }

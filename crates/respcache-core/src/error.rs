@@ -36,6 +36,9 @@ pub enum ErrorKind {
     /// [`CircuitBreaker`](crate::breaker::CircuitBreaker) is open) or its
     /// store is not open yet. Callers treat it as "cache unavailable".
     Unavailable,
+    /// The backend does not offer this operation (leases on a custom
+    /// backend that keeps the [`Store`](crate::Store) defaults).
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::MixedBatch => "batch spans repositories",
             ErrorKind::Backend => "backend error",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unsupported => "not supported",
         }
     }
 
@@ -92,6 +96,8 @@ pub enum Operation {
     SetExpiry,
     Encode,
     Decode,
+    AcquireLease,
+    ReleaseLease,
 }
 
 impl Operation {
@@ -116,6 +122,8 @@ impl Operation {
             Operation::SetExpiry => "set_expiry",
             Operation::Encode => "encode",
             Operation::Decode => "decode",
+            Operation::AcquireLease => "acquire_lease",
+            Operation::ReleaseLease => "release_lease",
         }
     }
 }

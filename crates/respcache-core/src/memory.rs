@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use crate::backend::{Backend, DynStore, Store, StoreSpec};
 use crate::entry::{Entry, Select};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::lease::{LeaseTable, LeaseToken};
 use crate::name::Name;
 use crate::time::Timestamp;
 
@@ -34,6 +36,7 @@ type Table = RwLock<BTreeMap<String, Entry>>;
 struct Slot {
     table: Arc<Table>,
     dropped: AtomicBool,
+    leases: Arc<LeaseTable>,
 }
 
 /// Entries in process memory, lost when the backend is dropped.
@@ -80,6 +83,7 @@ impl Backend for MemoryBackend {
         Ok(Arc::new(MemoryStore {
             table,
             closed: Arc::clone(&self.closed),
+            leases: Arc::clone(&slot.leases),
         }))
     }
 
@@ -127,6 +131,7 @@ impl Backend for MemoryBackend {
 pub struct MemoryStore {
     table: Arc<Table>,
     closed: Arc<AtomicBool>,
+    leases: Arc<LeaseTable>,
 }
 
 impl MemoryStore {
@@ -271,5 +276,15 @@ impl Store for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
+        self.check()?;
+        Ok(self.leases.acquire(&key.encode(), ttl))
+    }
+
+    async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
+        self.check()?;
+        Ok(self.leases.release(&key.encode(), token))
     }
 }

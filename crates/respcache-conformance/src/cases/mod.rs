@@ -6,6 +6,7 @@ use crate::check::CaseResult;
 use crate::factory::TestContext;
 
 mod kv;
+mod lease;
 mod repository;
 mod store;
 
@@ -43,5 +44,6 @@ pub fn all_cases() -> Vec<Case> {
     let mut all = store::cases();
     all.extend(repository::cases());
     all.extend(kv::cases());
+    all.extend(lease::cases());
     all
 }
