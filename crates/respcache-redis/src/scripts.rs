@@ -1,4 +1,4 @@
-//! The two Lua scripts the store runs server-side, each atomic and one
+//! The Lua scripts the store runs server-side, each atomic and one
 //! round trip (`EVALSHA`, falling back to `EVAL` after a server restart).
 
 use std::sync::LazyLock;
@@ -57,6 +57,19 @@ for i, key in ipairs(KEYS) do
   end
 end
 return n
+",
+    )
+});
+
+/// Releases a lease only for its holder: deletes `KEYS[1]` if it holds the
+/// token `ARGV[1]`. Returns `1` when deleted, else `0`.
+pub(crate) static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ",
     )
 });
