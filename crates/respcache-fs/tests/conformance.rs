@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Factory::new("fs", move || {
             FsBackend::connect(FsConfig::new(path.clone()))
         })
-        .persistent(),
+        .persistent()
+        .with_leases(),
     );
     drop(root);
     code

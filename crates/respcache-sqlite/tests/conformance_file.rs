@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         let path = path.clone();
         async move { SqliteBackend::open(path).await }
     })
-    .persistent();
+    .persistent()
+    .with_leases();
     let code = respcache_conformance::run(factory);
     drop(dir);
     code

@@ -3,7 +3,9 @@
 
 use respcache_sqlite::SqliteBackend;
 
-respcache_conformance::main!(respcache_conformance::Factory::new(
-    "sqlite-memory",
-    || async { SqliteBackend::memory().await }
-));
+respcache_conformance::main!(
+    respcache_conformance::Factory::new("sqlite-memory", || async {
+        SqliteBackend::memory().await
+    })
+    .with_leases()
+);
