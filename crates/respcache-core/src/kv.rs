@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::backend::{DynBackend, DynStore, StoreSpec};
 use crate::codec::{Codec, JsonCodec};
+use crate::cross_process::{self, CrossProcess, Step};
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{FieldKind, Key, KeySchema};
@@ -88,6 +89,7 @@ struct Inner<V, C> {
     state: RwLock<State>,
     flights: Flights<V>,
     decode_failures: AtomicU64,
+    cross_process: Option<CrossProcess>,
 }
 
 /// The connection state: not opened yet (opened on first use), open, or
@@ -152,6 +154,7 @@ pub struct KeyValueCacheBuilder<V, C = JsonCodec> {
     codec: C,
     clock: Arc<dyn Clock>,
     retention: Option<Duration>,
+    cross_process: Option<CrossProcess>,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -163,6 +166,7 @@ impl<V, C: Codec<V>> fmt::Debug for KeyValueCacheBuilder<V, C> {
             .field("codec", &self.codec.name())
             .field("clock", &self.clock)
             .field("retention", &self.retention)
+            .field("cross_process", &self.cross_process)
             .finish()
     }
 }
@@ -177,6 +181,7 @@ impl<V, C> KeyValueCacheBuilder<V, C> {
             codec,
             clock: self.clock,
             retention: self.retention,
+            cross_process: self.cross_process,
             _value: PhantomData,
         }
     }
@@ -194,6 +199,17 @@ impl<V, C> KeyValueCacheBuilder<V, C> {
     /// revive it, until it is overwritten or removed.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// Makes [`get_or_set_with`](KeyValueCache::get_or_set_with) compute a
+    /// missing value once across every process sharing the backend, not
+    /// only within this one: the process that takes the backend's lease on
+    /// the key computes, the others poll the store for its value (see
+    /// [`CrossProcess`] for the lease length, the bound on waiting and the
+    /// polling). On a backend without leases it changes nothing.
+    pub fn cross_process(mut self, options: CrossProcess) -> Self {
+        self.cross_process = Some(options);
         self
     }
 }
@@ -220,6 +236,7 @@ where
                 state: RwLock::new(State::Idle),
                 flights: Flights::default(),
                 decode_failures: AtomicU64::new(0),
+                cross_process: self.cross_process,
             }),
         })
     }
@@ -251,6 +268,7 @@ impl<V> KeyValueCache<V, JsonCodec> {
             codec: JsonCodec,
             clock: Arc::new(SystemClock),
             retention: None,
+            cross_process: None,
             _value: PhantomData,
         }
     }
@@ -395,6 +413,13 @@ where
     /// panicking computation is such an error. When the computing task is
     /// cancelled, a waiting task takes over with its own `compute`.
     ///
+    /// With [`cross_process`](KeyValueCacheBuilder::cross_process), the
+    /// same holds across processes that share the backend: one of them
+    /// computes under the backend's lease on the key, the others wait for
+    /// the value it stores (up to the configured bound, then compute
+    /// themselves); when it fails, panics or dies, its lease is released or
+    /// expires and a waiter computes instead.
+    ///
     /// `compute` must not ask this cache for the same key: it would wait for
     /// itself.
     pub async fn get_or_set_with<F, Fut, E>(
@@ -418,11 +443,44 @@ where
                 if let Some(value) = self.get(key).await? {
                     return Ok(value);
                 }
-                let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
-                self.set(key, &value, ttl).await?;
-                Ok(value)
+                let run = async move {
+                    let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
+                    self.set(key, &value, ttl).await?;
+                    Ok(value)
+                };
+                match self.inner.cross_process {
+                    None => run.await,
+                    Some(options) => self.across_processes(key, &options, run).await,
+                }
             })
             .await
+    }
+
+    /// Runs `run` under the store's lease on `key`, unless another process
+    /// stores the value first (see [`crate::cross_process`]).
+    async fn across_processes(
+        &self,
+        key: &str,
+        options: &CrossProcess,
+        run: impl Future<Output = Result<V>>,
+    ) -> Result<V> {
+        let store = self.store(Operation::AcquireLease).await?;
+        let store_key = kv_key(key);
+        let turn =
+            cross_process::take_or_wait(store.as_ref(), &store_key, options, || self.get(key))
+                .await
+                .map_err(self.ctx(Operation::AcquireLease))?;
+        let token = match turn {
+            Step::Found(value) => return Ok(value),
+            Step::Compute(token) => token,
+        };
+        // Release on success, error and panic alike, so the others go on at
+        // once; a cancelled holder's lease expires.
+        let outcome = AssertUnwindSafe(run).catch_unwind().await;
+        if let Some(token) = token {
+            cross_process::release(store.as_ref(), &store_key, &token).await;
+        }
+        outcome.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
     /// Removes the values under `keys`; `true` when every key was stored
@@ -1024,6 +1082,164 @@ mod tests {
         );
         assert_eq!((a.unwrap().as_str(), b.unwrap().as_str()), ("A", "B"));
         assert_eq!(kv.in_flight(), 0);
+    }
+
+    /// Two caches over one backend stand for two processes: each has its
+    /// own in-process single flight, so only the lease can keep them from
+    /// both computing.
+    fn two_processes(options: CrossProcess) -> (KeyValueCache<String>, KeyValueCache<String>) {
+        let backend: Arc<DynBackend> = Arc::new(MemoryBackend::new());
+        let make = || {
+            KeyValueCache::builder(Arc::clone(&backend), "xp")
+                .cross_process(options)
+                .build()
+                .unwrap()
+        };
+        (make(), make())
+    }
+
+    #[tokio::test]
+    async fn cross_process_computes_once_for_two_caches_sharing_a_backend() {
+        let (a, b) = two_processes(CrossProcess::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let compute = |runs: Arc<AtomicUsize>| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, Error>("v".to_owned())
+        };
+        let (x, y) = tokio::join!(
+            a.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            b.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+        );
+        assert_eq!((x.unwrap(), y.unwrap()), ("v".to_owned(), "v".to_owned()));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+        // Without the option both compute.
+        let backend: Arc<DynBackend> = Arc::new(MemoryBackend::new());
+        let (c, d) = (
+            KeyValueCache::<String>::new(Arc::clone(&backend), "xp").unwrap(),
+            KeyValueCache::<String>::new(backend, "xp").unwrap(),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (x, y) = tokio::join!(
+            c.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            d.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+        );
+        assert!(x.is_ok() && y.is_ok());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "the test shows the difference"
+        );
+    }
+
+    #[tokio::test]
+    async fn cross_process_waiter_takes_over_from_a_dead_holder() {
+        let lease = Duration::from_millis(300);
+        let (a, b) = two_processes(CrossProcess::new().lease(lease).max_wait(LONG));
+        let started = Arc::new(Semaphore::new(0));
+        let holder = {
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                a.get_or_set_with(
+                    "k",
+                    || async move {
+                        started.add_permits(1);
+                        tokio::time::sleep(LONG).await;
+                        Ok::<_, Error>("never".to_owned())
+                    },
+                    None,
+                )
+                .await
+            })
+        };
+        let _ = started.acquire().await.unwrap();
+        let begin = std::time::Instant::now();
+        // The holder "dies": its task is dropped mid-computation, its lease
+        // stays until it expires.
+        holder.abort();
+        let value = b
+            .get_or_set_with(
+                "k",
+                || async { Ok::<_, Error>("taken over".to_owned()) },
+                None,
+            )
+            .await
+            .unwrap();
+        let took = begin.elapsed();
+        assert_eq!(value, "taken over");
+        assert!(took >= lease - Duration::from_millis(50), "{took:?}");
+        assert!(took < LONG, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn cross_process_failure_and_panic_release_the_lease_at_once() {
+        let (a, b) = two_processes(CrossProcess::new().lease(LONG).max_wait(LONG));
+        let failed = a
+            .get_or_set_with(
+                "k",
+                || async { Err::<String, _>(std::io::Error::other("down")) },
+                None,
+            )
+            .await;
+        assert!(failed.is_err());
+        let panicked = a
+            .get_or_set_with::<_, _, Error>("k", || async { panic!("boom") }, None)
+            .await
+            .unwrap_err();
+        assert!(panicked.message().contains("boom"), "{panicked}");
+        let begin = std::time::Instant::now();
+        let v = b
+            .get_or_set_with("k", || async { Ok::<_, Error>("b".to_owned()) }, None)
+            .await
+            .unwrap();
+        assert_eq!(v, "b");
+        assert!(
+            begin.elapsed() < Duration::from_secs(5),
+            "waited for a lease"
+        );
+    }
+
+    #[tokio::test]
+    async fn cross_process_waiter_gives_up_after_max_wait_and_computes() {
+        let options = CrossProcess::new()
+            .lease(LONG)
+            .max_wait(Duration::from_millis(200))
+            .poll(Duration::from_millis(5), Duration::from_millis(20));
+        let (a, b) = two_processes(options);
+        let started = Arc::new(Semaphore::new(0));
+        let holder = {
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                a.get_or_set_with(
+                    "k",
+                    || async move {
+                        started.add_permits(1);
+                        tokio::time::sleep(LONG).await;
+                        Ok::<_, Error>("slow".to_owned())
+                    },
+                    None,
+                )
+                .await
+            })
+        };
+        let _ = started.acquire().await.unwrap();
+        let begin = std::time::Instant::now();
+        let v = b
+            .get_or_set_with(
+                "k",
+                || async { Ok::<_, Error>("impatient".to_owned()) },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, "impatient");
+        let took = begin.elapsed();
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        holder.abort();
     }
 
     #[tokio::test]

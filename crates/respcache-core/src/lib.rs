@@ -28,6 +28,7 @@
 pub mod backend;
 pub mod breaker;
 pub mod codec;
+pub mod cross_process;
 pub mod entry;
 pub mod envelope;
 pub mod error;
@@ -49,6 +50,7 @@ pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};
+pub use cross_process::CrossProcess;
 pub use entry::{Entry, Select};
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use key::{Field, FieldKind, Key, KeyDigest, KeyPart, KeySchema};
