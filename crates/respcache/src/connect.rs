@@ -11,6 +11,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("fs", "fs"),
     ("redis", "redis"),
     ("rediss", "redis"),
+    ("redis+cluster", "redis"),
     ("mongodb", "mongodb"),
     ("mongodb+srv", "mongodb"),
     ("dynamodb", "dynamodb"),
@@ -24,6 +25,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `sqlite:///abs/path/cache.sqlite`, `sqlite://rel.sqlite`, `sqlite::memory:` | SQLite | `sqlite` (default) |
 /// | `fs:///abs/dir` | files on disk | `fs` |
 /// | `redis://host:6379/0`, `rediss://…` | Redis | `redis` |
+/// | `redis+cluster://h1:7000,h2:7001/` | Redis Cluster | `redis` |
 /// | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongodb` |
 /// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
 ///
@@ -60,7 +62,9 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
         #[cfg(feature = "fs")]
         "fs" => Ok(Arc::new(respcache_fs::FsBackend::connect_url(url).await?)),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?)),
+        "redis" | "rediss" | "redis+cluster" => {
+            Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?))
+        }
         #[cfg(feature = "mongodb")]
         "mongodb" | "mongodb+srv" => Ok(Arc::new(
             respcache_mongodb::MongoDbBackend::connect(url).await?,
