@@ -13,18 +13,17 @@
 //! [`update_timeout`](KeyValueCache::update_timeout), or purged by a backend's
 //! native expiry after the [`retention`](KeyValueCacheBuilder::retention).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::watch;
 
 use crate::backend::{DynBackend, DynStore, StoreSpec};
 use crate::codec::{Codec, JsonCodec};
@@ -33,6 +32,7 @@ use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{FieldKind, Key, KeySchema};
 use crate::name::Name;
+use crate::single_flight::SingleFlight;
 use crate::stats;
 use crate::time::{Clock, Expiry, SystemClock};
 
@@ -87,7 +87,7 @@ struct Inner<V, C> {
     codec: C,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    flights: Flights<V>,
+    flights: SingleFlight<Result<V>>,
     decode_failures: AtomicU64,
     cross_process: Option<CrossProcess>,
 }
@@ -125,7 +125,7 @@ impl<V, C: Codec<V>> fmt::Debug for KeyValueCache<V, C> {
             .field("backend", &self.inner.backend.name())
             .field("codec", &self.inner.codec.name())
             .field("state", &state)
-            .field("in_flight", &self.inner.flights.len())
+            .field("in_flight", &self.inner.flights.in_flight())
             .finish()
     }
 }
@@ -234,7 +234,7 @@ where
                 codec: self.codec,
                 clock: self.clock,
                 state: RwLock::new(State::Idle),
-                flights: Flights::default(),
+                flights: SingleFlight::new(),
                 decode_failures: AtomicU64::new(0),
                 cross_process: self.cross_process,
             }),
@@ -436,24 +436,30 @@ where
         if let Some(value) = self.get(key).await? {
             return Ok(value);
         }
-        self.inner
+        let (outcome, _led) = self
+            .inner
             .flights
-            .run(key, || async move {
-                // A computation that finished since our miss has stored it.
-                if let Some(value) = self.get(key).await? {
-                    return Ok(value);
-                }
-                let run = async move {
-                    let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
-                    self.set(key, &value, ttl).await?;
-                    Ok(value)
-                };
-                match self.inner.cross_process {
-                    None => run.await,
-                    Some(options) => self.across_processes(key, &options, run).await,
-                }
-            })
-            .await
+            .run(
+                key,
+                || async move {
+                    // A computation that finished since our miss has stored it.
+                    if let Some(value) = self.get(key).await? {
+                        return Ok(value);
+                    }
+                    let run = async move {
+                        let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
+                        self.set(key, &value, ttl).await?;
+                        Ok(value)
+                    };
+                    match self.inner.cross_process {
+                        None => run.await,
+                        Some(options) => self.across_processes(key, &options, run).await,
+                    }
+                },
+                |payload| Err(panic_error(key, payload.as_ref())),
+            )
+            .await;
+        outcome
     }
 
     /// Runs `run` under the store's lease on `key`, unless another process
@@ -534,7 +540,7 @@ where
     /// waiting state is freed when a computation ends, however it ends.
     #[doc(hidden)]
     pub fn in_flight(&self) -> usize {
-        self.inner.flights.len()
+        self.inner.flights.in_flight()
     }
 
     /// How many tasks are waiting for the computation in flight for `key`
@@ -672,191 +678,6 @@ fn panic_error(key: &str, payload: &(dyn std::any::Any + Send)) -> Error {
     )
 }
 
-// ----- single flight ------------------------------------------------------
-
-/// What a computation ended with, as every waiter receives it.
-type Outcome<V> = std::result::Result<V, Arc<Error>>;
-
-/// One computation in flight: waiters subscribe to it.
-type Slot<V> = watch::Sender<Option<Outcome<V>>>;
-
-/// The computations in flight, one per key. An entry lives exactly as long
-/// as its leader's [`Lead`] guard, so the map is empty when nothing runs.
-struct Flights<V> {
-    map: Mutex<HashMap<String, Arc<Slot<V>>>>,
-}
-
-impl<V> Default for Flights<V> {
-    fn default() -> Self {
-        Flights {
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// A caller's part in a computation.
-enum Turn<'a, V> {
-    /// Someone computes: wait for their outcome.
-    Wait(watch::Receiver<Option<Outcome<V>>>),
-    /// Nobody does: compute, and publish the outcome.
-    Lead(Lead<'a, V>),
-}
-
-/// The leader's guard: publishes the outcome, and on drop (success, error,
-/// panic or cancellation) removes the key from the map, then closes the
-/// channel so waiters left without an outcome take over.
-struct Lead<'a, V> {
-    flights: &'a Flights<V>,
-    key: String,
-    slot: Arc<Slot<V>>,
-}
-
-impl<V> Flights<V> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot<V>>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn waiters(&self, key: &str) -> usize {
-        self.lock().get(key).map_or(0, |slot| slot.receiver_count())
-    }
-
-    fn join(&self, key: &str) -> Turn<'_, V> {
-        let mut map = self.lock();
-        if let Some(slot) = map.get(key) {
-            return Turn::Wait(slot.subscribe());
-        }
-        let slot = Arc::new(watch::Sender::new(None));
-        map.insert(key.to_owned(), Arc::clone(&slot));
-        Turn::Lead(Lead {
-            flights: self,
-            key: key.to_owned(),
-            slot,
-        })
-    }
-}
-
-impl<V: Clone> Flights<V> {
-    /// Runs `work` for `key` unless a run is in flight, in which case waits
-    /// for its outcome; takes over when that run is dropped unfinished.
-    async fn run<W, Fut>(&self, key: &str, work: W) -> Result<V>
-    where
-        W: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V>>,
-    {
-        loop {
-            match self.join(key) {
-                Turn::Lead(lead) => {
-                    let outcome = AssertUnwindSafe(async move { work().await })
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|payload| Err(panic_error(key, payload.as_ref())));
-                    return lead.finish(outcome);
-                }
-                Turn::Wait(mut rx) => {
-                    let outcome = match rx.wait_for(Option::is_some).await {
-                        Ok(seen) => seen.clone(),
-                        Err(_) => None,
-                    };
-                    match outcome {
-                        Some(Ok(value)) => return Ok(value),
-                        Some(Err(shared)) => return Err(share_error(&shared)),
-                        // The leader was cancelled: try again, maybe as leader.
-                        None => continue,
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl<V: Clone> Lead<'_, V> {
-    fn finish(self, outcome: Result<V>) -> Result<V> {
-        match outcome {
-            Ok(value) => {
-                self.slot.send_replace(Some(Ok(value.clone())));
-                Ok(value)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                self.slot.send_replace(Some(Err(Arc::clone(&error))));
-                drop(self);
-                // With no waiter left holding it, the leader gets its own error back.
-                Err(Arc::try_unwrap(error).unwrap_or_else(|shared| share_error(&shared)))
-            }
-        }
-    }
-}
-
-impl<V> Drop for Lead<'_, V> {
-    fn drop(&mut self) {
-        let removed = {
-            let mut map = self.flights.lock();
-            match map.get(&self.key) {
-                Some(slot) if Arc::ptr_eq(slot, &self.slot) => map.remove(&self.key),
-                _ => None,
-            }
-        };
-        // The map's handle goes first; ours, the last, closes the channel.
-        drop(removed);
-    }
-}
-
-/// A waiter's copy of a shared error: same kind, message and context; the
-/// original's cause chain stays reachable through `source()`.
-fn share_error(shared: &Arc<Error>) -> Error {
-    let mut error = Error::new(shared.kind(), shared.message());
-    if let Some(backend) = shared.backend() {
-        error = error.with_backend(backend);
-    }
-    if let Some(repository) = shared.repository() {
-        error = error.with_repository(repository);
-    }
-    if let Some(operation) = shared.operation() {
-        error = error.with_operation(operation);
-    }
-    if StdError::source(shared.as_ref()).is_some() {
-        error = error.with_source(SharedCause(Arc::clone(shared)));
-    }
-    error
-}
-
-/// The cause of a shared error: shows as the original's cause.
-struct SharedCause(Arc<Error>);
-
-impl SharedCause {
-    fn cause(&self) -> Option<&(dyn StdError + 'static)> {
-        StdError::source(self.0.as_ref())
-    }
-}
-
-impl fmt::Display for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.cause() {
-            Some(cause) => fmt::Display::fmt(cause, f),
-            None => Ok(()),
-        }
-    }
-}
-
-impl fmt::Debug for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.cause() {
-            Some(cause) => fmt::Debug::fmt(cause, f),
-            None => f.write_str("SharedCause"),
-        }
-    }
-}
-
-impl StdError for SharedCause {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.cause().and_then(StdError::source)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -973,13 +794,11 @@ mod tests {
 
     #[test]
     fn a_shared_error_reads_like_the_original() {
-        let original = Arc::new(
-            Error::new(ErrorKind::Connection, "refused")
-                .with_backend("redis")
-                .with_operation(Operation::Get)
-                .with_source(std::io::Error::other("port 6379 closed")),
-        );
-        let copy = share_error(&original);
+        let original = Error::new(ErrorKind::Connection, "refused")
+            .with_backend("redis")
+            .with_operation(Operation::Get)
+            .with_source(std::io::Error::other("port 6379 closed"));
+        let copy = original.clone();
         assert_eq!(copy.to_string(), original.to_string());
         assert_eq!(copy.kind(), ErrorKind::Connection);
         assert_eq!(copy.backend(), Some("redis"));
@@ -987,7 +806,7 @@ mod tests {
             StdError::source(&copy).map(ToString::to_string).as_deref(),
             Some("port 6379 closed")
         );
-        let bare = share_error(&Arc::new(Error::new(ErrorKind::Codec, "bad")));
+        let bare = Error::new(ErrorKind::Codec, "bad").clone();
         assert!(StdError::source(&bare).is_none());
         assert_eq!(bare.to_string(), "codec error: bad");
     }

@@ -42,6 +42,7 @@ pub mod repository;
 pub mod request;
 pub mod response_cache;
 pub mod settings;
+pub mod single_flight;
 pub mod stats;
 pub mod time;
 
