@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use respcache_core::{
-    Backend, DynStore, Entry, ErrorKind, FieldKind, Key, KeyPart, KeySchema, LeaseToken, Name,
-    Select, StoreSpec, Timestamp,
+    Backend, CrossProcess, DynStore, Entry, Error, ErrorKind, FieldKind, Key, KeyPart, KeySchema,
+    KeyValueCache, LeaseToken, Name, Select, StoreSpec, Timestamp,
 };
 
 use super::{Case, cases};
@@ -30,6 +30,7 @@ pub(super) fn cases() -> Vec<Case> {
         an_expired_holder_cannot_release_the_next_lease,
         a_dead_holders_lease_expires,
         leases_are_not_entries_and_belong_to_one_store,
+        kv_cross_process_computes_once_across_handles,
     ]
 }
 
@@ -404,5 +405,51 @@ async fn leases_are_not_entries_and_belong_to_one_store(ctx: TestContext) -> Cas
         a.release_lease(&k, &token).await?,
         "the holder's release failed"
     );
+    Ok(())
+}
+
+/// Two key/value caches on two handles stand for two processes: with the
+/// cross-process option, a value both ask for at once is computed once
+/// where the backend has leases, and on a backend without them both still
+/// get a right value (each computes, as without the option).
+async fn kv_cross_process_computes_once_across_handles(ctx: TestContext) -> CaseResult {
+    let (other, other_backend) = if ctx.factory.is_persistent() {
+        let b = ctx.factory.connect().await?;
+        (Some(Arc::clone(&b)), b)
+    } else {
+        (None, Arc::clone(&ctx.backend))
+    };
+    let options = CrossProcess::new().lease(LONG).max_wait(LONG);
+    let namespace = ctx.cache.as_str();
+    let a = KeyValueCache::<String>::builder(Arc::clone(&ctx.backend), namespace)
+        .cross_process(options)
+        .build()?;
+    let b = KeyValueCache::<String>::builder(other_backend, namespace)
+        .cross_process(options)
+        .build()?;
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let compute = |runs: Arc<std::sync::atomic::AtomicUsize>| async move {
+        runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok::<_, Error>("computed".to_owned())
+    };
+    let (x, y) = tokio::join!(
+        a.get_or_set_with("k", || compute(Arc::clone(&runs)), Some(LONG)),
+        b.get_or_set_with("k", || compute(Arc::clone(&runs)), Some(LONG)),
+    );
+    if let Some(other) = other {
+        let _ = other.close().await;
+    }
+    ensure_eq!(x?.as_str(), "computed", "the first cache's value");
+    ensure_eq!(y?.as_str(), "computed", "the second cache's value");
+    let runs = runs.load(std::sync::atomic::Ordering::SeqCst);
+    if ctx.factory.has_leases() {
+        ensure_eq!(runs, 1, "computations for two caches asking at once");
+    } else {
+        ensure!(
+            (1..=2).contains(&runs),
+            "{runs} computations for two callers"
+        );
+    }
     Ok(())
 }
