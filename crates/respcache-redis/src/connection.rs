@@ -226,13 +226,24 @@ impl Shared {
         }
     }
 
-    /// Runs a Lua script (`EVALSHA`, loading it first if the server lost it).
+    /// Runs a Lua script: `EVALSHA`, then `EVAL` with the script's text if
+    /// the server lost it (both within one command timeout).
     pub(crate) async fn invoke<T: FromRedisValue>(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        invocation: &crate::scripts::Invocation<'_>,
     ) -> Result<T> {
         let mut con = self.connection()?;
-        within(self.command_timeout, invocation.invoke_async(&mut con)).await
+        let call = async {
+            match invocation.evalsha().query_async(&mut con).await {
+                Err(e)
+                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                {
+                    invocation.eval().query_async(&mut con).await
+                }
+                other => other,
+            }
+        };
+        within(self.command_timeout, call).await
     }
 }
 

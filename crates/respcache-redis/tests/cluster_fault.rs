@@ -213,6 +213,24 @@ async fn a_killed_master_fails_its_slots_only_and_recovers() {
         .await
         .unwrap();
     assert!(handles[victim].get(&key("k")).await.unwrap().is_some());
+    // The restarted master lost its script cache: the scripts load again.
+    assert!(
+        handles[victim]
+            .set_expiry(&key("k"), Some(Timestamp::now()))
+            .await
+            .unwrap()
+    );
+    let token = handles[victim]
+        .acquire_lease(&key("k"), Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a free lease");
+    assert!(
+        handles[victim]
+            .release_lease(&key("k"), &token)
+            .await
+            .unwrap()
+    );
     for store in &handles[1..] {
         assert!(store.get(&key("k")).await.unwrap().is_some());
     }
