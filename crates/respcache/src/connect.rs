@@ -135,6 +135,22 @@ mod tests {
         assert_eq!(err, Some(ErrorKind::Configuration));
     }
 
+    /// The cluster scheme reaches the Redis backend (an unreachable
+    /// cluster, not an unknown scheme).
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_cluster_urls_reach_the_redis_backend() {
+        let err = connect("redis+cluster://127.0.0.1:1,127.0.0.1:2/?connect_timeout_ms=300")
+            .await
+            .err();
+        let kind = err.as_ref().map(|e| e.kind());
+        assert!(
+            matches!(kind, Some(ErrorKind::Connection | ErrorKind::Timeout)),
+            "{err:?}"
+        );
+        assert_eq!(err.and_then(|e| e.backend()), Some("redis"));
+    }
+
     #[tokio::test]
     async fn memory_always_works() {
         let b = connect("memory://").await.map(|b| b.name());
@@ -166,6 +182,9 @@ mod tests {
             format!("redis://:{secret}@127.0.0.1:1/0?bogus=1"),
             format!("redis://u:{secret}@127.0.0.1:1/notadb"),
             format!("rediss://u:{secret}@ho st:1/0"),
+            format!("redis+cluster://u:{secret}@127.0.0.1:1,127.0.0.1:2/?connect_timeout_ms=300"),
+            format!("redis+cluster://u:{secret}@127.0.0.1:1,:2/"),
+            format!("redis://u:{secret}@127.0.0.1:1/?cluster=maybe"),
         ]);
         #[cfg(feature = "mongodb")]
         urls.extend([
