@@ -6,4 +6,5 @@ respcache_conformance::main!(
         Ok(respcache_core::MemoryBackend::new())
     })
     .with_budget(|budget| async move { Ok(respcache_core::MemoryBackend::with_budget(budget)) })
+    .with_leases()
 );

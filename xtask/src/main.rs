@@ -78,4 +78,9 @@ pub(crate) fn under_ci() -> bool {
 }
 
 /// Every service, in start order.
-pub(crate) const ALL_SERVICES: [Service; 3] = [Service::Redis, Service::Mongodb, Service::Dynamodb];
+pub(crate) const ALL_SERVICES: [Service; 4] = [
+    Service::Redis,
+    Service::Mongodb,
+    Service::Dynamodb,
+    Service::RedisCluster,
+];

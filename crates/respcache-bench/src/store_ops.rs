@@ -148,6 +148,20 @@ impl Writes {
         self.one[(i % HIT_KEYS) as usize].clone()
     }
 
+    /// One lease taken on a free key (`i` picks a fresh one) and released:
+    /// what a miss pays for cross-process single flight.
+    pub async fn lease(&self, i: u64) -> Result<()> {
+        let key = data::key("lease", i);
+        let ttl = std::time::Duration::from_secs(30);
+        let Some(token) = self.store.acquire_lease(&key, ttl).await? else {
+            return Err(format!("lease {i} was held").into());
+        };
+        if !self.store.release_lease(&key, &token).await? {
+            return Err(format!("lease {i} was not released").into());
+        }
+        Ok(())
+    }
+
     /// One `put` of a 1 KiB entry.
     pub async fn put(&self, entry: Entry) -> Result<()> {
         Ok(self.store.put(entry).await?)

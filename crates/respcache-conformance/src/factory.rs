@@ -24,6 +24,7 @@ pub struct Factory {
     connect: Arc<ConnectFn>,
     persistent: bool,
     budgeted: Option<Arc<BudgetFn>>,
+    leases: bool,
 }
 
 impl Factory {
@@ -43,6 +44,7 @@ impl Factory {
             }),
             persistent: false,
             budgeted: None,
+            leases: false,
         }
     }
 
@@ -84,6 +86,21 @@ impl Factory {
         self
     }
 
+    /// Declares that the backend's stores offer leases: the lease cases
+    /// then fail on an [`Unsupported`](respcache_core::ErrorKind::Unsupported)
+    /// answer instead of accepting it. Without it they check that a
+    /// backend answers either the lease contract or `Unsupported`
+    /// consistently (the [`Store`](respcache_core::Store) defaults).
+    pub fn with_leases(mut self) -> Self {
+        self.leases = true;
+        self
+    }
+
+    /// Whether the backend declared leases.
+    pub fn has_leases(&self) -> bool {
+        self.leases
+    }
+
     /// The backend's name in test names.
     pub fn name(&self) -> &str {
         &self.name
@@ -105,6 +122,7 @@ impl fmt::Debug for Factory {
         f.debug_struct("Factory")
             .field("name", &self.name)
             .field("persistent", &self.persistent)
+            .field("leases", &self.leases)
             .finish()
     }
 }

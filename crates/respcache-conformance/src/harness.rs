@@ -10,7 +10,7 @@ use crate::cases::all_cases;
 use crate::factory::{Factory, TestContext};
 
 /// Whether the run is under CI (`CI=true`): an unreachable service fails.
-fn under_ci() -> bool {
+pub(crate) fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 

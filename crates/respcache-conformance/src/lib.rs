@@ -31,6 +31,7 @@ mod check;
 mod factory;
 mod harness;
 pub mod net;
+pub mod processes;
 
 pub use cases::{Case, all_cases};
 pub use check::{CaseResult, Failure};

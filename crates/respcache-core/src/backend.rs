@@ -14,8 +14,9 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::entry::{Entry, Select};
-use crate::error::Result;
+use crate::error::{Operation, Result};
 use crate::key::{Key, KeySchema};
+use crate::lease::{self, LeaseToken};
 use crate::name::Name;
 use crate::time::Timestamp;
 
@@ -104,6 +105,23 @@ impl Limits {
 /// - After the backend is closed every call is a
 ///   [`Closed`](crate::ErrorKind::Closed) error.
 /// - An entry that cannot be decoded is a miss (see [`crate::stats`]).
+///
+/// Leases (optional; the defaults answer
+/// [`Unsupported`](crate::ErrorKind::Unsupported), see [`crate::lease`]):
+///
+/// - `acquire_lease` takes the lease on a key of this store for `ttl` and
+///   returns a fresh token, or `None` while another holder's lease has not
+///   expired. At most one holder at a time, across every handle and
+///   process sharing the store.
+/// - A lease expires `ttl` after it was taken (by the server's clock where
+///   the backend has native expiry, else by the system clocks of the
+///   processes, which must agree to well within `ttl`); then anyone may
+///   take it, so a holder that dies never blocks the key for longer.
+/// - `release_lease` frees the lease only for the token that holds it
+///   (`true`); any other token, or an expired lease, is `false` and
+///   changes nothing.
+/// - Leases are not entries: `get`, `count`, `scan` and `clear` never see
+///   them, and stores of different repositories or caches never share one.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
     /// The entry under `key`, fresh or stale.
@@ -185,6 +203,19 @@ pub trait Store: Send + Sync + fmt::Debug {
             }
             None => Ok(false),
         }
+    }
+
+    /// Takes the lease on `key` for `ttl`: a new token, or `None` while an
+    /// unexpired lease is held. The default answers
+    /// [`Unsupported`](crate::ErrorKind::Unsupported).
+    async fn acquire_lease(&self, _key: &Key, _ttl: Duration) -> Result<Option<LeaseToken>> {
+        Err(lease::unsupported(Operation::AcquireLease))
+    }
+
+    /// Frees the lease on `key` if `token` holds it; `true` when it did.
+    /// The default answers [`Unsupported`](crate::ErrorKind::Unsupported).
+    async fn release_lease(&self, _key: &Key, _token: &LeaseToken) -> Result<bool> {
+        Err(lease::unsupported(Operation::ReleaseLease))
     }
 }
 

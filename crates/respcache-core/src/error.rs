@@ -2,6 +2,7 @@
 //! backend, repository and operation it happened in.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A `Result` whose error is respcache's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -36,6 +37,9 @@ pub enum ErrorKind {
     /// [`CircuitBreaker`](crate::breaker::CircuitBreaker) is open) or its
     /// store is not open yet. Callers treat it as "cache unavailable".
     Unavailable,
+    /// The backend does not offer this operation (leases on a custom
+    /// backend that keeps the [`Store`](crate::Store) defaults).
+    Unsupported,
 }
 
 impl ErrorKind {
@@ -54,6 +58,7 @@ impl ErrorKind {
             ErrorKind::MixedBatch => "batch spans repositories",
             ErrorKind::Backend => "backend error",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Unsupported => "not supported",
         }
     }
 
@@ -92,6 +97,8 @@ pub enum Operation {
     SetExpiry,
     Encode,
     Decode,
+    AcquireLease,
+    ReleaseLease,
 }
 
 impl Operation {
@@ -116,6 +123,8 @@ impl Operation {
             Operation::SetExpiry => "set_expiry",
             Operation::Encode => "encode",
             Operation::Decode => "decode",
+            Operation::AcquireLease => "acquire_lease",
+            Operation::ReleaseLease => "release_lease",
         }
     }
 }
@@ -128,19 +137,27 @@ impl fmt::Display for Operation {
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The cause as stored: shared, so an [`Error`] is cheap to clone and every
+/// clone keeps the whole cause chain.
+type SharedSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// respcache's error: a [`kind`](Error::kind), a message, and where it
 /// happened (backend, repository, operation), with the underlying cause as
 /// [`source`](std::error::Error::source).
 ///
 /// `Display` fits on one line, for example
 /// `sqlite: get in repository "tracks": connection error: unable to open database file`.
+///
+/// `Clone` is cheap (the cause is shared), so an outcome computed once can
+/// reach every waiter of a single flight with its cause intact.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     backend: Option<&'static str>,
     repository: Option<String>,
     operation: Option<Operation>,
-    source: Option<Source>,
+    source: Option<SharedSource>,
 }
 
 impl Error {
@@ -181,7 +198,7 @@ impl Error {
 
     /// Sets the underlying cause.
     pub fn with_source(mut self, source: impl Into<Source>) -> Self {
-        self.source = Some(source.into());
+        self.source = Some(Arc::from(source.into()));
         self
     }
 
@@ -290,8 +307,8 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source
-            .as_ref()
-            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -312,6 +329,19 @@ mod tests {
         );
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(e.is_temporary());
+    }
+
+    #[test]
+    fn a_clone_keeps_kind_context_and_cause() {
+        let e = Error::new(ErrorKind::Connection, "refused")
+            .in_context("redis", "tracks", Operation::Get)
+            .with_source(std::io::Error::other("port 6379 closed"));
+        let c = e.clone();
+        assert_eq!(c.to_string(), e.to_string());
+        assert_eq!(
+            std::error::Error::source(&c).map(ToString::to_string),
+            Some("port 6379 closed".to_owned())
+        );
     }
 
     #[test]

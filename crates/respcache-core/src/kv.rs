@@ -13,25 +13,26 @@
 //! [`update_timeout`](KeyValueCache::update_timeout), or purged by a backend's
 //! native expiry after the [`retention`](KeyValueCacheBuilder::retention).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::watch;
 
 use crate::backend::{DynBackend, DynStore, StoreSpec};
 use crate::codec::{Codec, JsonCodec};
+use crate::cross_process::{self, CrossProcess, Step};
 use crate::entry::Entry;
 use crate::error::{Error, ErrorKind, Operation, Result};
 use crate::key::{FieldKind, Key, KeySchema};
 use crate::name::Name;
+use crate::single_flight::SingleFlight;
 use crate::stats;
 use crate::time::{Clock, Expiry, SystemClock};
 
@@ -86,8 +87,9 @@ struct Inner<V, C> {
     codec: C,
     clock: Arc<dyn Clock>,
     state: RwLock<State>,
-    flights: Flights<V>,
+    flights: SingleFlight<Result<V>>,
     decode_failures: AtomicU64,
+    cross_process: Option<CrossProcess>,
 }
 
 /// The connection state: not opened yet (opened on first use), open, or
@@ -123,7 +125,7 @@ impl<V, C: Codec<V>> fmt::Debug for KeyValueCache<V, C> {
             .field("backend", &self.inner.backend.name())
             .field("codec", &self.inner.codec.name())
             .field("state", &state)
-            .field("in_flight", &self.inner.flights.len())
+            .field("in_flight", &self.inner.flights.in_flight())
             .finish()
     }
 }
@@ -152,6 +154,7 @@ pub struct KeyValueCacheBuilder<V, C = JsonCodec> {
     codec: C,
     clock: Arc<dyn Clock>,
     retention: Option<Duration>,
+    cross_process: Option<CrossProcess>,
     _value: PhantomData<fn() -> V>,
 }
 
@@ -163,6 +166,7 @@ impl<V, C: Codec<V>> fmt::Debug for KeyValueCacheBuilder<V, C> {
             .field("codec", &self.codec.name())
             .field("clock", &self.clock)
             .field("retention", &self.retention)
+            .field("cross_process", &self.cross_process)
             .finish()
     }
 }
@@ -177,6 +181,7 @@ impl<V, C> KeyValueCacheBuilder<V, C> {
             codec,
             clock: self.clock,
             retention: self.retention,
+            cross_process: self.cross_process,
             _value: PhantomData,
         }
     }
@@ -194,6 +199,17 @@ impl<V, C> KeyValueCacheBuilder<V, C> {
     /// revive it, until it is overwritten or removed.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// Makes [`get_or_set_with`](KeyValueCache::get_or_set_with) compute a
+    /// missing value once across every process sharing the backend, not
+    /// only within this one: the process that takes the backend's lease on
+    /// the key computes, the others poll the store for its value (see
+    /// [`CrossProcess`] for the lease length, the bound on waiting and the
+    /// polling). On a backend without leases it changes nothing.
+    pub fn cross_process(mut self, options: CrossProcess) -> Self {
+        self.cross_process = Some(options);
         self
     }
 }
@@ -218,8 +234,9 @@ where
                 codec: self.codec,
                 clock: self.clock,
                 state: RwLock::new(State::Idle),
-                flights: Flights::default(),
+                flights: SingleFlight::new(),
                 decode_failures: AtomicU64::new(0),
+                cross_process: self.cross_process,
             }),
         })
     }
@@ -251,6 +268,7 @@ impl<V> KeyValueCache<V, JsonCodec> {
             codec: JsonCodec,
             clock: Arc::new(SystemClock),
             retention: None,
+            cross_process: None,
             _value: PhantomData,
         }
     }
@@ -395,6 +413,13 @@ where
     /// panicking computation is such an error. When the computing task is
     /// cancelled, a waiting task takes over with its own `compute`.
     ///
+    /// With [`cross_process`](KeyValueCacheBuilder::cross_process), the
+    /// same holds across processes that share the backend: one of them
+    /// computes under the backend's lease on the key, the others wait for
+    /// the value it stores (up to the configured bound, then compute
+    /// themselves); when it fails, panics or dies, its lease is released or
+    /// expires and a waiter computes instead.
+    ///
     /// `compute` must not ask this cache for the same key: it would wait for
     /// itself.
     pub async fn get_or_set_with<F, Fut, E>(
@@ -411,18 +436,57 @@ where
         if let Some(value) = self.get(key).await? {
             return Ok(value);
         }
-        self.inner
+        let (outcome, _led) = self
+            .inner
             .flights
-            .run(key, || async move {
-                // A computation that finished since our miss has stored it.
-                if let Some(value) = self.get(key).await? {
-                    return Ok(value);
-                }
-                let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
-                self.set(key, &value, ttl).await?;
-                Ok(value)
-            })
-            .await
+            .run(
+                key,
+                || async move {
+                    // A computation that finished since our miss has stored it.
+                    if let Some(value) = self.get(key).await? {
+                        return Ok(value);
+                    }
+                    let run = async move {
+                        let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
+                        self.set(key, &value, ttl).await?;
+                        Ok(value)
+                    };
+                    match self.inner.cross_process {
+                        None => run.await,
+                        Some(options) => self.across_processes(key, &options, run).await,
+                    }
+                },
+                |payload| Err(panic_error(key, payload.as_ref())),
+            )
+            .await;
+        outcome
+    }
+
+    /// Runs `run` under the store's lease on `key`, unless another process
+    /// stores the value first (see [`crate::cross_process`]).
+    async fn across_processes(
+        &self,
+        key: &str,
+        options: &CrossProcess,
+        run: impl Future<Output = Result<V>>,
+    ) -> Result<V> {
+        let store = self.store(Operation::AcquireLease).await?;
+        let store_key = kv_key(key);
+        let turn =
+            cross_process::take_or_wait(store.as_ref(), &store_key, options, || self.get(key))
+                .await
+                .map_err(self.ctx(Operation::AcquireLease))?;
+        let token = match turn {
+            Step::Found(value) => return Ok(value),
+            Step::Compute(token) => token,
+        };
+        // Release on success, error and panic alike, so the others go on at
+        // once; a cancelled holder's lease expires.
+        let outcome = AssertUnwindSafe(run).catch_unwind().await;
+        if let Some(token) = token {
+            cross_process::release(store.as_ref(), &store_key, &token).await;
+        }
+        outcome.unwrap_or_else(|payload| std::panic::resume_unwind(payload))
     }
 
     /// Removes the values under `keys`; `true` when every key was stored
@@ -476,7 +540,7 @@ where
     /// waiting state is freed when a computation ends, however it ends.
     #[doc(hidden)]
     pub fn in_flight(&self) -> usize {
-        self.inner.flights.len()
+        self.inner.flights.in_flight()
     }
 
     /// How many tasks are waiting for the computation in flight for `key`
@@ -614,191 +678,6 @@ fn panic_error(key: &str, payload: &(dyn std::any::Any + Send)) -> Error {
     )
 }
 
-// ----- single flight ------------------------------------------------------
-
-/// What a computation ended with, as every waiter receives it.
-type Outcome<V> = std::result::Result<V, Arc<Error>>;
-
-/// One computation in flight: waiters subscribe to it.
-type Slot<V> = watch::Sender<Option<Outcome<V>>>;
-
-/// The computations in flight, one per key. An entry lives exactly as long
-/// as its leader's [`Lead`] guard, so the map is empty when nothing runs.
-struct Flights<V> {
-    map: Mutex<HashMap<String, Arc<Slot<V>>>>,
-}
-
-impl<V> Default for Flights<V> {
-    fn default() -> Self {
-        Flights {
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-/// A caller's part in a computation.
-enum Turn<'a, V> {
-    /// Someone computes: wait for their outcome.
-    Wait(watch::Receiver<Option<Outcome<V>>>),
-    /// Nobody does: compute, and publish the outcome.
-    Lead(Lead<'a, V>),
-}
-
-/// The leader's guard: publishes the outcome, and on drop (success, error,
-/// panic or cancellation) removes the key from the map, then closes the
-/// channel so waiters left without an outcome take over.
-struct Lead<'a, V> {
-    flights: &'a Flights<V>,
-    key: String,
-    slot: Arc<Slot<V>>,
-}
-
-impl<V> Flights<V> {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot<V>>>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn waiters(&self, key: &str) -> usize {
-        self.lock().get(key).map_or(0, |slot| slot.receiver_count())
-    }
-
-    fn join(&self, key: &str) -> Turn<'_, V> {
-        let mut map = self.lock();
-        if let Some(slot) = map.get(key) {
-            return Turn::Wait(slot.subscribe());
-        }
-        let slot = Arc::new(watch::Sender::new(None));
-        map.insert(key.to_owned(), Arc::clone(&slot));
-        Turn::Lead(Lead {
-            flights: self,
-            key: key.to_owned(),
-            slot,
-        })
-    }
-}
-
-impl<V: Clone> Flights<V> {
-    /// Runs `work` for `key` unless a run is in flight, in which case waits
-    /// for its outcome; takes over when that run is dropped unfinished.
-    async fn run<W, Fut>(&self, key: &str, work: W) -> Result<V>
-    where
-        W: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V>>,
-    {
-        loop {
-            match self.join(key) {
-                Turn::Lead(lead) => {
-                    let outcome = AssertUnwindSafe(async move { work().await })
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|payload| Err(panic_error(key, payload.as_ref())));
-                    return lead.finish(outcome);
-                }
-                Turn::Wait(mut rx) => {
-                    let outcome = match rx.wait_for(Option::is_some).await {
-                        Ok(seen) => seen.clone(),
-                        Err(_) => None,
-                    };
-                    match outcome {
-                        Some(Ok(value)) => return Ok(value),
-                        Some(Err(shared)) => return Err(share_error(&shared)),
-                        // The leader was cancelled: try again, maybe as leader.
-                        None => continue,
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl<V: Clone> Lead<'_, V> {
-    fn finish(self, outcome: Result<V>) -> Result<V> {
-        match outcome {
-            Ok(value) => {
-                self.slot.send_replace(Some(Ok(value.clone())));
-                Ok(value)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                self.slot.send_replace(Some(Err(Arc::clone(&error))));
-                drop(self);
-                // With no waiter left holding it, the leader gets its own error back.
-                Err(Arc::try_unwrap(error).unwrap_or_else(|shared| share_error(&shared)))
-            }
-        }
-    }
-}
-
-impl<V> Drop for Lead<'_, V> {
-    fn drop(&mut self) {
-        let removed = {
-            let mut map = self.flights.lock();
-            match map.get(&self.key) {
-                Some(slot) if Arc::ptr_eq(slot, &self.slot) => map.remove(&self.key),
-                _ => None,
-            }
-        };
-        // The map's handle goes first; ours, the last, closes the channel.
-        drop(removed);
-    }
-}
-
-/// A waiter's copy of a shared error: same kind, message and context; the
-/// original's cause chain stays reachable through `source()`.
-fn share_error(shared: &Arc<Error>) -> Error {
-    let mut error = Error::new(shared.kind(), shared.message());
-    if let Some(backend) = shared.backend() {
-        error = error.with_backend(backend);
-    }
-    if let Some(repository) = shared.repository() {
-        error = error.with_repository(repository);
-    }
-    if let Some(operation) = shared.operation() {
-        error = error.with_operation(operation);
-    }
-    if StdError::source(shared.as_ref()).is_some() {
-        error = error.with_source(SharedCause(Arc::clone(shared)));
-    }
-    error
-}
-
-/// The cause of a shared error: shows as the original's cause.
-struct SharedCause(Arc<Error>);
-
-impl SharedCause {
-    fn cause(&self) -> Option<&(dyn StdError + 'static)> {
-        StdError::source(self.0.as_ref())
-    }
-}
-
-impl fmt::Display for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.cause() {
-            Some(cause) => fmt::Display::fmt(cause, f),
-            None => Ok(()),
-        }
-    }
-}
-
-impl fmt::Debug for SharedCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.cause() {
-            Some(cause) => fmt::Debug::fmt(cause, f),
-            None => f.write_str("SharedCause"),
-        }
-    }
-}
-
-impl StdError for SharedCause {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.cause().and_then(StdError::source)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,13 +794,11 @@ mod tests {
 
     #[test]
     fn a_shared_error_reads_like_the_original() {
-        let original = Arc::new(
-            Error::new(ErrorKind::Connection, "refused")
-                .with_backend("redis")
-                .with_operation(Operation::Get)
-                .with_source(std::io::Error::other("port 6379 closed")),
-        );
-        let copy = share_error(&original);
+        let original = Error::new(ErrorKind::Connection, "refused")
+            .with_backend("redis")
+            .with_operation(Operation::Get)
+            .with_source(std::io::Error::other("port 6379 closed"));
+        let copy = original.clone();
         assert_eq!(copy.to_string(), original.to_string());
         assert_eq!(copy.kind(), ErrorKind::Connection);
         assert_eq!(copy.backend(), Some("redis"));
@@ -929,7 +806,7 @@ mod tests {
             StdError::source(&copy).map(ToString::to_string).as_deref(),
             Some("port 6379 closed")
         );
-        let bare = share_error(&Arc::new(Error::new(ErrorKind::Codec, "bad")));
+        let bare = Error::new(ErrorKind::Codec, "bad").clone();
         assert!(StdError::source(&bare).is_none());
         assert_eq!(bare.to_string(), "codec error: bad");
     }
@@ -1024,6 +901,164 @@ mod tests {
         );
         assert_eq!((a.unwrap().as_str(), b.unwrap().as_str()), ("A", "B"));
         assert_eq!(kv.in_flight(), 0);
+    }
+
+    /// Two caches over one backend stand for two processes: each has its
+    /// own in-process single flight, so only the lease can keep them from
+    /// both computing.
+    fn two_processes(options: CrossProcess) -> (KeyValueCache<String>, KeyValueCache<String>) {
+        let backend: Arc<DynBackend> = Arc::new(MemoryBackend::new());
+        let make = || {
+            KeyValueCache::builder(Arc::clone(&backend), "xp")
+                .cross_process(options)
+                .build()
+                .unwrap()
+        };
+        (make(), make())
+    }
+
+    #[tokio::test]
+    async fn cross_process_computes_once_for_two_caches_sharing_a_backend() {
+        let (a, b) = two_processes(CrossProcess::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let compute = |runs: Arc<AtomicUsize>| async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, Error>("v".to_owned())
+        };
+        let (x, y) = tokio::join!(
+            a.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            b.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+        );
+        assert_eq!((x.unwrap(), y.unwrap()), ("v".to_owned(), "v".to_owned()));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+
+        // Without the option both compute.
+        let backend: Arc<DynBackend> = Arc::new(MemoryBackend::new());
+        let (c, d) = (
+            KeyValueCache::<String>::new(Arc::clone(&backend), "xp").unwrap(),
+            KeyValueCache::<String>::new(backend, "xp").unwrap(),
+        );
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (x, y) = tokio::join!(
+            c.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            d.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+        );
+        assert!(x.is_ok() && y.is_ok());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "the test shows the difference"
+        );
+    }
+
+    #[tokio::test]
+    async fn cross_process_waiter_takes_over_from_a_dead_holder() {
+        let lease = Duration::from_millis(300);
+        let (a, b) = two_processes(CrossProcess::new().lease(lease).max_wait(LONG));
+        let started = Arc::new(Semaphore::new(0));
+        let holder = {
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                a.get_or_set_with(
+                    "k",
+                    || async move {
+                        started.add_permits(1);
+                        tokio::time::sleep(LONG).await;
+                        Ok::<_, Error>("never".to_owned())
+                    },
+                    None,
+                )
+                .await
+            })
+        };
+        let _ = started.acquire().await.unwrap();
+        let begin = std::time::Instant::now();
+        // The holder "dies": its task is dropped mid-computation, its lease
+        // stays until it expires.
+        holder.abort();
+        let value = b
+            .get_or_set_with(
+                "k",
+                || async { Ok::<_, Error>("taken over".to_owned()) },
+                None,
+            )
+            .await
+            .unwrap();
+        let took = begin.elapsed();
+        assert_eq!(value, "taken over");
+        assert!(took >= lease - Duration::from_millis(50), "{took:?}");
+        assert!(took < LONG, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn cross_process_failure_and_panic_release_the_lease_at_once() {
+        let (a, b) = two_processes(CrossProcess::new().lease(LONG).max_wait(LONG));
+        let failed = a
+            .get_or_set_with(
+                "k",
+                || async { Err::<String, _>(std::io::Error::other("down")) },
+                None,
+            )
+            .await;
+        assert!(failed.is_err());
+        let panicked = a
+            .get_or_set_with::<_, _, Error>("k", || async { panic!("boom") }, None)
+            .await
+            .unwrap_err();
+        assert!(panicked.message().contains("boom"), "{panicked}");
+        let begin = std::time::Instant::now();
+        let v = b
+            .get_or_set_with("k", || async { Ok::<_, Error>("b".to_owned()) }, None)
+            .await
+            .unwrap();
+        assert_eq!(v, "b");
+        assert!(
+            begin.elapsed() < Duration::from_secs(5),
+            "waited for a lease"
+        );
+    }
+
+    #[tokio::test]
+    async fn cross_process_waiter_gives_up_after_max_wait_and_computes() {
+        let options = CrossProcess::new()
+            .lease(LONG)
+            .max_wait(Duration::from_millis(200))
+            .poll(Duration::from_millis(5), Duration::from_millis(20));
+        let (a, b) = two_processes(options);
+        let started = Arc::new(Semaphore::new(0));
+        let holder = {
+            let started = Arc::clone(&started);
+            tokio::spawn(async move {
+                a.get_or_set_with(
+                    "k",
+                    || async move {
+                        started.add_permits(1);
+                        tokio::time::sleep(LONG).await;
+                        Ok::<_, Error>("slow".to_owned())
+                    },
+                    None,
+                )
+                .await
+            })
+        };
+        let _ = started.acquire().await.unwrap();
+        let begin = std::time::Instant::now();
+        let v = b
+            .get_or_set_with(
+                "k",
+                || async { Ok::<_, Error>("impatient".to_owned()) },
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v, "impatient");
+        let took = begin.elapsed();
+        assert!(
+            took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+            "{took:?}"
+        );
+        holder.abort();
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use crate::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage, entry_siz
 use crate::entry::{Entry, Select};
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::lease::{LeaseTable, LeaseToken};
 use crate::memory_lru::{Lru, Table};
 use crate::name::Name;
 use crate::time::Timestamp;
@@ -35,6 +37,7 @@ struct Slot {
     id: u64,
     table: Arc<Table>,
     dropped: AtomicBool,
+    leases: Arc<LeaseTable>,
 }
 
 /// Entries in process memory, lost when the backend is dropped.
@@ -125,6 +128,7 @@ impl Backend for MemoryBackend {
                     id: self.next_id.fetch_add(1, Ordering::Relaxed),
                     table: Arc::default(),
                     dropped: AtomicBool::new(false),
+                    leases: Arc::default(),
                 };
                 self.lru
                     .lock()
@@ -138,6 +142,7 @@ impl Backend for MemoryBackend {
             id: slot.id,
             lru: Arc::clone(&self.lru),
             closed: Arc::clone(&self.closed),
+            leases: Arc::clone(&slot.leases),
         }))
     }
 
@@ -212,6 +217,7 @@ pub struct MemoryStore {
     id: u64,
     lru: Arc<Lru>,
     closed: Arc<AtomicBool>,
+    leases: Arc<LeaseTable>,
 }
 
 impl MemoryStore {
@@ -388,5 +394,15 @@ impl Store for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
+        self.check()?;
+        Ok(self.leases.acquire(&key.encode(), ttl))
+    }
+
+    async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
+        self.check()?;
+        Ok(self.leases.release(&key.encode(), token))
     }
 }

@@ -354,6 +354,7 @@ impl Backend for DynamoDbBackend {
             let wiped = async {
                 wipe_partition(&shared, &layout.entries_pk(cache, repository)).await?;
                 wipe_partition(&shared, &layout.parts_pk(cache, repository)).await?;
+                wipe_partition(&shared, &layout.leases_pk(cache, repository)).await?;
                 shared
                     .client
                     .delete_item()

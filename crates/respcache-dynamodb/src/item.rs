@@ -82,6 +82,11 @@ impl Layout {
         format!("{}#parts", self.entries_pk(cache, repository))
     }
 
+    /// The partition holding a repository's leases.
+    pub(crate) fn leases_pk(self, cache: &Name, repository: &Name) -> String {
+        format!("{}#leases", self.entries_pk(cache, repository))
+    }
+
     /// The partition listing a cache's stores (one item per repository).
     pub(crate) fn registry_pk(self, cache: &Name) -> String {
         match self {

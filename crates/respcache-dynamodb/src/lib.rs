@@ -6,6 +6,7 @@ mod config;
 mod connect;
 mod error;
 mod item;
+mod lease;
 mod parts;
 mod query;
 mod shared;

@@ -48,6 +48,7 @@ pub struct DynamoDbStore {
     spec: Arc<StoreSpec>,
     pk: Arc<str>,
     parts_pk: Arc<str>,
+    leases_pk: Arc<str>,
 }
 
 impl DynamoDbStore {
@@ -56,6 +57,7 @@ impl DynamoDbStore {
             shared,
             pk: layout.entries_pk(&spec.cache, &spec.repository).into(),
             parts_pk: layout.parts_pk(&spec.cache, &spec.repository).into(),
+            leases_pk: layout.leases_pk(&spec.cache, &spec.repository).into(),
             spec: Arc::new(spec.clone()),
         }
     }
@@ -806,6 +808,36 @@ impl Store for DynamoDbStore {
             self.set_expiry_inner(key, expires_at).await
         };
         run.await.map_err(self.context(Operation::SetExpiry))
+    }
+
+    /// A conditional `PutItem` (see [`crate::lease`]).
+    async fn acquire_lease(
+        &self,
+        key: &Key,
+        ttl: std::time::Duration,
+    ) -> Result<Option<respcache_core::LeaseToken>> {
+        let run = async {
+            self.shared.check_open()?;
+            let token = respcache_core::LeaseToken::generate();
+            let now = Timestamp::now();
+            let expires = now.saturating_add(std::time::Duration::from_millis(
+                respcache_core::lease::ttl_millis(ttl),
+            ));
+            let taken =
+                crate::lease::acquire(&self.shared, &self.leases_pk, key, &token, expires, now)
+                    .await?;
+            Ok(taken.then_some(token))
+        };
+        run.await.map_err(self.context(Operation::AcquireLease))
+    }
+
+    /// A conditional `DeleteItem`.
+    async fn release_lease(&self, key: &Key, token: &respcache_core::LeaseToken) -> Result<bool> {
+        let run = async {
+            self.shared.check_open()?;
+            crate::lease::release(&self.shared, &self.leases_pk, key, token, Timestamp::now()).await
+        };
+        run.await.map_err(self.context(Operation::ReleaseLease))
     }
 }
 

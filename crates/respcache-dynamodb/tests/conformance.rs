@@ -15,4 +15,5 @@ respcache_conformance::main!(
         DynamoDbBackend::connect(&url()).await
     })
     .persistent()
+    .with_leases()
 );

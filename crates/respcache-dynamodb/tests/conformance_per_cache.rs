@@ -17,4 +17,5 @@ respcache_conformance::main!(
         DynamoDbBackend::connect_with(config()?).await
     })
     .persistent()
+    .with_leases()
 );

@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod file;
 mod layout;
+mod lease;
 mod store;
 mod usage;
 mod walk;

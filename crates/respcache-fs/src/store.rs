@@ -450,6 +450,44 @@ impl Store for FsStore {
         })
         .await?
     }
+
+    /// Under the store's lease lock (see [`crate::lease`]).
+    async fn acquire_lease(
+        &self,
+        key: &Key,
+        ttl: std::time::Duration,
+    ) -> Result<Option<respcache_core::LeaseToken>> {
+        self.shared.check()?;
+        let token = respcache_core::LeaseToken::generate();
+        let now = respcache_core::Timestamp::now();
+        let expires = now.saturating_add(std::time::Duration::from_millis(
+            respcache_core::lease::ttl_millis(ttl),
+        ));
+        let (dir, path) = (self.dir.clone(), crate::lease::lease_path(&self.dir, key));
+        let taken = blocking(move || {
+            crate::lease::acquire(&dir, &path, &token, expires, now)
+                .map(|taken| taken.then_some(token))
+                .map_err(|e| io_error(e, "taking the lease", &path))
+        })
+        .await??;
+        Ok(taken)
+    }
+
+    /// Under the store's lease lock (see [`crate::lease`]).
+    async fn release_lease(&self, key: &Key, token: &respcache_core::LeaseToken) -> Result<bool> {
+        self.shared.check()?;
+        let now = respcache_core::Timestamp::now();
+        let (dir, path, token) = (
+            self.dir.clone(),
+            crate::lease::lease_path(&self.dir, key),
+            token.clone(),
+        );
+        blocking(move || {
+            crate::lease::release(&dir, &path, &token, now)
+                .map_err(|e| io_error(e, "releasing the lease", &path))
+        })
+        .await?
+    }
 }
 
 /// The blocking side of `scan`: walks the store and sends every matching

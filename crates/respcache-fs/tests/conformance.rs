@@ -34,7 +34,8 @@ fn main() -> ExitCode {
         .with_budget(move |budget| {
             let n = next.fetch_add(1, Ordering::Relaxed);
             FsBackend::connect(FsConfig::new(budgeted.join(n.to_string())).with_budget(budget))
-        }),
+        })
+        .with_leases(),
     );
     drop(root);
     code

@@ -391,14 +391,17 @@ impl Backend for MongoDbBackend {
         let db = self.database(cache)?;
         let server = self.shared.server().await?;
         let coll = db.collection::<Document>(&collection_name(repository, server.emulator));
-        self.shared
-            .call(async {
-                match coll.drop().await {
-                    Err(e) if has_code(&e, NAMESPACE_NOT_FOUND) => Ok(()),
-                    other => other,
-                }
-            })
-            .await?;
+        let leases = db.collection::<Document>(&crate::lease::collection_name(coll.name()));
+        for coll in [&coll, &leases] {
+            self.shared
+                .call(async {
+                    match coll.drop().await {
+                        Err(e) if has_code(&e, NAMESPACE_NOT_FOUND) => Ok(()),
+                        other => other,
+                    }
+                })
+                .await?;
+        }
         // Genuine MongoDB forgets a database with no collections by itself.
         // The emulator keeps it (and its TTL rules): drop it once empty.
         if server.emulator {

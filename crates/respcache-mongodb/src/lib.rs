@@ -5,6 +5,7 @@ mod config;
 mod document;
 mod error;
 mod indexes;
+mod lease;
 mod names;
 mod store;
 mod write;

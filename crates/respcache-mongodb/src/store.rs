@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -10,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use mongodb::bson::{Document, doc};
 use mongodb::{Collection, Cursor};
 use respcache_core::stats::record_undecodable;
-use respcache_core::{Entry, Error, Key, Result, Select, Store, StoreSpec, Timestamp};
+use respcache_core::{Entry, Error, Key, LeaseToken, Result, Select, Store, StoreSpec, Timestamp};
 
 use crate::NAME;
 use crate::backend::Shared;
@@ -39,6 +41,10 @@ pub struct MongoDbStore {
     coll: Collection<Document>,
     spec: StoreSpec,
     reinsert_dates: bool,
+    /// The store's leases (see [`crate::lease`]).
+    leases: Collection<Document>,
+    /// Whether this handle has made sure of the leases' TTL index.
+    leases_ready: AtomicBool,
 }
 
 impl MongoDbStore {
@@ -48,11 +54,17 @@ impl MongoDbStore {
         spec: StoreSpec,
         reinsert_dates: bool,
     ) -> Self {
+        let leases = coll
+            .client()
+            .database(&coll.namespace().db)
+            .collection(&crate::lease::collection_name(coll.name()));
         MongoDbStore {
             shared,
             coll,
             spec,
             reinsert_dates,
+            leases,
+            leases_ready: AtomicBool::new(false),
         }
     }
 
@@ -263,6 +275,44 @@ impl Store for MongoDbStore {
             })
             .await?;
         Ok(true)
+    }
+
+    /// `insert_one` of a unique `_id` (see [`crate::lease`]).
+    async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
+        if !self.leases_ready.load(Ordering::Acquire) {
+            self.shared
+                .call(crate::lease::ensure_index(&self.leases))
+                .await?;
+            self.leases_ready.store(true, Ordering::Release);
+        }
+        let token = LeaseToken::generate();
+        let now = Timestamp::now();
+        let expires = now.saturating_add(Duration::from_millis(respcache_core::lease::ttl_millis(
+            ttl,
+        )));
+        let taken = self
+            .shared
+            .call(crate::lease::acquire(
+                &self.leases,
+                key,
+                &token,
+                expires,
+                now,
+            ))
+            .await?;
+        Ok(taken.then_some(token))
+    }
+
+    /// One conditional `delete_one`.
+    async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
+        self.shared
+            .call(crate::lease::release(
+                &self.leases,
+                key,
+                token,
+                Timestamp::now(),
+            ))
+            .await
     }
 }
 

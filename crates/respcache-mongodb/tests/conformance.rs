@@ -6,4 +6,5 @@ respcache_conformance::main!(
         respcache_mongodb::MongoDbBackend::connect_from_env().await
     })
     .persistent()
+    .with_leases()
 );

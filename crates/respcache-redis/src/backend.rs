@@ -9,10 +9,10 @@ use respcache_core::{
 
 use crate::NAME;
 use crate::config::RedisConfig;
-use crate::connection::Shared;
+use crate::connection::{Conn, Shared};
 use crate::error::is_wrong_type;
-use crate::layout::{entry_prefix, prefix_pattern, registry_key};
-use crate::store::RedisStore;
+use crate::layout::{entry_prefix, prefix_pattern, registry_key, slot_tag};
+use crate::store::{RedisStore, scan_step};
 
 /// Keys asked per `SCAN` step when a store is dropped.
 const DROP_SCAN_COUNT: usize = 1000;
@@ -48,18 +48,31 @@ impl RedisBackend {
         config
             .validate()
             .map_err(|e| e.with_operation(Operation::Connect))?;
-        let info = config
-            .connection_info()
-            .map_err(|e| e.with_operation(Operation::Connect))?;
-        let client = redis::Client::open(info)
-            .map_err(|e| crate::error::map_redis_error(e).with_operation(Operation::Connect))?;
-        let shared = Shared::connect(
-            client,
-            config.to_string(),
-            config.connect_timeout(),
-            config.command_timeout(),
-        )
-        .await
+        let shared = if config.is_cluster() {
+            let nodes = config
+                .cluster_connection_infos()
+                .map_err(|e| e.with_operation(Operation::Connect))?;
+            Shared::connect_cluster(
+                nodes,
+                config.to_string(),
+                config.connect_timeout(),
+                config.command_timeout(),
+            )
+            .await
+        } else {
+            let info = config
+                .connection_info()
+                .map_err(|e| e.with_operation(Operation::Connect))?;
+            let client = redis::Client::open(info)
+                .map_err(|e| crate::error::map_redis_error(e).with_operation(Operation::Connect))?;
+            Shared::connect(
+                client,
+                config.to_string(),
+                config.connect_timeout(),
+                config.command_timeout(),
+            )
+            .await
+        }
         .map_err(|e| e.with_operation(Operation::Connect))?;
         Ok(RedisBackend {
             shared: Arc::new(shared),
@@ -139,9 +152,36 @@ impl RedisBackend {
     /// # Errors
     ///
     /// [`Closed`](respcache_core::ErrorKind::Closed) after
-    /// [`close`](Backend::close).
+    /// [`close`](Backend::close);
+    /// [`Configuration`](respcache_core::ErrorKind::Configuration) on a
+    /// cluster backend (use [`cluster_connection`](Self::cluster_connection)).
     pub fn connection(&self) -> Result<redis::aio::ConnectionManager> {
-        self.shared.connection()
+        match self.shared.connection()? {
+            Conn::Single(con) => Ok(con),
+            Conn::Cluster(_) => Err(not_this_kind("a Redis Cluster", "cluster_connection")),
+        }
+    }
+
+    /// A handle on the cluster connection of a `redis+cluster://` backend,
+    /// for commands of your own (cheap to clone; it routes each command to
+    /// the master of its key's slot).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](respcache_core::ErrorKind::Closed) after
+    /// [`close`](Backend::close);
+    /// [`Configuration`](respcache_core::ErrorKind::Configuration) on a
+    /// single-server backend (use [`connection`](Self::connection)).
+    pub fn cluster_connection(&self) -> Result<redis::cluster_async::ClusterConnection> {
+        match self.shared.connection()? {
+            Conn::Cluster(con) => Ok(con),
+            Conn::Single(_) => Err(not_this_kind("one Redis server", "connection")),
+        }
+    }
+
+    /// Whether this backend talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.shared.is_cluster()
     }
 
     /// Whether [`close`](Backend::close) was called on this handle.
@@ -150,20 +190,13 @@ impl RedisBackend {
     }
 
     async fn drop_inner(&self, cache: &Name, repository: &Name) -> Result<()> {
-        let pattern = prefix_pattern(&entry_prefix(cache, repository));
+        let cluster = self.shared.is_cluster();
+        let pattern = prefix_pattern(&entry_prefix(cache, repository, cluster));
+        let slot_key = slot_tag(cache, repository);
         let mut cursor = 0u64;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .shared
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(DROP_SCAN_COUNT),
-                )
-                .await?;
+            let (next, keys) =
+                scan_step(&self.shared, &pattern, &slot_key, cursor, DROP_SCAN_COUNT).await?;
             if !keys.is_empty() {
                 self.shared
                     .query::<()>(redis::cmd("UNLINK").arg(&keys))
@@ -250,6 +283,15 @@ impl fmt::Debug for RedisBackend {
             .field("closed", &self.shared.is_closed())
             .finish()
     }
+}
+
+/// The error for asking a backend for the other kind of connection.
+fn not_this_kind(what: &str, use_instead: &str) -> respcache_core::Error {
+    respcache_core::Error::new(
+        respcache_core::ErrorKind::Configuration,
+        format!("this backend is connected to {what}: use `{use_instead}()`"),
+    )
+    .with_backend(NAME)
 }
 
 /// A client's address as a URL with the password hidden.

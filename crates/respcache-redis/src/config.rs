@@ -7,7 +7,7 @@ use std::time::Duration;
 use respcache_core::{Error, ErrorKind, Result};
 use url::Url;
 
-use crate::{NAME, SCHEME, TLS_SCHEME};
+use crate::{CLUSTER_SCHEME, NAME, SCHEME, TLS_SCHEME};
 
 /// The default port of a Redis server.
 pub const DEFAULT_PORT: u16 = 6379;
@@ -30,6 +30,13 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// | `redis://alice:s3cret@host/` | ACL user and password (`AUTH alice s3cret`) |
 /// | `rediss://host/` | TLS (needs this crate's `tls` feature) |
 /// | `redis://host/?connect_timeout_ms=500&command_timeout_ms=250` | timeouts |
+/// | `redis+cluster://h1:7000,h2:7001/` | a Redis Cluster, from these seed nodes |
+/// | `redis://h1:7000/?cluster=true` | a Redis Cluster, from one seed node |
+///
+/// A cluster has only database 0, so its path must be empty or `/0`; the
+/// credentials apply to every node, and the command timeout is also the
+/// cluster client's response timeout (a call to a dead master fails after
+/// it instead of waiting). TLS to a cluster is not offered yet.
 ///
 /// User names and passwords are percent-decoded (`p%40ss` is `p@ss`).
 /// Any other query parameter, a path that is not a database number, or a
@@ -66,6 +73,9 @@ pub struct RedisConfig {
     tls: bool,
     connect_timeout: Duration,
     command_timeout: Duration,
+    cluster: bool,
+    /// Seed nodes after the first (`host`, `port`).
+    more_nodes: Vec<(String, u16)>,
 }
 
 impl Default for RedisConfig {
@@ -79,6 +89,8 @@ impl Default for RedisConfig {
             tls: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            cluster: false,
+            more_nodes: Vec::new(),
         }
     }
 }
@@ -96,6 +108,12 @@ impl RedisConfig {
     /// [`Configuration`](ErrorKind::Configuration), naming what is wrong; the
     /// message never contains the password.
     pub fn from_url(url: &str) -> Result<Self> {
+        if let Some(rest) = url
+            .strip_prefix(CLUSTER_SCHEME)
+            .and_then(|r| r.strip_prefix("://"))
+        {
+            return Self::from_cluster_url(rest, url);
+        }
         let parsed = Url::parse(url).map_err(|e| {
             config_error(format!("not a valid URL ({e}): {}", redact_unparsed(url)))
         })?;
@@ -163,15 +181,123 @@ impl RedisConfig {
             match name.as_ref() {
                 "connect_timeout_ms" => config.connect_timeout = millis()?,
                 "command_timeout_ms" => config.command_timeout = millis()?,
+                "cluster" => {
+                    config.cluster = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(config_error(format!(
+                                "cluster must be true or false, not {value:?}"
+                            )));
+                        }
+                    }
+                }
                 other => {
                     return Err(config_error(format!(
                         "unknown parameter {other:?} in {config}: \
-                         use connect_timeout_ms or command_timeout_ms"
+                         use connect_timeout_ms, command_timeout_ms or cluster"
                     )));
                 }
             }
         }
+        config.check_cluster()?;
         Ok(config)
+    }
+
+    /// Parses what follows `redis+cluster://`: `[userinfo@]h1[:p1],h2[:p2]…[/path][?query]`.
+    fn from_cluster_url(rest: &str, url: &str) -> Result<Self> {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let (userinfo, hosts) = match authority.rfind('@') {
+            Some(at) => (&authority[..=at], &authority[at + 1..]),
+            None => ("", authority),
+        };
+        let mut nodes = hosts.split(',');
+        let first = nodes.next().unwrap_or_default();
+        let mut config = Self::from_url(&format!("{SCHEME}://{userinfo}{first}{tail}"))
+            .map_err(|e| config_error(format!("{} (in {})", e.message(), redact_unparsed(url))))?;
+        config.cluster = true;
+        for node in nodes {
+            let parsed = Url::parse(&format!("{SCHEME}://{node}/"))
+                .ok()
+                .and_then(|u| {
+                    let host = match u.host()? {
+                        url::Host::Domain(d) if !d.is_empty() => d.to_owned(),
+                        url::Host::Domain(_) => return None,
+                        url::Host::Ipv4(ip) => ip.to_string(),
+                        url::Host::Ipv6(ip) => ip.to_string(),
+                    };
+                    Some((host, u.port().unwrap_or(DEFAULT_PORT)))
+                })
+                .filter(|_| !node.contains(['@', '/']))
+                .ok_or_else(|| {
+                    config_error(format!(
+                        "{node:?} is not a host[:port] in {}",
+                        redact_unparsed(url)
+                    ))
+                })?;
+            config.more_nodes.push(parsed);
+        }
+        config.check_cluster()?;
+        Ok(config)
+    }
+
+    /// What a cluster cannot have.
+    fn check_cluster(&self) -> Result<()> {
+        if !self.cluster {
+            return Ok(());
+        }
+        if self.db != 0 {
+            return Err(config_error(format!(
+                "{self}: a Redis Cluster has only database 0, not {}",
+                self.db
+            )));
+        }
+        if self.tls {
+            return Err(config_error(format!(
+                "{self}: TLS to a Redis Cluster is not supported yet"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Talks to a Redis Cluster whose seed nodes are this host and port plus
+    /// the ones added with [`with_cluster_node`](Self::with_cluster_node).
+    pub fn with_cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Adds a seed node of a cluster (and makes this a cluster config).
+    pub fn with_cluster_node(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.cluster = true;
+        self.more_nodes.push((host.into(), port));
+        self
+    }
+
+    /// Whether this config names a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
+    /// Every seed node, first the host and port, then the added ones.
+    pub fn nodes(&self) -> Vec<(String, u16)> {
+        let mut nodes = vec![(self.host.clone(), self.port)];
+        nodes.extend(self.more_nodes.iter().cloned());
+        nodes
+    }
+
+    /// The `redis` crate's connection parameters of every seed node.
+    pub(crate) fn cluster_connection_infos(&self) -> Result<Vec<redis::ConnectionInfo>> {
+        self.nodes()
+            .into_iter()
+            .map(|(host, port)| {
+                self.clone()
+                    .with_host(host)
+                    .with_port(port)
+                    .connection_info()
+            })
+            .collect()
     }
 
     /// Sets the host name or IP address.
@@ -276,7 +402,10 @@ impl RedisConfig {
         if self.connect_timeout.is_zero() || self.command_timeout.is_zero() {
             return Err(config_error("timeouts must be longer than zero".to_owned()));
         }
-        Ok(())
+        if self.more_nodes.iter().any(|(host, _)| host.is_empty()) {
+            return Err(config_error("a cluster node's host is empty".to_owned()));
+        }
+        self.check_cluster()
     }
 
     /// The `redis` crate's connection parameters.
@@ -322,7 +451,11 @@ impl FromStr for RedisConfig {
 /// The URL with the password replaced by `***`.
 impl fmt::Display for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { TLS_SCHEME } else { SCHEME };
+        let scheme = match (self.cluster, self.tls) {
+            (true, _) => CLUSTER_SCHEME,
+            (false, true) => TLS_SCHEME,
+            (false, false) => SCHEME,
+        };
         write!(f, "{scheme}://")?;
         match (&self.username, &self.password) {
             (Some(user), Some(_)) => write!(f, "{}:***@", encode_userinfo(user))?,
@@ -330,12 +463,17 @@ impl fmt::Display for RedisConfig {
             (None, Some(_)) => f.write_str(":***@")?,
             (None, None) => {}
         }
-        if self.host.contains(':') {
-            write!(f, "[{}]", self.host)?;
-        } else {
-            f.write_str(&self.host)?;
+        for (i, (host, port)) in self.nodes().iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if host.contains(':') {
+                write!(f, "[{host}]:{port}")?;
+            } else {
+                write!(f, "{host}:{port}")?;
+            }
         }
-        write!(f, ":{}/{}", self.port, self.db)
+        write!(f, "/{}", self.db)
     }
 }
 
@@ -350,6 +488,8 @@ impl fmt::Debug for RedisConfig {
             .field("tls", &self.tls)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
+            .field("cluster", &self.cluster)
+            .field("more_nodes", &self.more_nodes)
             .finish()
     }
 }
@@ -496,6 +636,64 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Configuration);
         assert!(err.to_string().contains("`tls` feature"), "{err}");
         assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+
+    #[test]
+    fn cluster_urls() {
+        let c: RedisConfig =
+            "redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001,[::1],h/?command_timeout_ms=300"
+                .parse()
+                .unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(
+            c.nodes(),
+            [
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001),
+                ("::1".to_owned(), 6379),
+                ("h".to_owned(), 6379),
+            ]
+        );
+        assert_eq!(c.command_timeout(), Duration::from_millis(300));
+        assert_eq!(
+            c.to_string(),
+            "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001,[::1]:6379,h:6379/0"
+        );
+        assert_eq!(c.cluster_connection_infos().unwrap().len(), 4);
+        let one: RedisConfig = "redis://127.0.0.1:7000/?cluster=true".parse().unwrap();
+        assert!(one.is_cluster());
+        assert_eq!(one.nodes(), [("127.0.0.1".to_owned(), 7000)]);
+        let round: RedisConfig = one.to_string().parse().unwrap();
+        assert_eq!(round, one);
+        let built = RedisConfig::new()
+            .with_port(7000)
+            .with_cluster_node("127.0.0.1", 7001);
+        assert_eq!(
+            built,
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
+                .parse()
+                .unwrap()
+        );
+        assert!(!RedisConfig::new().is_cluster());
+    }
+
+    #[test]
+    fn cluster_url_errors_hide_the_password() {
+        for (url, expected) in [
+            ("redis+cluster://:hunter2@h:1,h:2/3", "only database 0"),
+            ("redis://:hunter2@h:1/?cluster=yes", "true or false"),
+            ("redis+cluster://:hunter2@h:1,:2/", "not a host"),
+            ("redis+cluster://:hunter2@h:1,h:x/", "not a host"),
+            ("redis+cluster://:hunter2@h:1,/", "not a host"),
+            ("redis+cluster://:hunter2@/", "empty host"),
+            ("rediss://:hunter2@h:1/?cluster=true", "TLS"),
+        ] {
+            let err = RedisConfig::from_url(url).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Configuration, "{url}");
+            let text = format!("{err} {err:?}");
+            assert!(text.contains(expected), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+        }
     }
 
     #[test]

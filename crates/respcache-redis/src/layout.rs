@@ -1,9 +1,23 @@
 //! Where respcache's data lives in the Redis key space.
 //!
+//! On one server:
+//!
 //! | Redis key | type | holds |
 //! |---|---|---|
 //! | `<cache>:<repository>:<Key::encode()>` | string | one entry, as the core's [envelope](respcache_core::envelope) |
+//! | `<cache>:_lease:<repository>:<Key::encode()>` | string | a lease: the holder's token, expiring with `PX` |
 //! | `<cache>:_stores` | set | the names of the cache's repositories (for `list_stores`) |
+//!
+//! On a Redis Cluster every key of one store carries the hash tag
+//! `{<cache>:<repository>}`, so a store lives in one hash slot (on one
+//! master) and its multi-key commands, transactions and scripts stay
+//! possible:
+//!
+//! | Redis key | holds |
+//! |---|---|
+//! | `{<cache>:<repository>}:<Key::encode()>` | one entry |
+//! | `{<cache>:<repository>}_lease:<Key::encode()>` | a lease |
+//! | `<cache>:_stores` | the registry (a key of its own slot) |
 //!
 //! Cache and repository names are 1–64 of `[A-Za-z0-9_-]` starting with a
 //! letter or digit, so they never contain `:` and no repository can be named
@@ -15,9 +29,35 @@ use respcache_core::Name;
 /// The registry set's suffix; it starts with `_`, which no name can.
 const REGISTRY: &str = "_stores";
 
-/// The prefix of every entry of one repository: `<cache>:<repository>:`.
-pub(crate) fn entry_prefix(cache: &Name, repository: &Name) -> String {
-    format!("{cache}:{repository}:")
+/// The lease marker; it starts with `_`, which no name can.
+const LEASE: &str = "_lease";
+
+/// The prefix of every entry of one repository: `<cache>:<repository>:`,
+/// or `{<cache>:<repository>}:` on a cluster.
+pub(crate) fn entry_prefix(cache: &Name, repository: &Name, cluster: bool) -> String {
+    if cluster {
+        format!("{}:", slot_tag(cache, repository))
+    } else {
+        format!("{cache}:{repository}:")
+    }
+}
+
+/// The prefix of every lease of one repository: `<cache>:_lease:<repository>:`,
+/// or `{<cache>:<repository>}_lease:` on a cluster. Neither matches the
+/// entries' `SCAN` pattern (names never start with `_`; the tag is
+/// followed by `_`, not `:`).
+pub(crate) fn lease_prefix(cache: &Name, repository: &Name, cluster: bool) -> String {
+    if cluster {
+        format!("{}{LEASE}:", slot_tag(cache, repository))
+    } else {
+        format!("{cache}:{LEASE}:{repository}:")
+    }
+}
+
+/// The hash tag that keeps one repository's keys in one cluster slot:
+/// `{<cache>:<repository>}` (names never contain `{` or `}`).
+pub(crate) fn slot_tag(cache: &Name, repository: &Name) -> String {
+    format!("{{{cache}:{repository}}}")
 }
 
 /// The set of a cache's repository names: `<cache>:_stores`.
@@ -50,7 +90,24 @@ mod tests {
     fn layout() {
         let cache = Name::new("c").unwrap();
         let repo = Name::new("tracks").unwrap();
-        assert_eq!(entry_prefix(&cache, &repo), "c:tracks:");
+        assert_eq!(entry_prefix(&cache, &repo, false), "c:tracks:");
+        assert_eq!(entry_prefix(&cache, &repo, true), "{c:tracks}:");
+        assert_eq!(lease_prefix(&cache, &repo, false), "c:_lease:tracks:");
+        assert_eq!(lease_prefix(&cache, &repo, true), "{c:tracks}_lease:");
+        assert!(Name::new(LEASE).is_err(), "no repository can shadow leases");
+        let tag = slot_tag(&cache, &repo);
+        assert_eq!(tag, "{c:tracks}");
+        use redis::cluster_routing::Slot;
+        for key in [
+            entry_prefix(&cache, &repo, true),
+            lease_prefix(&cache, &repo, true),
+        ] {
+            assert_eq!(
+                Slot::for_key(format!("{key}x{{y}}")),
+                Slot::for_key(&tag),
+                "{key}"
+            );
+        }
         assert_eq!(registry_key(&cache), "c:_stores");
         assert!(
             Name::new(REGISTRY).is_err(),

@@ -22,5 +22,11 @@ pub const SCHEME: &str = "redis";
 /// `tls` feature).
 pub const TLS_SCHEME: &str = "rediss";
 
+/// The URL scheme for a Redis Cluster:
+/// `redis+cluster://host1:7000,host2:7001/` (seed nodes; the client learns
+/// the rest of the cluster from them). `redis://host:7000/?cluster=true` is
+/// the same with one seed.
+pub const CLUSTER_SCHEME: &str = "redis+cluster";
+
 /// The backend's name in errors and [`Backend::name`](respcache_core::Backend::name).
 pub(crate) const NAME: &str = "redis";

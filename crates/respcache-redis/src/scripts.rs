@@ -1,9 +1,89 @@
-//! The two Lua scripts the store runs server-side, each atomic and one
-//! round trip (`EVALSHA`, falling back to `EVAL` after a server restart).
+//! The Lua scripts the store runs server-side, each atomic and one
+//! round trip: `EVALSHA`, and when the server does not know the script
+//! (after a restart) `EVAL` with its text, sent to the same node.
+//!
+//! The `redis` crate's own fallback sends `SCRIPT LOAD` to every master of
+//! a cluster; right after a master restarts that fan-out timed out now and
+//! then (1 of 4 attempts in `tests/cluster_fault.rs`), while `EVAL` goes
+//! only where the keys live.
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Cmd, ToRedisArgs};
+
+/// A Lua script: its text and SHA-1.
+pub(crate) struct Script {
+    code: &'static str,
+    hash: String,
+}
+
+impl Script {
+    fn new(code: &'static str) -> Self {
+        Script {
+            code,
+            hash: redis::Script::new(code).get_hash().to_owned(),
+        }
+    }
+
+    /// A call with no keys or arguments yet.
+    pub(crate) fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            script: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// A call with its first key.
+    pub(crate) fn key(&self, key: impl ToRedisArgs) -> Invocation<'_> {
+        let mut call = self.prepare_invoke();
+        call.key(key);
+        call
+    }
+}
+
+/// One call of a [`Script`]: keys and arguments.
+pub(crate) struct Invocation<'a> {
+    script: &'a Script,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    /// Adds a key (`KEYS[n]`).
+    pub(crate) fn key(&mut self, key: impl ToRedisArgs) -> &mut Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    /// Adds an argument (`ARGV[n]`).
+    pub(crate) fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    /// `EVALSHA <sha> …`.
+    pub(crate) fn evalsha(&self) -> Cmd {
+        self.command("EVALSHA", &self.script.hash)
+    }
+
+    /// `EVAL <text> …`.
+    pub(crate) fn eval(&self) -> Cmd {
+        self.command("EVAL", self.script.code)
+    }
+
+    fn command(&self, name: &str, script: &str) -> Cmd {
+        let mut cmd = redis::cmd(name);
+        cmd.arg(script).arg(self.keys.len());
+        for key in &self.keys {
+            cmd.arg(key.as_slice());
+        }
+        for arg in &self.args {
+            cmd.arg(arg.as_slice());
+        }
+        cmd
+    }
+}
 
 /// `set_expiry` without rewriting the payload: patches the envelope header
 /// in place — flag bit 0 (byte 4) and `expires_at` (bytes 16..24) — with
@@ -57,6 +137,19 @@ for i, key in ipairs(KEYS) do
   end
 end
 return n
+",
+    )
+});
+
+/// Releases a lease only for its holder: deletes `KEYS[1]` if it holds the
+/// token `ARGV[1]`. Returns `1` when deleted, else `0`.
+pub(crate) static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 ",
     )
 });

@@ -5,20 +5,21 @@ use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use respcache_core::envelope::{self, HEADER_LEN, MAGIC};
 use respcache_core::stats::record_undecodable;
 use respcache_core::{
-    Entry, Error, ErrorKind, Key, Operation, Result, Select, Store, StoreSpec, Timestamp,
-    async_trait,
+    Entry, Error, ErrorKind, Key, LeaseToken, Operation, Result, Select, Store, StoreSpec,
+    Timestamp, async_trait,
 };
 
 use crate::NAME;
 use crate::connection::Shared;
-use crate::layout::{entry_prefix, prefix_pattern};
-use crate::scripts::{DELETE_IF_HEADER, SET_EXPIRY};
+use crate::layout::{entry_prefix, lease_prefix, prefix_pattern, slot_tag};
+use crate::scripts::{DELETE_IF_HEADER, RELEASE_LEASE, SET_EXPIRY};
 
 /// Keys asked per `SCAN` step when only keys or headers are read.
 const SCAN_COUNT: usize = 1000;
@@ -46,6 +47,13 @@ const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 /// | `set_expiry` | one Lua script: patches the header with `SETRANGE`, then `PEXPIREAT` or `PERSIST` |
 /// | `count`, `clear` | `SCAN MATCH <prefix>* COUNT 1000`; for `Fresh`/`Expired`, a pipeline of `GETRANGE 0 23` per page, and for `clear` a compare-and-delete script per page |
 /// | `scan` | `SCAN … COUNT 200` + one `MGET` per page, streamed |
+/// | `acquire_lease` | one `SET <lease key> <token> NX PX <ttl>` |
+/// | `release_lease` | one Lua compare-and-delete (`GET` = token → `DEL`) |
+///
+/// On a Redis Cluster every key of the store carries the hash tag
+/// `{<cache>:<repository>}`: the store lives in one slot, so the same
+/// commands, transactions and scripts run unchanged, and `SCAN` is sent to
+/// the master of that slot.
 ///
 /// `SCAN` may return a key more than once (when the keyspace is rehashed
 /// during the iteration), so `scan` and `count` remember a 16-byte keyed
@@ -64,18 +72,31 @@ pub struct RedisStore {
     spec: StoreSpec,
     prefix: String,
     pattern: String,
+    lease_prefix: String,
+    /// A key in the store's slot (cluster): `SCAN` goes to its master.
+    slot_key: String,
 }
 
 impl RedisStore {
     pub(crate) fn new(shared: Arc<Shared>, spec: StoreSpec) -> Self {
-        let prefix = entry_prefix(&spec.cache, &spec.repository);
+        let cluster = shared.is_cluster();
+        let prefix = entry_prefix(&spec.cache, &spec.repository, cluster);
         let pattern = prefix_pattern(&prefix);
+        let lease_prefix = lease_prefix(&spec.cache, &spec.repository, cluster);
+        let slot_key = slot_tag(&spec.cache, &spec.repository);
         RedisStore {
             shared,
             spec,
             prefix,
             pattern,
+            lease_prefix,
+            slot_key,
         }
+    }
+
+    /// The Redis key of the lease on `key`.
+    fn lease_key(&self, key: &Key) -> String {
+        format!("{}{}", self.lease_prefix, key.encode())
     }
 
     /// The spec the store was opened with.
@@ -84,7 +105,8 @@ impl RedisStore {
     }
 
     /// The Redis key an entry under `key` is stored at:
-    /// `<cache>:<repository>:<key.encode()>`.
+    /// `<cache>:<repository>:<key.encode()>` (on a cluster,
+    /// `{<cache>:<repository>}:<key.encode()>`).
     pub fn redis_key(&self, key: &Key) -> String {
         let encoded = key.encode();
         let mut out = String::with_capacity(self.prefix.len() + encoded.len());
@@ -126,7 +148,7 @@ impl RedisStore {
 
     /// One step of `SCAN`: the next cursor (0 = done) and the keys found.
     async fn scan_step(&self, cursor: u64, count: usize) -> Result<(u64, Vec<Vec<u8>>)> {
-        scan_step(&self.shared, &self.pattern, cursor, count).await
+        scan_step(&self.shared, &self.pattern, &self.slot_key, cursor, count).await
     }
 
     /// The 24-byte headers of `keys`, in one pipeline.
@@ -238,20 +260,23 @@ fn decode_value(bytes: &[u8], expected: Option<&Key>, repository: &str) -> Optio
     }
 }
 
-async fn scan_step(
+/// One `SCAN` step on the node holding the store's slot (`slot_key`).
+pub(crate) async fn scan_step(
     shared: &Shared,
     pattern: &str,
+    slot_key: &str,
     cursor: u64,
     count: usize,
 ) -> Result<(u64, Vec<Vec<u8>>)> {
     shared
-        .query(
+        .query_on_slot_of(
             redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
                 .arg(pattern)
                 .arg("COUNT")
                 .arg(count),
+            slot_key,
         )
         .await
 }
@@ -281,6 +306,7 @@ impl Seen {
 struct ScanState {
     shared: Arc<Shared>,
     pattern: String,
+    slot_key: String,
     repository: String,
     select: Select,
     now: Timestamp,
@@ -295,8 +321,14 @@ impl ScanState {
             let Some(cursor) = self.cursor else {
                 return Ok(None);
             };
-            let (next, mut keys) =
-                scan_step(&self.shared, &self.pattern, cursor, SCAN_COUNT_ENTRIES).await?;
+            let (next, mut keys) = scan_step(
+                &self.shared,
+                &self.pattern,
+                &self.slot_key,
+                cursor,
+                SCAN_COUNT_ENTRIES,
+            )
+            .await?;
             self.cursor = (next != 0).then_some(next);
             self.seen.retain_new(&mut keys);
             if keys.is_empty() {
@@ -433,6 +465,7 @@ impl Store for RedisStore {
         let state = ScanState {
             shared: Arc::clone(&self.shared),
             pattern: self.pattern.clone(),
+            slot_key: self.slot_key.clone(),
             repository: repository.clone(),
             select,
             now,
@@ -477,6 +510,35 @@ impl Store for RedisStore {
                 Ok(false)
             }
         }
+    }
+
+    /// `SET <lease key> <token> NX PX <ttl>`: one round trip, expiry by the
+    /// server's clock.
+    async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
+        let token = LeaseToken::generate();
+        let set: Option<String> = self
+            .shared
+            .query(
+                redis::cmd("SET")
+                    .arg(self.lease_key(key))
+                    .arg(token.as_str())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(respcache_core::lease::ttl_millis(ttl)),
+            )
+            .await
+            .map_err(self.context(Operation::AcquireLease))?;
+        Ok(set.map(|_| token))
+    }
+
+    /// A compare-and-delete script: one round trip.
+    async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
+        let deleted: i64 = self
+            .shared
+            .invoke(RELEASE_LEASE.key(self.lease_key(key)).arg(token.as_str()))
+            .await
+            .map_err(self.context(Operation::ReleaseLease))?;
+        Ok(deleted == 1)
     }
 }
 

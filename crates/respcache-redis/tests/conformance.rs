@@ -11,4 +11,5 @@ respcache_conformance::main!(
         respcache_redis::RedisBackend::connect(&url()).await
     })
     .persistent()
+    .with_leases()
 );

@@ -48,6 +48,7 @@ mod backend;
 mod config;
 mod error;
 mod inline_writer;
+mod lease;
 mod naming;
 mod readers;
 mod schema;

@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use respcache_core::budget::entry_size;
-use respcache_core::{Bytes, Entry, Key, Result, Select, Store, Timestamp};
+use respcache_core::{Bytes, Entry, Key, LeaseToken, Result, Select, Store, Timestamp};
 use rusqlite::Connection;
 
 use crate::backend::Shared;
@@ -43,11 +45,17 @@ type RowWrite<A, R> = fn(&Table, &mut Connection, &A) -> rusqlite::Result<R>;
 pub struct SqliteStore {
     shared: Arc<Shared>,
     table: Arc<Table>,
+    /// Whether this handle has made sure the lease table exists.
+    leases_ready: AtomicBool,
 }
 
 impl SqliteStore {
     pub(crate) fn new(shared: Arc<Shared>, table: Arc<Table>) -> Self {
-        SqliteStore { shared, table }
+        SqliteStore {
+            shared,
+            table,
+            leases_ready: AtomicBool::new(false),
+        }
     }
 
     /// The (unquoted) name of the table that holds the entries,
@@ -293,5 +301,25 @@ impl Store for SqliteStore {
             t.set_meta(c, key, meta.as_deref(), *at)
         })
         .await
+    }
+
+    /// One upsert under `BEGIN IMMEDIATE` (see [`crate::lease`]).
+    async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
+        let token = LeaseToken::generate();
+        let now = Timestamp::now();
+        let expires = now.saturating_add(Duration::from_millis(respcache_core::lease::ttl_millis(
+            ttl,
+        )));
+        let create = !self.leases_ready.load(Ordering::Acquire);
+        let args = (key.clone(), token.clone(), expires, now, create);
+        let taken = self.write_row(args, crate::lease::acquire).await?;
+        self.leases_ready.store(true, Ordering::Release);
+        Ok(taken.then_some(token))
+    }
+
+    /// One compare-and-delete statement.
+    async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
+        let args = (key.clone(), token.clone(), Timestamp::now());
+        self.write_row(args, crate::lease::release).await
     }
 }

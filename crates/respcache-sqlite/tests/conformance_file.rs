@@ -25,7 +25,8 @@ fn main() -> ExitCode {
     })
     .persistent()
     // Budget cases: a new temporary file each, so trims stay in the case.
-    .with_budget(|budget| SqliteConfig::temp().with_budget(budget).connect());
+    .with_budget(|budget| SqliteConfig::temp().with_budget(budget).connect())
+    .with_leases();
     let code = respcache_conformance::run(factory);
     drop(dir);
     code

@@ -8,4 +8,5 @@ respcache_conformance::main!(
         SqliteBackend::memory().await
     })
     .with_budget(|budget| SqliteConfig::memory().with_budget(budget).connect())
+    .with_leases()
 );

@@ -12,6 +12,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("fs", "fs"),
     ("redis", "redis"),
     ("rediss", "redis"),
+    ("redis+cluster", "redis"),
     ("mongodb", "mongodb"),
     ("mongodb+srv", "mongodb"),
     ("dynamodb", "dynamodb"),
@@ -25,6 +26,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `sqlite:///abs/path/cache.sqlite`, `sqlite://rel.sqlite`, `sqlite::memory:` | SQLite | `sqlite` (default) |
 /// | `fs:///abs/dir` | files on disk | `fs` |
 /// | `redis://host:6379/0`, `rediss://…` | Redis | `redis` |
+/// | `redis+cluster://h1:7000,h2:7001/` | Redis Cluster | `redis` |
 /// | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongodb` |
 /// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
 ///
@@ -86,7 +88,9 @@ async fn connect_backend(url: &str) -> Result<Arc<dyn Backend>> {
         #[cfg(feature = "fs")]
         "fs" => Ok(Arc::new(respcache_fs::FsBackend::connect_url(url).await?)),
         #[cfg(feature = "redis")]
-        "redis" | "rediss" => Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?)),
+        "redis" | "rediss" | "redis+cluster" => {
+            Ok(Arc::new(respcache_redis::RedisBackend::connect(url).await?))
+        }
         #[cfg(feature = "mongodb")]
         "mongodb" | "mongodb+srv" => Ok(Arc::new(
             respcache_mongodb::MongoDbBackend::connect(url).await?,
@@ -157,6 +161,22 @@ mod tests {
         assert_eq!(err, Some(ErrorKind::Configuration));
     }
 
+    /// The cluster scheme reaches the Redis backend (an unreachable
+    /// cluster, not an unknown scheme).
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn redis_cluster_urls_reach_the_redis_backend() {
+        let err = connect("redis+cluster://127.0.0.1:1,127.0.0.1:2/?connect_timeout_ms=300")
+            .await
+            .err();
+        let kind = err.as_ref().map(|e| e.kind());
+        assert!(
+            matches!(kind, Some(ErrorKind::Connection | ErrorKind::Timeout)),
+            "{err:?}"
+        );
+        assert_eq!(err.and_then(|e| e.backend()), Some("redis"));
+    }
+
     #[tokio::test]
     async fn economy_options_reach_the_backend_or_the_wrapper() -> Result<()> {
         let b = connect("memory://?max_entries=10&compress=lz4&cleanup=1h").await?;
@@ -203,6 +223,9 @@ mod tests {
             format!("redis://:{secret}@127.0.0.1:1/0?bogus=1"),
             format!("redis://u:{secret}@127.0.0.1:1/notadb"),
             format!("rediss://u:{secret}@ho st:1/0"),
+            format!("redis+cluster://u:{secret}@127.0.0.1:1,127.0.0.1:2/?connect_timeout_ms=300"),
+            format!("redis+cluster://u:{secret}@127.0.0.1:1,:2/"),
+            format!("redis://u:{secret}@127.0.0.1:1/?cluster=maybe"),
         ]);
         #[cfg(feature = "mongodb")]
         urls.extend([

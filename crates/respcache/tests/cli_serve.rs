@@ -1125,11 +1125,22 @@ async fn a_cache_that_is_down_at_start_does_not_stop_the_proxy() {
     let proxy = Proxy::launch(&origin.url, &[], Some(&cache), None);
     let first = get(&format!("{}/fresh", proxy.url)).await;
     assert_eq!(first.status, 200);
-    assert!(proxy.stderr().contains("cannot be opened yet"), "{}", proxy.stderr());
+    assert!(
+        proxy.stderr().contains("cannot be opened yet"),
+        "{}",
+        proxy.stderr()
+    );
     // Now the backend comes up; the proxy starts caching within a bound.
     let dir = tempfile::tempdir().unwrap();
     let mut redis = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .arg("--dir")
         .arg(dir.path())
         .stdout(std::process::Stdio::null())

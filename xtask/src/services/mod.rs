@@ -11,6 +11,7 @@ mod mongodb;
 mod probe;
 mod process;
 mod redis;
+mod redis_cluster;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ pub(crate) enum Service {
     Mongodb,
     /// DynamoDB Local (jar from npm, run with Java 17), port 8000.
     Dynamodb,
+    /// A Redis Cluster of three masters (Debian `redis-server`), ports 7000-7002.
+    RedisCluster,
 }
 
 /// Everything xtask knows about one service.
@@ -81,6 +84,7 @@ impl Service {
             Service::Redis => &redis::SPEC,
             Service::Mongodb => &mongodb::SPEC,
             Service::Dynamodb => &dynamodb::SPEC,
+            Service::RedisCluster => &redis_cluster::SPEC,
         }
     }
 }
@@ -414,6 +418,7 @@ mod tests {
             let spec = s.spec();
             let port = format!(":{}", spec.port);
             assert!(spec.url.contains(&port), "{}", spec.url);
+            assert!(spec.marker.len() > 4, "{}", spec.marker);
             assert!(spec.env.1.contains(&port), "{}", spec.env.1);
             assert!(spec.env.0.starts_with("RESPCACHE_"), "{}", spec.env.0);
         }
@@ -434,6 +439,7 @@ mod tests {
             (Service::Redis, "redis", "redis:7"),
             (Service::Mongodb, "mongodb", "mongo:8"),
             (Service::Dynamodb, "dynamodb", "amazon/dynamodb-local"),
+            (Service::RedisCluster, "redis-cluster", "redis:7"),
         ];
         let Yaml::Hash(all) = services else {
             panic!("no services in {}", path.display());
@@ -447,18 +453,18 @@ mod tests {
             let spec = s.spec();
             let svc = &services[name];
             assert_eq!(svc["image"].as_str(), Some(image), "{name}");
-            let port = format!("127.0.0.1:{0}:{0}", spec.port);
+            // The cluster maps its three masters' ports.
+            let count = if s == Service::RedisCluster { 3 } else { 1 };
+            let expected: Vec<String> = (spec.port..spec.port + count)
+                .map(|p| format!("127.0.0.1:{p}:{p}"))
+                .collect();
             let ports: Vec<&str> = svc["ports"]
                 .as_vec()
                 .unwrap_or_else(|| panic!("{name}: no ports"))
                 .iter()
                 .filter_map(Yaml::as_str)
                 .collect();
-            assert_eq!(
-                ports,
-                [port.as_str()],
-                "{name}: loopback only, xtask's port"
-            );
+            assert_eq!(ports, expected, "{name}: loopback only, xtask's ports");
             let check = &svc["healthcheck"];
             let test: Vec<&str> = check["test"]
                 .as_vec()

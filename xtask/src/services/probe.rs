@@ -54,6 +54,29 @@ pub(super) fn redis(port: u16) -> Result<(), String> {
     }
 }
 
+/// A Redis Cluster: each of its three masters on `first`..`first + 2` must report
+/// `cluster_state:ok` in `CLUSTER INFO`.
+pub(super) fn redis_cluster(first: u16) -> Result<(), String> {
+    for port in first..first + 3 {
+        let reply = exchange(port, b"CLUSTER INFO\r\n", 1 << 16, |r| {
+            r.starts_with(b"-")
+                || r.windows(14)
+                    .position(|w| w == b"cluster_state:")
+                    .is_some_and(|i| r[i..].windows(2).any(|w| w == b"\r\n"))
+        })?;
+        let text = String::from_utf8_lossy(&reply);
+        if !text.contains("cluster_state:ok") {
+            let state = text
+                .lines()
+                .find(|l| l.starts_with("cluster_state:") || l.starts_with('-'))
+                .unwrap_or("no cluster_state")
+                .to_owned();
+            return Err(format!("127.0.0.1:{port}: {state}"));
+        }
+    }
+    Ok(())
+}
+
 /// MongoDB wire protocol: an `OP_MSG` `{hello: 1, $db: "admin"}` must get an `OP_MSG`
 /// reply to our request id whose document has `ok: 1`.
 pub(super) fn mongodb(port: u16) -> Result<(), String> {

@@ -86,6 +86,7 @@ const GET_HIT: &str = "get hit";
 const PUT: &str = "put 1 KB";
 const GET_MANY: &str = "get_many 1,000";
 const PUT_MANY: &str = "put_many 1,000";
+const LEASE: &str = "lease acquire + release";
 const COUNT: &str = "count(fresh)";
 const SCAN: &str = "scan";
 const SCAN_MEMORY: &str = "scan: peak extra RSS";
@@ -98,11 +99,12 @@ const HTTP_CONCURRENT: &str = "CachedSession hit, 64 tasks";
 /// Where each operation sorts in the table (by the longest name it starts
 /// with: `scan: peak extra RSS, …` after `scan …`).
 fn op_order(op: &str) -> usize {
-    const ORDER: [&str; 12] = [
+    const ORDER: [&str; 13] = [
         GET_HIT,
         PUT,
         GET_MANY,
         PUT_MANY,
+        LEASE,
         COUNT,
         CLEAR,
         SCAN,
@@ -443,7 +445,7 @@ impl Ctx {
     /// Every row a backend has (for `unreachable` and `not built`).
     fn backend_ops(&self, _kind: BackendKind) -> Vec<String> {
         let mut ops = vec![sized(GET_HIT, Size::Small), sized(GET_HIT, Size::Large)];
-        ops.extend([PUT, GET_MANY, PUT_MANY].map(str::to_owned));
+        ops.extend([PUT, GET_MANY, PUT_MANY, LEASE].map(str::to_owned));
         ops.extend(self.large_ops());
         ops.extend([HTTP_HIT, HTTP_CONCURRENT, HTTP_MISS, HTTP_304].map(str::to_owned));
         ops
@@ -756,7 +758,7 @@ impl Ctx {
         let writes = match Writes::seed(c.backend.as_ref(), cache).await {
             Ok(w) => w,
             Err(e) => {
-                let ops = [PUT, GET_MANY, PUT_MANY].map(str::to_owned);
+                let ops = [PUT, GET_MANY, PUT_MANY, LEASE].map(str::to_owned);
                 return self.fail_all(&ops, name, &e.to_string());
             }
         };
@@ -776,6 +778,10 @@ impl Ctx {
         )
         .await;
         self.record(PUT_MANY, name, r);
+        // What a miss pays for cross-process single flight: take a free
+        // lease, then release it.
+        let r = measure::measure(self.plan, 1, |i| writes.lease(i)).await;
+        self.record(LEASE, name, r);
     }
 
     async fn large(&mut self, c: &Connected, cache: &Name) {

@@ -7,6 +7,7 @@ use crate::factory::TestContext;
 
 pub(crate) mod budget;
 mod kv;
+mod lease;
 mod repository;
 mod store;
 
@@ -44,5 +45,6 @@ pub fn all_cases() -> Vec<Case> {
     let mut all = store::cases();
     all.extend(repository::cases());
     all.extend(kv::cases());
+    all.extend(lease::cases());
     all
 }

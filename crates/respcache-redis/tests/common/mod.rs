@@ -254,7 +254,7 @@ fn which_redis_server() -> &'static str {
     panic!("redis-server is not installed: apt-get install -y redis-server");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }

@@ -1,0 +1,411 @@
+//! Tests that need several OS processes on one backend: the key/value
+//! cache's cross-process single flight
+//! ([`KeyValueCacheBuilder::cross_process`](respcache_core::KeyValueCacheBuilder::cross_process)).
+//!
+//! A backend crate calls them from ordinary `#[test]` functions; the test
+//! re-runs its own binary (`--exact <test name>`) as the child processes,
+//! which recognise themselves by an environment variable:
+//!
+//! ```no_run
+//! # fn factory() -> respcache_conformance::Factory { unimplemented!() }
+//! #[test]
+//! fn kv_computed_once_across_processes() {
+//!     let report = respcache_conformance::processes::computed_once_across_processes(
+//!         "kv_computed_once_across_processes",
+//!         factory(),
+//!         4,
+//!         50,
+//!     );
+//!     println!("{report:?}");
+//!     assert!(report.is_ok());
+//! }
+//! ```
+//!
+//! When the backend cannot be reached they return `Ok(None)` (skipped), and
+//! under `CI=true` a failure.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use respcache_core::{CrossProcess, Error, KeyValueCache, Name};
+
+use crate::check::Failure;
+use crate::factory::Factory;
+
+const ROLE: &str = "RESPCACHE_XP_ROLE";
+const NAMESPACE: &str = "RESPCACHE_XP_NAMESPACE";
+const COUNTER: &str = "RESPCACHE_XP_COUNTER";
+const GO: &str = "RESPCACHE_XP_GO";
+const KEYS: &str = "RESPCACHE_XP_KEYS";
+const LEASE_MS: &str = "RESPCACHE_XP_LEASE_MS";
+
+/// How long one computation takes (a slow origin).
+const COMPUTE: Duration = Duration::from_millis(50);
+/// How long a child may run.
+const CHILD_LIMIT: Duration = Duration::from_secs(120);
+
+/// `N` processes ask one cross-process key/value cache for the same `keys`
+/// keys at once; each computation appends a line to a shared file. Passes
+/// when every key was computed exactly once. Returns a one-line report, or
+/// `None` when the backend is unreachable outside CI.
+///
+/// # Errors
+///
+/// A [`Failure`] naming what went wrong (a key computed twice or never, a
+/// child that failed or hung).
+pub fn computed_once_across_processes(
+    test_name: &str,
+    factory: Factory,
+    processes: usize,
+    keys: usize,
+) -> Result<Option<String>, Failure> {
+    if let Some(outcome) = run_child(&factory) {
+        return outcome.map(Some);
+    }
+    let runtime = runtime()?;
+    let Some(namespace) = reachable(&runtime, &factory)? else {
+        return Ok(None);
+    };
+    let dir = scratch_dir(&namespace)?;
+    let counter = dir.join("computations");
+    let go = dir.join("go");
+    let lease = Duration::from_secs(10);
+    let children: Vec<Child> = (0..processes)
+        .map(|_| spawn(test_name, "waiter", &namespace, &counter, &go, keys, lease))
+        .collect::<Result<_, _>>()?;
+    // Let every process start and connect, then release them together.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    std::fs::write(&go, b"go")
+        .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
+    let mut reports = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
+        reports.push(format!("process {i}: {}", wait(child)?));
+    }
+    let took = start.elapsed();
+    let lines = read_lines(&counter)?;
+    cleanup(&runtime, &factory, &namespace, &dir);
+    let mut per_key: HashMap<&str, usize> = HashMap::new();
+    for line in &lines {
+        *per_key.entry(line.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
+    crate::ensure!(
+        twice.is_empty(),
+        "{} keys were computed more than once (e.g. {:?}); {}",
+        twice.len(),
+        twice.first(),
+        reports.join("; ")
+    );
+    crate::ensure_eq!(
+        lines.len(),
+        keys,
+        "computations for {keys} keys asked by {processes} processes"
+    );
+    Ok(Some(format!(
+        "{processes} processes x {keys} keys: {} computations in {took:?} ({})",
+        lines.len(),
+        reports.join("; ")
+    )))
+}
+
+/// A child takes the lease on one key and is killed (SIGKILL) in the
+/// middle of its computation; then this process asks for the key. Passes
+/// when it gets its own value within the lease time plus a margin, the
+/// computation having run twice (the dead one and the takeover). Returns a
+/// report with the wait, or `None` when the backend is unreachable outside
+/// CI.
+///
+/// # Errors
+///
+/// A [`Failure`] naming what went wrong.
+pub fn dead_holder_is_replaced(
+    test_name: &str,
+    factory: Factory,
+    lease: Duration,
+) -> Result<Option<String>, Failure> {
+    if let Some(outcome) = run_child(&factory) {
+        return outcome.map(Some);
+    }
+    let runtime = runtime()?;
+    let Some(namespace) = reachable(&runtime, &factory)? else {
+        return Ok(None);
+    };
+    let dir = scratch_dir(&namespace)?;
+    let counter = dir.join("computations");
+    let go = dir.join("go");
+    std::fs::write(&go, b"go")
+        .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
+    let mut holder = spawn(test_name, "holder", &namespace, &counter, &go, 1, lease)?;
+    // Wait until the holder computes (it holds the lease then).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_lines(&counter)?.is_empty() {
+        if Instant::now() > deadline || matches!(holder.try_wait(), Ok(Some(_))) {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            return Err(Failure("the holder never started computing".to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let killed = Instant::now();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let outcome = runtime.block_on(async {
+        let kv = kv_cache(&factory, &namespace, lease).await?;
+        let counter = counter.clone();
+        kv.get_or_set_with(
+            "key-0",
+            move || async move {
+                append(&counter, "key-0")?;
+                Ok::<_, Error>("taken over".to_owned())
+            },
+            Some(Duration::from_secs(600)),
+        )
+        .await
+    });
+    let waited = killed.elapsed();
+    let lines = read_lines(&counter)?;
+    cleanup(&runtime, &factory, &namespace, &dir);
+    let value = outcome.map_err(|e| Failure(format!("the waiter failed: {e}")))?;
+    crate::ensure_eq!(value.as_str(), "taken over", "the waiter's value");
+    crate::ensure_eq!(
+        lines.len(),
+        2,
+        "computations (the dead holder's, the waiter's)"
+    );
+    let bound = lease + Duration::from_secs(5);
+    crate::ensure!(
+        waited < bound,
+        "the waiter finished {waited:?} after the holder died (lease {lease:?})"
+    );
+    Ok(Some(format!(
+        "holder killed mid-computation; the waiter had the value {waited:?} later (lease {lease:?})"
+    )))
+}
+
+// ----------------------------------------------------------------- parent
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure(format!("cannot start a tokio runtime: {e}")))
+}
+
+/// A fresh namespace if the backend answers; `None` to skip (not under CI).
+fn reachable(
+    runtime: &tokio::runtime::Runtime,
+    factory: &Factory,
+) -> Result<Option<String>, Failure> {
+    match runtime.block_on(factory.connect()) {
+        Ok(backend) => {
+            let _ = runtime.block_on(backend.close());
+            Ok(Some(format!("xp-{:08x}", rand::random::<u32>())))
+        }
+        Err(e) if crate::harness::under_ci() => Err(Failure(format!(
+            "{}: backend unreachable under CI=true: {e}",
+            factory.name()
+        ))),
+        Err(e) => {
+            eprintln!("{}: backend unreachable, skipped: {e}", factory.name());
+            Ok(None)
+        }
+    }
+}
+
+fn scratch_dir(namespace: &str) -> Result<PathBuf, Failure> {
+    let dir = std::env::temp_dir().join(format!("respcache-{namespace}"));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+fn spawn(
+    test_name: &str,
+    role: &str,
+    namespace: &str,
+    counter: &Path,
+    go: &Path,
+    keys: usize,
+    lease: Duration,
+) -> Result<Child, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure(format!("cannot find the test binary: {e}")))?;
+    Command::new(exe)
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env(NAMESPACE, namespace)
+        .env(COUNTER, counter)
+        .env(GO, go)
+        .env(KEYS, keys.to_string())
+        .env(LEASE_MS, lease.as_millis().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure(format!("cannot start a child process: {e}")))
+}
+
+/// The child's `CHILD-OK` report; a failure if it failed or ran too long.
+fn wait(mut child: Child) -> Result<String, Failure> {
+    let deadline = Instant::now() + CHILD_LIMIT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure(format!("a child ran longer than {CHILD_LIMIT:?}")));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(Failure(format!("cannot wait for a child: {e}"))),
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure(format!("cannot read a child's output: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD-OK ").map(|(_, r)| r.to_owned()));
+    match report {
+        Some(report) if out.status.success() => Ok(report),
+        _ => Err(Failure(format!(
+            "a child failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))),
+    }
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Failure(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn cleanup(runtime: &tokio::runtime::Runtime, factory: &Factory, namespace: &str, dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    runtime.block_on(async {
+        if let (Ok(backend), Ok(cache), Ok(repo)) = (
+            factory.connect().await,
+            Name::new(namespace),
+            Name::new(respcache_core::kv::REPOSITORY),
+        ) {
+            let _ = backend.drop_store(&cache, &repo).await;
+            let _ = backend.close().await;
+        }
+    });
+}
+
+// ------------------------------------------------------------------ child
+
+/// Runs this process as a child when the environment says so (then the
+/// process exits); `None` in the parent.
+fn run_child(factory: &Factory) -> Option<Result<String, Failure>> {
+    let role = std::env::var(ROLE).ok()?;
+    let outcome = (|| {
+        let var =
+            |name: &str| std::env::var(name).map_err(|_| Failure(format!("{name} is not set")));
+        let namespace = var(NAMESPACE)?;
+        let counter = PathBuf::from(var(COUNTER)?);
+        let go = PathBuf::from(var(GO)?);
+        let keys: usize = var(KEYS)?
+            .parse()
+            .map_err(|_| Failure("bad key count".to_owned()))?;
+        let lease = Duration::from_millis(
+            var(LEASE_MS)?
+                .parse()
+                .map_err(|_| Failure("bad lease".to_owned()))?,
+        );
+        runtime()?.block_on(child(
+            &role, factory, &namespace, &counter, &go, keys, lease,
+        ))
+    })();
+    match &outcome {
+        Ok(report) => println!("CHILD-OK {report}"),
+        Err(e) => println!("CHILD-FAILED {e}"),
+    }
+    let _ = std::io::stdout().flush();
+    std::process::exit(if outcome.is_ok() { 0 } else { 1 });
+}
+
+async fn kv_cache(
+    factory: &Factory,
+    namespace: &str,
+    lease: Duration,
+) -> Result<KeyValueCache<String>, Error> {
+    let backend = factory.connect().await?;
+    KeyValueCache::builder(backend, namespace)
+        .cross_process(CrossProcess::new().lease(lease).max_wait(lease * 3))
+        .connect()
+        .await
+}
+
+fn append(counter: &Path, line: &str) -> Result<(), Error> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(counter)
+        .map_err(|e| Error::new(respcache_core::ErrorKind::Backend, e.to_string()))?;
+    file.write_all(format!("{line}\n").as_bytes())
+        .map_err(|e| Error::new(respcache_core::ErrorKind::Backend, e.to_string()))
+}
+
+async fn child(
+    role: &str,
+    factory: &Factory,
+    namespace: &str,
+    counter: &Path,
+    go: &Path,
+    keys: usize,
+    lease: Duration,
+) -> Result<String, Failure> {
+    let kv = Arc::new(kv_cache(factory, namespace, lease).await?);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !go.exists() {
+        crate::ensure!(Instant::now() < deadline, "no go signal within 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let compute_for = |key: String, slow: Duration| {
+        let counter = counter.to_path_buf();
+        move || async move {
+            append(&counter, &key)?;
+            tokio::time::sleep(slow).await;
+            Ok::<_, Error>(format!("value of {key}"))
+        }
+    };
+    if role == "holder" {
+        // Computes "forever": the parent kills this process meanwhile.
+        kv.get_or_set_with("key-0", compute_for("key-0".to_owned(), CHILD_LIMIT), None)
+            .await?;
+        return Err(Failure("the holder was not killed".to_owned()));
+    }
+    let start = Instant::now();
+    let asks = (0..keys).map(|i| {
+        let kv = Arc::clone(&kv);
+        let key = format!("key-{i}");
+        let compute = compute_for(key.clone(), COMPUTE);
+        async move {
+            let value = kv
+                .get_or_set_with(&key, compute, Some(Duration::from_secs(600)))
+                .await?;
+            Ok::<_, Failure>(value == format!("value of {key}"))
+        }
+    });
+    let results = futures::future::join_all(asks).await;
+    let mut right = 0;
+    for result in results {
+        if result? {
+            right += 1;
+        }
+    }
+    crate::ensure_eq!(right, keys, "right values");
+    Ok(format!("{keys} values in {:?}", start.elapsed()))
+}
