@@ -12,6 +12,7 @@ use respcache_core::{Backend, ManualClock, MemoryBackend};
 use respcache_http::{CachedClient, CachedClientBuilder};
 
 mod front;
+mod future_size;
 mod origin;
 mod redis_child;
 mod relay;
