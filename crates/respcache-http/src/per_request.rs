@@ -68,6 +68,11 @@ impl RequestOptions {
         self
     }
 
+    /// The time limit set by [`timeout`](Self::timeout), if any.
+    pub fn time_limit(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// Applies the settings to `builder`.
     pub fn apply(&self, mut builder: RequestBuilder) -> RequestBuilder {
         if let Some(expiry) = self.expiry {
