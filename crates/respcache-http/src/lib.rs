@@ -52,3 +52,4 @@ pub use http;
 pub use hyper;
 pub use respcache_core;
 pub use rustls;
+pub use tower;
