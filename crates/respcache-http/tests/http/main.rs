@@ -13,6 +13,7 @@ use respcache_http::{CachedClient, CachedClientBuilder};
 
 mod front;
 mod future_size;
+mod layer;
 mod origin;
 mod redis_child;
 mod relay;
