@@ -67,9 +67,6 @@ pub(crate) struct OriginResponse {
 /// How the transport is set up.
 #[derive(Clone, Debug)]
 pub(crate) struct TransportOptions {
-    /// The service requests go through; `None` for the built-in hyper
-    /// client (which the connection options below then configure).
-    pub(crate) origin: Option<Origin>,
     pub(crate) follow_redirects: bool,
     pub(crate) max_redirects: usize,
     pub(crate) timeout: Option<Duration>,
@@ -82,7 +79,6 @@ pub(crate) struct TransportOptions {
 impl Default for TransportOptions {
     fn default() -> Self {
         TransportOptions {
-            origin: None,
             follow_redirects: true,
             max_redirects: 10,
             timeout: None,
@@ -133,15 +129,13 @@ fn default_tls() -> Result<rustls::ClientConfig> {
 
 impl Transport {
     /// Requests go through `origin`; the connection options do not apply.
-    pub(crate) fn over(origin: Origin, mut options: TransportOptions) -> Self {
-        options.origin = None;
+    pub(crate) fn over(origin: Origin, options: TransportOptions) -> Self {
         Transport { origin, options }
     }
 
-    pub(crate) fn new(mut options: TransportOptions) -> Result<Self> {
-        if let Some(origin) = options.origin.take() {
-            return Ok(Transport { origin, options });
-        }
+    /// Requests go through the built-in hyper client, which the connection
+    /// options configure.
+    pub(crate) fn new(options: TransportOptions) -> Result<Self> {
         let tls = match &options.tls {
             Some(c) => (**c).clone(),
             None => default_tls()?,
