@@ -1,10 +1,11 @@
-//! A loop of cache hits through `CachedClient`, for profilers (`perf`,
+//! A loop of cache hits through `CachedClient`, or through `CacheLayer`
+//! over a plain hyper-util client, for profilers (`perf`,
 //! `valgrind --tool=callgrind`): primes 64 URLs from a local origin (1 KiB
 //! bodies, `max-age=86400`, as the bench's origin), then answers them from
 //! the cache on one thread and prints the time per hit.
 //!
 //! ```text
-//! cargo run --release -p respcache-http --example hit_profile -- [memory|sqlite] [hits]
+//! cargo run --release -p respcache-http --example hit_profile -- [memory|sqlite] [hits] [client|layer]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -15,11 +16,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use http_body_util::{BodyExt as _, Empty};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use respcache_core::{Backend, MemoryBackend};
-use respcache_http::{CacheOutcome, CachedClient};
+use respcache_http::{CacheOutcome, CacheService, CacheStatus, CachedClient, RequestBody};
 use respcache_sqlite::SqliteBackend;
+use tower::ServiceExt as _;
 
 const URLS: usize = 64;
 
@@ -52,6 +56,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let backend_name = args.next().unwrap_or_else(|| "memory".to_owned());
     let hits: usize = args.next().map_or(200_000, |n| n.parse().unwrap());
+    let front = args.next().unwrap_or_else(|| "client".to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,6 +68,9 @@ fn main() {
             "sqlite" => Arc::new(SqliteBackend::temp().await.unwrap()),
             other => panic!("unknown backend {other}"),
         };
+        if front == "layer" {
+            return layer_hits(backend, &base, hits, &backend_name).await;
+        }
         let client = CachedClient::builder()
             .cache_name("profile")
             .build(backend)
@@ -84,4 +92,42 @@ fn main() {
         let per = start.elapsed().as_nanos() as f64 / hits as f64;
         println!("{backend_name}: {hits} hits, {per:.0} ns per hit");
     });
+}
+
+/// One request through the layer, its body read whole.
+async fn layer_get(service: &CacheService, url: &str) -> (CacheStatus, usize) {
+    let request = http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let status = *response.extensions().get::<CacheStatus>().unwrap();
+    let len = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .len();
+    (status, len)
+}
+
+async fn layer_hits(backend: Arc<dyn Backend>, base: &str, hits: usize, backend_name: &str) {
+    let layer = CachedClient::builder()
+        .cache_name("profile")
+        .layer(backend)
+        .await
+        .unwrap();
+    let plain: Client<_, RequestBody> = Client::builder(TokioExecutor::new()).build_http();
+    let service = tower::Layer::layer(&layer, plain);
+    let urls: Vec<String> = (0..URLS).map(|i| format!("{base}/hit/{i}")).collect();
+    for url in &urls {
+        let (status, _) = layer_get(&service, url).await;
+        assert!(status.stored(), "{url} not stored");
+    }
+    let start = Instant::now();
+    for i in 0..hits {
+        let (status, len) = layer_get(&service, &urls[i % URLS]).await;
+        assert_eq!(status.outcome(), CacheOutcome::Hit);
+        assert_eq!(len, 1024);
+    }
+    let per = start.elapsed().as_nanos() as f64 / hits as f64;
+    println!("{backend_name} through CacheLayer: {hits} hits, {per:.0} ns per hit");
 }

@@ -14,10 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::origin::OriginStream;
 
 /// The error type a streamed request body may fail with.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -42,7 +43,7 @@ pub(crate) type RequestStream = UnsyncBoxBody<Bytes, BoxError>;
 pub struct ResponseBody {
     /// Bytes already read (the whole body when `rest` is `None`).
     prefix: Option<Bytes>,
-    rest: Option<Incoming>,
+    rest: Option<OriginStream>,
     idle: Option<Duration>,
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -60,7 +61,7 @@ impl ResponseBody {
     }
 
     /// `prefix`, then whatever `rest` still yields.
-    pub(crate) fn streaming(prefix: Bytes, rest: Incoming, idle: Option<Duration>) -> Self {
+    pub(crate) fn streaming(prefix: Bytes, rest: OriginStream, idle: Option<Duration>) -> Self {
         ResponseBody {
             prefix: (!prefix.is_empty()).then_some(prefix),
             rest: Some(rest),

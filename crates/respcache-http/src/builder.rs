@@ -16,6 +16,7 @@ use url::Url;
 use crate::budget::BufferBudget;
 use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
+use crate::layer::CacheLayer;
 use crate::normalize::KeyRules;
 use crate::opening::{Backoff, Opener, OpeningTarget};
 use crate::response::CachedResponse;
@@ -50,6 +51,7 @@ pub enum CacheMode {
 type Filter = Arc<dyn Fn(&CachedResponse) -> bool + Send + Sync>;
 
 /// Everything a client decides with, after validation.
+#[derive(Clone)]
 pub(crate) struct Options {
     pub(crate) default_expiry: Option<Expiry>,
     pub(crate) url_expiry: Vec<UrlPattern>,
@@ -126,6 +128,7 @@ impl Options {
 
 /// One per-URL expiry: a glob matched against `host[:port]/path`, or
 /// against `host[:port]` alone when the pattern has no `/`.
+#[derive(Clone)]
 pub(crate) struct UrlPattern {
     glob: GlobMatcher,
     host_only: bool,
@@ -711,6 +714,33 @@ impl CachedClientBuilder {
         });
         let target = self.open(backend_name, opener).await?;
         self.finish(options, target, clock)
+    }
+
+    /// A [`CacheLayer`] over `backend` with these options: the cache in
+    /// front of any HTTP client service (see [`CacheLayer`]). The stores
+    /// are opened as [`build`](Self::build) opens them; the connection
+    /// options (`connect_timeout`, `pool_idle_timeout`, `tls_config`) are
+    /// the wrapped service's business and do not apply. Redirects are
+    /// followed as configured ([`follow_redirects`](Self::follow_redirects)).
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub async fn layer(self, backend: Arc<dyn Backend>) -> Result<CacheLayer> {
+        let options = self.options()?;
+        let cache = Name::new(self.cache_name.as_str())?;
+        let name = backend.name();
+        let retention = self.retention;
+        let opener: Opener = Arc::new(move || {
+            let (backend, cache) = (Arc::clone(&backend), cache.clone());
+            Box::pin(async move {
+                let target = open_backend_target(backend, &cache, retention).await?;
+                Ok(Box::new(target) as Box<dyn Target>)
+            })
+        });
+        let target = self.open(name, opener).await?;
+        let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        Ok(CacheLayer::new(options, target, clock, self.transport))
     }
 
     fn finish(

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
-use hyper::body::Incoming;
 use respcache_core::{Clock, Key, SystemClock, Timestamp};
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::origin::OriginStream;
 use crate::status::{CacheOutcome, CacheStatus};
 
 /// An HTTP response as the client returns it: status, headers, final URL
@@ -61,10 +61,10 @@ pub struct CachedResponse {
 /// that asked for it (copies of the response share it, and see that it
 /// streams).
 #[derive(Clone, Default)]
-pub(crate) struct Tail(Option<Arc<Mutex<Option<Incoming>>>>);
+pub(crate) struct Tail(Option<Arc<Mutex<Option<OriginStream>>>>);
 
 impl Tail {
-    pub(crate) fn new(rest: Incoming) -> Self {
+    pub(crate) fn new(rest: OriginStream) -> Self {
         Tail(Some(Arc::new(Mutex::new(Some(rest)))))
     }
 
@@ -73,7 +73,7 @@ impl Tail {
         self.0.is_some()
     }
 
-    pub(crate) fn take(&self) -> Option<Incoming> {
+    pub(crate) fn take(&self) -> Option<OriginStream> {
         self.0.as_ref()?.lock().ok()?.take()
     }
 }
@@ -97,6 +97,63 @@ impl CacheKey {
     fn encoded(&self) -> Option<&str> {
         let key = self.key.as_ref()?;
         Some(self.encoded.get_or_init(|| key.encode()))
+    }
+}
+
+/// What the cache knows about a response besides its [`CacheStatus`]: kept
+/// in `http::Response` extensions when a [`CachedResponse`] is converted
+/// (so converting back keeps it), and on every response a
+/// [`CacheService`](crate::CacheService) gives.
+#[derive(Clone)]
+pub struct CacheFacts {
+    from_cache: bool,
+    created_at: Option<Timestamp>,
+    expires_at: Option<Timestamp>,
+    revalidated: bool,
+    cache_key: CacheKey,
+    clock: Arc<dyn Clock>,
+}
+
+impl CacheFacts {
+    /// As [`CachedResponse::from_cache`].
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// As [`CachedResponse::created_at`].
+    pub fn created_at(&self) -> Option<Timestamp> {
+        self.created_at
+    }
+
+    /// As [`CachedResponse::expires_at`].
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.expires_at
+    }
+
+    /// As [`CachedResponse::is_expired`].
+    pub fn is_expired(&self) -> bool {
+        self.expires_at.is_some_and(|e| e <= self.clock.now())
+    }
+
+    /// As [`CachedResponse::revalidated`].
+    pub fn revalidated(&self) -> bool {
+        self.revalidated
+    }
+
+    /// As [`CachedResponse::cache_key`].
+    pub fn cache_key(&self) -> Option<&str> {
+        self.cache_key.encoded()
+    }
+}
+
+impl fmt::Debug for CacheFacts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheFacts")
+            .field("from_cache", &self.from_cache)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("revalidated", &self.revalidated)
+            .finish_non_exhaustive()
     }
 }
 
@@ -227,17 +284,27 @@ impl CachedResponse {
         self.cache_status.outcome()
     }
 
-    /// Converts into an `http::Response<Bytes>`; the final URL and the cache
-    /// status go into its extensions ([`FinalUrl`], [`CacheStatus`]).
+    /// Converts into an `http::Response<Bytes>`; the final URL, the cache
+    /// status and the rest of what the cache knows go into its extensions
+    /// ([`FinalUrl`], [`CacheStatus`], [`CacheFacts`]).
     pub fn into_http(self) -> http::Response<Bytes> {
         let mut out = http::Response::new(self.body);
         *out.status_mut() = self.status;
         *out.version_mut() = self.version;
         *out.headers_mut() = self.headers;
+        let extensions = out.extensions_mut();
         if let Some(url) = self.url {
-            out.extensions_mut().insert(FinalUrl(url));
+            extensions.insert(FinalUrl(url));
         }
-        out.extensions_mut().insert(self.cache_status);
+        extensions.insert(self.cache_status);
+        extensions.insert(CacheFacts {
+            from_cache: self.from_cache,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revalidated: self.revalidated,
+            cache_key: self.cache_key,
+            clock: self.clock,
+        });
         out
     }
 }
@@ -250,7 +317,7 @@ impl From<CachedResponse> for http::Response<Bytes> {
 
 impl From<http::Response<Bytes>> for CachedResponse {
     /// A response that did not come from the cache (unless the extensions
-    /// carry a [`CacheStatus`] saying otherwise).
+    /// carry a [`CacheStatus`] or [`CacheFacts`] saying otherwise).
     fn from(r: http::Response<Bytes>) -> Self {
         let (parts, body) = r.into_parts();
         let url = parts.extensions.get::<FinalUrl>().map(|u| u.0.clone());
@@ -269,6 +336,14 @@ impl From<http::Response<Bytes>> for CachedResponse {
         );
         out.version = parts.version;
         out.from_cache = status.outcome().body_from_cache();
+        if let Some(facts) = parts.extensions.get::<CacheFacts>() {
+            out.from_cache = facts.from_cache;
+            out.created_at = facts.created_at;
+            out.expires_at = facts.expires_at;
+            out.revalidated = facts.revalidated;
+            out.cache_key = facts.cache_key.clone();
+            out.clock = Arc::clone(&facts.clock);
+        }
         out
     }
 }

@@ -181,6 +181,67 @@ impl CacheStatus {
     }
 }
 
+impl CacheStatus {
+    /// Writes what `Display` writes, without the formatting machinery: the
+    /// `Cache-Status` header a [`CacheService`](crate::CacheService) adds on
+    /// every response, hits included.
+    pub(crate) fn write_to(&self, out: &mut String) {
+        out.push_str("respcache");
+        if matches!(
+            self.outcome,
+            CacheOutcome::Hit | CacheOutcome::StaleHit | CacheOutcome::StaleWhileRevalidate
+        ) {
+            out.push_str("; hit");
+        }
+        if let Some(fwd) = self.forward {
+            out.push_str("; fwd=");
+            out.push_str(fwd.as_str());
+        }
+        if let Some(s) = self.forward_status {
+            out.push_str("; fwd-status=");
+            push_int(out, i64::from(s));
+        }
+        if let Some(ttl) = self.ttl {
+            out.push_str("; ttl=");
+            push_int(out, ttl);
+        }
+        if self.stored {
+            out.push_str("; stored");
+        }
+        if self.outcome == CacheOutcome::Coalesced {
+            out.push_str("; collapsed");
+        }
+        if !matches!(
+            self.outcome,
+            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Bypass | CacheOutcome::Coalesced
+        ) {
+            out.push_str("; detail=");
+            out.push_str(self.outcome.as_str());
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut rest = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        out.push(char::from(*d));
+    }
+}
+
 impl fmt::Display for CacheStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("respcache")?;
@@ -217,6 +278,51 @@ impl fmt::Display for CacheStatus {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn write_to_writes_what_display_writes() {
+        let outcomes = [
+            CacheOutcome::Hit,
+            CacheOutcome::StaleHit,
+            CacheOutcome::StaleWhileRevalidate,
+            CacheOutcome::Revalidated,
+            CacheOutcome::Miss,
+            CacheOutcome::Coalesced,
+            CacheOutcome::StaleIfError,
+            CacheOutcome::OnlyIfCachedMiss,
+            CacheOutcome::Bypass,
+        ];
+        for outcome in outcomes {
+            for ttl in [
+                None,
+                Some(0),
+                Some(7),
+                Some(-42),
+                Some(i64::MIN),
+                Some(i64::MAX),
+            ] {
+                for (fwd, status) in [
+                    (None, None),
+                    (Some(Forward::Stale), Some(304)),
+                    (Some(Forward::VaryMiss), Some(65535)),
+                ] {
+                    let mut s = CacheStatus::new(outcome)
+                        .with_ttl(ttl)
+                        .with_stored(ttl == Some(7));
+                    if let Some(f) = fwd {
+                        s = s.with_forward(f);
+                    }
+                    if let Some(code) = status {
+                        s = s.with_forward_status(code);
+                    }
+                    let mut out = String::new();
+                    s.write_to(&mut out);
+                    assert_eq!(out, s.to_string());
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

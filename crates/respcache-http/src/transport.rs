@@ -1,7 +1,8 @@
-//! The origin side: a pooled hyper client (HTTP/1.1 and HTTP/2, HTTPS
-//! through rustls with the aws-lc-rs provider chosen explicitly) that
-//! follows redirects and reads whole bodies, or hands the final body on
-//! unread for streaming.
+//! The origin side: redirects, time limits and whole or unread bodies over
+//! an [`Origin`] service — by default a pooled hyper client (HTTP/1.1 and
+//! HTTP/2, HTTPS through rustls with the aws-lc-rs provider chosen
+//! explicitly), or any `tower::Service` a [`CacheLayer`](crate::CacheLayer)
+//! wraps.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +13,15 @@ use http::header::{
 };
 use http::{HeaderMap, Method, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower::ServiceExt as _;
 use url::Url;
 
 use crate::body::{Progress, RequestStream, within};
 use crate::error::{Error, ErrorKind, Result};
-
-type HyperClient = Client<HttpsConnector<HttpConnector>, Either<Full<Bytes>, RequestStream>>;
+use crate::origin::{Origin, OriginStream, RequestBody};
 
 /// A request on its way to the origin.
 pub(crate) struct OriginRequest {
@@ -46,9 +45,9 @@ pub(crate) enum BodyMode {
 /// An origin answer's body.
 pub(crate) enum OriginBody {
     Whole(Bytes),
-    Unread(Incoming),
+    Unread(OriginStream),
     /// Read in part by the client (to store it), the rest unread.
-    Partial(Bytes, Incoming),
+    Partial(Bytes, OriginStream),
 }
 
 /// The origin's final answer, after redirects.
@@ -91,10 +90,10 @@ impl Default for TransportOptions {
     }
 }
 
-/// The pooled hyper client.
+/// The origin service with redirects and time limits around it.
 #[derive(Clone, Debug)]
 pub(crate) struct Transport {
-    client: HyperClient,
+    origin: Origin,
     options: TransportOptions,
 }
 
@@ -129,6 +128,13 @@ fn default_tls() -> Result<rustls::ClientConfig> {
 }
 
 impl Transport {
+    /// Requests go through `origin`; the connection options do not apply.
+    pub(crate) fn over(origin: Origin, options: TransportOptions) -> Self {
+        Transport { origin, options }
+    }
+
+    /// Requests go through the built-in hyper client, which the connection
+    /// options configure.
     pub(crate) fn new(options: TransportOptions) -> Result<Self> {
         let tls = match &options.tls {
             Some(c) => (**c).clone(),
@@ -148,7 +154,12 @@ impl Transport {
             .pool_idle_timeout(options.pool_idle_timeout)
             .pool_max_idle_per_host(options.pool_max_idle_per_host)
             .build(https);
-        Ok(Transport { client, options })
+        let origin = Origin::new(
+            client
+                .map_response(|r| r.map(OriginStream::new))
+                .map_err(map_client_error),
+        );
+        Ok(Transport { origin, options })
     }
 
     /// The time limit of a request: its own, else the client's.
@@ -177,9 +188,9 @@ impl Transport {
             let streamed = stream.is_some();
             let progress = streamed.then(Progress::new);
             let body = match (stream.take(), &progress) {
-                (Some(s), Some(p)) => Either::Right(p.watch(s)),
-                (Some(s), None) => Either::Right(s),
-                (None, _) => Either::Left(Full::new(req.body.clone())),
+                (Some(s), Some(p)) => RequestBody(Either::Right(p.watch(s))),
+                (Some(s), None) => RequestBody(Either::Right(s)),
+                (None, _) => RequestBody(Either::Left(Full::new(req.body.clone()))),
             };
             let one = async {
                 let (status, version, headers, incoming) = self.send_once(&req, body).await?;
@@ -256,8 +267,8 @@ impl Transport {
     async fn send_once(
         &self,
         req: &OriginRequest,
-        body: Either<Full<Bytes>, RequestStream>,
-    ) -> Result<(StatusCode, Version, HeaderMap, Incoming)> {
+        body: RequestBody,
+    ) -> Result<(StatusCode, Version, HeaderMap, OriginStream)> {
         let mut url = req.url.clone();
         url.set_fragment(None);
         let uri: http::Uri = url.as_str().parse().map_err(|e: http::uri::InvalidUri| {
@@ -270,17 +281,13 @@ impl Transport {
         let request = builder
             .body(body)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.to_string()).with_source(e))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(map_client_error)?;
+        let response = self.origin.clone().oneshot(request).await?;
         let (parts, body) = response.into_parts();
         Ok((parts.status, parts.version, parts.headers, body))
     }
 }
 
-async fn read_whole(body: Incoming) -> Result<Bytes> {
+async fn read_whole(body: OriginStream) -> Result<Bytes> {
     Ok(body
         .collect()
         .await
@@ -295,13 +302,5 @@ async fn read_whole(body: Incoming) -> Result<Bytes> {
 }
 
 fn map_client_error(e: hyper_util::client::legacy::Error) -> Error {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    Error::new(ErrorKind::Connection, text).with_source(e)
+    crate::origin::connection_error(Box::new(e))
 }

@@ -4,19 +4,22 @@ use std::time::Duration;
 
 use respcache_http::CacheOutcome;
 
+use crate::front::{Kind, front};
 use crate::origin::{Origin, Reply};
 use crate::{B, client, clock};
 
 crate::backend_tests!(
-    successful_unsafe_methods_invalidate_stored_answers,
     failed_unsafe_methods_invalidate_nothing,
-    head_is_answered_from_a_stored_get,
     redirects_store_the_final_response_and_both_urls_hit,
-    concurrent_identical_misses_make_one_origin_request_and_one_write,
     different_requests_are_not_coalesced,
+    ;
+    fronts:
+        successful_unsafe_methods_invalidate_stored_answers,
+        head_is_answered_from_a_stored_get,
+        concurrent_identical_misses_make_one_origin_request_and_one_write,
 );
 
-async fn successful_unsafe_methods_invalidate_stored_answers(b: B) {
+async fn successful_unsafe_methods_invalidate_stored_answers(b: B, kind: Kind) {
     let origin = Origin::start(|s| match s.method.as_str() {
         "GET" => Reply::ok(format!("{} #{}", s.path, s.n)).header("cache-control", "max-age=600"),
         _ if s.path == "/items" => Reply::status(201).header("location", "/items/2"),
@@ -24,7 +27,7 @@ async fn successful_unsafe_methods_invalidate_stored_answers(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     for method in [http::Method::PUT, http::Method::PATCH, http::Method::DELETE] {
         let url = origin.url(&format!("/res-{method}"));
         c.get(&url).send().await.unwrap();
@@ -95,7 +98,7 @@ async fn failed_unsafe_methods_invalidate_nothing(b: B) {
     assert!(c.get(&origin.url("/a")).send().await.unwrap().from_cache());
 }
 
-async fn head_is_answered_from_a_stored_get(b: B) {
+async fn head_is_answered_from_a_stored_get(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok("twelve bytes")
             .header("cache-control", "max-age=60")
@@ -103,7 +106,7 @@ async fn head_is_answered_from_a_stored_get(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/h");
     let head_miss = c.head(&url).send().await.unwrap();
     assert!(!head_miss.from_cache());
@@ -150,7 +153,7 @@ async fn redirects_store_the_final_response_and_both_urls_hit(b: B) {
     );
 }
 
-async fn concurrent_identical_misses_make_one_origin_request_and_one_write(b: B) {
+async fn concurrent_identical_misses_make_one_origin_request_and_one_write(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!("slow #{}", s.n))
             .header("cache-control", "max-age=60")
@@ -158,7 +161,7 @@ async fn concurrent_identical_misses_make_one_origin_request_and_one_write(b: B)
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/slow");
     let mut tasks = Vec::new();
     for _ in 0..20 {

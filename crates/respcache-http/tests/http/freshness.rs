@@ -2,17 +2,16 @@
 
 use respcache_http::CacheOutcome;
 
+use crate::front::{Kind, front};
 use crate::origin::{Origin, Reply, http_date};
 use crate::{B, client, clock, secs};
 
 crate::backend_tests!(
-    fresh_hit_reads_exactly_like_the_origin_response,
     max_age_counts_the_age_header,
     a_huge_age_header_is_stale_not_a_panic,
     s_maxage_applies_only_to_a_shared_cache,
     expires_is_relative_to_date,
     heuristic_freshness_from_last_modified,
-    no_store_is_never_stored,
     no_cache_is_stored_but_always_revalidated,
     private_is_stored_only_by_a_private_cache,
     immutable_is_not_revalidated_on_reload,
@@ -20,9 +19,13 @@ crate::backend_tests!(
     request_only_if_cached_directive,
     default_expiry_applies_without_cache_headers,
     no_headers_and_no_default_means_revalidate,
+    ;
+    fronts:
+        fresh_hit_reads_exactly_like_the_origin_response,
+        no_store_is_never_stored,
 );
 
-async fn fresh_hit_reads_exactly_like_the_origin_response(b: B) {
+async fn fresh_hit_reads_exactly_like_the_origin_response(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("cache-control", "max-age=60")
@@ -32,7 +35,7 @@ async fn fresh_hit_reads_exactly_like_the_origin_response(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let first = c.get(&origin.url("/a")).send().await.unwrap();
     assert!(!first.from_cache());
     assert_eq!(first.outcome(), CacheOutcome::Miss);
@@ -191,13 +194,13 @@ async fn heuristic_freshness_from_last_modified(b: B) {
     assert!(!r.from_cache());
 }
 
-async fn no_store_is_never_stored(b: B) {
+async fn no_store_is_never_stored(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!("v{}", s.n)).header("cache-control", "no-store, max-age=60")
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b.default_expiry(secs(600))).await;
+    let c = front(kind, b, &clock, |b| b.default_expiry(secs(600))).await;
     let first = c.get(&origin.url("/n")).send().await.unwrap();
     assert!(!first.cache_status().stored());
     let second = c.get(&origin.url("/n")).send().await.unwrap();

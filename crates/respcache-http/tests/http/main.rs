@@ -11,6 +11,9 @@ use std::time::Duration;
 use respcache_core::{Backend, ManualClock, MemoryBackend};
 use respcache_http::{CachedClient, CachedClientBuilder};
 
+mod front;
+mod future_size;
+mod layer;
 mod origin;
 mod redis_child;
 mod relay;
@@ -63,25 +66,43 @@ pub(crate) async fn client(
         .expect("client builds")
 }
 
-/// One `#[tokio::test]` per backend for each named `async fn(B)`.
+/// One `#[tokio::test]` per backend for each named `async fn(B)`; after
+/// `; fronts:`, each named `async fn(B, Kind)` runs once per backend through
+/// `CachedClient` (in the same modules) and once through `CacheLayer` over
+/// a plain hyper-util client (modules `layer_memory`, `layer_sqlite`).
 #[macro_export]
 macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
+    ($($name:ident),* $(,)? $(; fronts: $($front:ident),* $(,)?)?) => {
+        $crate::backend_tests!(@backend memory, $($name),*; $($($front),*)?);
+        $crate::backend_tests!(@backend sqlite, $($name),*; $($($front),*)?);
+        $crate::backend_tests!(@layer layer_memory, memory; $($($front),*)?);
+        $crate::backend_tests!(@layer layer_sqlite, sqlite; $($($front),*)?);
+    };
+    (@backend $backend:ident, $($name:ident),*; $($front:ident),*) => {
+        mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::memory().await).await
+                    super::$name($crate::$backend().await).await
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $front() {
+                    super::$front($crate::$backend().await, $crate::front::Kind::Client).await
                 }
             )*
         }
-        mod sqlite {
+    };
+    (@layer $module:ident, $backend:ident;) => {};
+    (@layer $module:ident, $backend:ident; $($front:ident),+) => {
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::sqlite().await).await
+                async fn $front() {
+                    super::$front($crate::$backend().await, $crate::front::Kind::Layer).await
                 }
-            )*
+            )+
         }
     };
 }

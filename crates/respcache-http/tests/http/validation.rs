@@ -6,21 +6,24 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use respcache_http::{CacheOutcome, Forward};
 
+use crate::front::{Kind, front};
 use crate::origin::{Origin, Reply};
 use crate::{B, client, clock, secs};
 
 crate::backend_tests!(
-    etag_revalidation_304_freshens_headers_and_keeps_the_body,
     last_modified_revalidation_uses_if_modified_since,
     revalidation_200_replaces_the_entry,
-    vary_stores_each_variant_separately,
     stale_if_error_on_connection_error,
     stale_if_error_on_5xx_and_its_limits,
     stale_if_error_client_option,
     stale_while_revalidate_serves_stale_and_refreshes_once,
+    ;
+    fronts:
+        etag_revalidation_304_freshens_headers_and_keeps_the_body,
+        vary_stores_each_variant_separately,
 );
 
-async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B) {
+async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: Kind) {
     let version = Arc::new(AtomicU32::new(1));
     let v = version.clone();
     let origin = Origin::start(move |s| {
@@ -44,7 +47,7 @@ async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/etag");
     let first = c.get(&url).send().await.unwrap();
     clock.advance(secs(61));
@@ -128,7 +131,7 @@ async fn revalidation_200_replaces_the_entry(b: B) {
     assert_eq!(origin.count("/r"), 2);
 }
 
-async fn vary_stores_each_variant_separately(b: B) {
+async fn vary_stores_each_variant_separately(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         let lang = s
             .headers
@@ -142,7 +145,7 @@ async fn vary_stores_each_variant_separately(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/v");
     let get = |lang: &'static str| {
         let c = c.clone();

@@ -1,0 +1,131 @@
+//! The seam between the cache and whatever carries requests to the origin:
+//! a boxed `tower::Service` taking [`RequestBody`] requests and answering
+//! with a boxed body. The built-in hyper client and any service a
+//! [`CacheLayer`](crate::CacheLayer) wraps both become an [`Origin`].
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Either, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+
+use crate::body::{BoxError, RequestStream};
+use crate::error::{Error, ErrorKind};
+
+/// The service requests to the origin go through.
+pub(crate) type Origin =
+    BoxCloneSyncService<http::Request<RequestBody>, http::Response<OriginStream>, Error>;
+
+/// Boxes a caller's service as an [`Origin`]; its errors become
+/// [`ErrorKind::Connection`] errors that name each cause.
+pub(crate) fn origin_of<S, B>(service: S) -> Origin
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    Origin::new(
+        service
+            .map_response(|r: http::Response<B>| r.map(OriginStream::new))
+            .map_err(|e| connection_error(e.into())),
+    )
+}
+
+/// A service failure as an error whose text names every cause.
+pub(crate) fn connection_error(e: BoxError) -> Error {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Error::new(ErrorKind::Connection, text).with_source(e)
+}
+
+/// The body of a request the cache sends on to the origin: the caller's
+/// bytes, or a body that streams.
+///
+/// This is the request body type a service under a
+/// [`CacheLayer`](crate::CacheLayer) receives (hyper-util's legacy
+/// `Client<_, RequestBody>` is such a service).
+pub struct RequestBody(pub(crate) Either<Full<Bytes>, RequestStream>);
+
+impl RequestBody {
+    /// A body held whole.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        RequestBody(Either::Left(Full::new(bytes.into())))
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("streaming", &matches!(self.0, Either::Right(_)))
+            .finish()
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// The body of an origin answer, whatever service gave it.
+pub(crate) struct OriginStream(BoxBody<Bytes, BoxError>);
+
+impl OriginStream {
+    pub(crate) fn new<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        OriginStream(body.map_err(Into::into).boxed())
+    }
+}
+
+impl Body for OriginStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}

@@ -1,0 +1,125 @@
+//! A loop of cache hits through each front-end — `CachedClient`,
+//! `CacheLayer` over a plain hyper-util client, and the reqwest middleware
+//! — for profilers (`valgrind --tool=callgrind`, whose instruction counts do
+//! not depend on the machine's load): primes 64 URLs from a local origin
+//! (1 KiB bodies, `max-age=86400`), then answers them from the memory
+//! backend on one thread and prints the time per hit.
+//!
+//! ```text
+//! cargo run --release -p respcache-reqwest --example hit_profile -- [client|layer|reqwest] [hits]
+//! ```
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use respcache_core::{Backend, MemoryBackend};
+use respcache_http::{CacheOutcome, CacheStatus, CachedClient, RequestBody};
+use tower::ServiceExt as _;
+
+const URLS: usize = 64;
+
+async fn origin() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    let mut r = hyper::Response::new(Full::new(Bytes::from(vec![b'x'; 1024])));
+                    let h = r.headers_mut();
+                    h.insert("content-type", "application/octet-stream".parse().unwrap());
+                    h.insert("cache-control", "max-age=86400".parse().unwrap());
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let front = args.next().unwrap_or_else(|| "client".to_owned());
+    let hits: usize = args.next().map_or(200_000, |n| n.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let base = origin().await;
+        let urls: Vec<String> = (0..URLS).map(|i| format!("{base}/hit/{i}")).collect();
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let builder = CachedClient::builder().cache_name("profile");
+        let start = match front.as_str() {
+            "client" => {
+                let client = builder.build(backend).await.unwrap();
+                for url in &urls {
+                    client.get(url).send().await.unwrap();
+                }
+                let start = Instant::now();
+                for i in 0..hits {
+                    let r = client.get(&urls[i % URLS]).send().await.unwrap();
+                    assert_eq!(r.outcome(), CacheOutcome::Hit);
+                    assert_eq!(r.bytes().len(), 1024);
+                }
+                start
+            }
+            "layer" => {
+                let layer = builder.layer(backend).await.unwrap();
+                let plain: Client<_, RequestBody> =
+                    Client::builder(TokioExecutor::new()).build_http();
+                let service = tower::Layer::layer(&layer, plain);
+                let get = |url: &str| {
+                    let request = http::Request::get(url).body(Empty::<Bytes>::new()).unwrap();
+                    service.clone().oneshot(request)
+                };
+                for url in &urls {
+                    get(url).await.unwrap();
+                }
+                let start = Instant::now();
+                for i in 0..hits {
+                    let r = get(&urls[i % URLS]).await.unwrap();
+                    let status = *r.extensions().get::<CacheStatus>().unwrap();
+                    assert_eq!(status.outcome(), CacheOutcome::Hit);
+                    assert_eq!(
+                        r.into_body().collect().await.unwrap().to_bytes().len(),
+                        1024
+                    );
+                }
+                start
+            }
+            "reqwest" => {
+                let layer = builder.layer(backend).await.unwrap();
+                let reqwest = reqwest::Client::new();
+                let client = reqwest_middleware::ClientBuilder::new(reqwest.clone())
+                    .with(respcache_reqwest::Cache::new(&layer, reqwest))
+                    .build();
+                for url in &urls {
+                    client.get(url).send().await.unwrap();
+                }
+                let start = Instant::now();
+                for i in 0..hits {
+                    let r = client.get(&urls[i % URLS]).send().await.unwrap();
+                    let status = *r.extensions().get::<CacheStatus>().unwrap();
+                    assert_eq!(status.outcome(), CacheOutcome::Hit);
+                    assert_eq!(r.bytes().await.unwrap().len(), 1024);
+                }
+                start
+            }
+            other => panic!("unknown front-end {other}"),
+        };
+        let per = start.elapsed().as_nanos() as f64 / hits as f64;
+        println!("{front}: {hits} hits, {per:.0} ns per hit");
+    });
+}
