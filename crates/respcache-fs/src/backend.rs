@@ -250,7 +250,7 @@ impl Backend for FsBackend {
     async fn close(&self) -> Result<()> {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
             // Recorded hits become modification times; best effort.
-            let _ = self.shared.count_usage().await;
+            let _ = self.shared.flush_touched().await;
         }
         Ok(())
     }

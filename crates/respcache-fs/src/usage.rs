@@ -240,6 +240,15 @@ impl Shared {
         }
     }
 
+    /// Writes recorded hits as modification times (on close).
+    pub(crate) async fn flush_touched(&self) -> Result<()> {
+        let touched = self.accounting.take_touched();
+        if touched.is_empty() {
+            return Ok(());
+        }
+        blocking(move || flush(touched)).await
+    }
+
     /// Flushes recorded hits, then counts every entry under the root.
     pub(crate) async fn count_usage(&self) -> Result<Usage> {
         let touched = self.accounting.take_touched();

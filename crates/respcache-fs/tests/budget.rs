@@ -139,3 +139,35 @@ async fn hits_are_recorded_in_memory_and_reorder_the_trim() -> TestResult {
     assert!(std::fs::metadata(path_of(0))?.modified()? > written);
     Ok(())
 }
+
+#[tokio::test]
+async fn close_writes_the_recorded_hits_without_walking() -> TestResult {
+    let backend = FsBackend::temp().await?;
+    let store = backend
+        .open_store(&StoreSpec::new(
+            Name::new("c")?,
+            Name::new("r")?,
+            KeySchema::new([("id", FieldKind::Text)])?,
+        ))
+        .await?;
+    let key = Key::new("GET", [KeyPart::Text("k".into())]);
+    store
+        .put(Entry::new(key.clone(), Timestamp::from_millis(1), "v"))
+        .await?;
+    let path = store_path(backend.root(), &key);
+    let written = std::fs::metadata(&path)?.modified()?;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(store.get(&key).await?.is_some());
+    assert_eq!(std::fs::metadata(&path)?.modified()?, written);
+    backend.close().await?;
+    assert!(std::fs::metadata(&path)?.modified()? > written);
+    Ok(())
+}
+
+fn store_path(root: &Path, key: &Key) -> std::path::PathBuf {
+    let hex = key.digest().to_hex();
+    root.join("c/r")
+        .join(&hex[..2])
+        .join(&hex[2..4])
+        .join(hex.as_str())
+}
