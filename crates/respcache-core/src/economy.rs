@@ -414,6 +414,18 @@ impl Store for CompressedStore {
     ) -> Result<bool> {
         self.inner.set_meta(key, meta, expires_at).await
     }
+
+    async fn acquire_lease(
+        &self,
+        key: &Key,
+        ttl: std::time::Duration,
+    ) -> Result<Option<crate::lease::LeaseToken>> {
+        self.inner.acquire_lease(key, ttl).await
+    }
+
+    async fn release_lease(&self, key: &Key, token: &crate::lease::LeaseToken) -> Result<bool> {
+        self.inner.release_lease(key, token).await
+    }
 }
 
 #[cfg(test)]

@@ -209,7 +209,12 @@ async fn lease_expires_after_its_ttl(ctx: TestContext) -> CaseResult {
             "the lease was free again {checked:?} into its {SHORT:?}"
         );
     }
-    let taken = take_within(store.as_ref(), &k, LONG, TAKEOVER_BOUND).await?;
+    // On a loaded machine the check above may come after the expiry and
+    // take the lease itself: that is the takeover this case waits for.
+    let taken = match held {
+        Some(token) => Some(token),
+        None => take_within(store.as_ref(), &k, LONG, TAKEOVER_BOUND).await?,
+    };
     let after = start.elapsed();
     ensure!(
         taken.is_some(),
@@ -342,6 +347,10 @@ async fn a_dead_holders_lease_expires(ctx: TestContext) -> CaseResult {
     let held = store.acquire_lease(&k, LONG).await?;
     if start.elapsed() < SHORT {
         ensure_eq!(held, None, "a dead holder's unexpired lease was granted");
+    }
+    // Taken above (on a loaded machine, after the expiry): done.
+    if held.is_some() {
+        return Ok(());
     }
     let Some(_) = take_within(store.as_ref(), &k, LONG, TAKEOVER_BOUND).await? else {
         return Err(Failure(format!(
