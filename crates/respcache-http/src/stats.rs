@@ -77,8 +77,15 @@ pub struct CacheStats {
     /// unavailable (the circuit breaker was open, or the stores were not
     /// open yet); not counted in `cache_errors`.
     pub cache_skipped: u64,
-    /// Stored entries whose metadata could not be decoded (treated as misses).
+    /// Stored entries whose metadata could not be decoded, or whose body
+    /// did not match its length and checksum (treated as misses).
     pub undecodable: u64,
+    /// Entries the backends themselves could not decode (a damaged fs or
+    /// Redis envelope, a payload the codec rejects), treated as misses: the
+    /// process-wide count of [`respcache_core::stats::undecodable_entries`],
+    /// all clients and caches together (a backend reports them without
+    /// knowing the client).
+    pub store_undecodable: u64,
     /// Background refreshes started by `stale-while-revalidate`.
     pub background_refreshes: u64,
     /// The circuit breaker of the client's backend.
@@ -217,6 +224,7 @@ impl Counters {
             cache_errors: get(&self.cache_errors),
             cache_skipped: get(&self.cache_skipped),
             undecodable: self.undecodable.get(),
+            store_undecodable: respcache_core::stats::undecodable_entries(),
             background_refreshes: self.background_refreshes.get(),
             breaker: BreakerState::Closed,
             breaker_opens: 0,

@@ -398,3 +398,52 @@ async fn tracing_span_records_each_outcome(b: B) {
         ["miss", "hit", "only-if-cached-miss", "error", "cancelled"]
     );
 }
+
+/// Issue 16: an entry the backend itself cannot decode (here a torn fs
+/// envelope) is a miss for the client, and shows in its stats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_fs_envelope_shows_in_the_clients_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: B = std::sync::Arc::new(
+        respcache_fs::FsBackend::connect(respcache_fs::FsConfig::new(dir.path().to_path_buf()))
+            .await
+            .unwrap(),
+    );
+    let origin = Origin::start(|s| {
+        Reply::ok(format!("body #{}", s.n)).header("cache-control", "max-age=600")
+    })
+    .await;
+    let clock = clock();
+    let c = client(backend, &clock, |b| b).await;
+    c.get(&origin.url("/e")).send().await.unwrap();
+    assert!(c.get(&origin.url("/e")).send().await.unwrap().from_cache());
+    let mut torn = 0;
+    let mut stack = vec![
+        dir.path()
+            .join(respcache_http::DEFAULT_CACHE_NAME)
+            .join("http"),
+    ];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let len = std::fs::metadata(&path).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
+                torn += 1;
+            }
+        }
+    }
+    assert!(torn >= 1, "no entry file found to damage");
+    let before = c.stats().store_undecodable;
+    let r = c.get(&origin.url("/e")).send().await.unwrap();
+    assert!(!r.from_cache());
+    assert_eq!(r.text(), "body #2");
+    assert!(c.stats().store_undecodable > before);
+}
