@@ -28,6 +28,10 @@ pub enum ErrorKind {
     /// The client could not be built: a bad option, or the cache could not
     /// be opened.
     Configuration,
+    /// The request's work panicked (a bug in respcache, or in the service a
+    /// [`CacheLayer`](crate::CacheLayer) wraps); every request coalesced
+    /// with it gets this error.
+    Internal,
 }
 
 impl ErrorKind {
@@ -41,6 +45,7 @@ impl ErrorKind {
             ErrorKind::TooManyRedirects => "too many redirects",
             ErrorKind::Decode => "decode error",
             ErrorKind::Configuration => "configuration error",
+            ErrorKind::Internal => "internal error",
         }
     }
 
@@ -58,16 +63,23 @@ impl fmt::Display for ErrorKind {
 
 type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// The cause, shared: every request coalesced with a failed one gets a
+/// clone of its error, cause included.
+type SharedSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// An error of the HTTP layer: a [`kind`](Error::kind), a message, the URL
 /// (with ignored query parameters redacted) and the underlying cause.
 ///
 /// `Display` fits on one line, e.g.
 /// `connection error: GET http://127.0.0.1:8080/a: connection reset by peer`.
+///
+/// Cheap to clone (the cause is shared).
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     url: Option<String>,
-    source: Option<Source>,
+    source: Option<SharedSource>,
 }
 
 impl Error {
@@ -89,7 +101,7 @@ impl Error {
 
     /// Sets the underlying cause.
     pub fn with_source(mut self, source: impl Into<Source>) -> Self {
-        self.source = Some(source.into());
+        self.source = Some(SharedSource::from(source.into()));
         self
     }
 
@@ -111,17 +123,6 @@ impl Error {
     /// Whether trying again later may succeed.
     pub fn is_temporary(&self) -> bool {
         self.kind.is_temporary()
-    }
-
-    /// A copy for callers that share one answer (coalesced requests); the
-    /// cause is kept as text.
-    pub(crate) fn duplicate(&self) -> Error {
-        let mut e = Error::new(self.kind, self.message.clone());
-        e.url = self.url.clone();
-        if let Some(source) = &self.source {
-            e.source = Some(source.to_string().into());
-        }
-        e
     }
 }
 

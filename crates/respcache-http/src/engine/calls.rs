@@ -1,0 +1,184 @@
+//! Cache calls: each goes through the circuit breaker (and the
+//! `cache_timeout` deadline), is timed, and its failure is logged and
+//! counted, never returned — a failing cache never fails a request.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use respcache_core::breaker::Transition;
+use respcache_core::{BreakerState, DynStore, Entry, ErrorKind as CoreErrorKind, Key};
+
+use super::Engine;
+use crate::metrics as m;
+
+/// A cache call failed (an error, not a miss), or was skipped: the request
+/// makes no further cache calls.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CacheFailed;
+
+impl Engine {
+    /// Logs and counts a failed cache call (a skipped one, the breaker
+    /// being open, at debug level).
+    pub(super) fn cache_error(
+        &self,
+        op: &'static str,
+        repository: &str,
+        e: &respcache_core::Error,
+    ) {
+        let backend = self.target.backend_name();
+        if e.kind() == CoreErrorKind::Unavailable {
+            self.counters.cache_skipped.fetch_add(1, Ordering::Relaxed);
+            m::cache_skipped(backend);
+            tracing::debug!(
+                backend,
+                repository,
+                operation = op,
+                error = %e,
+                "respcache-http: cache skipped; the request goes on without it"
+            );
+            return;
+        }
+        self.counters.cache_errors.fetch_add(1, Ordering::Relaxed);
+        m::cache_error(backend, op);
+        tracing::warn!(
+            backend,
+            repository,
+            operation = op,
+            error = %e,
+            "respcache-http: cache operation failed; the request goes on without the cache"
+        );
+    }
+
+    /// Makes one cache call through the circuit breaker and times it.
+    pub(super) async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = respcache_core::Result<T>>,
+        timer: &metrics::Histogram,
+    ) -> respcache_core::Result<T> {
+        let started = Instant::now();
+        // The deadline's timer is boxed: without one, a hit's future stays
+        // as small as it was.
+        let (out, transition) = match self.options.cache_timeout {
+            None => self.breaker.call_reporting(call).await,
+            Some(limit) => Box::pin(self.breaker.call_reporting(within(limit, call))).await,
+        };
+        if !matches!(&out, Err(e) if e.kind() == CoreErrorKind::Unavailable) {
+            timer.record(started.elapsed());
+        }
+        if let Some(t) = transition {
+            self.breaker_moved(t);
+        }
+        out
+    }
+
+    fn breaker_moved(&self, t: Transition) {
+        let backend = self.target.backend_name();
+        if t == Transition::Closed {
+            tracing::info!(
+                backend,
+                "respcache-http: the cache answers again; circuit breaker closed"
+            );
+            m::breaker(backend, BreakerState::Closed);
+        } else {
+            tracing::warn!(
+                backend,
+                cool_down = ?self.breaker.config().cool_down,
+                "respcache-http: circuit breaker opened; requests skip the cache until a probe succeeds"
+            );
+            m::breaker(backend, BreakerState::Open);
+        }
+    }
+
+    pub(super) async fn cache_get(
+        &self,
+        store: &Arc<DynStore>,
+        key: &Key,
+        repository: &str,
+    ) -> Result<Option<Entry>, CacheFailed> {
+        match self
+            .guarded(store.get(key), &self.counters.metrics.store_get)
+            .await
+        {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                self.cache_error("get", repository, &e);
+                Err(CacheFailed)
+            }
+        }
+    }
+
+    /// Writes `entry`; whether it was written.
+    pub(super) async fn cache_put(
+        &self,
+        store: &Arc<DynStore>,
+        entry: Entry,
+        repository: &str,
+    ) -> bool {
+        match self
+            .guarded(store.put(entry), &self.counters.metrics.store_put)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                self.cache_error("put", repository, &e);
+                false
+            }
+        }
+    }
+
+    /// Updates an entry's meta and expiry in place, writing `entry` whole
+    /// when it is no longer there; whether it was written.
+    pub(super) async fn cache_set_meta(
+        &self,
+        store: &Arc<DynStore>,
+        entry: Entry,
+        repository: &str,
+    ) -> bool {
+        let set_meta = store.set_meta(&entry.key, entry.meta.clone(), entry.expires_at);
+        match self
+            .guarded(set_meta, &self.counters.metrics.store_put)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => self.cache_put(store, entry, repository).await,
+            Err(e) => {
+                self.cache_error("put", repository, &e);
+                false
+            }
+        }
+    }
+
+    /// Deletes `key`; whether an entry was there.
+    pub(super) async fn cache_delete(
+        &self,
+        store: &Arc<DynStore>,
+        key: &Key,
+        repository: &str,
+    ) -> bool {
+        match self
+            .guarded(store.delete(key), &self.counters.metrics.store_delete)
+            .await
+        {
+            Ok(existed) => existed,
+            Err(e) => {
+                self.cache_error("delete", repository, &e);
+                false
+            }
+        }
+    }
+}
+
+/// `call`, or a [`Timeout`](CoreErrorKind::Timeout) error after `limit`
+/// (the client's `cache_timeout`).
+async fn within<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = respcache_core::Result<T>>,
+) -> respcache_core::Result<T> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(respcache_core::Error::new(
+            CoreErrorKind::Timeout,
+            format!("no answer within {limit:?} (cache_timeout)"),
+        ))
+    })
+}

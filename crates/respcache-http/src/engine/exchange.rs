@@ -1,0 +1,96 @@
+//! [`Exchange`]: one request on its way through the stages — the request,
+//! where its answer lives, its directives and what the cache holds for it.
+
+use http::Method;
+
+use super::Engine;
+use super::lookup::Read;
+use crate::directives::Directives;
+use crate::line::RequestLine;
+use crate::request::Prepared;
+use crate::target::Slot;
+
+/// One request the cache may answer, and what the stages learnt about it.
+pub(crate) struct Exchange<'a> {
+    /// The request (its body read whole: it is part of the key).
+    pub(crate) req: Prepared,
+    /// "METHOD url" for logs and errors, written on first use.
+    pub(crate) line: &'a RequestLine<'a>,
+    /// The request's digest (method, normalised URL, body, matched headers).
+    pub(crate) digest: String,
+    /// Where its answer lives.
+    pub(crate) slot: Slot,
+    /// The request's cache directives (none when `Cache-Control` is not
+    /// respected).
+    pub(crate) req_cc: Directives,
+    /// What the cache holds for it (filled by [`lookup`](super::lookup)).
+    pub(crate) read: Read,
+}
+
+impl Engine {
+    /// Where the answer to `req` lives: its digest and slot; `None` when
+    /// no store answers it.
+    pub(super) fn locate(&self, req: &Prepared) -> Option<(String, Slot)> {
+        let rules = &self.options.rules;
+        let method = lookup_method(&req.method);
+        let body_for_key: &[u8] = if req.method == Method::HEAD {
+            b""
+        } else {
+            &req.body
+        };
+        let normalized = rules.normalize_url(&req.url);
+        let digest = rules.digest_normalized(&method, &normalized, body_for_key, &req.headers);
+        let slot = self
+            .target
+            .slot(&method, &normalized, &digest, &req.headers)?;
+        Some((digest, slot))
+    }
+
+    /// The request's cache directives (none when `Cache-Control` is not
+    /// respected).
+    pub(super) fn request_directives(&self, req: &Prepared) -> Directives {
+        if self.options.respect_cache_control {
+            Directives::parse(&req.headers)
+        } else {
+            Directives::default()
+        }
+    }
+}
+
+impl Exchange<'_> {
+    /// Whether the caller wants a stored answer or none (per request, or
+    /// `only-if-cached`).
+    pub(crate) fn only_if_cached(&self) -> bool {
+        self.req.per.only_if_cached || self.req_cc.only_if_cached
+    }
+
+    pub(crate) fn is_head(&self) -> bool {
+        self.req.method == Method::HEAD
+    }
+
+    /// The key identical requests in flight share: method, slot and the
+    /// headers that tell requests apart.
+    pub(crate) fn coalesce_key(&self, engine: &Engine) -> String {
+        format!(
+            "{}|{}|{}",
+            self.req.method,
+            self.slot.key.encode(),
+            engine.options.rules.headers_digest(&self.req.headers)
+        )
+    }
+
+    /// The request line's text.
+    pub(crate) fn line(&self) -> &str {
+        self.line.text()
+    }
+}
+
+/// The method a request's answer is looked up and stored under (a HEAD
+/// is answered from a GET).
+pub(super) fn lookup_method(method: &Method) -> Method {
+    if *method == Method::HEAD {
+        Method::GET
+    } else {
+        method.clone()
+    }
+}

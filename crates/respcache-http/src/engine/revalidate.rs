@@ -1,0 +1,232 @@
+//! Stage 5, revalidate: the conditional request for a stored response
+//! (RFC 9111 §4.3.1), the `304` that freshens it (§4.3.3–4.3.4), and the
+//! stored response served stale when the origin fails (`stale-if-error`,
+//! RFC 5861 §4; and while it cannot be reached, when the client allows).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use respcache_core::Entry;
+
+use super::exchange::Exchange;
+use super::lookup::Found;
+use super::{Answer, Engine};
+use crate::builder::Options;
+use crate::freshness;
+use crate::meta::{Head, ResponseMeta, StoredMeta, header_list};
+use crate::response::CachedResponse;
+use crate::rules::{age, conditional, lifetime};
+use crate::stats::Counters;
+use crate::status::{CacheOutcome, Forward};
+use crate::transport::{OriginRequest, OriginResponse};
+
+/// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2).
+const NOT_UPDATED_BY_304: [&str; 10] = [
+    "content-length",
+    "content-encoding",
+    "transfer-encoding",
+    "content-range",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// Makes `origin` conditional on the stored response's validators (the
+/// cache revalidates its own response with its own validators; a caller's
+/// preconditions are answered from the result, RFC 9111 §4.3.1–4.3.2).
+/// Whether it has any.
+pub(super) fn ask_conditionally(origin: &mut OriginRequest, f: &Found) -> bool {
+    origin.headers.remove(IF_NONE_MATCH);
+    origin.headers.remove(IF_MODIFIED_SINCE);
+    let mut conditional = false;
+    for etag in f.head.headers.get_all(ETAG) {
+        origin.headers.append(IF_NONE_MATCH, etag.clone());
+        conditional = true;
+    }
+    if let Some(lm) = f.head.headers.get(LAST_MODIFIED) {
+        origin.headers.insert(IF_MODIFIED_SINCE, lm.clone());
+        conditional = true;
+    }
+    conditional
+}
+
+impl Engine {
+    /// The stored response, when the origin failed (`status`: its `5xx`;
+    /// `unreachable`: it could not be reached) and the rules let the cache
+    /// serve it stale.
+    pub(super) fn stale_if_error(
+        &self,
+        ex: &Exchange<'_>,
+        forward: Forward,
+        status: Option<u16>,
+        unreachable: bool,
+    ) -> Option<CachedResponse> {
+        let f = ex.read.found.as_ref().filter(|_| !ex.is_head())?;
+        let directives = self.response_directives(&f.head.headers);
+        let stored = self.stored_view(f, &directives);
+        if !freshness::stale_if_error_allows(
+            stored,
+            &ex.req_cc,
+            self.rules(),
+            unreachable,
+            self.now(),
+        ) {
+            return None;
+        }
+        let mut r = self.stored_response(
+            f.clone(),
+            ex.req.url.clone(),
+            &ex.req.method,
+            CacheOutcome::StaleIfError,
+        );
+        let mut st = r.cache_status.with_forward(forward);
+        if let Some(s) = status {
+            st = st.with_forward_status(s);
+        }
+        r.cache_status = st;
+        Some(r)
+    }
+
+    /// A `304` for the stored response `f`: checks that it selects `f`,
+    /// merges its headers into the stored ones, recomputes the expiry, and
+    /// updates the entry's meta and expiry in place (`Store::set_meta`: the
+    /// body is not sent again), storing it whole if it vanished meanwhile.
+    /// A `304` that cannot freshen `f` (undecodable meta, validators that
+    /// do not select it) sends the request again without conditions.
+    pub(super) async fn freshen(
+        self: &Arc<Self>,
+        ex: &Exchange<'_>,
+        f: &Found,
+        resp: OriginResponse,
+        forward: Forward,
+    ) -> Answer {
+        let o = &self.options;
+        let req = &ex.req;
+        let now = self.now();
+        let url = f.via_redirect.as_ref().unwrap_or(&req.url);
+        let Some(old) = self.full_meta(f, url, &ex.slot.repository) else {
+            return self.refetch(ex, forward).await;
+        };
+        // RFC 9111 §4.3.4: a 304 whose validators do not select the stored
+        // response cannot freshen it.
+        if !conditional::selects(&f.head.headers, &resp.headers) {
+            return self.refetch(ex, forward).await;
+        }
+        let merged = merge_304(&old.headers, &resp.headers, o);
+        let merged_map = ResponseMeta {
+            headers: merged.clone(),
+            ..old.clone()
+        }
+        .header_map();
+        let directives = self.response_directives(&merged_map);
+        let origin = lifetime::freshness(
+            old.status_code(),
+            &merged_map,
+            &directives,
+            o.shared,
+            now,
+            o.heuristic_fraction,
+        );
+        // The age counts afresh from the 304 (its own `Date` and `Age`).
+        let initial_age = age::initial(&resp.headers, now, now);
+        let expires_at = freshness::expires_at(
+            self.lifetime(req, &ex.slot, url),
+            o.respect_cache_control,
+            &directives,
+            origin,
+            Duration::from_secs(initial_age),
+            now,
+        );
+        let meta = ResponseMeta {
+            headers: merged,
+            response_time: now.as_millis(),
+            initial_age,
+            ..old
+        };
+        let entry = Entry {
+            expires_at,
+            ..f.entry.clone()
+        };
+        let mut stored = false;
+        if self.writes()
+            && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
+        {
+            let store_slot = match &f.via_redirect {
+                Some(final_url) => self
+                    .slot_for(&req.method, final_url, &req.headers)
+                    .unwrap_or_else(|| ex.slot.clone()),
+                None => ex.slot.clone(),
+            };
+            let updated = Entry {
+                key: f.key.clone(),
+                meta: Some(bytes),
+                ..entry.clone()
+            };
+            stored = self
+                .cache_set_meta(&store_slot.store, updated, &store_slot.repository)
+                .await;
+            if stored {
+                Counters::bump(&self.counters.stored);
+            }
+        }
+        let fresh = Found {
+            entry,
+            head: Head::of(&meta),
+            key: f.key.clone(),
+            via_redirect: f.via_redirect.clone(),
+        };
+        let mut r = self.stored_response(
+            fresh,
+            req.url.clone(),
+            &req.method,
+            CacheOutcome::Revalidated,
+        );
+        r.revalidated = true;
+        r.cache_status = r
+            .cache_status
+            .with_forward(forward)
+            .with_forward_status(304)
+            .with_stored(stored);
+        Ok(r)
+    }
+
+    /// Asks the origin again without conditions, and completes with the
+    /// answer (after a `304` that cannot freshen the stored response).
+    async fn refetch(self: &Arc<Self>, ex: &Exchange<'_>, forward: Forward) -> Answer {
+        let origin = ex.req.origin_request();
+        let full = self
+            .send_origin(origin, ex.line(), Self::body_mode(&ex.req))
+            .await?;
+        self.complete(ex, full, forward).await
+    }
+}
+
+/// The stored headers updated by a 304: every header the 304 carries
+/// (except those describing the body and hop-by-hop ones) replaces all
+/// stored values of that name; ignored headers are redacted. The stored
+/// `Age` always goes: the age now counts from the 304 (and its own `Age`).
+fn merge_304(
+    stored: &[(String, Vec<u8>)],
+    fresh: &HeaderMap,
+    o: &Options,
+) -> Vec<(String, Vec<u8>)> {
+    let replaced = |name: &str| {
+        name == "age" || (fresh.contains_key(name) && !NOT_UPDATED_BY_304.contains(&name))
+    };
+    let mut out: Vec<(String, Vec<u8>)> = stored
+        .iter()
+        .filter(|(n, _)| !replaced(n))
+        .cloned()
+        .collect();
+    out.extend(
+        header_list(&o.rules.redact_headers(fresh))
+            .into_iter()
+            .filter(|(n, _)| replaced(n)),
+    );
+    out
+}
