@@ -20,6 +20,7 @@ use crate::layer::CacheLayer;
 use crate::normalize::KeyRules;
 use crate::opening::{Backoff, Opener, OpeningTarget};
 use crate::response::CachedResponse;
+use crate::server_layer::ServerCacheLayer;
 use crate::target::{self, BackendTarget, CacheTarget, Target};
 use crate::transport::{Transport, TransportOptions};
 
@@ -596,6 +597,15 @@ impl CachedClientBuilder {
     /// `degraded_start(false)` that is an error too.
     pub async fn build(self, backend: Arc<dyn Backend>) -> Result<CachedClient> {
         let options = self.options()?;
+        let (target, clock) = self.open_backend(backend).await?;
+        self.finish(options, target, clock)
+    }
+
+    /// Opens the stores in `backend` (or starts degraded), and the clock.
+    async fn open_backend(
+        &self,
+        backend: Arc<dyn Backend>,
+    ) -> Result<(Box<dyn Target>, Arc<dyn Clock>)> {
         let cache = Name::new(self.cache_name.as_str())?;
         let name = backend.name();
         let retention = self.retention;
@@ -608,7 +618,7 @@ impl CachedClientBuilder {
         });
         let target = self.open(name, opener).await?;
         let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
-        self.finish(options, target, clock)
+        Ok((target, clock))
     }
 
     /// As [`build`](Self::build), with a backend `connect` makes: when it
@@ -728,19 +738,24 @@ impl CachedClientBuilder {
     /// As [`build`](Self::build).
     pub async fn layer(self, backend: Arc<dyn Backend>) -> Result<CacheLayer> {
         let options = self.options()?;
-        let cache = Name::new(self.cache_name.as_str())?;
-        let name = backend.name();
-        let retention = self.retention;
-        let opener: Opener = Arc::new(move || {
-            let (backend, cache) = (Arc::clone(&backend), cache.clone());
-            Box::pin(async move {
-                let target = open_backend_target(backend, &cache, retention).await?;
-                Ok(Box::new(target) as Box<dyn Target>)
-            })
-        });
-        let target = self.open(name, opener).await?;
-        let clock = self.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
+        let (target, clock) = self.open_backend(backend).await?;
         Ok(CacheLayer::new(options, target, clock, self.transport))
+    }
+
+    /// A [`ServerCacheLayer`] over `backend` with these options: a shared
+    /// cache in front of a server's service (an axum `Router`, a hyper
+    /// service; see [`ServerCacheLayer`]). It is always a shared cache
+    /// ([`shared`](Self::shared) is set), never follows redirects, and
+    /// hands the service requests as a server receives them.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub async fn server_layer(mut self, backend: Arc<dyn Backend>) -> Result<ServerCacheLayer> {
+        self.shared = true;
+        self.transport.follow_redirects = false;
+        self.transport.origin_form = true;
+        Ok(ServerCacheLayer::new(self.layer(backend).await?))
     }
 
     fn finish(

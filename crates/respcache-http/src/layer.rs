@@ -20,6 +20,7 @@ use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::origin::{RequestBody, origin_of};
 use crate::per_request::RequestOptions;
+use crate::request::RequestBuilder;
 use crate::stats::StoreState;
 use crate::target::{Slot, Target};
 use crate::transport::{Transport, TransportOptions};
@@ -111,7 +112,7 @@ where
         + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type Service = CacheService;
@@ -167,11 +168,24 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> CacheFuture {
+        match self.prepare(request) {
+            Ok(builder) => Box::pin(respond(builder)),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}
+
+impl CacheService {
+    /// The request as the engine takes it: an absolute URL (from the `Host`
+    /// header when the URI has none), its body streaming, its extensions
+    /// passed on to the origin service, its [`RequestOptions`] applied.
+    pub(crate) fn prepare<B>(&self, request: http::Request<B>) -> Result<RequestBuilder>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let (parts, body) = request.into_parts();
-        let url = match absolute_url(&parts.uri, &parts.headers) {
-            Ok(url) => url,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
-        };
+        let url = absolute_url(&parts.uri, &parts.headers)?;
         let mut builder = self
             .client
             .request(parts.method, &url)
@@ -182,17 +196,21 @@ where
         if let Some(options) = parts.extensions.get::<RequestOptions>() {
             builder = options.apply(builder);
         }
-        Box::pin(async move {
-            let response = builder.send_streaming().await?;
-            let mut value = String::with_capacity(64);
-            response.cache_status().write_to(&mut value);
-            let mut response = response.into_http();
-            if let Ok(value) = HeaderValue::try_from(value) {
-                response.headers_mut().append(CACHE_STATUS, value);
-            }
-            Ok(response)
-        })
+        Ok(builder.extensions(parts.extensions))
     }
+}
+
+/// Sends a prepared request and answers with an `http::Response` that
+/// carries the cache's account in its extensions and `Cache-Status`.
+pub(crate) async fn respond(builder: RequestBuilder) -> Result<http::Response<ResponseBody>> {
+    let response = builder.send_streaming().await?;
+    let mut value = String::with_capacity(64);
+    response.cache_status().write_to(&mut value);
+    let mut response = response.into_http();
+    if let Ok(value) = HeaderValue::try_from(value) {
+        response.headers_mut().append(CACHE_STATUS, value);
+    }
+    Ok(response)
 }
 
 /// The request's URL: its URI when absolute, else `http://` + its `Host`.

@@ -20,9 +20,11 @@ mod precondition;
 mod request;
 mod response;
 mod rules;
+mod server_layer;
 mod stats;
 mod status;
 mod streaming;
+mod sync_body;
 mod target;
 mod transport;
 
@@ -43,9 +45,11 @@ pub use request::RequestBuilder;
 pub use respcache_core::breaker::{BreakerConfig, BreakerState};
 pub use response::{CacheFacts, CachedResponse, FinalUrl};
 pub use rules::storable::HEURISTICALLY_CACHEABLE;
+pub use server_layer::{ServerCacheFuture, ServerCacheLayer, ServerCacheService};
 pub use stats::{CacheStats, StoreState};
 pub use status::{CacheOutcome, CacheStatus, Forward};
 pub use streaming::StreamingResponse;
+pub use sync_body::SyncBody;
 pub use target::{HTTP_REPOSITORY, REDIRECTS_REPOSITORY, REQUEST_FIELD};
 
 // Re-exported so users build on the same versions.

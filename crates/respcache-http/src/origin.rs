@@ -16,13 +16,15 @@ use tower::util::BoxCloneSyncService;
 
 use crate::body::{BoxError, RequestStream};
 use crate::error::{Error, ErrorKind};
+use crate::sync_body::SyncBody;
 
 /// The service requests to the origin go through.
 pub(crate) type Origin =
     BoxCloneSyncService<http::Request<RequestBody>, http::Response<OriginStream>, Error>;
 
 /// Boxes a caller's service as an [`Origin`]; its errors become
-/// [`ErrorKind::Connection`] errors that name each cause.
+/// [`ErrorKind::Connection`] errors that name each cause. Its bodies need
+/// not be `Sync` (axum's are not).
 pub(crate) fn origin_of<S, B>(service: S) -> Origin
 where
     S: tower::Service<http::Request<RequestBody>, Response = http::Response<B>>
@@ -32,12 +34,12 @@ where
         + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Body<Data = Bytes> + Send + Sync + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     Origin::new(
         service
-            .map_response(|r: http::Response<B>| r.map(OriginStream::new))
+            .map_response(|r: http::Response<B>| r.map(OriginStream::send_only))
             .map_err(|e| connection_error(e.into())),
     )
 }
@@ -107,6 +109,15 @@ impl OriginStream {
         B::Error: Into<BoxError>,
     {
         OriginStream(body.map_err(Into::into).boxed())
+    }
+
+    /// The body of a service whose bodies may not be `Sync`.
+    pub(crate) fn send_only<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        OriginStream::new(SyncBody::new(body.map_err(Into::into).boxed_unsync()))
     }
 }
 

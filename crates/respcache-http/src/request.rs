@@ -38,6 +38,9 @@ pub(crate) struct Prepared {
     pub(crate) per: PerRequest,
     /// The caller takes a streamed body ([`RequestBuilder::send_streaming`]).
     pub(crate) streaming: bool,
+    /// The caller's request extensions, passed on to the origin service
+    /// (a front-end over a tower service: axum's `ConnectInfo`, ...).
+    pub(crate) extensions: http::Extensions,
 }
 
 impl Prepared {
@@ -49,6 +52,7 @@ impl Prepared {
             headers: self.headers.clone(),
             body: self.body.clone(),
             timeout: self.per.timeout,
+            extensions: self.extensions.clone(),
         }
     }
 }
@@ -111,12 +115,21 @@ impl RequestBuilder {
             body: Bytes::new(),
             per: PerRequest::default(),
             streaming: false,
+            extensions: http::Extensions::new(),
         });
         RequestBuilder {
             client,
             request,
             stream: None,
         }
+    }
+
+    /// Sets the extensions the request carries to the origin service.
+    pub(crate) fn extensions(self, extensions: http::Extensions) -> Self {
+        self.map(|r| {
+            r.extensions = extensions;
+            Ok(())
+        })
     }
 
     fn map(mut self, f: impl FnOnce(&mut Prepared) -> Result<()>) -> Self {

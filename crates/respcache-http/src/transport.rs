@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, PROXY_AUTHORIZATION,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
 };
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 use http_body_util::{BodyExt, Either, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,6 +31,8 @@ pub(crate) struct OriginRequest {
     /// The body, unless the caller streams one (then this is empty).
     pub(crate) body: Bytes,
     pub(crate) timeout: Option<Duration>,
+    /// Passed on to the origin service.
+    pub(crate) extensions: http::Extensions,
 }
 
 /// How the final answer's body comes back.
@@ -74,6 +76,9 @@ pub(crate) struct TransportOptions {
     pub(crate) pool_idle_timeout: Duration,
     pub(crate) pool_max_idle_per_host: usize,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    /// Requests go to the origin service with a path-and-query target and
+    /// a `Host` header (as a server receives them), not an absolute URI.
+    pub(crate) origin_form: bool,
 }
 
 impl Default for TransportOptions {
@@ -86,6 +91,7 @@ impl Default for TransportOptions {
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 32,
             tls: None,
+            origin_form: false,
         }
     }
 }
@@ -271,12 +277,27 @@ impl Transport {
     ) -> Result<(StatusCode, Version, HeaderMap, OriginStream)> {
         let mut url = req.url.clone();
         url.set_fragment(None);
-        let uri: http::Uri = url.as_str().parse().map_err(|e: http::uri::InvalidUri| {
+        let target = if self.options.origin_form {
+            &url[url::Position::BeforePath..url::Position::AfterQuery]
+        } else {
+            url.as_str()
+        };
+        let uri: http::Uri = target.parse().map_err(|e: http::uri::InvalidUri| {
             Error::new(ErrorKind::InvalidUrl, e.to_string()).with_source(e)
         })?;
         let mut builder = http::Request::builder().method(req.method.clone()).uri(uri);
         if let Some(h) = builder.headers_mut() {
             *h = req.headers.clone();
+            if self.options.origin_form
+                && !h.contains_key(HOST)
+                && let Ok(host) =
+                    HeaderValue::from_str(&url[url::Position::BeforeHost..url::Position::AfterPort])
+            {
+                h.insert(HOST, host);
+            }
+        }
+        if let Some(x) = builder.extensions_mut() {
+            *x = req.extensions.clone();
         }
         let request = builder
             .body(body)

@@ -14,7 +14,10 @@ pub use respcache_http as http_cache;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use respcache_http::{
-    CacheOutcome, CachedClient, CachedResponse, CachedSession, ResponseBody, StreamingResponse,
+    CACHE_STATUS, CacheFacts, CacheLayer, CacheMode, CacheOutcome, CacheService, CacheStats,
+    CacheStatus, CachedClient, CachedClientBuilder, CachedResponse, CachedSession, FinalUrl,
+    RequestBody, RequestOptions, ResponseBody, ResponseMeta, ServerCacheLayer, ServerCacheService,
+    StreamingResponse,
 };
 
 /// The SQLite backend (feature `sqlite`, on by default).

@@ -24,6 +24,7 @@ mod flows;
 mod freshness;
 mod options;
 mod rfc9111;
+mod server;
 mod spotify;
 mod streaming;
 mod tls;
