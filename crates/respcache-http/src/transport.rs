@@ -199,14 +199,15 @@ impl Transport {
                 (None, _) => RequestBody(Either::Left(Full::new(req.body.clone()))),
             };
             let one = async {
-                let (status, version, headers, incoming) = self.send_once(&req, body).await?;
+                let (status, version, headers, incoming, answered_by) =
+                    self.send_once(&req, body).await?;
                 let body = match mode {
                     BodyMode::Whole => OriginBody::Whole(read_whole(incoming).await?),
                     BodyMode::Unread => OriginBody::Unread(incoming),
                 };
-                Ok::<_, Error>((status, version, headers, body))
+                Ok::<_, Error>((status, version, headers, body, answered_by))
             };
-            let (status, version, headers, body) = match timeout {
+            let (status, version, headers, body, answered_by) = match timeout {
                 Some(t) => within(t, progress.as_deref(), one).await.map_err(|()| {
                     let what = if streamed {
                         format!("the request body and the answer made no progress for {t:?}")
@@ -240,7 +241,9 @@ impl Transport {
                     version,
                     headers,
                     body,
-                    url: req.url,
+                    // A service that follows redirects itself (a reqwest
+                    // client) names the URL that answered.
+                    url: answered_by.unwrap_or(req.url),
                     method: req.method,
                     hops,
                 });
@@ -274,7 +277,7 @@ impl Transport {
         &self,
         req: &OriginRequest,
         body: RequestBody,
-    ) -> Result<(StatusCode, Version, HeaderMap, OriginStream)> {
+    ) -> Result<(StatusCode, Version, HeaderMap, OriginStream, Option<Url>)> {
         let mut url = req.url.clone();
         url.set_fragment(None);
         let target = if self.options.origin_form {
@@ -303,8 +306,18 @@ impl Transport {
             .body(body)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.to_string()).with_source(e))?;
         let response = self.origin.clone().oneshot(request).await?;
-        let (parts, body) = response.into_parts();
-        Ok((parts.status, parts.version, parts.headers, body))
+        let (mut parts, body) = response.into_parts();
+        let answered_by = parts
+            .extensions
+            .remove::<crate::response::FinalUrl>()
+            .map(|u| u.0);
+        Ok((
+            parts.status,
+            parts.version,
+            parts.headers,
+            body,
+            answered_by,
+        ))
     }
 }
 

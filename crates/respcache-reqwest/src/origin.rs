@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use respcache_http::hyper::body::Body as _;
-use respcache_http::{RequestBody, SyncBody};
+use respcache_http::{FinalUrl, RequestBody, SyncBody};
 
 /// A `reqwest::Client` taking the cache engine's requests.
 #[derive(Clone, Debug)]
@@ -38,7 +38,13 @@ impl tower::Service<http::Request<RequestBody>> for ReqwestOrigin {
             });
             let request = reqwest::Request::try_from(request)?;
             let response = client.execute(request).await?;
-            Ok(http::Response::from(response))
+            // The client follows redirects itself: the engine learns the
+            // URL that answered (and stores the answer under it, with a
+            // pointer from the URL asked).
+            let url = FinalUrl(response.url().clone());
+            let mut response = http::Response::from(response);
+            response.extensions_mut().insert(url);
+            Ok(response)
         })
     }
 }

@@ -1,5 +1,6 @@
 //! One behaviour test, several front-ends: the same test body drives a
-//! `CachedClient`, or a `CacheLayer` over a plain hyper-util client.
+//! `CachedClient`, a `CacheLayer` over a plain hyper-util client, or the
+//! reqwest middleware (`respcache-reqwest`) over a `reqwest::Client`.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::B;
 pub(crate) enum Kind {
     Client,
     Layer,
+    Reqwest,
 }
 
 /// The cache as a test drives it.
@@ -29,6 +31,10 @@ pub(crate) enum Kind {
 pub(crate) enum Front {
     Client(CachedClient),
     Layer(CacheService),
+    Reqwest(
+        respcache_reqwest::Cache,
+        reqwest_middleware::ClientWithMiddleware,
+    ),
 }
 
 /// A front-end of `kind` over `backend` on `clock`, configured by `f`.
@@ -48,6 +54,22 @@ pub(crate) async fn front(
             let plain: Client<_, RequestBody> = Client::builder(TokioExecutor::new()).build_http();
             Front::Layer(ServiceBuilder::new().layer(layer).service(plain))
         }
+        Kind::Reqwest => {
+            let layer = f(CachedClient::builder().clock(clock.clone()))
+                .layer(backend)
+                .await
+                .expect("layer builds");
+            // No proxy from the environment: test traffic stays on loopback.
+            let plain = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("reqwest client");
+            let cache = respcache_reqwest::Cache::new(&layer, plain.clone());
+            let client = reqwest_middleware::ClientBuilder::new(plain)
+                .with(cache.clone())
+                .build();
+            Front::Reqwest(cache, client)
+        }
     }
 }
 
@@ -57,6 +79,7 @@ impl Front {
         match self {
             Front::Client(c) => c,
             Front::Layer(s) => s.client(),
+            Front::Reqwest(cache, _) => cache.client(),
         }
     }
 
@@ -94,6 +117,14 @@ impl Front {
     pub(crate) async fn invalidate(&self, url: &str) -> respcache_http::Result<u64> {
         self.engine().invalidate(url).await
     }
+
+    pub(crate) async fn wait_background(&self) {
+        self.engine().wait_background().await;
+    }
+
+    pub(crate) fn put(&self, url: &str) -> Request {
+        self.request(Method::PUT, url)
+    }
 }
 
 /// One request through a [`Front`].
@@ -120,8 +151,28 @@ impl Request {
         self
     }
 
+    pub(crate) fn json(self, value: &serde_json::Value) -> Self {
+        self.header("content-type", "application/json")
+            .body(serde_json::to_vec(value).unwrap())
+    }
+
     pub(crate) fn refresh(mut self) -> Self {
         self.options = self.options.refresh();
+        self
+    }
+
+    pub(crate) fn force_refresh(mut self) -> Self {
+        self.options = self.options.force_refresh();
+        self
+    }
+
+    pub(crate) fn only_if_cached(mut self) -> Self {
+        self.options = self.options.only_if_cached();
+        self
+    }
+
+    pub(crate) fn expire_after(mut self, expiry: impl Into<respcache_core::Expiry>) -> Self {
+        self.options = self.options.expire_after(expiry);
         self
     }
 
@@ -151,6 +202,32 @@ impl Request {
                 let (mut parts, body) = response.into_parts();
                 parts.headers.remove(CACHE_STATUS);
                 let bytes = body.collect().await?.to_bytes();
+                Ok(CachedResponse::from(http::Response::from_parts(
+                    parts, bytes,
+                )))
+            }
+            Front::Reqwest(_, client) => {
+                let mut request = client
+                    .request(self.method, &self.url)
+                    .headers(self.headers)
+                    .with_extension(self.options);
+                if !self.body.is_empty() {
+                    request = request.body(self.body);
+                }
+                let response = request.send().await.map_err(|e| match e {
+                    reqwest_middleware::Error::Middleware(e) => e
+                        .downcast::<respcache_http::Error>()
+                        .expect("the cache's own error"),
+                    reqwest_middleware::Error::Reqwest(e) => panic!("reqwest: {e}"),
+                })?;
+                // The middleware's account: in the extensions and the header.
+                let status = *response.extensions().get::<CacheStatus>().unwrap();
+                let header = response.headers().get_all(CACHE_STATUS).iter().next_back();
+                assert_eq!(header.unwrap().to_str().unwrap(), status.to_string());
+                let response = http::Response::from(response);
+                let (mut parts, body) = response.into_parts();
+                parts.headers.remove(CACHE_STATUS);
+                let bytes = body.collect().await.unwrap().to_bytes();
                 Ok(CachedResponse::from(http::Response::from_parts(
                     parts, bytes,
                 )))

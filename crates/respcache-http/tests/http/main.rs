@@ -69,15 +69,19 @@ pub(crate) async fn client(
 
 /// One `#[tokio::test]` per backend for each named `async fn(B)`; after
 /// `; fronts:`, each named `async fn(B, Kind)` runs once per backend through
-/// `CachedClient` (in the same modules) and once through `CacheLayer` over
-/// a plain hyper-util client (modules `layer_memory`, `layer_sqlite`).
+/// `CachedClient` (in the same modules), once through `CacheLayer` over a
+/// plain hyper-util client (modules `layer_memory`, `layer_sqlite`) and once
+/// through the reqwest middleware (modules `reqwest_memory`,
+/// `reqwest_sqlite`).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)? $(; fronts: $($front:ident),* $(,)?)?) => {
         $crate::backend_tests!(@backend memory, $($name),*; $($($front),*)?);
         $crate::backend_tests!(@backend sqlite, $($name),*; $($($front),*)?);
-        $crate::backend_tests!(@layer layer_memory, memory; $($($front),*)?);
-        $crate::backend_tests!(@layer layer_sqlite, sqlite; $($($front),*)?);
+        $crate::backend_tests!(@front layer_memory, memory, Layer; $($($front),*)?);
+        $crate::backend_tests!(@front layer_sqlite, sqlite, Layer; $($($front),*)?);
+        $crate::backend_tests!(@front reqwest_memory, memory, Reqwest; $($($front),*)?);
+        $crate::backend_tests!(@front reqwest_sqlite, sqlite, Reqwest; $($($front),*)?);
     };
     (@backend $backend:ident, $($name:ident),*; $($front:ident),*) => {
         mod $backend {
@@ -95,13 +99,13 @@ macro_rules! backend_tests {
             )*
         }
     };
-    (@layer $module:ident, $backend:ident;) => {};
-    (@layer $module:ident, $backend:ident; $($front:ident),+) => {
+    (@front $module:ident, $backend:ident, $kind:ident;) => {};
+    (@front $module:ident, $backend:ident, $kind:ident; $($front:ident),+) => {
         mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $front() {
-                    super::$front($crate::$backend().await, $crate::front::Kind::Layer).await
+                    super::$front($crate::$backend().await, $crate::front::Kind::$kind).await
                 }
             )+
         }

@@ -4,34 +4,37 @@ use futures::StreamExt;
 use respcache_core::{Expiry, FieldKind, KeySchema, Name, Select, StoreSpec, Timestamp};
 use respcache_http::{CacheMode, CacheOutcome, ResponseMeta};
 
+use crate::front::{Kind, front};
 use crate::origin::{Origin, Reply};
 use crate::{B, client, clock, secs};
 
 crate::backend_tests!(
-    equivalent_urls_share_a_key_and_different_ones_never_do,
-    url_expiry_first_matching_pattern_wins,
     allowed_codes_default_to_200,
-    allowed_methods_default_to_get_and_head,
-    post_is_cached_by_body_when_allowed,
     match_headers_join_the_key,
     ignored_parameters_are_left_out_of_the_key_and_redacted,
-    filter_predicate_decides_what_is_stored,
     cache_control_off_uses_configured_expiry_only,
     read_only_mode_reads_but_never_writes,
     disabled_mode_always_goes_to_the_origin,
-    per_request_expire_after_overrides_headers,
-    force_refresh_fetches_anew_and_stores,
-    only_if_cached_never_touches_the_network,
+    ;
+    fronts:
+        equivalent_urls_share_a_key_and_different_ones_never_do,
+        url_expiry_first_matching_pattern_wins,
+        allowed_methods_default_to_get_and_head,
+        post_is_cached_by_body_when_allowed,
+        filter_predicate_decides_what_is_stored,
+        per_request_expire_after_overrides_headers,
+        force_refresh_fetches_anew_and_stores,
+        only_if_cached_never_touches_the_network,
 );
 
 fn versioned(s: &crate::origin::Seen) -> Reply {
     Reply::ok(format!("{} #{}", s.target, s.n)).header("cache-control", "max-age=600")
 }
 
-async fn equivalent_urls_share_a_key_and_different_ones_never_do(b: B) {
+async fn equivalent_urls_share_a_key_and_different_ones_never_do(b: B, kind: Kind) {
     let origin = Origin::start(versioned).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let port = origin.addr.port();
     let base = c
         .get(&format!("http://127.0.0.1:{port}/k?b=2&a=1"))
@@ -69,10 +72,10 @@ async fn equivalent_urls_share_a_key_and_different_ones_never_do(b: B) {
     );
 }
 
-async fn url_expiry_first_matching_pattern_wins(b: B) {
+async fn url_expiry_first_matching_pattern_wins(b: B, kind: Kind) {
     let origin = Origin::start(|s| Reply::ok(format!("#{}", s.n))).await;
     let clock = clock();
-    let c = client(b, &clock, |b| {
+    let c = front(kind, b, &clock, |b| {
         b.url_expiry("127.0.0.1:*/long/*", secs(1000))
             .url_expiry("127.0.0.1:*/long/short/*", secs(10))
             .url_expiry("127.0.0.1*", secs(100))
@@ -163,10 +166,10 @@ async fn allowed_codes_default_to_200(b: B) {
     );
 }
 
-async fn allowed_methods_default_to_get_and_head(b: B) {
+async fn allowed_methods_default_to_get_and_head(b: B, kind: Kind) {
     let origin = Origin::start(versioned).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let p1 = c.post(&origin.url("/m")).body("x").send().await.unwrap();
     let p2 = c.post(&origin.url("/m")).body("x").send().await.unwrap();
     assert!(!p1.from_cache() && !p2.from_cache());
@@ -176,7 +179,7 @@ async fn allowed_methods_default_to_get_and_head(b: B) {
     assert_eq!(origin.count("/m"), 3);
 }
 
-async fn post_is_cached_by_body_when_allowed(b: B) {
+async fn post_is_cached_by_body_when_allowed(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!(
             "echo {} #{}",
@@ -187,7 +190,7 @@ async fn post_is_cached_by_body_when_allowed(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| {
+    let c = front(kind, b, &clock, |b| {
         b.allowed_methods([http::Method::GET, http::Method::POST])
     })
     .await;
@@ -327,14 +330,17 @@ async fn ignored_parameters_are_left_out_of_the_key_and_redacted(b: B) {
     assert_eq!(meta.header_map()["x-api-key"], "REDACTED");
 }
 
-async fn filter_predicate_decides_what_is_stored(b: B) {
+async fn filter_predicate_decides_what_is_stored(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         let body = if s.path == "/keep" { "keep" } else { "skip" };
         Reply::ok(format!("{body} #{}", s.n)).header("cache-control", "max-age=60")
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b.filter(|r| r.text().starts_with("keep"))).await;
+    let c = front(kind, b, &clock, |b| {
+        b.filter(|r| r.text().starts_with("keep"))
+    })
+    .await;
     for _ in 0..2 {
         c.get(&origin.url("/keep")).send().await.unwrap();
         c.get(&origin.url("/skip")).send().await.unwrap();
@@ -410,10 +416,10 @@ async fn disabled_mode_always_goes_to_the_origin(b: B) {
     assert_eq!(origin.count("/a"), 2);
 }
 
-async fn per_request_expire_after_overrides_headers(b: B) {
+async fn per_request_expire_after_overrides_headers(b: B, kind: Kind) {
     let origin = Origin::start(versioned).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let r = c
         .get(&origin.url("/short"))
         .expire_after(secs(5))
@@ -447,10 +453,10 @@ async fn per_request_expire_after_overrides_headers(b: B) {
     );
 }
 
-async fn force_refresh_fetches_anew_and_stores(b: B) {
+async fn force_refresh_fetches_anew_and_stores(b: B, kind: Kind) {
     let origin = Origin::start(versioned).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     c.get(&origin.url("/f")).send().await.unwrap();
     let r = c
         .get(&origin.url("/f"))
@@ -466,10 +472,10 @@ async fn force_refresh_fetches_anew_and_stores(b: B) {
     assert_eq!(origin.count("/f"), 2);
 }
 
-async fn only_if_cached_never_touches_the_network(b: B) {
+async fn only_if_cached_never_touches_the_network(b: B, kind: Kind) {
     let origin = Origin::start(versioned).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let miss = c
         .get(&origin.url("/o"))
         .only_if_cached()

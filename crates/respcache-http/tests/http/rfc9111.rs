@@ -11,16 +11,16 @@ use crate::{B, client, clock, secs};
 
 crate::backend_tests!(
     a_shared_client_never_reuses_private_in_any_case,
-    no_store_in_any_case_is_never_stored,
-    explicit_freshness_stores_any_final_status,
-    a_default_expiry_stores_only_allowed_codes,
-    a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators,
-    ranges_are_cut_from_a_stored_response,
-    a_date_in_the_past_makes_a_response_old_on_arrival,
     a_targeted_field_overrides_cache_control,
     ;
     fronts:
         callers_conditionals_are_answered_304_from_the_cache,
+        no_store_in_any_case_is_never_stored,
+        explicit_freshness_stores_any_final_status,
+        a_default_expiry_stores_only_allowed_codes,
+        a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators,
+        ranges_are_cut_from_a_stored_response,
+        a_date_in_the_past_makes_a_response_old_on_arrival,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -65,7 +65,7 @@ async fn a_shared_client_never_reuses_private_in_any_case(b: B) {
 }
 
 /// Security regression: `no-store` in any case is never stored.
-async fn no_store_in_any_case_is_never_stored(b: B) {
+async fn no_store_in_any_case_is_never_stored(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         let cc = if s.path == "/a" {
             "No-Store, max-age=3600"
@@ -76,7 +76,7 @@ async fn no_store_in_any_case_is_never_stored(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b.shared(true)).await;
+    let c = front(kind, b, &clock, |b| b.shared(true)).await;
     for p in ["/a", "/b"] {
         c.get(&origin.url(p)).send().await.unwrap();
         let again = c.get(&origin.url(p)).send().await.unwrap();
@@ -86,14 +86,14 @@ async fn no_store_in_any_case_is_never_stored(b: B) {
 }
 
 /// §3: any final status with explicit freshness is stored by default.
-async fn explicit_freshness_stores_any_final_status(b: B) {
+async fn explicit_freshness_stores_any_final_status(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         let status: u16 = s.path.trim_start_matches('/').parse().unwrap();
         Reply::status(status).header("cache-control", "max-age=3600")
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     for status in [203, 204, 299, 400, 404, 410, 500, 502, 599] {
         let p = format!("/{status}");
         c.get(&origin.url(&p)).send().await.unwrap();
@@ -107,10 +107,10 @@ async fn explicit_freshness_stores_any_final_status(b: B) {
 /// A lifetime from the client (default expiry) stores only
 /// `allowed_codes`; the heuristically cacheable set is exported for a
 /// cache that follows the HTTP rules alone.
-async fn a_default_expiry_stores_only_allowed_codes(b: B) {
+async fn a_default_expiry_stores_only_allowed_codes(b: B, kind: Kind) {
     let origin = Origin::start(|s| Reply::status(if s.path == "/ok" { 200 } else { 500 })).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b.default_expiry(secs(3600))).await;
+    let c = front(kind, b, &clock, |b| b.default_expiry(secs(3600))).await;
     for (p, cached) in [("/ok", true), ("/err", false)] {
         c.get(&origin.url(p)).send().await.unwrap();
         assert_eq!(
@@ -164,7 +164,10 @@ async fn callers_conditionals_are_answered_304_from_the_cache(b: B, kind: Kind) 
 
 /// §4.3.1–4.3.2: on a stale entry the cache revalidates with its own
 /// validators (not the caller's), then answers the caller's precondition.
-async fn a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators(b: B) {
+async fn a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators(
+    b: B,
+    kind: Kind,
+) {
     let origin = Origin::start(|s| {
         if s.headers
             .get("if-none-match")
@@ -181,7 +184,7 @@ async fn a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_vali
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/s");
     c.get(&url).send().await.unwrap();
     clock.advance(secs(120));
@@ -206,11 +209,11 @@ async fn a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_vali
 }
 
 /// RFC 9110 §14: one byte range is cut from a stored response.
-async fn ranges_are_cut_from_a_stored_response(b: B) {
+async fn ranges_are_cut_from_a_stored_response(b: B, kind: Kind) {
     let origin =
         Origin::start(|_| Reply::ok("0123456789").header("cache-control", "max-age=3600")).await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/r");
     c.get(&url).send().await.unwrap();
     let r = c
@@ -242,7 +245,7 @@ async fn ranges_are_cut_from_a_stored_response(b: B) {
 }
 
 /// §4.2.3: the apparent age (arrival minus `Date`) counts.
-async fn a_date_in_the_past_makes_a_response_old_on_arrival(b: B) {
+async fn a_date_in_the_past_makes_a_response_old_on_arrival(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!("#{}", s.n))
             .header("date", http_date(-3000))
@@ -250,7 +253,7 @@ async fn a_date_in_the_past_makes_a_response_old_on_arrival(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/d");
     let first = c.get(&url).send().await.unwrap();
     let left = first.expires_at().unwrap().as_millis() - first.created_at().unwrap().as_millis();

@@ -11,16 +11,16 @@ use crate::origin::{Origin, Reply};
 use crate::{B, client, clock, secs};
 
 crate::backend_tests!(
-    last_modified_revalidation_uses_if_modified_since,
-    revalidation_200_replaces_the_entry,
-    stale_if_error_on_connection_error,
-    stale_if_error_on_5xx_and_its_limits,
     stale_if_error_client_option,
-    stale_while_revalidate_serves_stale_and_refreshes_once,
     ;
     fronts:
         etag_revalidation_304_freshens_headers_and_keeps_the_body,
         vary_stores_each_variant_separately,
+        last_modified_revalidation_uses_if_modified_since,
+        revalidation_200_replaces_the_entry,
+        stale_if_error_on_connection_error,
+        stale_if_error_on_5xx_and_its_limits,
+        stale_while_revalidate_serves_stale_and_refreshes_once,
 );
 
 async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: Kind) {
@@ -84,7 +84,7 @@ async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: K
     assert_eq!(origin.count("/etag"), 3);
 }
 
-async fn last_modified_revalidation_uses_if_modified_since(b: B) {
+async fn last_modified_revalidation_uses_if_modified_since(b: B, kind: Kind) {
     let lm = "Wed, 21 Oct 2015 07:28:00 GMT";
     let origin = Origin::start(move |s| {
         if s.headers.get("if-modified-since").is_some_and(|v| v == lm) {
@@ -97,7 +97,7 @@ async fn last_modified_revalidation_uses_if_modified_since(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/lm");
     c.get(&url).send().await.unwrap();
     clock.advance(secs(11));
@@ -109,7 +109,7 @@ async fn last_modified_revalidation_uses_if_modified_since(b: B) {
     assert_eq!(origin.count("/lm"), 2);
 }
 
-async fn revalidation_200_replaces_the_entry(b: B) {
+async fn revalidation_200_replaces_the_entry(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         Reply::ok(format!("body {}", s.n))
             .header("etag", format!("\"v{}\"", s.n))
@@ -117,7 +117,7 @@ async fn revalidation_200_replaces_the_entry(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/r");
     c.get(&url).send().await.unwrap();
     clock.advance(secs(11));
@@ -181,13 +181,13 @@ async fn vary_stores_each_variant_separately(b: B, kind: Kind) {
     assert_ne!(en.cache_key(), fr.cache_key());
 }
 
-async fn stale_if_error_on_connection_error(b: B) {
+async fn stale_if_error_on_connection_error(b: B, kind: Kind) {
     let origin = Origin::start(|_| {
         Reply::ok("good").header("cache-control", "max-age=10, stale-if-error=100")
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/sie");
     c.get(&url).send().await.unwrap();
     // The origin goes away: its port refuses connections.
@@ -212,7 +212,7 @@ async fn stale_if_error_on_connection_error(b: B) {
     );
 }
 
-async fn stale_if_error_on_5xx_and_its_limits(b: B) {
+async fn stale_if_error_on_5xx_and_its_limits(b: B, kind: Kind) {
     let fail = Arc::new(AtomicUsize::new(0));
     let f = fail.clone();
     let origin = Origin::start(move |s| {
@@ -229,7 +229,7 @@ async fn stale_if_error_on_5xx_and_its_limits(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     c.get(&origin.url("/ok")).send().await.unwrap();
     c.get(&origin.url("/strict")).send().await.unwrap();
     fail.store(1, Ordering::SeqCst);
@@ -292,7 +292,7 @@ async fn stale_if_error_client_option(b: B) {
     );
 }
 
-async fn stale_while_revalidate_serves_stale_and_refreshes_once(b: B) {
+async fn stale_while_revalidate_serves_stale_and_refreshes_once(b: B, kind: Kind) {
     let origin = Origin::start(|s| {
         let r = Reply::ok(format!("v{}", s.n))
             .header("cache-control", "max-age=10, stale-while-revalidate=60");
@@ -304,7 +304,7 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once(b: B) {
     })
     .await;
     let clock = clock();
-    let c = client(b, &clock, |b| b).await;
+    let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/swr");
     c.get(&url).send().await.unwrap();
     clock.advance(secs(20));
