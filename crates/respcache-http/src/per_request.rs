@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use respcache_core::Expiry;
 
+use crate::builder::CacheMode;
 use crate::request::RequestBuilder;
 
 /// Per-request cache settings, read from an `http::Request`'s extensions;
@@ -25,6 +26,7 @@ pub struct RequestOptions {
     force_refresh: bool,
     only_if_cached: bool,
     timeout: Option<Duration>,
+    mode: Option<CacheMode>,
 }
 
 impl RequestOptions {
@@ -68,6 +70,13 @@ impl RequestOptions {
         self
     }
 
+    /// As [`RequestBuilder::mode`].
+    #[must_use]
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
     /// The time limit set by [`timeout`](Self::timeout), if any.
     pub fn time_limit(&self) -> Option<Duration> {
         self.timeout
@@ -89,6 +98,9 @@ impl RequestOptions {
         }
         if let Some(timeout) = self.timeout {
             builder = builder.timeout(timeout);
+        }
+        if let Some(mode) = self.mode {
+            builder = builder.mode(mode);
         }
         builder
     }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::body::{BoxError, RequestStream, box_request_body};
+use crate::builder::CacheMode;
 use crate::client::CachedClient;
 use crate::error::{Error, ErrorKind, Result};
 use crate::response::CachedResponse;
@@ -26,6 +27,8 @@ pub(crate) struct PerRequest {
     pub(crate) force_refresh: bool,
     pub(crate) only_if_cached: bool,
     pub(crate) timeout: Option<Duration>,
+    /// This request's cache mode, over the client's.
+    pub(crate) mode: Option<CacheMode>,
 }
 
 /// A request ready to go.
@@ -291,6 +294,18 @@ impl RequestBuilder {
     pub fn force_refresh(self) -> Self {
         self.map(|r| {
             r.per.force_refresh = true;
+            Ok(())
+        })
+    }
+
+    /// This request's cache mode, over the client's:
+    /// [`Disabled`](CacheMode::Disabled) sends it straight to the origin
+    /// (nothing read, written or invalidated), [`ReadOnly`](CacheMode::ReadOnly)
+    /// reads the cache but writes nothing, [`ReadWrite`](CacheMode::ReadWrite)
+    /// reads and writes even on a read-only client.
+    pub fn mode(self, mode: CacheMode) -> Self {
+        self.map(|r| {
+            r.per.mode = Some(mode);
             Ok(())
         })
     }

@@ -172,8 +172,9 @@ impl Engine {
         let final_method = resp.method.clone();
         let mut r = self.network_response(resp, status);
         r.cache_key = CacheKey::new(ex.slot.key.clone());
-        if ex.is_head() || final_method != req.method || !self.writes() || r.tail.is_streaming() {
-            if r.tail.is_streaming() && self.writes() {
+        if ex.is_head() || final_method != req.method || !self.writes(req) || r.tail.is_streaming()
+        {
+            if r.tail.is_streaming() && self.writes(req) {
                 self.not_stored::<()>(NotStored::Streamed);
             }
             return Ok(r);
@@ -209,7 +210,7 @@ impl Engine {
         if event_stream
             || ex.is_head()
             || resp.method != req.method
-            || !self.writes()
+            || !self.writes(req)
             || content_length(&resp.headers).is_some_and(|n| n > limit as u64)
             || crate::normalize::vary_names(&resp.headers).is_none()
         {

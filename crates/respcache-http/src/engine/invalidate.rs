@@ -23,7 +23,7 @@ impl Engine {
     /// After a successful unsafe request, removes the stored GET answers for
     /// its URL and for same-origin `Location` / `Content-Location`.
     pub(super) async fn invalidate_after(&self, req: &Prepared, resp: &OriginResponse) {
-        if !self.writes() || !(resp.status.is_success() || resp.status.is_redirection()) {
+        if !self.writes(req) || !(resp.status.is_success() || resp.status.is_redirection()) {
             return;
         }
         let mut urls = vec![req.url.clone()];

@@ -105,7 +105,7 @@ impl Engine {
         stream: Option<RequestStream>,
         line: &RequestLine<'_>,
     ) -> Answer {
-        if !self.caches(&req.method) {
+        if !self.caches_in(self.mode(&req), &req.method) {
             return Box::pin(self.bypass(req, stream, line.text())).await;
         }
         // The body of a request the cache may answer is part of its key:
@@ -200,22 +200,29 @@ impl Engine {
     }
 
     /// Whether requests of `method` go through the cache (a HEAD through
-    /// the GET it is answered from).
+    /// the GET it is answered from), in the client's mode.
     pub(crate) fn caches(&self, method: &Method) -> bool {
-        let o = &self.options;
+        self.caches_in(self.options.mode, method)
+    }
+
+    fn caches_in(&self, mode: CacheMode, method: &Method) -> bool {
+        let allowed = &self.options.allowed_methods;
         let lookup = if *method == Method::HEAD {
             &Method::GET
         } else {
             method
         };
-        o.mode != CacheMode::Disabled
-            && o.allowed_methods.contains(method)
-            && o.allowed_methods.contains(lookup)
+        mode != CacheMode::Disabled && allowed.contains(method) && allowed.contains(lookup)
     }
 
-    /// Whether answers are written to the cache.
-    fn writes(&self) -> bool {
-        self.options.mode == CacheMode::ReadWrite
+    /// A request's cache mode: its own, else the client's.
+    fn mode(&self, req: &Prepared) -> CacheMode {
+        req.per.mode.unwrap_or(self.options.mode)
+    }
+
+    /// Whether `req`'s answers are written to the cache.
+    fn writes(&self, req: &Prepared) -> bool {
+        self.mode(req) == CacheMode::ReadWrite
     }
 
     /// The most of a body read into memory to store it.

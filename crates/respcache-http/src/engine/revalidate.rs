@@ -153,7 +153,7 @@ impl Engine {
             ..f.entry.clone()
         };
         let mut stored = false;
-        if self.writes()
+        if self.writes(req)
             && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
         {
             let store_slot = match &f.via_redirect {

@@ -166,6 +166,11 @@ impl Request {
         self
     }
 
+    pub(crate) fn mode(mut self, mode: respcache_http::CacheMode) -> Self {
+        self.options = self.options.mode(mode);
+        self
+    }
+
     pub(crate) fn only_if_cached(mut self) -> Self {
         self.options = self.options.only_if_cached();
         self

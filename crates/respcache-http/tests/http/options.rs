@@ -25,6 +25,7 @@ crate::backend_tests!(
         per_request_expire_after_overrides_headers,
         force_refresh_fetches_anew_and_stores,
         only_if_cached_never_touches_the_network,
+        a_requests_own_mode_overrides_the_clients,
 );
 
 fn versioned(s: &crate::origin::Seen) -> Reply {
@@ -495,4 +496,51 @@ async fn only_if_cached_never_touches_the_network(b: B, kind: Kind) {
         .unwrap();
     assert_eq!((hit.status().as_u16(), hit.from_cache()), (200, true));
     assert_eq!(origin.total(), 1);
+}
+
+async fn a_requests_own_mode_overrides_the_clients(b: B, kind: Kind) {
+    let origin = Origin::start(versioned).await;
+    let clock = clock();
+    let c = front(kind, b.clone(), &clock, |b| b).await;
+    let url = origin.url("/m");
+    // Disabled: straight to the origin, nothing stored.
+    let off = c.get(&url).mode(CacheMode::Disabled).send().await.unwrap();
+    assert_eq!(off.outcome(), CacheOutcome::Bypass);
+    let stored = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        (stored.outcome(), stored.text()),
+        (CacheOutcome::Miss, "/m #2".to_owned())
+    );
+    // Disabled even with a fresh answer stored: not read either.
+    let off = c.get(&url).mode(CacheMode::Disabled).send().await.unwrap();
+    assert_eq!(off.text(), "/m #3");
+    // Read-only: a forced refresh fetches, but the new answer is not kept.
+    let ro = c
+        .get(&url)
+        .mode(CacheMode::ReadOnly)
+        .force_refresh()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ro.text(), "/m #4");
+    assert!(!ro.cache_status().stored());
+    let hit = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        (hit.outcome(), hit.text()),
+        (CacheOutcome::Hit, "/m #2".to_owned())
+    );
+    assert_eq!(origin.count("/m"), 4);
+
+    // A read-only client writes what a request asks to write.
+    let ro_client = front(kind, b, &clock, |b| b.cache_name("ro").read_only()).await;
+    let other = origin.url("/n");
+    let rw = ro_client
+        .get(&other)
+        .mode(CacheMode::ReadWrite)
+        .send()
+        .await
+        .unwrap();
+    assert!(rw.cache_status().stored());
+    assert!(ro_client.get(&other).send().await.unwrap().from_cache());
+    assert_eq!(origin.count("/n"), 1);
 }
