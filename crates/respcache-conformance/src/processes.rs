@@ -64,34 +64,16 @@ pub fn computed_once_across_processes(
     processes: usize,
     keys: usize,
 ) -> Result<Option<String>, Failure> {
-    if let Some(outcome) = run_child(&factory) {
-        return outcome.map(Some);
-    }
-    let runtime = runtime()?;
-    let Some(namespace) = reachable(&runtime, &factory)? else {
+    let lease = Duration::from_secs(10);
+    let Some(ran) = in_processes(test_name, &factory, processes, keys, lease, &[], |ctx| {
+        let factory = factory.clone();
+        async move { kv_child(&ctx, &factory).await }
+    })?
+    else {
         return Ok(None);
     };
-    let dir = scratch_dir(&namespace)?;
-    let counter = dir.join("computations");
-    let go = dir.join("go");
-    let lease = Duration::from_secs(10);
-    let children: Vec<Child> = (0..processes)
-        .map(|_| spawn(test_name, "waiter", &namespace, &counter, &go, keys, lease))
-        .collect::<Result<_, _>>()?;
-    // Let every process start and connect, then release them together.
-    std::thread::sleep(Duration::from_millis(500));
-    let start = Instant::now();
-    std::fs::write(&go, b"go")
-        .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
-    let mut reports = Vec::new();
-    for (i, child) in children.into_iter().enumerate() {
-        reports.push(format!("process {i}: {}", wait(child)?));
-    }
-    let took = start.elapsed();
-    let lines = read_lines(&counter)?;
-    cleanup(&runtime, &factory, &namespace, &dir);
     let mut per_key: HashMap<&str, usize> = HashMap::new();
-    for line in &lines {
+    for line in &ran.lines {
         *per_key.entry(line.as_str()).or_default() += 1;
     }
     let twice: Vec<_> = per_key.iter().filter(|(_, n)| **n > 1).collect();
@@ -100,18 +82,142 @@ pub fn computed_once_across_processes(
         "{} keys were computed more than once (e.g. {:?}); {}",
         twice.len(),
         twice.first(),
-        reports.join("; ")
+        ran.reports.join("; ")
     );
     crate::ensure_eq!(
-        lines.len(),
+        ran.lines.len(),
         keys,
         "computations for {keys} keys asked by {processes} processes"
     );
     Ok(Some(format!(
-        "{processes} processes x {keys} keys: {} computations in {took:?} ({})",
-        lines.len(),
-        reports.join("; ")
+        "{processes} processes x {keys} keys: {} computations in {:?} ({})",
+        ran.lines.len(),
+        ran.took,
+        ran.reports.join("; ")
     )))
+}
+
+/// What [`in_processes`] saw: each child's report, the lines the children
+/// [`record`](ChildContext::record)ed, and the time from the go signal to
+/// the last child's end.
+#[derive(Debug)]
+pub struct Ran {
+    /// One `CHILD-OK` report per child, in order.
+    pub reports: Vec<String>,
+    /// Every recorded line, in the order written.
+    pub lines: Vec<String>,
+    /// From the go signal to the last child's exit.
+    pub took: Duration,
+}
+
+/// What a child process knows: its role, the namespace (cache name) of
+/// this run, and where to record what it did.
+#[derive(Clone, Debug)]
+pub struct ChildContext {
+    /// `waiter` for [`in_processes`]'s children, `holder` for the killed one.
+    pub role: String,
+    /// The cache name every process of this run uses.
+    pub namespace: String,
+    /// How many keys to ask for.
+    pub keys: usize,
+    /// The lease duration to configure.
+    pub lease: Duration,
+    counter: PathBuf,
+    go: PathBuf,
+}
+
+impl ChildContext {
+    /// Waits (up to 30 s) for the parent's go signal, so every child starts
+    /// at once.
+    pub async fn ready(&self) -> Result<(), Failure> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.go.exists() {
+            crate::ensure!(Instant::now() < deadline, "no go signal within 30 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Appends `line` to the run's shared record (one write, so lines of
+    /// different processes never mix).
+    pub fn record(&self, line: &str) -> Result<(), Error> {
+        append(&self.counter, line)
+    }
+}
+
+/// Runs `processes` copies of this test binary at once as children, each
+/// calling `child` (the same call, made in the child, runs `child` and
+/// exits the process), released together by a go signal; returns what
+/// they reported and recorded. `env` is passed to the children (e.g. the
+/// address of an origin the parent started). Returns `None` when the
+/// backend is unreachable outside CI; the stores of the run's namespace
+/// are dropped afterwards.
+///
+/// # Errors
+///
+/// A [`Failure`] when a child fails or hangs.
+pub fn in_processes<F, Fut>(
+    test_name: &str,
+    factory: &Factory,
+    processes: usize,
+    keys: usize,
+    lease: Duration,
+    env: &[(&str, &str)],
+    child: F,
+) -> Result<Option<Ran>, Failure>
+where
+    F: FnOnce(ChildContext) -> Fut,
+    Fut: std::future::Future<Output = Result<String, Failure>>,
+{
+    if let Some(ctx) = child_context() {
+        let outcome = runtime().and_then(|rt| rt.block_on(child(ctx)));
+        exit_child(outcome);
+    }
+    let runtime = runtime()?;
+    let Some(namespace) = reachable(&runtime, factory)? else {
+        return Ok(None);
+    };
+    let dir = scratch_dir(&namespace)?;
+    let counter = dir.join("computations");
+    let go = dir.join("go");
+    let spawned: Result<Vec<Child>, Failure> = (0..processes)
+        .map(|_| {
+            spawn(
+                test_name, "waiter", &namespace, &counter, &go, keys, lease, env,
+            )
+        })
+        .collect();
+    let children = match spawned {
+        Ok(children) => children,
+        Err(e) => {
+            cleanup(&runtime, factory, &namespace, &dir);
+            return Err(e);
+        }
+    };
+    // Let every process start and connect, then release them together.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    std::fs::write(&go, b"go")
+        .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for (i, child) in children.into_iter().enumerate() {
+        match wait(child) {
+            Ok(report) => reports.push(format!("process {i}: {report}")),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    let took = start.elapsed();
+    let lines = read_lines(&counter);
+    cleanup(&runtime, factory, &namespace, &dir);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(Some(Ran {
+        reports,
+        lines: lines?,
+        took,
+    }))
 }
 
 /// A child takes the lease on one key and is killed (SIGKILL) in the
@@ -129,8 +235,9 @@ pub fn dead_holder_is_replaced(
     factory: Factory,
     lease: Duration,
 ) -> Result<Option<String>, Failure> {
-    if let Some(outcome) = run_child(&factory) {
-        return outcome.map(Some);
+    if let Some(ctx) = child_context() {
+        let outcome = runtime().and_then(|rt| rt.block_on(kv_child(&ctx, &factory)));
+        exit_child(outcome);
     }
     let runtime = runtime()?;
     let Some(namespace) = reachable(&runtime, &factory)? else {
@@ -141,7 +248,16 @@ pub fn dead_holder_is_replaced(
     let go = dir.join("go");
     std::fs::write(&go, b"go")
         .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
-    let mut holder = spawn(test_name, "holder", &namespace, &counter, &go, 1, lease)?;
+    let mut holder = spawn(
+        test_name,
+        "holder",
+        &namespace,
+        &counter,
+        &go,
+        1,
+        lease,
+        &[],
+    )?;
     // Wait until the holder computes (it holds the lease then).
     let deadline = Instant::now() + Duration::from_secs(60);
     while read_lines(&counter)?.is_empty() {
@@ -225,6 +341,7 @@ fn scratch_dir(namespace: &str) -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
+#[allow(clippy::too_many_arguments)] // the child's whole environment, named
 fn spawn(
     test_name: &str,
     role: &str,
@@ -233,6 +350,7 @@ fn spawn(
     go: &Path,
     keys: usize,
     lease: Duration,
+    env: &[(&str, &str)],
 ) -> Result<Child, Failure> {
     let exe = std::env::current_exe()
         .map_err(|e| Failure(format!("cannot find the test binary: {e}")))?;
@@ -244,6 +362,7 @@ fn spawn(
         .env(GO, go)
         .env(KEYS, keys.to_string())
         .env(LEASE_MS, lease.as_millis().to_string())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -293,12 +412,10 @@ fn read_lines(path: &Path) -> Result<Vec<String>, Failure> {
 fn cleanup(runtime: &tokio::runtime::Runtime, factory: &Factory, namespace: &str, dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     runtime.block_on(async {
-        if let (Ok(backend), Ok(cache), Ok(repo)) = (
-            factory.connect().await,
-            Name::new(namespace),
-            Name::new(respcache_core::kv::REPOSITORY),
-        ) {
-            let _ = backend.drop_store(&cache, &repo).await;
+        if let (Ok(backend), Ok(cache)) = (factory.connect().await, Name::new(namespace)) {
+            for store in backend.list_stores(&cache).await.unwrap_or_default() {
+                let _ = backend.drop_store(&cache, &store).await;
+            }
             let _ = backend.close().await;
         }
     });
@@ -306,28 +423,31 @@ fn cleanup(runtime: &tokio::runtime::Runtime, factory: &Factory, namespace: &str
 
 // ------------------------------------------------------------------ child
 
-/// Runs this process as a child when the environment says so (then the
-/// process exits); `None` in the parent.
-fn run_child(factory: &Factory) -> Option<Result<String, Failure>> {
+/// The child's context when this process runs as a child; `None` in the
+/// parent.
+fn child_context() -> Option<ChildContext> {
     let role = std::env::var(ROLE).ok()?;
-    let outcome = (|| {
-        let var =
-            |name: &str| std::env::var(name).map_err(|_| Failure(format!("{name} is not set")));
-        let namespace = var(NAMESPACE)?;
-        let counter = PathBuf::from(var(COUNTER)?);
-        let go = PathBuf::from(var(GO)?);
-        let keys: usize = var(KEYS)?
-            .parse()
-            .map_err(|_| Failure("bad key count".to_owned()))?;
-        let lease = Duration::from_millis(
-            var(LEASE_MS)?
-                .parse()
-                .map_err(|_| Failure("bad lease".to_owned()))?,
-        );
-        runtime()?.block_on(child(
-            &role, factory, &namespace, &counter, &go, keys, lease,
-        ))
+    let var = |name: &str| std::env::var(name).ok();
+    let parsed = (|| {
+        Some(ChildContext {
+            role,
+            namespace: var(NAMESPACE)?,
+            keys: var(KEYS)?.parse().ok()?,
+            lease: Duration::from_millis(var(LEASE_MS)?.parse().ok()?),
+            counter: PathBuf::from(var(COUNTER)?),
+            go: PathBuf::from(var(GO)?),
+        })
     })();
+    if parsed.is_none() {
+        exit_child(Err(Failure(
+            "the child's environment is incomplete".to_owned(),
+        )));
+    }
+    parsed
+}
+
+/// Prints the child's report and ends the process.
+fn exit_child(outcome: Result<String, Failure>) -> ! {
     match &outcome {
         Ok(report) => println!("CHILD-OK {report}"),
         Err(e) => println!("CHILD-FAILED {e}"),
@@ -358,36 +478,25 @@ fn append(counter: &Path, line: &str) -> Result<(), Error> {
         .map_err(|e| Error::new(respcache_core::ErrorKind::Backend, e.to_string()))
 }
 
-async fn child(
-    role: &str,
-    factory: &Factory,
-    namespace: &str,
-    counter: &Path,
-    go: &Path,
-    keys: usize,
-    lease: Duration,
-) -> Result<String, Failure> {
-    let kv = Arc::new(kv_cache(factory, namespace, lease).await?);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !go.exists() {
-        crate::ensure!(Instant::now() < deadline, "no go signal within 30 s");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+async fn kv_child(ctx: &ChildContext, factory: &Factory) -> Result<String, Failure> {
+    let kv = Arc::new(kv_cache(factory, &ctx.namespace, ctx.lease).await?);
+    ctx.ready().await?;
     let compute_for = |key: String, slow: Duration| {
-        let counter = counter.to_path_buf();
+        let ctx = ctx.clone();
         move || async move {
-            append(&counter, &key)?;
+            ctx.record(&key)?;
             tokio::time::sleep(slow).await;
             Ok::<_, Error>(format!("value of {key}"))
         }
     };
-    if role == "holder" {
+    if ctx.role == "holder" {
         // Computes "forever": the parent kills this process meanwhile.
         kv.get_or_set_with("key-0", compute_for("key-0".to_owned(), CHILD_LIMIT), None)
             .await?;
         return Err(Failure("the holder was not killed".to_owned()));
     }
     let start = Instant::now();
+    let keys = ctx.keys;
     let asks = (0..keys).map(|i| {
         let kv = Arc::clone(&kv);
         let key = format!("key-{i}");

@@ -91,8 +91,9 @@ impl CrossProcess {
     }
 }
 
-/// What a process does about a missing value.
-pub(crate) enum Step<V> {
+/// What a process does about a missing value ([`take_or_wait`]).
+#[derive(Debug)]
+pub enum Step<V> {
     /// Another process stored it meanwhile.
     Found(V),
     /// Compute it: holding the lease (release it afterwards), or without one
@@ -103,8 +104,15 @@ pub(crate) enum Step<V> {
 /// Takes the lease on `key` or waits for the value another process
 /// computes: polls `read` with back-off, tries the lease again after every
 /// poll (so a dead holder's expired lease passes to a waiter), and gives up
-/// waiting after `options.max_wait`.
-pub(crate) async fn take_or_wait<V, R, Fut>(
+/// waiting after `options.max_wait`. The one mechanism behind the key/value
+/// cache's and the HTTP layer's cross-process single flight.
+///
+/// # Errors
+///
+/// The store's errors (a lease call or `read` that failed); a backend
+/// without leases (`Unsupported`) is [`Step::Compute`]`(None)`, not an
+/// error.
+pub async fn take_or_wait<V, R, Fut>(
     store: &DynStore,
     key: &Key,
     options: &CrossProcess,
@@ -151,8 +159,9 @@ where
     }
 }
 
-/// Releases a lease; a failure only delays the others until it expires.
-pub(crate) async fn release(store: &DynStore, key: &Key, token: &LeaseToken) {
+/// Releases a lease; a failure only delays the others until it expires
+/// (logged, not returned).
+pub async fn release(store: &DynStore, key: &Key, token: &LeaseToken) {
     if let Err(e) = store.release_lease(key, token).await {
         tracing::warn!(error = %e, "respcache: could not release a lease; it will expire");
     }

@@ -9,7 +9,8 @@ use globset::{GlobBuilder, GlobMatcher};
 use http::{HeaderName, Method};
 use respcache_core::breaker::BreakerConfig;
 use respcache_core::{
-    Backend, Clock, ErrorKind as CoreErrorKind, Expiry, Name, ResponseCache, SystemClock,
+    Backend, Clock, CrossProcess, ErrorKind as CoreErrorKind, Expiry, Name, ResponseCache,
+    SystemClock,
 };
 use url::Url;
 
@@ -78,6 +79,8 @@ pub(crate) struct Options {
     pub(crate) buffer_budget: Option<BufferBudget>,
     pub(crate) breaker: BreakerConfig,
     pub(crate) cache_timeout: Option<Duration>,
+    /// One origin request per key across processes sharing the backend.
+    pub(crate) cross_process: Option<CrossProcess>,
 }
 
 impl fmt::Debug for Options {
@@ -183,6 +186,7 @@ pub struct CachedClientBuilder {
     transport: TransportOptions,
     breaker: BreakerConfig,
     cache_timeout: Option<Duration>,
+    cross_process: Option<CrossProcess>,
     degraded_start: bool,
     reopen: Backoff,
 }
@@ -226,6 +230,7 @@ impl Default for CachedClientBuilder {
             transport: TransportOptions::default(),
             breaker: BreakerConfig::default(),
             cache_timeout: None,
+            cross_process: None,
             degraded_start: true,
             reopen: Backoff::default(),
         }
@@ -506,6 +511,38 @@ impl CachedClientBuilder {
         self
     }
 
+    /// One origin request per key across every process that shares the
+    /// backend (several pods over one Redis, MongoDB, DynamoDB, SQLite file
+    /// or folder), not only within this one: on a miss (or a stale entry to
+    /// revalidate), the process that takes the store's lease on the key asks
+    /// the origin and stores the answer; the others poll the store with
+    /// back-off and serve what it stored, take the lease over when its
+    /// holder died (the lease expires), or ask the origin themselves when
+    /// `max_wait` runs out. In-process coalescing runs first, so each
+    /// process makes one lease attempt per key. Requests that must reach the
+    /// origin (`no-cache`, [`refresh`](crate::RequestBuilder::refresh),
+    /// [`force_refresh`](crate::RequestBuilder::force_refresh)) and
+    /// backends without leases go straight on. Costs a miss one lease call
+    /// and one release (Redis: one round trip each).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> respcache_http::Result<()> {
+    /// use std::time::Duration;
+    /// use respcache_core::CrossProcess;
+    /// use respcache_http::CachedClient;
+    ///
+    /// let backend = respcache_core::MemoryBackend::new(); // a shared backend in practice
+    /// let client = CachedClient::builder()
+    ///     .cross_process(CrossProcess::new().lease(Duration::from_secs(20)))
+    ///     .build(std::sync::Arc::new(backend))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn cross_process(mut self, options: CrossProcess) -> Self {
+        self.cross_process = Some(options);
+        self
+    }
+
     /// Whether a client may be built while its stores cannot be opened
     /// (default `true`): requests then go to the origin, the stores are
     /// opened again in the background (see
@@ -581,6 +618,7 @@ impl CachedClientBuilder {
             buffer_budget: self.buffer_budget.clone(),
             breaker: self.breaker,
             cache_timeout: self.cache_timeout,
+            cross_process: self.cross_process,
         })
     }
 

@@ -12,7 +12,7 @@
 //! | `respcache_http_requests_total` | counter | `outcome` | answered requests by [`CacheOutcome`] (`hit`, `stale-hit`, `stale-while-revalidate`, `revalidated`, `miss`, `coalesced`, `stale-if-error`, `only-if-cached-miss`, `bypass`), or `error` |
 //! | `respcache_http_stored_total` | counter | | responses written to the cache |
 //! | `respcache_http_not_stored_total` | counter | `reason` | full answers the cache did not keep, by [`NotStored`] reason |
-//! | `respcache_http_cache_errors_total` | counter | `backend`, `operation` | cache calls that failed (`get`, `put` — a 304's metadata update included —, `delete`) |
+//! | `respcache_http_cache_errors_total` | counter | `backend`, `operation` | cache calls that failed (`get`, `put` — a 304's metadata update included —, `delete`, `lease`) |
 //! | `respcache_http_cache_skipped_total` | counter | `backend` | cache calls skipped: breaker open, or stores not open yet |
 //! | `respcache_http_breaker_state` | gauge | `backend` | 0 closed, 1 open (half-open included, until its probe ends) |
 //! | `respcache_http_breaker_opens_total` | counter | `backend` | times the circuit breaker opened |
@@ -23,6 +23,7 @@
 //! | `respcache_http_background_refreshes_total` | counter | | `stale-while-revalidate` refreshes started |
 //! | `respcache_http_store_seconds` | histogram | `operation` | time of each cache call (`get`, `put`, `delete`) |
 //! | `respcache_http_origin_seconds` | histogram | | time to the origin's answer (its head, or its whole body when read whole) |
+//! | `respcache_http_lease_seconds` | histogram | | with [`cross_process`](crate::CachedClientBuilder::cross_process): what a miss spent on the key's lease — taking it, or waiting for the process that holds it |
 
 use metrics::{Counter, Histogram};
 use respcache_core::BreakerState;
@@ -57,6 +58,8 @@ pub const BYTES_FROM_CACHE: &str = "respcache_http_bytes_from_cache_total";
 pub const BACKGROUND_REFRESHES: &str = "respcache_http_background_refreshes_total";
 /// Time of each cache call, by operation.
 pub const STORE_SECONDS: &str = "respcache_http_store_seconds";
+/// Time a miss spent on the key's lease (cross-process single flight).
+pub const LEASE_SECONDS: &str = "respcache_http_lease_seconds";
 /// Time to the origin's answer.
 pub const ORIGIN_SECONDS: &str = "respcache_http_origin_seconds";
 
@@ -191,6 +194,7 @@ pub(crate) struct Handles {
     pub(crate) store_put: Histogram,
     pub(crate) store_delete: Histogram,
     pub(crate) origin: Histogram,
+    pub(crate) lease_wait: Histogram,
 }
 
 impl Handles {
@@ -204,6 +208,7 @@ impl Handles {
             store_put: metrics::histogram!(STORE_SECONDS, "operation" => "put"),
             store_delete: metrics::histogram!(STORE_SECONDS, "operation" => "delete"),
             origin: metrics::histogram!(ORIGIN_SECONDS),
+            lease_wait: metrics::histogram!(LEASE_SECONDS),
         }
     }
 

@@ -22,7 +22,13 @@ pub(super) enum Step {
 
 impl Engine {
     pub(super) fn decide(&self, ex: &Exchange<'_>) -> Step {
-        let Some(f) = &ex.read.found else {
+        self.decide_on(ex.read.found.as_ref(), ex)
+    }
+
+    /// [`decide`](Self::decide) for `found`, a stored response read for
+    /// the exchange's request.
+    pub(super) fn decide_on(&self, found: Option<&Found>, ex: &Exchange<'_>) -> Step {
+        let Some(f) = found else {
             return Step::Origin;
         };
         let directives = self.response_directives(&f.head.headers);

@@ -12,6 +12,9 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, StatusCode};
 
+use respcache_core::cross_process;
+
+use super::decide::Step;
 use super::exchange::Exchange;
 use super::{Answer, Engine};
 use crate::body::{self, RequestStream};
@@ -45,7 +48,7 @@ impl Engine {
     pub(super) async fn fetch_coalesced(self: &Arc<Self>, ex: &Exchange<'_>) -> Answer {
         let (answer, leader) = self
             .flights
-            .run(&ex.coalesce_key(self), || self.fetch(ex), panicked)
+            .run(&ex.coalesce_key(self), || self.fetch_across(ex), panicked)
             .await;
         if leader {
             answer
@@ -62,6 +65,62 @@ impl Engine {
                 r.cache_status = status;
                 r
             })
+        }
+    }
+
+    /// [`fetch`](Self::fetch), coordinated with the other processes that
+    /// share the backend when the client asks for it
+    /// ([`cross_process`](crate::CachedClientBuilder::cross_process)): the
+    /// holder of the key's lease fetches, the others serve what it stores.
+    async fn fetch_across(self: &Arc<Self>, ex: &Exchange<'_>) -> Answer {
+        let req = &ex.req;
+        let Some(options) = self.options.cross_process.filter(|_| {
+            !ex.read.cache_failed
+                && self.writes(req)
+                && !(req.per.refresh || req.per.force_refresh || ex.req_cc.no_cache)
+        }) else {
+            return self.fetch(ex).await;
+        };
+        let store = &ex.slot.store;
+        let key = &ex.slot.key;
+        // What another process stored meanwhile, if this request may be
+        // answered with it.
+        let stored = || async {
+            let read = self.lookup(&ex.slot, req, &ex.digest).await;
+            if read.cache_failed {
+                return Err(respcache_core::Error::new(
+                    respcache_core::ErrorKind::Unavailable,
+                    "the cache failed while waiting for another process",
+                ));
+            }
+            Ok(match self.decide_on(read.found.as_ref(), ex) {
+                Step::Serve(_) => read.found.map(|found| {
+                    self.stored_response(
+                        found,
+                        req.url.clone(),
+                        &req.method,
+                        CacheOutcome::Coalesced,
+                    )
+                }),
+                Step::ServeAndRefresh | Step::Origin => None,
+            })
+        };
+        let started = Instant::now();
+        let turn = cross_process::take_or_wait(store.as_ref(), key, &options, stored).await;
+        self.counters.metrics.lease_wait.record(started.elapsed());
+        match turn {
+            Ok(cross_process::Step::Found(r)) => Ok(r),
+            Ok(cross_process::Step::Compute(token)) => {
+                let answer = self.fetch(ex).await;
+                if let Some(token) = token {
+                    cross_process::release(store.as_ref(), key, &token).await;
+                }
+                answer
+            }
+            Err(e) => {
+                self.cache_error("lease", &ex.slot.repository, &e);
+                self.fetch(ex).await
+            }
         }
     }
 

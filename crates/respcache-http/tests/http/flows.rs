@@ -17,6 +17,7 @@ crate::backend_tests!(
         failed_unsafe_methods_invalidate_nothing,
         redirects_store_the_final_response_and_both_urls_hit,
         different_requests_are_not_coalesced,
+        clients_sharing_a_backend_fetch_once_with_cross_process,
 );
 
 async fn successful_unsafe_methods_invalidate_stored_answers(b: B, kind: Kind) {
@@ -212,4 +213,39 @@ async fn different_requests_are_not_coalesced(b: B, kind: Kind) {
     assert_eq!(a.unwrap().text(), "/a #1");
     assert_eq!(bb.unwrap().text(), "/b #1");
     assert_eq!(origin.total(), 2);
+}
+
+/// Two clients over one backend stand for two processes: with
+/// `cross_process`, a miss both have at once is fetched once (the other
+/// serves what the lease holder stored); without it, twice.
+async fn clients_sharing_a_backend_fetch_once_with_cross_process(b: B, kind: Kind) {
+    let origin = Origin::start(|s| {
+        Reply::ok(format!("slow #{}", s.n))
+            .header("cache-control", "max-age=60")
+            .delay(Duration::from_millis(300))
+    })
+    .await;
+    let clock = clock();
+    let across = |b: respcache_http::CachedClientBuilder| {
+        b.cross_process(respcache_core::CrossProcess::new())
+    };
+    let one = front(kind, b.clone(), &clock, across).await;
+    let two = front(kind, b.clone(), &clock, across).await;
+    let url = origin.url("/shared");
+    let (r1, r2) = tokio::join!(one.get(&url).send(), two.get(&url).send());
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(origin.count("/shared"), 1);
+    assert_eq!(r1.text(), r2.text());
+    let outcomes = [r1.outcome(), r2.outcome()];
+    assert!(outcomes.contains(&CacheOutcome::Miss), "{outcomes:?}");
+    assert!(outcomes.contains(&CacheOutcome::Coalesced), "{outcomes:?}");
+
+    // Without the option, each client fetches.
+    let plain_one = front(kind, b.clone(), &clock, |b| b.cache_name("plain")).await;
+    let plain_two = front(kind, b, &clock, |b| b.cache_name("plain")).await;
+    let other = origin.url("/plain");
+    let (p1, p2) = tokio::join!(plain_one.get(&other).send(), plain_two.get(&other).send());
+    p1.unwrap();
+    p2.unwrap();
+    assert_eq!(origin.count("/plain"), 2);
 }
