@@ -235,73 +235,133 @@ pub fn dead_holder_is_replaced(
     factory: Factory,
     lease: Duration,
 ) -> Result<Option<String>, Failure> {
-    if let Some(ctx) = child_context() {
-        let outcome = runtime().and_then(|rt| rt.block_on(kv_child(&ctx, &factory)));
-        exit_child(outcome);
-    }
-    let runtime = runtime()?;
-    let Some(namespace) = reachable(&runtime, &factory)? else {
+    let holder = |ctx: ChildContext| {
+        let factory = factory.clone();
+        async move { kv_child(&ctx, &factory).await }
+    };
+    let waiter = |namespace: String, ctx: ChildContext| {
+        let factory = factory.clone();
+        async move {
+            let kv = kv_cache(&factory, &namespace, lease).await?;
+            let value = kv
+                .get_or_set_with(
+                    "key-0",
+                    move || async move {
+                        ctx.record("key-0")?;
+                        Ok::<_, Error>("taken over".to_owned())
+                    },
+                    Some(Duration::from_secs(600)),
+                )
+                .await
+                .map_err(|e| Failure(format!("the waiter failed: {e}")))?;
+            crate::ensure_eq!(value.as_str(), "taken over", "the waiter's value");
+            Ok(value)
+        }
+    };
+    let Some(killed) = holder_killed(test_name, &factory, lease, &[], holder, waiter)? else {
         return Ok(None);
     };
-    let dir = scratch_dir(&namespace)?;
-    let counter = dir.join("computations");
-    let go = dir.join("go");
-    std::fs::write(&go, b"go")
-        .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
-    let mut holder = spawn(
-        test_name,
-        "holder",
-        &namespace,
-        &counter,
-        &go,
-        1,
-        lease,
-        &[],
-    )?;
-    // Wait until the holder computes (it holds the lease then).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while read_lines(&counter)?.is_empty() {
-        if Instant::now() > deadline || matches!(holder.try_wait(), Ok(Some(_))) {
-            let _ = holder.kill();
-            let _ = holder.wait();
-            return Err(Failure("the holder never started computing".to_owned()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let killed = Instant::now();
-    let _ = holder.kill();
-    let _ = holder.wait();
-    let outcome = runtime.block_on(async {
-        let kv = kv_cache(&factory, &namespace, lease).await?;
-        let counter = counter.clone();
-        kv.get_or_set_with(
-            "key-0",
-            move || async move {
-                append(&counter, "key-0")?;
-                Ok::<_, Error>("taken over".to_owned())
-            },
-            Some(Duration::from_secs(600)),
-        )
-        .await
-    });
-    let waited = killed.elapsed();
-    let lines = read_lines(&counter)?;
-    cleanup(&runtime, &factory, &namespace, &dir);
-    let value = outcome.map_err(|e| Failure(format!("the waiter failed: {e}")))?;
-    crate::ensure_eq!(value.as_str(), "taken over", "the waiter's value");
     crate::ensure_eq!(
-        lines.len(),
+        killed.lines.len(),
         2,
         "computations (the dead holder's, the waiter's)"
     );
     let bound = lease + Duration::from_secs(5);
     crate::ensure!(
-        waited < bound,
-        "the waiter finished {waited:?} after the holder died (lease {lease:?})"
+        killed.waited < bound,
+        "the waiter finished {:?} after the holder died (lease {lease:?})",
+        killed.waited
     );
     Ok(Some(format!(
-        "holder killed mid-computation; the waiter had the value {waited:?} later (lease {lease:?})"
+        "holder killed mid-computation; the waiter had the value {:?} later (lease {lease:?})",
+        killed.waited
     )))
+}
+
+/// What [`holder_killed`] saw: the waiter's report, every recorded line,
+/// and how long the waiter took after the holder was killed.
+#[derive(Debug)]
+pub struct Killed {
+    /// What the waiter returned.
+    pub report: String,
+    /// Every line the holder and the waiter recorded.
+    pub lines: Vec<String>,
+    /// From the kill to the waiter's end.
+    pub waited: Duration,
+}
+
+/// One child runs `holder` (role `holder`: it takes a lease and works
+/// "forever"); once it has [`record`](ChildContext::record)ed a line it
+/// is killed (SIGKILL), and this process runs `waiter` (with the run's
+/// namespace and a context whose `record` writes to the same record).
+/// Returns `None` when the backend is unreachable outside CI; the stores of
+/// the run's namespace are dropped afterwards.
+///
+/// # Errors
+///
+/// A [`Failure`] when the holder never starts, or `waiter` fails.
+pub fn holder_killed<H, HFut, W, WFut>(
+    test_name: &str,
+    factory: &Factory,
+    lease: Duration,
+    env: &[(&str, &str)],
+    holder: H,
+    waiter: W,
+) -> Result<Option<Killed>, Failure>
+where
+    H: FnOnce(ChildContext) -> HFut,
+    HFut: std::future::Future<Output = Result<String, Failure>>,
+    W: FnOnce(String, ChildContext) -> WFut,
+    WFut: std::future::Future<Output = Result<String, Failure>>,
+{
+    if let Some(ctx) = child_context() {
+        let outcome = runtime().and_then(|rt| rt.block_on(holder(ctx)));
+        exit_child(outcome);
+    }
+    let runtime = runtime()?;
+    let Some(namespace) = reachable(&runtime, factory)? else {
+        return Ok(None);
+    };
+    let dir = scratch_dir(&namespace)?;
+    let counter = dir.join("computations");
+    let go = dir.join("go");
+    let ctx = ChildContext {
+        role: "waiter".to_owned(),
+        namespace: namespace.clone(),
+        keys: 1,
+        lease,
+        counter: counter.clone(),
+        go: go.clone(),
+    };
+    let outcome = (|| {
+        std::fs::write(&go, b"go")
+            .map_err(|e| Failure(format!("cannot write {}: {e}", go.display())))?;
+        let mut holder = spawn(
+            test_name, "holder", &namespace, &counter, &go, 1, lease, env,
+        )?;
+        // Wait until the holder works (it holds the lease then).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while read_lines(&counter)?.is_empty() {
+            if Instant::now() > deadline || matches!(holder.try_wait(), Ok(Some(_))) {
+                let _ = holder.kill();
+                let _ = holder.wait();
+                return Err(Failure("the holder never started working".to_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let killed = Instant::now();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        let report = runtime.block_on(waiter(namespace.clone(), ctx))?;
+        let waited = killed.elapsed();
+        Ok(Killed {
+            report,
+            lines: read_lines(&counter)?,
+            waited,
+        })
+    })();
+    cleanup(&runtime, factory, &namespace, &dir);
+    outcome.map(Some)
 }
 
 // ----------------------------------------------------------------- parent
