@@ -14,7 +14,7 @@ use url::Url;
 use crate::body::{RequestStream, ResponseBody};
 use crate::builder::{CachedClientBuilder, Options};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::line::{RedactedUrl, RequestLine};
 use crate::precondition::Asks;
 use crate::request::{Prepared, RequestBuilder};
@@ -70,7 +70,7 @@ use crate::transport::Transport;
 #[doc(alias = "CachedSession")]
 #[derive(Clone)]
 pub struct CachedClient {
-    inner: Arc<Engine>,
+    pub(crate) inner: Arc<Engine>,
 }
 
 /// The name the seed and DESIGN.md use.
@@ -220,8 +220,7 @@ impl CachedClient {
     /// [`InvalidUrl`](crate::ErrorKind::InvalidUrl) for a bad URL. Cache
     /// failures are logged and counted, not returned.
     pub async fn invalidate(&self, url: &str) -> Result<u64> {
-        let url = Url::parse(url)
-            .map_err(|e| Error::new(crate::ErrorKind::InvalidUrl, format!("{url:?}: {e}")))?;
+        let url = crate::maintenance::parse(url)?;
         Ok(self.inner.invalidate_url(&url, &HeaderMap::new()).await)
     }
 

@@ -28,6 +28,10 @@ pub enum ErrorKind {
     /// The client could not be built: a bad option, or the cache could not
     /// be opened.
     Configuration,
+    /// A cache call of a maintenance method ([`has_url`](crate::CachedClient::has_url),
+    /// [`clear`](crate::CachedClient::clear), ...) failed, or the cache is
+    /// not open; requests never fail with it (a failing cache is skipped).
+    Cache,
     /// The request's work panicked (a bug in respcache, or in the service a
     /// [`CacheLayer`](crate::CacheLayer) wraps); every request coalesced
     /// with it gets this error.
@@ -45,6 +49,7 @@ impl ErrorKind {
             ErrorKind::TooManyRedirects => "too many redirects",
             ErrorKind::Decode => "decode error",
             ErrorKind::Configuration => "configuration error",
+            ErrorKind::Cache => "cache error",
             ErrorKind::Internal => "internal error",
         }
     }

@@ -280,6 +280,14 @@ impl Target for Shared {
     fn store_state(&self) -> (StoreState, Option<String>) {
         self.0.store_state()
     }
+
+    fn stores(&self) -> Vec<(Arc<str>, Arc<DynStore>)> {
+        self.0.stores()
+    }
+
+    fn backend(&self) -> Option<Arc<dyn respcache_core::Backend>> {
+        self.0.backend()
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod error;
 mod freshness;
 mod layer;
 mod line;
+mod maintenance;
 pub mod meta;
 pub mod metrics;
 mod normalize;

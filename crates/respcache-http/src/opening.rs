@@ -176,6 +176,14 @@ impl Target for OpeningTarget {
         self.ready().and_then(|t| t.repository_expiry(slot))
     }
 
+    fn stores(&self) -> Vec<(Arc<str>, Arc<DynStore>)> {
+        self.ready().map_or_else(Vec::new, |t| t.stores())
+    }
+
+    fn backend(&self) -> Option<Arc<dyn respcache_core::Backend>> {
+        self.ready()?.backend()
+    }
+
     fn store_state(&self) -> (StoreState, Option<String>) {
         if self.ready().is_some() {
             return (StoreState::Ready, None);

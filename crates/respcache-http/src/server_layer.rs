@@ -148,7 +148,9 @@ pub(crate) fn error_status(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidUrl | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::Internal | ErrorKind::Configuration => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Internal | ErrorKind::Configuration | ErrorKind::Cache => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::BAD_GATEWAY,
     }
 }

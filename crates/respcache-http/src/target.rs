@@ -82,6 +82,13 @@ pub(crate) trait Target: Send + Sync + fmt::Debug {
     fn store_state(&self) -> (StoreState, Option<String>) {
         (StoreState::Ready, None)
     }
+
+    /// The stores answers live in, by repository (not the redirect
+    /// pointers); none while they are not open.
+    fn stores(&self) -> Vec<(Arc<str>, Arc<DynStore>)>;
+
+    /// The backend, once open.
+    fn backend(&self) -> Option<Arc<dyn Backend>>;
 }
 
 /// The key schema of the `http` and `http_redirects` stores.
@@ -144,6 +151,14 @@ impl Target for BackendTarget {
 
     fn redirects(&self) -> &Arc<DynStore> {
         &self.redirects
+    }
+
+    fn stores(&self) -> Vec<(Arc<str>, Arc<DynStore>)> {
+        vec![(Arc::clone(&self.repository), Arc::clone(&self.store))]
+    }
+
+    fn backend(&self) -> Option<Arc<dyn Backend>> {
+        Some(Arc::clone(&self.backend))
     }
 }
 
@@ -211,5 +226,17 @@ impl<P: Send + Sync + 'static> Target for CacheTarget<P> {
         self.cache
             .repository(&slot.repository)
             .and_then(|r| r.expiry())
+    }
+
+    fn stores(&self) -> Vec<(Arc<str>, Arc<DynStore>)> {
+        self.cache
+            .repositories()
+            .iter()
+            .map(|r| (Arc::from(r.name()), Arc::clone(r.store())))
+            .collect()
+    }
+
+    fn backend(&self) -> Option<Arc<dyn Backend>> {
+        Some(Arc::clone(self.cache.backend()))
     }
 }

@@ -14,6 +14,7 @@ use respcache_http::{CachedClient, CachedClientBuilder};
 mod front;
 mod future_size;
 mod layer;
+mod maintenance;
 mod origin;
 mod redis_child;
 mod relay;
