@@ -368,7 +368,7 @@ fn dynamodb() -> Factory {
     // DynamoDB Local (one JVM on a shared 2-core machine) takes longer than
     // the default 2 s per attempt under 8 × 200 requests at once, which
     // would open the breakers: a longer limit for this load alone.
-    let url = format!("{url}&timeout=15s&operation_timeout=30s");
+    let url = format!("{url}&timeout=30s&operation_timeout=60s");
     Factory::new("dynamodb", move || {
         let url = url.clone();
         async move { respcache_dynamodb::DynamoDbBackend::connect(&url).await }
