@@ -1,15 +1,17 @@
 //! The answers the proxy sends: the cache's or upstream's, relayed, and its
 //! own (errors and refusals).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use hyper::header::{self, HeaderName, HeaderValue};
-use hyper::{Response, StatusCode};
-use respcache_http::{ResponseBody, StreamingResponse};
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
 
 use super::hop::drop_hop_by_hop;
-
-/// The RFC 9211 response header.
-pub(crate) const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
+use crate::body::ResponseBody;
+use crate::error::{Error, ErrorKind};
+use crate::layer::CACHE_STATUS;
+use crate::streaming::StreamingResponse;
 
 /// An answer to a client.
 pub(crate) type Answer = Response<ResponseBody>;
@@ -59,5 +61,46 @@ pub(crate) fn own_answer(status: StatusCode, text: &str) -> Answer {
         CACHE_STATUS,
         HeaderValue::from_static("respcache; detail=proxy-error"),
     );
+    answer
+}
+
+/// Why the upstream request failed, in the extensions of the proxy's own
+/// answer to it (`502`, `504`, or `400` for a request the upstream could
+/// not be sent): a program embedding [`Proxy`](super::Proxy) reads it to
+/// log or count the failure.
+///
+/// ```
+/// use respcache_http::proxy::UpstreamError;
+///
+/// fn report(answer: &http::Response<respcache_http::ResponseBody>) {
+///     if let Some(failure) = answer.extensions().get::<UpstreamError>() {
+///         eprintln!("upstream: {}", failure.error());
+///     }
+/// }
+/// # report(&http::Response::new(respcache_http::ResponseBody::full("")));
+/// ```
+#[derive(Clone, Debug)]
+pub struct UpstreamError(Arc<Error>);
+
+impl UpstreamError {
+    /// The failure, as the client reported it (its URL redacted).
+    pub fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
+/// The proxy's answer to an upstream failure: `504` after the time limit,
+/// `400` for a request that could not be sent, `502` otherwise, with the
+/// error in its extensions.
+pub(crate) fn upstream_failed(error: Error) -> Answer {
+    let status = match error.kind() {
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::InvalidUrl | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let mut answer = own_answer(status, &format!("upstream {}", error.kind()));
+    answer
+        .extensions_mut()
+        .insert(UpstreamError(Arc::new(error)));
     answer
 }
