@@ -39,7 +39,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use respcache_http::proxy::UpstreamError;
-use respcache_http::tower::Service;
+use respcache_http::tower::ServiceExt;
 use respcache_http::{Proxy, ResponseBody};
 use tokio::net::TcpListener;
 
@@ -207,11 +207,11 @@ pub(crate) async fn run(
 /// Answers one request through the proxy, noting upstream failures; the
 /// answer's body counts as in flight until it is sent.
 async fn handle(
-    mut proxy: Proxy,
+    proxy: Proxy,
     req: Request<Incoming>,
     request: InFlight,
 ) -> Result<Response<Tracked<ResponseBody>>, Infallible> {
-    let answer = proxy.call(req).await?;
+    let answer = proxy.oneshot(req).await?;
     if let Some(failure) = answer.extensions().get::<UpstreamError>() {
         crate::note(&format!("upstream: {}", failure.error()));
     }
