@@ -90,12 +90,14 @@ impl UpstreamError {
 }
 
 /// The proxy's answer to an upstream failure: `504` after the time limit,
-/// `400` for a request that could not be sent, `502` otherwise, with the
+/// `400` for a request that could not be sent, `500` for a fault of the
+/// cache's own (a panic caught in its work), `502` otherwise, with the
 /// error in its extensions.
 pub(crate) fn upstream_failed(error: Error) -> Answer {
     let status = match error.kind() {
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::InvalidUrl | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_GATEWAY,
     };
     let mut answer = own_answer(status, &format!("upstream {}", error.kind()));
