@@ -106,3 +106,24 @@ pub(crate) fn upstream_failed(error: Error) -> Answer {
         .insert(UpstreamError(Arc::new(error)));
     answer
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_map_to_gateway_statuses_with_the_error_attached() {
+        for (kind, status) in [
+            (ErrorKind::Connection, 502),
+            (ErrorKind::Timeout, 504),
+            (ErrorKind::InvalidRequest, 400),
+            (ErrorKind::Internal, 500),
+        ] {
+            let answer = upstream_failed(Error::new(kind, "why"));
+            assert_eq!(answer.status(), status, "{kind:?}");
+            let attached = answer.extensions().get::<UpstreamError>().unwrap();
+            assert_eq!(attached.error().kind(), kind);
+            assert_eq!(answer.headers()[header::CACHE_CONTROL], "no-store");
+        }
+    }
+}
