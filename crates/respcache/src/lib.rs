@@ -15,9 +15,9 @@ pub use respcache_http as http_cache;
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub use respcache_http::{
     CACHE_STATUS, CacheFacts, CacheLayer, CacheMode, CacheOutcome, CacheService, CacheStats,
-    CacheStatus, CachedClient, CachedClientBuilder, CachedResponse, CachedSession, FinalUrl,
-    RequestBody, RequestOptions, ResponseBody, ResponseMeta, ServerCacheLayer, ServerCacheService,
-    StreamingResponse,
+    CacheStatus, CachedClient, CachedClientBuilder, CachedResponse, CachedSession, FinalUrl, Proxy,
+    ProxyBuilder, RequestBody, RequestOptions, ResponseBody, ResponseMeta, ServerCacheLayer,
+    ServerCacheService, StreamingResponse,
 };
 
 /// The SQLite backend (feature `sqlite`, on by default).

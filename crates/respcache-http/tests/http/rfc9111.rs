@@ -1,6 +1,6 @@
 //! RFC 9111 rules through the library (issue 14), one test per rule; the
-//! same rules end to end through `respcache serve` are in the facade's
-//! `tests/cli_serve_rfc9111.rs`.
+//! same rules end to end through `respcache serve` are in
+//! `crates/respcache-cli/tests/cli_serve_rfc9111.rs`.
 
 use respcache_http::http::HeaderName;
 use respcache_http::{CacheOutcome, HEURISTICALLY_CACHEABLE};

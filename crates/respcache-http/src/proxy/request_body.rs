@@ -1,19 +1,19 @@
-//! GET/HEAD request bodies, read whole (they are part of the cache key)
-//! within `--max-body-size`, `--body-timeout` and the shared
-//! `--buffer-budget`: each body reserves the memory it holds from the
-//! budget as it grows (its whole `Content-Length` at once when it has one),
-//! and keeps it until the request is done.
+//! Request bodies of the methods the cache answers (GET, HEAD), read whole
+//! (they are part of the cache key) within the proxy's body size limit,
+//! body time limit and shared buffer budget: each body reserves the memory
+//! it holds from the budget as it grows (its whole `Content-Length` at once
+//! when it has one), and keeps it until the request is done.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use http::header::{self, HeaderValue};
 use http_body_util::BodyExt;
-use hyper::StatusCode;
-use hyper::body::{Body, Incoming};
-use hyper::header::{self, HeaderValue};
-use respcache_http::BufferBudget;
+use hyper::body::Body;
 
 use super::answer::{Answer, own_answer};
+use crate::budget::BufferBudget;
 
 /// What a client is told to wait before retrying over budget, in seconds.
 const RETRY_AFTER: &str = "1";
@@ -21,11 +21,11 @@ const RETRY_AFTER: &str = "1";
 /// Why a request body was not read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BodyError {
-    /// Larger than `--max-body-size`.
+    /// Larger than the body size limit.
     TooLarge,
     /// The budget cannot hold it now.
     OverBudget,
-    /// Not all sent within `--body-timeout`.
+    /// Not all sent within the body time limit.
     TimedOut,
     /// The connection failed mid-body.
     Failed,
@@ -37,12 +37,12 @@ impl BodyError {
         match self {
             BodyError::TooLarge => own_answer(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is larger than --max-body-size",
+                "the request body is larger than the proxy's body size limit",
             ),
             BodyError::OverBudget => {
                 let mut a = own_answer(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "too many request bodies held at once (--buffer-budget); retry later",
+                    "too many request bodies held at once (the proxy's buffer budget); retry later",
                 );
                 a.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
@@ -50,7 +50,7 @@ impl BodyError {
             }
             BodyError::TimedOut => own_answer(
                 StatusCode::REQUEST_TIMEOUT,
-                "the request body did not arrive within --body-timeout",
+                "the request body did not arrive within the proxy's body time limit",
             ),
             BodyError::Failed => {
                 own_answer(StatusCode::BAD_REQUEST, "reading the request body failed")
@@ -61,13 +61,17 @@ impl BodyError {
 
 /// Reads `body` whole: at most `max` bytes, within `deadline`, its memory
 /// reserved from `budget` (held by the returned bytes until dropped).
-pub(crate) async fn read_whole(
-    mut body: Incoming,
+pub(crate) async fn read_whole<B>(
+    body: B,
     max: usize,
     budget: &BufferBudget,
     deadline: Duration,
-) -> Result<Bytes, BodyError> {
+) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes>,
+{
     let hint = body.size_hint();
+    let mut body = std::pin::pin!(body);
     if hint.lower() > max as u64 {
         return Err(BodyError::TooLarge);
     }

@@ -21,10 +21,10 @@
 
 use std::fmt;
 
-use hyper::Uri;
+use http::Uri;
 use url::Url;
 
-use crate::failure::{CliResult, Failure};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Why a request path is refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -53,11 +53,14 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Reads `--upstream`; the message of a refusal names the URL with any
-    /// credentials redacted.
-    pub(crate) fn parse(text: &str) -> CliResult<Self> {
-        let shown = crate::redact::url(text);
-        let bad = |why: &str| Failure::new(format!("--upstream {shown:?}: {why}"));
+    /// Reads the upstream base URL: `http` or `https`, with a host, without
+    /// credentials, query or fragment. A refusal is an
+    /// [`InvalidUrl`](ErrorKind::InvalidUrl) error naming the URL with any
+    /// password or secret-looking option redacted.
+    pub(crate) fn parse(text: &str) -> Result<Self> {
+        let shown = respcache_core::redact::redact_url(text);
+        let bad =
+            |why: &str| Error::new(ErrorKind::InvalidUrl, format!("upstream {shown:?}: {why}"));
         let url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(bad("not an http:// or https:// URL with a host"));
@@ -198,7 +201,7 @@ mod tests {
     use super::*;
 
     fn upstream(text: &str) -> Upstream {
-        Upstream::parse(text).map_err(|_| ()).unwrap()
+        Upstream::parse(text).unwrap()
     }
 
     fn target(u: &Upstream, raw: &str) -> Result<String, PathError> {

@@ -1,7 +1,8 @@
 //! `respcache`: inspect and manage respcache caches from the command line.
 //!
-//! Built with the facade's `cli` feature (plus the features of the backends
-//! it should reach): `cargo install respcache --features cli,redis`.
+//! The `respcache-cli` package, with the features of the backends it should
+//! reach (`sqlite` and `fs` by default): `cargo install respcache-cli`, or
+//! `cargo install respcache-cli --features full` for every backend.
 //!
 //! # Naming a cache
 //!

@@ -9,13 +9,12 @@
 //!   than one: `400` (RFC 9112 §3.2). HTTP/2 carries `:authority` instead.
 
 use bytes::Bytes;
-use hyper::header::{self, HeaderValue};
-use hyper::http::request::Parts;
-use hyper::{Method, StatusCode, Version};
-
-use respcache_http::ResponseBody;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, StatusCode, Version};
 
 use super::answer::{Answer, own_answer};
+use crate::body::ResponseBody;
 
 /// The methods `OPTIONS *` lists: every standard one but `CONNECT`
 /// (extension methods are relayed too).
@@ -56,7 +55,7 @@ pub(crate) fn screen(parts: &Parts) -> Option<Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::Request;
+    use http::Request;
 
     fn parts(method: &str, target: &str, version: Version, hosts: &[&str]) -> Parts {
         let mut b = Request::builder()

@@ -1,7 +1,7 @@
 //! Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, so
 //! the proxy drops them in both directions.
 
-use hyper::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName};
 
 /// Removes the hop-by-hop headers: those `Connection` names, then
 /// `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
@@ -37,7 +37,7 @@ pub(crate) fn drop_hop_by_hop(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
+    use http::header::HeaderValue;
 
     #[test]
     fn hop_by_hop_headers_go_end_to_end_ones_stay() {

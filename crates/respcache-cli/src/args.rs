@@ -129,7 +129,7 @@ pub(crate) struct PurgeArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) older_than: Option<Duration>,
     /// Entries whose URL, as the HTTP layer recorded it, matches this glob
-    /// (`*` also matches `/`): 'https://api.example.com/v1/*'.
+    /// (`*` also matches `/`): `'https://api.example.com/v1/*'`.
     #[arg(long, value_name = "GLOB")]
     pub(crate) url: Option<String>,
     /// Every entry (the repositories stay, empty).
@@ -186,7 +186,7 @@ pub(crate) struct CopyArgs {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) cache: CacheArgs,
-    /// The origin: http://127.0.0.1:8000 or https://api.example.com/v1
+    /// The origin: `http://127.0.0.1:8000` or `https://api.example.com/v1`
     /// (each request's path and query are appended).
     #[arg(long, value_name = "URL")]
     pub(crate) upstream: String,
@@ -204,7 +204,7 @@ pub(crate) struct ServeArgs {
     /// ones stream through, not stored. Also the largest GET/HEAD request
     /// body (part of the cache key; larger: 413); other methods' bodies
     /// stream to the upstream whatever their size.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = respcache_http::proxy::DEFAULT_MAX_BODY_SIZE)]
     pub(crate) max_body_size: usize,
     /// The time limit of each upstream request (then 504).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
@@ -232,7 +232,7 @@ pub(crate) struct ServeArgs {
     /// The most memory held at once by buffered bodies: GET/HEAD request
     /// bodies (over it: 503 with Retry-After) and response bodies read
     /// whole to be stored (over it: passed on unstored).
-    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = respcache_http::proxy::DEFAULT_BUFFER_BUDGET)]
     pub(crate) buffer_budget: usize,
     /// Serve the cache's metrics in Prometheus text form at
     /// http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0: any free port,

@@ -66,13 +66,6 @@ impl Redactor {
     }
 }
 
-/// The URL `text` for a message: the core's one rule
-/// ([`respcache_core::redact::redact_url`]: password and secret query
-/// values hidden, the user kept).
-pub(crate) fn url(text: &str) -> String {
-    respcache_core::redact::redact_url(text)
-}
-
 /// The user, password and secret query values of the URL `text`, raw and
 /// percent-decoded.
 fn secrets_of(text: &str) -> Vec<String> {
@@ -168,16 +161,6 @@ fn percent_decode(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_lose_their_credentials_and_secret_parameters() {
-        assert_eq!(
-            url("http://alice:s3cret@h/p?a=1&access_token=xyz&Password=pw"),
-            "http://alice:***@h/p?a=1&access_token=***&Password=***"
-        );
-        assert_eq!(url("weird://u:pw@ho st"), "weird://u:***@ho st");
-        assert_eq!(url("http://h/x?page=2"), "http://h/x?page=2");
-    }
 
     #[test]
     fn known_secrets_vanish_from_free_text() {
