@@ -9,14 +9,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, StatusCode};
 use hyper::body::Body;
 
 use crate::body::{BoxError, ResponseBody};
-use crate::error::{Error, ErrorKind};
-use crate::layer::{CACHE_STATUS, CacheLayer, CacheService, respond};
+use crate::layer::{CacheLayer, CacheService, respond};
 use crate::origin::RequestBody;
+use crate::proxy::answer::upstream_failed;
 
 /// A `tower::Layer` that puts a shared cache in front of a server's
 /// service: identical requests are answered once by the service and then
@@ -32,8 +30,9 @@ use crate::origin::RequestBody;
 /// target, the `Host` header, the request's extensions); a redirect it
 /// answers is passed back, never followed. The service it makes never
 /// fails: a service error becomes `502`, a request the cache cannot read
-/// `400`, a timeout `504` — so it fits where axum and hyper want
-/// infallible services.
+/// `400`, a timeout `504` (the proxy's answers, with the error as a
+/// [`UpstreamError`](crate::proxy::UpstreamError) in the extensions) — so
+/// it fits where axum and hyper want infallible services.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -138,39 +137,10 @@ where
                 Ok(builder) => respond(builder).await,
                 Err(e) => Err(e),
             };
-            Ok(answer.unwrap_or_else(|e| error_answer(&e)))
+            Ok(answer.unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "respcache-http: answering with an error");
+                upstream_failed(e)
+            }))
         })
     }
-}
-
-/// The status a server answers an error of the cache or its service with.
-pub(crate) fn error_status(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidUrl | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::Internal | ErrorKind::Configuration | ErrorKind::Cache => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
-/// An answer a server makes itself for an error: its status, a one-line
-/// text, never stored by any cache.
-pub(crate) fn error_answer(e: &Error) -> http::Response<ResponseBody> {
-    tracing::debug!(error = %e, "respcache-http: answering with an error");
-    let text = format!("respcache: {}\n", e.kind());
-    let mut answer = http::Response::new(ResponseBody::full(Bytes::from(text)));
-    *answer.status_mut() = error_status(e.kind());
-    let h = answer.headers_mut();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        CACHE_STATUS,
-        HeaderValue::from_static("respcache; detail=error"),
-    );
-    answer
 }

@@ -45,7 +45,8 @@ pub(crate) fn relay(response: StreamingResponse, head: bool) -> Answer {
     answer
 }
 
-/// An answer the proxy makes itself (an error), never cached.
+/// An answer the proxy (or the server layer) makes itself (an error or a
+/// refusal), never cached.
 pub(crate) fn own_answer(status: StatusCode, text: &str) -> Answer {
     let mut answer = Response::new(ResponseBody::full(Bytes::from(format!(
         "respcache: {text}\n"
@@ -59,7 +60,7 @@ pub(crate) fn own_answer(status: StatusCode, text: &str) -> Answer {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         CACHE_STATUS,
-        HeaderValue::from_static("respcache; detail=proxy-error"),
+        HeaderValue::from_static("respcache; detail=error"),
     );
     answer
 }
@@ -89,15 +90,18 @@ impl UpstreamError {
     }
 }
 
-/// The proxy's answer to an upstream failure: `504` after the time limit,
-/// `400` for a request that could not be sent, `500` for a fault of the
-/// cache's own (a panic caught in its work), `502` otherwise, with the
-/// error in its extensions.
+/// The answer to a failed request, for the proxy and the server layer:
+/// `504` after the time limit, `400` for a request that could not be sent,
+/// `500` for a fault of the cache's own (a panic caught in its work), `502`
+/// otherwise (the upstream or the wrapped service failed), with the error
+/// in its extensions and only its kind in the body.
 pub(crate) fn upstream_failed(error: Error) -> Answer {
     let status = match error.kind() {
         ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorKind::InvalidUrl | ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::Internal | ErrorKind::Configuration | ErrorKind::Cache => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
         _ => StatusCode::BAD_GATEWAY,
     };
     let mut answer = own_answer(status, &format!("upstream {}", error.kind()));

@@ -70,7 +70,7 @@
 //! # }
 //! ```
 
-mod answer;
+pub(crate) mod answer;
 mod hop;
 mod path;
 mod request_body;
