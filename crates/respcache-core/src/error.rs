@@ -40,6 +40,13 @@ pub enum ErrorKind {
     /// The backend does not offer this operation (leases on a custom
     /// backend that keeps the [`Store`](crate::Store) defaults).
     Unsupported,
+    /// An error of the HTTP layer (`respcache-http`), converted so code
+    /// using the cache and the HTTP client together has one error type: a
+    /// bad URL or request, too many redirects, a body that does not decode.
+    /// (An origin that cannot be reached or does not answer in time keeps
+    /// [`Connection`](Self::Connection) or [`Timeout`](Self::Timeout).) The
+    /// HTTP error is the [`source`](std::error::Error::source).
+    Http,
 }
 
 impl ErrorKind {
@@ -59,6 +66,7 @@ impl ErrorKind {
             ErrorKind::Backend => "backend error",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Unsupported => "not supported",
+            ErrorKind::Http => "HTTP error",
         }
     }
 

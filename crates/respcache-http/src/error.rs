@@ -166,6 +166,24 @@ impl std::error::Error for Error {
     }
 }
 
+/// One error type for programs that use the cache and the HTTP client
+/// together: `?` turns an HTTP error into a `respcache_core::Error` (the
+/// facade's `respcache::Error`). An origin that cannot be reached or does
+/// not answer in time keeps its kind (`Connection`, `Timeout`); every other
+/// kind becomes [`Http`](respcache_core::ErrorKind::Http); the HTTP error
+/// is the source.
+impl From<Error> for respcache_core::Error {
+    fn from(e: Error) -> Self {
+        use respcache_core::ErrorKind as Core;
+        let kind = match e.kind() {
+            ErrorKind::Connection => Core::Connection,
+            ErrorKind::Timeout => Core::Timeout,
+            _ => Core::Http,
+        };
+        respcache_core::Error::new(kind, e.to_string()).with_source(e)
+    }
+}
+
 impl From<respcache_core::Error> for Error {
     fn from(e: respcache_core::Error) -> Self {
         Error::new(ErrorKind::Configuration, e.to_string()).with_source(e)
