@@ -133,11 +133,13 @@ impl EconomyOptions {
                     .map_err(|_| config("option compress_min is too large".to_owned()))?;
                 }
                 "cleanup" => {
-                    let every = parse_duration(value).ok_or_else(|| {
-                        config(format!(
-                            "option cleanup={value:?} is not a duration (e.g. 30s, 10m, 1h)"
-                        ))
-                    })?;
+                    let every = crate::options::duration("cleanup", value)
+                        .map_err(|e| config(e.message().to_owned()))?;
+                    if every.is_zero() {
+                        return Err(config(
+                            "option cleanup=0: give a period like 10m".to_owned(),
+                        ));
+                    }
                     options.cleanup = Some(CleanupOptions::every(every));
                 }
                 _ => kept.push(pair),
@@ -159,23 +161,6 @@ impl EconomyOptions {
 
 fn config(message: String) -> Error {
     Error::new(ErrorKind::Configuration, message)
-}
-
-/// `250ms`, `30s`, `10m`, `2h`.
-fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    use std::time::Duration;
-    let (digits, unit): (&str, fn(u64) -> Duration) = if let Some(d) = text.strip_suffix("ms") {
-        (d, Duration::from_millis)
-    } else if let Some(d) = text.strip_suffix('s') {
-        (d, Duration::from_secs)
-    } else if let Some(d) = text.strip_suffix('m') {
-        (d, |m| Duration::from_secs(m.saturating_mul(60)))
-    } else if let Some(d) = text.strip_suffix('h') {
-        (d, |h| Duration::from_secs(h.saturating_mul(3600)))
-    } else {
-        return None;
-    };
-    digits.parse::<u64>().ok().filter(|n| *n > 0).map(unit)
 }
 
 /// A backend with the core's storage-economy options (see the module docs).

@@ -42,6 +42,7 @@ pub mod lease;
 pub mod memory;
 mod memory_lru;
 pub mod name;
+pub mod options;
 pub mod redact;
 pub mod repository;
 pub mod request;

@@ -62,7 +62,7 @@ pub enum TableMode {
 /// | `create_table` | create the table (on-demand, TTL on `purge_at`) if it is missing | `true` |
 /// | `consistent_read` | strongly consistent reads (a `put` is seen by the next `get`) | `true` |
 /// | `max_attempts` | attempts per request in the SDK's standard retry mode (throttling, 5xx, connection errors) | `3` |
-/// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`; a bare number is seconds; `0`: none) | `2s` |
+/// | `timeout` | time limit of one request attempt (`500ms`, `10s`, `2m`: a duration with its unit, [`respcache_core::options`]; `0`: none) | `2s` |
 /// | `operation_timeout` | time limit of one request, retries and back-off included (`0`: none) | `5s` |
 /// | `connect_timeout` | time limit of opening a connection (`0`: none) | `2s` |
 /// | `batch_concurrency` | requests (BatchGetItem / BatchWriteItem, or DeleteItem for `delete_many` and filtered `clear`) in flight per call | `8` |
@@ -483,13 +483,7 @@ fn non_empty<'a>(name: &str, value: &'a str) -> Result<&'a str> {
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(config_error(format!(
-            "option {name}={value:?} is not a boolean (true or false)"
-        ))),
-    }
+    respcache_core::options::boolean(name, value).map_err(|e| config_error(e.message().to_owned()))
 }
 
 fn parse_number<T: FromStr>(name: &str, value: &str) -> Result<T> {
@@ -500,27 +494,11 @@ fn parse_number<T: FromStr>(name: &str, value: &str) -> Result<T> {
 
 /// A time limit: a duration, `0` meaning none.
 fn parse_limit(name: &str, value: &str) -> Result<Option<Duration>> {
-    let limit = parse_duration(name, value)?;
-    Ok((!limit.is_zero()).then_some(limit))
+    respcache_core::options::limit(name, value).map_err(|e| config_error(e.message().to_owned()))
 }
 
 fn parse_duration(name: &str, value: &str) -> Result<Duration> {
-    let bad = || {
-        config_error(format!(
-            "option {name}={value:?} is not a duration (like 500ms, 10s, 2m; a bare number is seconds)"
-        ))
-    };
-    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => value.split_at(i),
-        None => (value, "s"),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-        _ => Err(bad()),
-    }
+    respcache_core::options::duration(name, value).map_err(|e| config_error(e.message().to_owned()))
 }
 
 #[cfg(test)]
@@ -614,7 +592,7 @@ mod tests {
             "dynamodb://tbl?create_table=maybe",
             "dynamodb://tbl?max_attempts=0",
             "dynamodb://tbl?page_size=0",
-            "dynamodb://tbl?timeout=5h",
+            "dynamodb://tbl?timeout=5x",
             "dynamodb://tbl?operation_timeout=soon",
             "dynamodb://tbl?connect_timeout=-1",
             "dynamodb://tbl?endpoint=",

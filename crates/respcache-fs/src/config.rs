@@ -25,12 +25,13 @@ use crate::SCHEME;
 /// | `fs://./cache`, `fs:./cache`, `fs:cache` | `./cache`, relative to the working directory when the backend connects |
 /// | `fs://../cache`, `fs:../cache` | `../cache` |
 ///
-/// The path is percent-decoded (`fs:///srv/my%20cache` is `/srv/my cache`).
+/// The path is percent-decoded (`fs:///srv/my%20cache` is `/srv/my cache`);
+/// `fs:~/cache` is under the user's home directory.
 /// Options are query parameters:
 ///
 /// | option | values | default | meaning |
 /// |---|---|---|---|
-/// | `fsync` | `true`/`false`/`1`/`0` | `false` | see [`FsConfig::fsync`] |
+/// | `fsync` | `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`) | `false` | see [`FsConfig::fsync`] |
 /// | `max_bytes` | a size: `500MB`, `1GiB` | none | see [`FsConfig::budget`] |
 /// | `max_entries` | a count | none | see [`FsConfig::budget`] |
 ///
@@ -112,7 +113,10 @@ impl FsConfig {
                 continue;
             }
             match &*option {
-                "fsync" => config.fsync = parse_bool(&shown, &option, &value)?,
+                "fsync" => {
+                    config.fsync = respcache_core::options::boolean(&option, &value)
+                        .map_err(|e| config_error(format!("{shown:?}: {}", e.message())))?;
+                }
                 other => {
                     return Err(config_error(format!(
                         "{shown:?}: unknown option {other:?} (known: fsync, max_bytes, max_entries)"
@@ -171,17 +175,8 @@ fn root_of(url: &str, location: &str) -> Result<PathBuf> {
     if root.is_empty() {
         return Err(config_error(format!("{url:?}: the URL names no folder")));
     }
-    Ok(PathBuf::from(root))
-}
-
-fn parse_bool(url: &str, option: &str, value: &str) -> Result<bool> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        other => Err(config_error(format!(
-            "{url:?}: option {option:?} must be true or false, not {other:?}"
-        ))),
-    }
+    respcache_core::options::path(&root)
+        .map_err(|e| config_error(format!("{url:?}: {}", e.message())))
 }
 
 fn config_error(message: String) -> Error {
@@ -220,6 +215,17 @@ mod tests {
     }
 
     #[test]
+    fn a_tilde_is_the_home_directory() {
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            return;
+        };
+        assert_eq!(
+            FsConfig::from_url("fs:~/cache/app").unwrap().root,
+            std::path::PathBuf::from(home).join("cache/app")
+        );
+    }
+
+    #[test]
     fn options() {
         assert!(!FsConfig::from_url("fs:///x").unwrap().fsync);
         assert!(FsConfig::from_url("fs:///x?fsync=true").unwrap().fsync);
@@ -235,7 +241,7 @@ mod tests {
             ("fs://example.com/x", "host \"example.com\""),
             ("fs:", "names no folder"),
             ("fs://", "names no folder"),
-            ("fs:///x?fsync=yes", "must be true or false"),
+            ("fs:///x?fsync=maybe", "not a boolean"),
             ("fs:///x?sync=true", "unknown option \"sync\""),
             ("fs:///x#frag", "no fragment"),
             ("fs:///%FF", "not UTF-8"),

@@ -67,11 +67,12 @@ pub enum Location {
 /// | `sqlite://relative.sqlite`, `sqlite:relative.sqlite` | `relative.sqlite`, relative to the working directory |
 /// | `sqlite::memory:`, `sqlite://:memory:` | in memory |
 ///
-/// The path is percent-decoded (`%20` is a space). Query options:
+/// The path is percent-decoded (`%20` is a space); `~/` at its start is
+/// the user's home directory (`sqlite://~/cache/app.sqlite`). Query options:
 ///
 /// | option | value | default |
 /// |---|---|---|
-/// | `busy_timeout` | `250ms`, `5s`, `1m`, or a number of milliseconds | `5s` |
+/// | `busy_timeout` | a duration with its unit: `250ms`, `5s`, `1m` ([`respcache_core::options`]; a bare number is refused) | `5s` |
 /// | `readers` | how many read-only connections answer point reads inline; `0` sends every read to the writer thread; at most [`MAX_READERS`] (64) | one per core, at most 8 |
 /// | `on_corrupt` | `fail`: a damaged file is an error naming it; `reset`: it is moved aside and a new database started ([`OnCorrupt`]) | `fail` |
 /// | `max_bytes` | the file's byte budget, a size: `500MB`, `1GiB` (see [`respcache_core::size`]) | none |
@@ -228,7 +229,9 @@ impl SqliteConfig {
                         redact_url(url)
                     ))
                 })?;
-                SqliteConfig::file(decoded.as_ref())
+                let path = respcache_core::options::path(decoded.as_ref())
+                    .map_err(|e| config_error(e.message().to_owned()))?;
+                SqliteConfig::file(path)
             }
         };
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
@@ -244,7 +247,10 @@ impl SqliteConfig {
                 continue;
             }
             match name {
-                "busy_timeout" => config.busy_timeout = parse_duration(name, value)?,
+                "busy_timeout" => {
+                    config.busy_timeout = respcache_core::options::duration(name, value)
+                        .map_err(|e| config_error(e.message().to_owned()))?;
+                }
                 "readers" => {
                     let readers: usize = value.parse().map_err(|_| {
                         config_error(format!("option readers={value:?} is not a count"))
@@ -311,25 +317,6 @@ fn config_error(message: String) -> Error {
     Error::new(ErrorKind::Configuration, message).with_backend(NAME)
 }
 
-/// `250ms`, `5s`, `1m`, or a bare number of milliseconds.
-fn parse_duration(option: &str, value: &str) -> Result<Duration> {
-    let bad = || {
-        config_error(format!(
-            "option {option}={value:?} is not a duration (e.g. 250ms, 5s, 1m)"
-        ))
-    };
-    let (digits, unit): (&str, fn(u64) -> Duration) = if let Some(d) = value.strip_suffix("ms") {
-        (d, Duration::from_millis)
-    } else if let Some(d) = value.strip_suffix('s') {
-        (d, Duration::from_secs)
-    } else if let Some(d) = value.strip_suffix('m') {
-        (d, |m| Duration::from_secs(m.saturating_mul(60)))
-    } else {
-        (value, Duration::from_millis)
-    };
-    digits.parse::<u64>().map(unit).map_err(|_| bad())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +350,18 @@ mod tests {
     }
 
     #[test]
+    fn a_tilde_is_the_home_directory() -> Result<()> {
+        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+            return Ok(());
+        };
+        assert_eq!(
+            parse("sqlite://~/cache/a.sqlite")?.location,
+            Location::File(std::path::PathBuf::from(home).join("cache/a.sqlite"))
+        );
+        Ok(())
+    }
+
+    #[test]
     fn query_options() -> Result<()> {
         let c = parse("sqlite::memory:?busy_timeout=5s&readers=3")?;
         assert_eq!(c.busy_timeout, Duration::from_secs(5));
@@ -372,10 +371,10 @@ mod tests {
             parse("sqlite://a.db?busy_timeout=250ms")?.busy_timeout,
             Duration::from_millis(250)
         );
-        assert_eq!(
-            parse("sqlite://a.db?busy_timeout=1500")?.busy_timeout,
-            Duration::from_millis(1500)
-        );
+        // A bare number was milliseconds here and seconds in DynamoDB's
+        // URL: now every backend asks for the unit.
+        let e = parse("sqlite://a.db?busy_timeout=1500").unwrap_err();
+        assert!(e.to_string().contains("1500ms"), "{e}");
         assert_eq!(
             parse("sqlite://a.db?busy_timeout=1m")?.busy_timeout,
             Duration::from_secs(60)

@@ -41,6 +41,12 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// [`respcache_core::budget`]); on Redis, set the server's `maxmemory` with
 /// an LRU policy instead (the Redis backend's docs say how).
 ///
+/// Every option follows one grammar ([`respcache_core::options`]): durations
+/// with their unit (`busy_timeout=5s`, `timeout=250ms`), booleans as
+/// `true`/`false`, paths with `~/` for the home directory. `cache=NAME`,
+/// which names a cache for the `respcache` command, is accepted and left
+/// to the caller ([`cache_name`] reads it).
+///
 /// A known scheme whose feature is off is a [`ErrorKind::Configuration`]
 /// error naming the feature to enable; an unknown scheme lists the known
 /// ones. Passwords never appear in errors.
@@ -58,6 +64,8 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn Backend>> {
+    let (url, _) = split_cache_name(url);
+    let url = url.as_str();
     let (rest, economy) = EconomyOptions::from_url(url).map_err(|e| {
         Error::new(
             ErrorKind::Configuration,
@@ -101,6 +109,53 @@ async fn connect_backend(url: &str) -> Result<Arc<dyn Backend>> {
         )),
         other => Err(unavailable(other, url)),
     }
+}
+
+/// The cache a URL names with `?cache=NAME` (the `respcache` command's
+/// form), if any.
+///
+/// ```
+/// assert_eq!(respcache::cache_name("sqlite:///tmp/a.db?cache=music&busy_timeout=5s").as_deref(), Some("music"));
+/// assert_eq!(respcache::cache_name("redis://h:6379/0"), None);
+/// ```
+pub fn cache_name(url: &str) -> Option<String> {
+    split_cache_name(url).1
+}
+
+/// `url` without its `cache=` option, and that option's value.
+fn split_cache_name(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let mut name = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if key == "cache" {
+                name = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned());
+                false
+            } else {
+                true
+            }
+        })
+        .collect();
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    (out, name)
 }
 
 fn unavailable(scheme: &str, url: &str) -> Error {

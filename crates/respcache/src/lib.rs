@@ -3,7 +3,7 @@
 
 mod connect;
 
-pub use connect::{SCHEMES, connect, redact_url};
+pub use connect::{SCHEMES, cache_name, connect, redact_url};
 pub use respcache_core::*;
 
 /// The HTTP layer (feature `http`, on by default): [`CachedClient`], alias

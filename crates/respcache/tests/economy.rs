@@ -70,3 +70,19 @@ async fn compressed_in_the_file_and_read_back_without_the_option() {
     assert_eq!(pages.get_response(&req).await.unwrap(), Some(body));
     backend.close().await.unwrap();
 }
+
+/// Issue 19: a URL means the same to `connect` as to the command —
+/// `?cache=NAME` is accepted (and readable) and durations take their unit
+/// everywhere (`~/` is tested where each backend reads its path).
+#[tokio::test]
+async fn urls_mean_the_same_everywhere() {
+    let url = "sqlite::memory:?cache=music&busy_timeout=2s";
+    assert_eq!(respcache::cache_name(url).as_deref(), Some("music"));
+    let backend = respcache::connect(url).await.unwrap();
+    assert_eq!(backend.name(), "sqlite");
+    let e = respcache::connect("sqlite::memory:?busy_timeout=2000")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), respcache::ErrorKind::Configuration);
+    assert!(e.to_string().contains("2000ms"), "{e}");
+}
