@@ -5,8 +5,12 @@
 //! the cache on one thread and prints the time per hit.
 //!
 //! ```text
-//! cargo run --release -p respcache-http --example hit_profile -- [memory|sqlite] [hits] [client|layer]
+//! cargo run --release -p respcache-http --example hit_profile -- [memory|sqlite] [hits] [client|layer|miss|raw]
 //! ```
+//!
+//! `miss` asks a new URL each time (a miss that fetches and stores, the
+//! issue 20 path); `raw` does the same with the plain hyper-util client
+//! (no cache), the miss path's baseline.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -71,11 +75,28 @@ fn main() {
         if front == "layer" {
             return layer_hits(backend, &base, hits, &backend_name).await;
         }
+        if front == "raw" {
+            return raw_gets(&base, hits).await;
+        }
         let client = CachedClient::builder()
             .cache_name("profile")
             .build(backend)
             .await
             .unwrap();
+        if front == "miss" {
+            let start = Instant::now();
+            for i in 0..hits {
+                let r = client
+                    .get(&format!("{base}/miss/{i}"))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.cache_status().stored());
+            }
+            let per = start.elapsed().as_nanos() as f64 / hits as f64;
+            println!("{backend_name}: {hits} misses stored, {per:.0} ns per miss");
+            return;
+        }
         let urls: Vec<String> = (0..URLS).map(|i| format!("{base}/hit/{i}")).collect();
         for url in &urls {
             let r = client.get(url).send().await.unwrap();
@@ -130,4 +151,24 @@ async fn layer_hits(backend: Arc<dyn Backend>, base: &str, hits: usize, backend_
     }
     let per = start.elapsed().as_nanos() as f64 / hits as f64;
     println!("{backend_name} through CacheLayer: {hits} hits, {per:.0} ns per hit");
+}
+
+/// The miss path's baseline: new URLs through a plain hyper-util client.
+async fn raw_gets(base: &str, n: usize) {
+    let plain: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let start = Instant::now();
+    for i in 0..n {
+        let uri: hyper::Uri = format!("{base}/miss/{i}").parse().unwrap();
+        let response = plain.get(uri).await.unwrap();
+        let len = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .len();
+        assert_eq!(len, 1024);
+    }
+    let per = start.elapsed().as_nanos() as f64 / n as f64;
+    println!("plain hyper-util: {n} GETs, {per:.0} ns per GET");
 }
