@@ -68,13 +68,16 @@ impl Exchange<'_> {
         self.req.method == Method::HEAD
     }
 
-    /// The key identical requests in flight share: method, slot and the
-    /// headers that tell requests apart.
+    /// The key identical requests in flight share: the method, the
+    /// request's digest (normalised URL, body, matched headers) and the
+    /// headers that tell requests apart. (The digest, not the slot key's
+    /// string form: as fine or finer, and a miss does not pay for encoding
+    /// the key.)
     pub(crate) fn coalesce_key(&self, engine: &Engine) -> String {
         format!(
             "{}|{}|{}",
             self.req.method,
-            self.slot.key.encode(),
+            self.digest,
             engine.options.rules.headers_digest(&self.req.headers)
         )
     }
