@@ -173,13 +173,16 @@ where
         let outcome = runtime().and_then(|rt| rt.block_on(child(ctx)));
         exit_child(outcome);
     }
-    let runtime = runtime()?;
-    let Some(namespace) = reachable(&runtime, factory)? else {
+    let Some(Run {
+        runtime,
+        namespace,
+        dir,
+        counter,
+        go,
+    }) = Run::start(factory)?
+    else {
         return Ok(None);
     };
-    let dir = scratch_dir(&namespace)?;
-    let counter = dir.join("computations");
-    let go = dir.join("go");
     let spawned: Result<Vec<Child>, Failure> = (0..processes)
         .map(|_| {
             spawn(
@@ -318,13 +321,16 @@ where
         let outcome = runtime().and_then(|rt| rt.block_on(holder(ctx)));
         exit_child(outcome);
     }
-    let runtime = runtime()?;
-    let Some(namespace) = reachable(&runtime, factory)? else {
+    let Some(Run {
+        runtime,
+        namespace,
+        dir,
+        counter,
+        go,
+    }) = Run::start(factory)?
+    else {
         return Ok(None);
     };
-    let dir = scratch_dir(&namespace)?;
-    let counter = dir.join("computations");
-    let go = dir.join("go");
     let ctx = ChildContext {
         role: "waiter".to_owned(),
         namespace: namespace.clone(),
@@ -365,6 +371,34 @@ where
 }
 
 // ----------------------------------------------------------------- parent
+
+/// A run's parent side: its runtime, a fresh namespace, and the scratch
+/// folder with the record (`counter`) and the go signal.
+struct Run {
+    runtime: tokio::runtime::Runtime,
+    namespace: String,
+    dir: PathBuf,
+    counter: PathBuf,
+    go: PathBuf,
+}
+
+impl Run {
+    /// `None` when the backend is unreachable outside CI.
+    fn start(factory: &Factory) -> Result<Option<Run>, Failure> {
+        let runtime = runtime()?;
+        let Some(namespace) = reachable(&runtime, factory)? else {
+            return Ok(None);
+        };
+        let dir = scratch_dir(&namespace)?;
+        Ok(Some(Run {
+            counter: dir.join("computations"),
+            go: dir.join("go"),
+            runtime,
+            namespace,
+            dir,
+        }))
+    }
+}
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()

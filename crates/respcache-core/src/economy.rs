@@ -101,19 +101,10 @@ impl EconomyOptions {
     ///
     /// [`ErrorKind::Configuration`] for a malformed value.
     pub fn from_url(url: &str) -> Result<(String, EconomyOptions)> {
-        let Some((base, query)) = url.split_once('?') else {
-            return Ok((url.to_owned(), EconomyOptions::default()));
-        };
-        let (query, fragment) = match query.split_once('#') {
-            Some((q, f)) => (q, Some(f)),
-            None => (query, None),
-        };
         let mut options = EconomyOptions::default();
         let mut algorithm = None;
         let mut min_size = DEFAULT_COMPRESS_MIN;
-        let mut kept = Vec::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let rest = crate::options::take_query_options(url, |name, value| {
             match name {
                 "compress" => {
                     algorithm = match value {
@@ -142,20 +133,12 @@ impl EconomyOptions {
                     }
                     options.cleanup = Some(CleanupOptions::every(every));
                 }
-                _ => kept.push(pair),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })?;
         options.compression = algorithm.map(|a| Compression::new(a).with_min_size(min_size));
-        let mut out = base.to_owned();
-        if !kept.is_empty() {
-            out.push('?');
-            out.push_str(&kept.join("&"));
-        }
-        if let Some(f) = fragment {
-            out.push('#');
-            out.push_str(f);
-        }
-        Ok((out, options))
+        Ok((rest, options))
     }
 }
 

@@ -104,6 +104,57 @@ pub fn path(value: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(rest))
 }
 
+/// Takes some query options out of a URL: `take(name, value)` says whether
+/// it consumed each option (its errors stop the walk); returns the URL with
+/// the other options, in their order, and its fragment. Values are passed
+/// as written (not percent-decoded).
+///
+/// ```
+/// let mut seen = Vec::new();
+/// let rest = respcache_core::options::take_query_options("sqlite:///a.db?cache=x&readers=2#f", |name, value| {
+///     if name == "cache" {
+///         seen.push(value.to_owned());
+///         return Ok(true);
+///     }
+///     Ok(false)
+/// })?;
+/// assert_eq!((rest.as_str(), seen), ("sqlite:///a.db?readers=2#f", vec!["x".to_owned()]));
+/// # Ok::<(), respcache_core::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// The first error `take` returns.
+pub fn take_query_options(
+    url: &str,
+    mut take: impl FnMut(&str, &str) -> Result<bool>,
+) -> Result<String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok(url.to_owned());
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !take(name, value)? {
+            kept.push(pair);
+        }
+    }
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,38 +124,18 @@ pub fn cache_name(url: &str) -> Option<String> {
 
 /// `url` without its `cache=` option, and that option's value.
 fn split_cache_name(url: &str) -> (String, Option<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), None);
-    };
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (query, None),
-    };
     let mut name = None;
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if key == "cache" {
-                name = url::form_urlencoded::parse(format!("v={value}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned());
-                false
-            } else {
-                true
-            }
-        })
-        .collect();
-    let mut out = base.to_owned();
-    if !kept.is_empty() {
-        out.push('?');
-        out.push_str(&kept.join("&"));
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    (out, name)
+    let rest = respcache_core::options::take_query_options(url, |key, value| {
+        if key != "cache" {
+            return Ok(false);
+        }
+        name = url::form_urlencoded::parse(format!("v={value}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned());
+        Ok(true)
+    })
+    .unwrap_or_else(|_| url.to_owned());
+    (rest, name)
 }
 
 fn unavailable(scheme: &str, url: &str) -> Error {
