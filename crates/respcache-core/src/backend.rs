@@ -106,6 +106,18 @@ impl Limits {
 ///   [`Closed`](crate::ErrorKind::Closed) error.
 /// - An entry that cannot be decoded is a miss (see [`crate::stats`]).
 ///
+/// Tags (see [`Tags`](crate::Tags)):
+///
+/// - `get`, `get_many` and `scan` return an entry's tags as `put` stored
+///   them; `set_expiry` and `set_meta` keep them.
+/// - `purge_tag(t)` removes every entry of this store whose tags contain
+///   `t` at the time of the call, and no other, and returns how many it
+///   removed. An entry replaced by one without `t` is not removed; a
+///   deleted, cleared or evicted entry is not counted. Other stores (other
+///   repositories, other caches) are never touched.
+/// - An invalid tag is an [`InvalidKey`](crate::ErrorKind::InvalidKey)
+///   error.
+///
 /// Leases (optional; the defaults answer
 /// [`Unsupported`](crate::ErrorKind::Unsupported), see [`crate::lease`]):
 ///
@@ -203,6 +215,22 @@ pub trait Store: Send + Sync + fmt::Debug {
             }
             None => Ok(false),
         }
+    }
+
+    /// Removes every entry carrying `tag`; returns how many it removed.
+    ///
+    /// The default ([`crate::purge::purge_tag_by_scan`]) scans the whole
+    /// store and deletes the matching keys, so a custom backend passes the
+    /// conformance cases unchanged; every built-in backend overrides it
+    /// with an index (a tag → keys map, a tags table, marker files, a Redis
+    /// set, a multikey index, index items).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey`](crate::ErrorKind::InvalidKey) for an invalid tag
+    /// ([`crate::tags::validate_tag`]); the backend's errors otherwise.
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        crate::purge::purge_tag_by_scan(self, tag).await
     }
 
     /// Takes the lease on `key` for `ttl`: a new token, or `None` while an

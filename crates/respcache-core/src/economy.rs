@@ -394,6 +394,10 @@ impl Store for CompressedStore {
     async fn release_lease(&self, key: &Key, token: &crate::lease::LeaseToken) -> Result<bool> {
         self.inner.release_lease(key, token).await
     }
+
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        self.inner.purge_tag(tag).await
+    }
 }
 
 #[cfg(test)]

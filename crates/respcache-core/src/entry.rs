@@ -3,12 +3,14 @@
 use bytes::Bytes;
 
 use crate::key::Key;
+use crate::tags::Tags;
 use crate::time::Timestamp;
 
 /// One stored answer: its key, an optional human-readable name, when it was
 /// cached, when it goes stale (`None`: never), the encoded payload, and
 /// optional metadata bytes owned by the HTTP layer (status, headers, cache
-/// policy).
+/// policy), and the [`Tags`] that [`Store::purge_tag`](crate::Store::purge_tag)
+/// finds it by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     /// The key it is stored under.
@@ -23,6 +25,10 @@ pub struct Entry {
     pub payload: Bytes,
     /// Response metadata written by the HTTP layer.
     pub meta: Option<Bytes>,
+    /// The tags it can be purged by (none by default). Every backend stores
+    /// them with the entry and returns them from `get` and `scan`; `put`
+    /// replaces them with the entry's, `set_meta` and `set_expiry` keep them.
+    pub tags: Tags,
 }
 
 impl Entry {
@@ -35,6 +41,7 @@ impl Entry {
             expires_at: None,
             payload: payload.into(),
             meta: None,
+            tags: Tags::none(),
         }
     }
 
@@ -53,6 +60,12 @@ impl Entry {
     /// Sets the metadata.
     pub fn with_meta(mut self, meta: impl Into<Bytes>) -> Self {
         self.meta = Some(meta.into());
+        self
+    }
+
+    /// Sets the tags (see [`Tags::new`] for the rules they follow).
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
         self
     }
 

@@ -107,6 +107,7 @@ pub enum Operation {
     Decode,
     AcquireLease,
     ReleaseLease,
+    PurgeTag,
 }
 
 impl Operation {
@@ -133,6 +134,7 @@ impl Operation {
             Operation::Decode => "decode",
             Operation::AcquireLease => "acquire_lease",
             Operation::ReleaseLease => "release_lease",
+            Operation::PurgeTag => "purge_tag",
         }
     }
 }

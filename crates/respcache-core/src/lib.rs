@@ -41,8 +41,10 @@ pub mod kv;
 pub mod lease;
 pub mod memory;
 mod memory_lru;
+mod memory_table;
 pub mod name;
 pub mod options;
+pub mod purge;
 pub mod redact;
 pub mod repository;
 pub mod request;
@@ -51,6 +53,7 @@ pub mod settings;
 pub mod single_flight;
 pub mod size;
 pub mod stats;
+pub mod tags;
 pub mod time;
 
 pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
@@ -71,6 +74,7 @@ pub use repository::{Cached, Repository, RepositoryOptions};
 pub use request::Request;
 pub use response_cache::{ResponseCache, ResponseCacheBuilder};
 pub use settings::{RepositorySettings, TemplateSettings};
+pub use tags::Tags;
 pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp};
 
 // Re-exported so backends and users build on the same versions.

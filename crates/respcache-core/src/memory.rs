@@ -3,7 +3,7 @@
 //! It defines what every other backend must answer; the conformance suite
 //! runs against it in every `cargo test`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,11 +17,13 @@ use futures::stream::BoxStream;
 use crate::backend::{Backend, DynStore, Store, StoreSpec};
 use crate::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage, entry_size};
 use crate::entry::{Entry, Select};
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::key::Key;
 use crate::lease::{LeaseTable, LeaseToken};
 use crate::memory_lru::{Lru, Table};
+use crate::memory_table::Entries;
 use crate::name::Name;
+use crate::tags::validate_tag;
 use crate::time::Timestamp;
 
 const NAME: &str = "memory";
@@ -228,11 +230,11 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Entry>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
         self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -404,5 +406,21 @@ impl Store for MemoryStore {
     async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
         self.check()?;
         Ok(self.leases.release(&key.encode(), token))
+    }
+
+    /// The table's tag index gives the keys; they are removed under the
+    /// same locks as a `delete_many`, so the index and the entries agree.
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        validate_tag(tag).map_err(|e| e.with_backend(NAME).with_operation(Operation::PurgeTag))?;
+        self.check()?;
+        let mut lru = self.lru.lock();
+        let mut table = self.write();
+        let keys = table.keys_tagged(tag);
+        for key in &keys {
+            if table.remove(key).is_some() {
+                lru.forget(self.id, key);
+            }
+        }
+        Ok(keys.len() as u64)
     }
 }

@@ -9,10 +9,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use crate::budget::{Budget, TrimProgress, Usage};
-use crate::entry::Entry;
+use crate::memory_table::Entries;
 
-/// One store's entries by encoded key.
-pub(crate) type Table = RwLock<BTreeMap<String, Entry>>;
+/// One store's entries by encoded key, with their tag index.
+pub(crate) type Table = RwLock<Entries>;
 
 /// The accountant: a budget and the state it guards.
 #[derive(Debug, Default)]

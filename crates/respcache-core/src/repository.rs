@@ -17,6 +17,7 @@ use crate::name::Name;
 use crate::request::Request;
 use crate::settings::RepositorySettings;
 use crate::stats;
+use crate::tags::Tags;
 use crate::time::{Clock, Expiry, SystemClock, Timestamp};
 
 /// How a repository is opened: the clock, the default expiry and the
@@ -54,6 +55,8 @@ pub struct Cached<P> {
     pub expires_at: Option<Timestamp>,
     /// The decoded payload.
     pub payload: P,
+    /// The tags it was saved with ([`Repository::save_tagged`]).
+    pub tags: Tags,
 }
 
 struct Inner<P> {
@@ -310,6 +313,7 @@ impl<P: Send + Sync + 'static> Repository<P> {
                 cached_at: entry.cached_at,
                 expires_at: entry.expires_at,
                 payload,
+                tags: entry.tags,
             }),
             Err(e) => {
                 self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
@@ -333,6 +337,7 @@ impl<P: Send + Sync + 'static> Repository<P> {
             expires_at: expiry.expires_at(now),
             payload: bytes,
             meta: None,
+            tags: Tags::none(),
         })
     }
 
@@ -362,6 +367,40 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .await
             .map_err(self.ctx(Operation::Put))?;
         Ok(true)
+    }
+
+    /// Saves `payload` as the answer to `request` with `tags`, so
+    /// [`purge_tag`](Self::purge_tag) of any of them removes it; `false`
+    /// when the request is not cached by this repository.
+    pub async fn save_tagged(&self, request: &Request, payload: &P, tags: &Tags) -> Result<bool> {
+        self.check_open(Operation::Put)?;
+        let Some(key) = self.checked_key(request)? else {
+            return Ok(false);
+        };
+        let entry = self
+            .entry(key, payload, self.now())?
+            .with_tags(tags.clone());
+        self.inner
+            .store
+            .put(entry)
+            .await
+            .map_err(self.ctx(Operation::Put))?;
+        Ok(true)
+    }
+
+    /// Removes every answer saved with `tag`; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidKey`] for an invalid tag (see [`Tags`]).
+    pub async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        self.check_open(Operation::PurgeTag)?;
+        crate::tags::validate_tag(tag).map_err(self.ctx(Operation::PurgeTag))?;
+        self.inner
+            .store
+            .purge_tag(tag)
+            .await
+            .map_err(self.ctx(Operation::PurgeTag))
     }
 
     /// Saves many answers in one bulk call; returns how many were cacheable

@@ -212,6 +212,42 @@ impl<P: Send + Sync + 'static> ResponseCache<P> {
         }
     }
 
+    /// Saves `payload` for `request` with `tags`; `false` when no
+    /// repository takes it.
+    pub async fn save_tagged(
+        &self,
+        request: &Request,
+        payload: &P,
+        tags: &crate::tags::Tags,
+    ) -> Result<bool> {
+        self.check_open(Operation::Put)?;
+        match self.repository_for(request) {
+            Some(repo) => repo.save_tagged(request, payload, tags).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Removes every entry carrying `tag` in every repository of the cache;
+    /// returns how many. Repositories are purged one after the other; an
+    /// error stops at the failing repository (those before it stay purged).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidKey`] for an invalid tag (see
+    /// [`Tags`](crate::tags::Tags)), before any repository is touched.
+    pub async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        self.check_open(Operation::PurgeTag)?;
+        crate::tags::validate_tag(tag).map_err(|e| {
+            e.with_backend(self.backend.name())
+                .with_operation(Operation::PurgeTag)
+        })?;
+        let mut removed = 0;
+        for repo in &self.repositories {
+            removed += repo.purge_tag(tag).await?;
+        }
+        Ok(removed)
+    }
+
     /// Deletes the answer to `request`; `true` if one was stored.
     pub async fn delete(&self, request: &Request) -> Result<bool> {
         self.check_open(Operation::Delete)?;

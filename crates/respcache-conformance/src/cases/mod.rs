@@ -10,6 +10,7 @@ mod kv;
 mod lease;
 mod repository;
 mod store;
+mod tags;
 
 /// One conformance case.
 #[derive(Clone, Copy)]
@@ -46,5 +47,6 @@ pub fn all_cases() -> Vec<Case> {
     all.extend(repository::cases());
     all.extend(kv::cases());
     all.extend(lease::cases());
+    all.extend(tags::cases());
     all
 }
