@@ -534,6 +534,8 @@ impl Backend for SqliteBackend {
                     .map_err(map_sqlite_error)?;
                 tx.execute_batch(&format!("DROP TABLE IF EXISTS {}", quote(&table)))
                     .map_err(map_sqlite_error)?;
+                tx.execute_batch(&crate::tag_index::drop_sql(&table))
+                    .map_err(map_sqlite_error)?;
                 tx.commit().map_err(map_sqlite_error)
             })
             .await

@@ -54,6 +54,7 @@ mod readers;
 mod schema;
 mod store;
 mod table;
+mod tag_index;
 mod usage;
 
 pub use backend::{ReadCounts, SqliteBackend, WriteCounts};

@@ -244,6 +244,16 @@ impl Store for SqliteStore {
         self.write(move |t, c| t.clear(c, select, now)).await
     }
 
+    /// One `DELETE` on the writer thread, its rows found through the tag
+    /// index (see `tag_index.rs`).
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
+        let tag = tag.to_owned();
+        self.write(move |t, c| t.purge_tag(c, &tag))
+            .await
+            .map_err(|e| e.with_operation(respcache_core::Operation::PurgeTag))
+    }
+
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
         let shared = Arc::clone(&self.shared);
         let table = Arc::clone(&self.table);

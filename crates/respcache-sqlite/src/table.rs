@@ -17,13 +17,14 @@ use rusqlite::{Connection, Row, Statement, TransactionBehavior};
 use crate::NAME;
 use crate::error::is_missing_table;
 use crate::naming::{column_name, quote, table_name};
+use crate::tag_index;
 use crate::usage::use_tick;
 
 /// How many rows one page of a scan reads.
 pub(crate) const SCAN_PAGE: usize = 256;
 
 /// The fixed columns after the key columns, in `SELECT` order.
-const VALUE_COLUMNS: &str = "name, cached_at, expires_at, payload, meta";
+const VALUE_COLUMNS: &str = "name, cached_at, expires_at, payload, meta, tags";
 
 /// How many rows read since the last flush of their use times make the
 /// next read start a flush (see [`Table::touched`]).
@@ -50,6 +51,10 @@ struct Sql {
     create: String,
     add_used_at: String,
     index_used_at: String,
+    add_tags: String,
+    tag_index: String,
+    drop_tag_index: String,
+    purge_tag: String,
     touch: String,
     columns: String,
     get: String,
@@ -112,6 +117,7 @@ impl Table {
         let name = table_name(cache, repository);
         let t = quote(&name);
         let keys = key_columns(schema);
+        let key_names: Vec<String> = keys.iter().map(|(n, _)| n.clone()).collect();
         let key_list: Vec<String> = keys.iter().map(|(n, _)| quote(n)).collect();
         let key_list = key_list.join(", ");
         let key_where: Vec<String> = keys
@@ -128,17 +134,18 @@ impl Table {
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {t} ({key_defs}name TEXT, cached_at INTEGER NOT NULL, \
              expires_at INTEGER, payload BLOB NOT NULL, meta BLOB, \
-             used_at INTEGER NOT NULL DEFAULT 0, PRIMARY KEY ({key_list}));\n\
+             used_at INTEGER NOT NULL DEFAULT 0, tags TEXT, PRIMARY KEY ({key_list}));\n\
              CREATE INDEX IF NOT EXISTS {} ON {t} (expires_at);",
             quote(&format!("{name}:expires_at"))
         );
-        let placeholders: Vec<String> = (1..=keys.len() + 6).map(|i| format!("?{i}")).collect();
+        let placeholders: Vec<String> = (1..=keys.len() + 7).map(|i| format!("?{i}")).collect();
         let upsert = format!(
-            "INSERT INTO {t} ({key_list}, {VALUE_COLUMNS}, used_at) VALUES ({}) \
+            "INSERT INTO {t} ({key_list}, name, cached_at, expires_at, payload, meta, used_at, tags) \
+             VALUES ({}) \
              ON CONFLICT ({key_list}) \
              DO UPDATE SET name = excluded.name, cached_at = excluded.cached_at, \
              expires_at = excluded.expires_at, payload = excluded.payload, meta = excluded.meta, \
-             used_at = excluded.used_at",
+             tags = excluded.tags, used_at = excluded.used_at",
             placeholders.join(", ")
         );
         let fresh =
@@ -173,6 +180,10 @@ impl Table {
                 "CREATE INDEX IF NOT EXISTS {} ON {t} (used_at)",
                 quote(&format!("{name}:used_at"))
             ),
+            add_tags: tag_index::add_column_sql(&name),
+            tag_index: tag_index::create_sql(&name, &key_names),
+            drop_tag_index: tag_index::drop_sql(&name),
+            purge_tag: tag_index::purge_sql(&name, &key_names),
             touch: format!("UPDATE {t} SET used_at = ?1 WHERE rowid = ?2"),
             columns: "SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid".to_owned(),
             get: format!("SELECT {VALUE_COLUMNS}, rowid FROM {t} WHERE {key_where}"),
@@ -230,14 +241,22 @@ impl Table {
             tx.execute_batch(&self.sql.add_used_at).map_err(sqlite)?;
         }
         tx.execute_batch(&self.sql.index_used_at).map_err(sqlite)?;
+        // Tables made before tags get the tags column (their rows read as
+        // untagged) and, like new ones, the index and its triggers.
+        if !found.iter().any(|(n, _, _)| n == "tags") && !found.is_empty() {
+            tx.execute_batch(&self.sql.add_tags).map_err(sqlite)?;
+        }
+        tx.execute_batch(&self.sql.tag_index).map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         self.verify(&found)
     }
 
     /// Creates the table again after it was dropped under a live store.
     fn recreate(&self, conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch(&self.sql.drop_tag_index)?;
         conn.execute_batch(&self.sql.create)?;
-        conn.execute_batch(&self.sql.index_used_at)
+        conn.execute_batch(&self.sql.index_used_at)?;
+        conn.execute_batch(&self.sql.tag_index)
     }
 
     /// How many rows were read since their use times were last written.
@@ -352,7 +371,7 @@ impl Table {
         match rows.next()? {
             None => Ok(None),
             Some(row) => {
-                if let Ok(rowid) = row.get::<_, i64>(5) {
+                if let Ok(rowid) = row.get::<_, i64>(6) {
                     self.touched
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -518,6 +537,17 @@ impl Table {
         absent_is(run(), 0)
     }
 
+    /// Deletes every entry whose tags contain `tag`, found by the tag
+    /// index (the delete trigger removes their index rows); how many.
+    pub(crate) fn purge_tag(&self, conn: &mut Connection, tag: &str) -> rusqlite::Result<u64> {
+        let run = || {
+            let mut stmt = conn.prepare_cached(&self.sql.purge_tag)?;
+            stmt.raw_bind_parameter(1, tag)?;
+            Ok(stmt.raw_execute()? as u64)
+        };
+        absent_is(run(), 0)
+    }
+
     /// Sets `expires_at` of the entry under `key`; whether it exists.
     pub(crate) fn set_expiry(
         &self,
@@ -591,6 +621,14 @@ impl Table {
                     rusqlite::types::Type::Null,
                 ))?,
                 meta: bytes_of(row, offset + 4)?,
+                tags: tag_index::decode(row.get::<_, Option<String>>(offset + 5)?.as_deref())
+                    .map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            offset + 5,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
             })
         })();
         decoded.map_err(|e| self.undecodable(&e)).ok()
@@ -649,6 +687,7 @@ fn upsert(conn: &Connection, sql: &str, entry: &Entry) -> rusqlite::Result<()> {
     stmt.raw_bind_parameter(at + 3, entry.payload.as_ref())?;
     stmt.raw_bind_parameter(at + 4, entry.meta.as_deref())?;
     stmt.raw_bind_parameter(at + 5, use_tick())?;
+    stmt.raw_bind_parameter(at + 6, tag_index::encode(&entry.tags))?;
     stmt.raw_execute()?;
     Ok(())
 }

@@ -78,7 +78,13 @@ async fn injection_through_a_name_is_impossible_and_names_with_dashes_are_quoted
         .await?;
 
     let conn = raw(&backend);
-    assert_eq!(tables(&conn), vec!["my-cache:artists-v2".to_owned()]);
+    assert_eq!(
+        tables(&conn),
+        vec![
+            "my-cache:artists-v2".to_owned(),
+            "my-cache:artists-v2:tags".to_owned()
+        ]
+    );
     let (id, v): (String, i64) = conn.query_row(
         r#"SELECT "f_track-id", "f_v" FROM "my-cache:artists-v2" WHERE method = 'GET'"#,
         [],
@@ -199,6 +205,7 @@ async fn the_file_is_in_wal_mode_with_typed_columns_and_expiry_and_use_indexes()
         ("payload", "BLOB", true, 0),
         ("meta", "BLOB", false, 0),
         ("used_at", "INTEGER", true, 0),
+        ("tags", "TEXT", false, 0),
     ]
     .map(|(n, t, nn, pk)| (n.to_owned(), t.to_owned(), nn, pk));
     assert_eq!(columns, expected);
