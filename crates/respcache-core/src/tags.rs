@@ -117,6 +117,12 @@ impl<'a> IntoIterator for &'a Tags {
     }
 }
 
+/// The BLAKE3 digest of `tag`, in lowercase hex (64 digits): a name for
+/// the tag wherever its text cannot go (file names, over-long keys).
+pub fn digest_hex(tag: &str) -> String {
+    blake3::hash(tag.as_bytes()).to_hex().to_string()
+}
+
 /// Checks one tag: 1 to [`MAX_TAG_BYTES`] bytes, no control character.
 ///
 /// # Errors

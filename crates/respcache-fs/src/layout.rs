@@ -40,6 +40,20 @@ pub(crate) fn entry_path(store_dir: &Path, key: &Key) -> PathBuf {
     path
 }
 
+/// The entry file named `name` (a digest's hex) in the store at
+/// `store_dir`: the inverse of [`entry_path`]'s last step.
+pub(crate) fn entry_path_of_name(store_dir: &Path, name: &OsStr) -> PathBuf {
+    let text = name.to_string_lossy();
+    let mut path = store_dir.to_path_buf();
+    path.push(text.get(..FANOUT_NAME_LEN).unwrap_or_default());
+    path.push(
+        text.get(FANOUT_NAME_LEN..2 * FANOUT_NAME_LEN)
+            .unwrap_or_default(),
+    );
+    path.push(name);
+    path
+}
+
 /// Whether `name` is a fan-out folder's name (two lowercase hex digits).
 pub(crate) fn is_fanout_name(name: &OsStr) -> bool {
     is_lower_hex(name, FANOUT_NAME_LEN)

@@ -35,6 +35,7 @@ mod file;
 mod layout;
 mod lease;
 mod store;
+mod tag_index;
 mod usage;
 mod walk;
 

@@ -20,6 +20,7 @@ use crate::backend::{Shared, blocking};
 use crate::error::{At, map_io_error};
 use crate::file::{self, ExpiryUpdate};
 use crate::layout::entry_path;
+use crate::tag_index;
 use crate::usage::charged;
 use crate::walk::{Found, walk};
 
@@ -251,7 +252,10 @@ impl Store for FsStore {
         self.shared.check()?;
         let path = self.entry_path(&entry.key);
         let fsync = self.shared.config.fsync;
+        let dir = self.dir.clone();
         let written = blocking(move || {
+            tag_index::mark(&dir, &path, &entry.tags, fsync)
+                .map_err(|e| io_error(e, "indexing the tags of", &path))?;
             let bytes = envelope::encode(&entry);
             file::write_atomic(&path, &bytes, fsync).map_err(|e| io_error(e, "writing", &path))?;
             Ok::<_, Error>(charged(bytes.len()))
@@ -271,6 +275,8 @@ impl Store for FsStore {
             let mut written = 0;
             for entry in entries {
                 let path = entry_path(&dir, &entry.key);
+                tag_index::mark(&dir, &path, &entry.tags, fsync)
+                    .map_err(|e| io_error(e, "indexing the tags of", &path))?;
                 let bytes = envelope::encode(&entry);
                 file::write_atomic(&path, &bytes, fsync)
                     .map_err(|e| io_error(e, "writing", &path))?;
@@ -286,6 +292,19 @@ impl Store for FsStore {
         self.shared.check()?;
         let path = self.entry_path(key);
         blocking(move || file::remove(&path).map_err(|e| io_error(e, "removing", &path))).await?
+    }
+
+    /// Reads the tag's marker folder and deletes, on one blocking task,
+    /// each marked entry that still carries the tag (see `tag_index.rs`).
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(SCHEME))?;
+        self.shared.check()?;
+        let dir = self.dir.clone();
+        let tag = tag.to_owned();
+        blocking(move || {
+            tag_index::purge(&dir, &tag).map_err(|e| io_error(e, "purging a tag in", &dir))
+        })
+        .await?
     }
 
     /// One blocking task removes the whole batch.
