@@ -10,7 +10,9 @@
 //!   expires_at: Long(1764000060000) | null,       // null = never stale
 //!   purge_at:   ISODate("..."),                   // expires_at + retention; absent = never purged
 //!   payload:    BinData(0, "..."),
-//!   meta:       BinData(0, "...") | null
+//!   meta:       BinData(0, "...") | null,
+//!   tags:       ["album:7", "artist:3"]           // sorted; [] for none (absent in
+//!                                                 // documents written before tags)
 //! }
 //! ```
 //!
@@ -23,7 +25,9 @@
 use bytes::Bytes;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
-use respcache_core::{Entry, Error, ErrorKind, Key, KeyPart, KeySchema, Result, Select, Timestamp};
+use respcache_core::{
+    Entry, Error, ErrorKind, Key, KeyPart, KeySchema, Result, Select, Tags, Timestamp,
+};
 
 use crate::NAME;
 
@@ -38,6 +42,7 @@ pub(crate) mod field {
     pub(crate) const PURGE_AT: &str = "purge_at";
     pub(crate) const PAYLOAD: &str = "payload";
     pub(crate) const META: &str = "meta";
+    pub(crate) const TAGS: &str = "tags";
 }
 
 /// MongoDB's largest document (`maxBsonObjectSize`), in bytes.
@@ -67,6 +72,7 @@ pub(crate) fn check_size(entry: &Entry) -> Result<()> {
         + payload
         + entry.meta.as_ref().map_or(0, Bytes::len)
         + entry.name.as_ref().map_or(0, String::len)
+        + entry.tags.iter().map(|t| t.len() + 16).sum::<usize>()
         // _id, the key sub-document (the parts' text) and the update filter
         + 3 * key;
     if payload > MAX_PAYLOAD_BYTES || size > MAX_DOCUMENT_BYTES {
@@ -128,6 +134,7 @@ fn fields(entry: &Entry, schema: &KeySchema) -> Document {
         field::EXPIRES_AT: millis_or_null(entry.expires_at),
         field::PAYLOAD: binary(&entry.payload),
         field::META: entry.meta.as_deref().map_or(Bson::Null, binary),
+        field::TAGS: entry.tags.iter().map(|t| Bson::String(t.clone())).collect::<Vec<Bson>>(),
     }
 }
 
@@ -262,6 +269,7 @@ pub(crate) fn entry_from_document(mut doc: Document) -> Result<Entry> {
     let payload =
         bytes(&mut doc, field::PAYLOAD)?.ok_or_else(|| undecodable("payload is missing"))?;
     let meta = bytes(&mut doc, field::META)?;
+    let tags = tags(&doc)?;
     Ok(Entry {
         key,
         name,
@@ -269,7 +277,41 @@ pub(crate) fn entry_from_document(mut doc: Document) -> Result<Entry> {
         expires_at,
         payload,
         meta,
+        tags,
     })
+}
+
+/// The filter `purge_tag` deletes by: documents whose `tags` array holds
+/// `tag` (answered by the multikey index on `tags`).
+pub(crate) fn tag_filter(tag: &str) -> Document {
+    doc! { field::TAGS: tag }
+}
+
+/// The `tags` array; absent (a document written before tags) or `null` is
+/// none.
+fn tags(doc: &Document) -> Result<Tags> {
+    match doc.get(field::TAGS) {
+        None | Some(Bson::Null) => Ok(Tags::none()),
+        Some(Bson::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Bson::String(s) => out.push(s.clone()),
+                    other => {
+                        return Err(undecodable(format!(
+                            "a tag is a {:?}, not a string",
+                            other.element_type()
+                        )));
+                    }
+                }
+            }
+            Tags::new(out).map_err(|e| undecodable(format!("invalid tags: {e}")))
+        }
+        Some(other) => Err(undecodable(format!(
+            "field tags is a {:?}, not an array",
+            other.element_type()
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The collection a store lives in, and its two indexes.
 //!
 //! - `expires_at_1`: the freshness filters of `count`, `clear` and `scan`.
+//! - `tags_1`, a multikey index (one index key per element of the `tags`
+//!   array): `purge_tag`'s `delete_many({tags: t})`. Documents written
+//!   before tags have no `tags` field and are simply not in it.
 //! - `purge_at_1`, a TTL index with `expireAfterSeconds: 0`: MongoDB deletes
 //!   a document once its `purge_at` date (`expires_at + retention`) has
 //!   passed (the TTL monitor runs about once a minute, so deletion is late —
@@ -44,6 +47,10 @@ fn ttl_index() -> IndexModel {
         .build()
 }
 
+fn tags_index() -> IndexModel {
+    IndexModel::builder().keys(doc! { field::TAGS: 1 }).build()
+}
+
 fn expiry_index() -> IndexModel {
     IndexModel::builder()
         .keys(doc! { field::EXPIRES_AT: 1 })
@@ -76,6 +83,12 @@ pub(crate) async fn ensure(db: &Database, coll: &Collection<Document>) -> Driver
         .any(|i| is_ascending_on(&i.keys, field::EXPIRES_AT))
     {
         missing.push(expiry_index());
+    }
+    if !existing
+        .iter()
+        .any(|i| is_ascending_on(&i.keys, field::TAGS))
+    {
+        missing.push(tags_index());
     }
     let ttl = existing
         .iter()

@@ -18,7 +18,7 @@ use crate::NAME;
 use crate::backend::Shared;
 use crate::document::{
     check_size, entry_from_document, expiry_update, full_document, id_filter, id_of, ids_filter,
-    select_filter, update_document,
+    select_filter, tag_filter, update_document,
 };
 use crate::error::{is_duplicate_key, operation_timed_out};
 use crate::write::{self, Write};
@@ -222,6 +222,16 @@ impl Store for MongoDbStore {
         let result = self
             .shared
             .call_whole_store(self.coll.delete_many(select_filter(select, now)))
+            .await?;
+        Ok(result.deleted_count)
+    }
+
+    /// `delete_many({tags: tag})`, answered by the multikey index `tags_1`.
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
+        let result = self
+            .shared
+            .call_whole_store(self.coll.delete_many(tag_filter(tag)))
             .await?;
         Ok(result.deleted_count)
     }

@@ -194,6 +194,61 @@ async fn documents_are_readable_in_a_shell(ctx: Ctx) -> TestResult {
     Ok(())
 }
 
+async fn tags_are_an_indexed_array_and_old_documents_are_untagged(ctx: Ctx) -> TestResult {
+    let store = open(&ctx, "tagged", None).await?;
+    let tags = respcache_core::Tags::new(["b", "a"]).map_err(fail)?;
+    let entry = Entry::new(key("t"), Timestamp::now(), "x").with_tags(tags);
+    store.put(entry.clone()).await.map_err(fail)?;
+    let doc = raw(&ctx, "tagged", &entry.key)
+        .await?
+        .ok_or("no document")?;
+    let stored: Vec<&str> = doc
+        .get_array("tags")
+        .map_err(fail)?
+        .iter()
+        .filter_map(Bson::as_str)
+        .collect();
+    ensure!(
+        stored == ["a", "b"],
+        "tags is a sorted array of strings: {doc}"
+    );
+    let multikey = indexes(&ctx, "tagged")
+        .await?
+        .iter()
+        .any(|i| i.keys.keys().map(String::as_str).collect::<Vec<_>>() == ["tags"]);
+    ensure!(multikey, "the store has an index on tags");
+    // A document as versions before tags wrote it: no tags field.
+    let old = key("old");
+    collection(&ctx, "tagged")
+        .await?
+        .insert_one(doc! {
+            "_id": old.encode(), "method": "GET", "key": { "id": "old", "version": 7i64 },
+            "name": Bson::Null, "cached_at": 5i64, "expires_at": Bson::Null,
+            "payload": Bson::Binary(respcache_mongodb::mongodb::bson::Binary {
+                subtype: respcache_mongodb::mongodb::bson::spec::BinarySubtype::Generic,
+                bytes: b"old".to_vec(),
+            }),
+            "meta": Bson::Null,
+        })
+        .await
+        .map_err(fail)?;
+    let read = store
+        .get(&old)
+        .await
+        .map_err(fail)?
+        .ok_or("the old document is a miss")?;
+    ensure!(read.tags.is_empty(), "an old document reads as untagged");
+    ensure!(
+        store.purge_tag("a").await.map_err(fail)? == 1,
+        "purge by the index"
+    );
+    ensure!(
+        store.get(&old).await.map_err(fail)?.is_some(),
+        "the old document stays"
+    );
+    Ok(())
+}
+
 async fn no_purge_date_without_retention_or_expiry(ctx: Ctx) -> TestResult {
     let kept = open(&ctx, "kept", None).await?;
     let e = Entry::new(key("a"), Timestamp::now(), "x").with_expires_at(Some(Timestamp::now()));
@@ -1129,6 +1184,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     }
     list![
         documents_are_readable_in_a_shell,
+        tags_are_an_indexed_array_and_old_documents_are_untagged,
         no_purge_date_without_retention_or_expiry,
         store_has_an_expiry_index_and_a_ttl_index,
         reopening_with_another_retention_uses_it_for_new_writes,
