@@ -10,6 +10,7 @@
 //! | `expires_at` | N | entry | ms since the epoch; absent: never stale |
 //! | `payload` | B | inline | the payload |
 //! | `meta` | B | inline | the HTTP metadata |
+//! | `tags` | SS | entry | the entry's tags; absent when it has none (and in items written before tags) |
 //! | `purge_at` | N | entry, part | the TTL attribute: `expires_at + retention`, in epoch **seconds** |
 //! | `generation` | S | manifest | the generation whose parts hold the entry |
 //! | `parts` | N | manifest | how many parts |
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
-use respcache_core::{Entry, Error, ErrorKind, Key, Name, Timestamp};
+use respcache_core::{Entry, Error, ErrorKind, Key, Name, Tags, Timestamp};
 
 /// A DynamoDB item.
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -39,6 +40,9 @@ pub(crate) const CACHED_AT: &str = "cached_at";
 pub(crate) const EXPIRES_AT: &str = "expires_at";
 pub(crate) const PAYLOAD: &str = "payload";
 pub(crate) const META: &str = "meta";
+/// The entry's tags, a string set (DynamoDB sets cannot be empty: absent
+/// for none). On inline items and manifests, so `purge_tag` filters both.
+pub(crate) const TAGS: &str = "tags";
 /// The TTL attribute the table's Time to Live is enabled on.
 pub(crate) const PURGE_AT: &str = "purge_at";
 pub(crate) const GEN: &str = "gen";
@@ -183,7 +187,18 @@ pub(crate) fn inline_size(pk: &str, key: &ItemKey, entry: &Entry) -> usize {
     if let Some(meta) = &entry.meta {
         size += META.len() + meta.len();
     }
+    size += TAGS.len() + entry.tags.iter().map(String::len).sum::<usize>();
     size
+}
+
+/// Adds the `tags` set of `entry` to `item`, if it has any.
+fn insert_tags(item: &mut Item, entry: &Entry) {
+    if !entry.tags.is_empty() {
+        item.insert(
+            TAGS.to_owned(),
+            AttributeValue::Ss(entry.tags.as_slice().to_vec()),
+        );
+    }
 }
 
 /// The inline item of `entry`.
@@ -209,6 +224,7 @@ pub(crate) fn inline_item(pk: &str, key: &ItemKey, entry: &Entry, purge: Option<
     if let Some(meta) = &entry.meta {
         item.insert(META.to_owned(), AttributeValue::B(Blob::new(meta.to_vec())));
     }
+    insert_tags(&mut item, entry);
     item
 }
 
@@ -237,6 +253,7 @@ pub(crate) fn manifest_item(
     if let Some(p) = purge {
         item.insert(PURGE_AT.to_owned(), n(p));
     }
+    insert_tags(&mut item, entry);
     item.insert(GEN.to_owned(), s(manifest.generation.clone()));
     item.insert(PARTS.to_owned(), n(i64::from(manifest.parts)));
     item.insert(
@@ -287,6 +304,13 @@ pub(crate) fn decode(item: Item) -> Result<Stored, Error> {
         Some(_) => return Err(bad("the meta attribute is not binary")),
         None => None,
     };
+    let tags = match item.remove(TAGS) {
+        Some(AttributeValue::Ss(tags)) => {
+            Tags::new(tags).map_err(|e| bad(&format!("invalid tags: {e}")))?
+        }
+        Some(_) => return Err(bad("the tags attribute is not a string set")),
+        None => Tags::none(),
+    };
     Ok(Stored::Inline(Entry {
         key,
         name,
@@ -294,6 +318,7 @@ pub(crate) fn decode(item: Item) -> Result<Stored, Error> {
         expires_at,
         payload,
         meta,
+        tags,
     }))
 }
 

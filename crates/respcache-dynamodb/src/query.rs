@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use respcache_core::{Result, Select, Timestamp};
 
-use crate::item::{self, EXPIRES_AT, Item, PK, PURGE_AT, SK};
+use crate::item::{self, EXPIRES_AT, Item, PK, PURGE_AT, SK, TAGS};
 use crate::shared::Shared;
 
 /// One Query over the partition `pk`.
@@ -54,6 +54,14 @@ impl QuerySpec {
                 self.filter.push("#exp <= :now".into());
             }
         }
+        self
+    }
+
+    /// Only items whose `tags` set contains `tag`.
+    pub(crate) fn tagged(mut self, tag: &str) -> Self {
+        self.names.insert("#tags".into(), TAGS.into());
+        self.values.insert(":tag".into(), item::s(tag));
+        self.filter.push("contains(#tags, :tag)".into());
         self
     }
 

@@ -21,7 +21,7 @@ use crate::NAME;
 use crate::batch;
 use crate::error::backend_error;
 use crate::item::{
-    self, EXPIRES_AT, GEN, INLINE_LIMIT, Item, ItemKey, Manifest, PARTS, PK, PURGE_AT, Stored,
+    self, EXPIRES_AT, GEN, INLINE_LIMIT, Item, ItemKey, Manifest, PARTS, PK, PURGE_AT, Stored, TAGS,
 };
 use crate::parts;
 use crate::query::{self, QuerySpec};
@@ -335,11 +335,7 @@ impl DynamoDbStore {
     /// still matches that selection at `now` (a DynamoDB condition, so an
     /// entry rewritten since it was read is left alone). Returns the deleted
     /// item, `None` when there was none or the condition failed.
-    async fn delete_one(
-        &self,
-        sk: &str,
-        only: Option<(Select, Timestamp)>,
-    ) -> Result<Option<Item>> {
+    async fn delete_one(&self, sk: &str, only: Only<'_>) -> Result<Option<Item>> {
         let mut request = self
             .shared
             .client
@@ -348,17 +344,27 @@ impl DynamoDbStore {
             .set_key(Some(item::primary(&self.pk, sk)))
             .return_values(ReturnValue::AllOld);
         let condition = match only {
-            Some((Select::Expired, _)) => Some("#exp <= :now"),
+            Only::Selected(Select::Expired, _) => Some("#exp <= :now"),
             // `expires_at` is absent when the entry never goes stale (a
             // missing item passes too, and returns nothing).
-            Some((Select::Fresh, _)) => Some("attribute_not_exists(#exp) OR #exp > :now"),
-            Some((Select::All, _)) | None => None,
+            Only::Selected(Select::Fresh, _) => Some("attribute_not_exists(#exp) OR #exp > :now"),
+            Only::Selected(Select::All, _) | Only::Any => None,
+            Only::Tagged(_) => Some("contains(#tags, :tag)"),
         };
-        if let (Some(condition), Some((_, now))) = (condition, only) {
-            request = request
-                .condition_expression(condition)
-                .expression_attribute_names("#exp", EXPIRES_AT)
-                .expression_attribute_values(":now", item::n(now.as_millis()));
+        match (condition, only) {
+            (Some(condition), Only::Selected(_, now)) => {
+                request = request
+                    .condition_expression(condition)
+                    .expression_attribute_names("#exp", EXPIRES_AT)
+                    .expression_attribute_values(":now", item::n(now.as_millis()));
+            }
+            (Some(condition), Only::Tagged(tag)) => {
+                request = request
+                    .condition_expression(condition)
+                    .expression_attribute_names("#tags", TAGS)
+                    .expression_attribute_values(":tag", item::s(tag));
+            }
+            _ => {}
         }
         match request.send().await {
             Ok(out) => Ok(out.attributes.filter(|a| !a.is_empty())),
@@ -374,11 +380,7 @@ impl DynamoDbStore {
     /// says, then the parts of the manifests really deleted (whichever
     /// generation they named by then). Returns how many live (not purged)
     /// entries were deleted.
-    async fn delete_each(
-        &self,
-        sks: impl Iterator<Item = String>,
-        only: Option<(Select, Timestamp)>,
-    ) -> Result<u64> {
+    async fn delete_each(&self, sks: impl Iterator<Item = String>, only: Only<'_>) -> Result<u64> {
         let outcomes: Vec<Result<Option<Item>>> = futures::stream::iter(sks)
             .map(|sk| async move { self.delete_one(&sk, only).await })
             .buffer_unordered(self.shared.batch_concurrency.max(1))
@@ -507,7 +509,7 @@ impl DynamoDbStore {
         // One DeleteItem per key, counting what each really deleted: a key
         // deleted concurrently by someone else is not counted twice.
         let unique: HashSet<String> = keys.iter().map(|k| ItemKey::of(k).sk).collect();
-        self.delete_each(unique.into_iter(), None).await
+        self.delete_each(unique.into_iter(), Only::Any).await
     }
 
     async fn contains_inner(&self, key: &Key, now: Timestamp) -> Result<bool> {
@@ -559,7 +561,31 @@ impl DynamoDbStore {
                     .filter_map(item::sort_key_of)
                     .map(str::to_owned)
                     .collect::<Vec<_>>();
-                self.delete_each(sks.into_iter(), Some((select, now))).await
+                self.delete_each(sks.into_iter(), Only::Selected(select, now))
+                    .await
+            })
+            .buffer_unordered(2)
+            .try_fold(0u64, |total, n| async move { Ok(total + n) })
+            .await
+    }
+
+    /// Queries the store's partition for items whose `tags` contain `tag`
+    /// (a filter: DynamoDB reads, and bills, the whole partition; see the
+    /// crate README, "Tags") and deletes each on the condition that it
+    /// still carries the tag, split entries' parts included.
+    async fn purge_tag_inner(&self, tag: &str) -> Result<u64> {
+        let spec = QuerySpec::partition(self.pk.as_ref())
+            .tagged(tag)
+            .project(&[GEN, PARTS]);
+        query::pages(Arc::clone(&self.shared), spec)
+            .map(|page| async move {
+                let sks = page?
+                    .items
+                    .iter()
+                    .filter_map(item::sort_key_of)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                self.delete_each(sks.into_iter(), Only::Tagged(tag)).await
             })
             .buffer_unordered(2)
             .try_fold(0u64, |total, n| async move { Ok(total + n) })
@@ -655,6 +681,17 @@ impl DynamoDbStore {
         }
         Err(contention())
     }
+}
+
+/// Which items a conditional delete may remove.
+#[derive(Clone, Copy, Debug)]
+enum Only<'a> {
+    /// Any item (unconditional).
+    Any,
+    /// Items `select` still matches at the time.
+    Selected(Select, Timestamp),
+    /// Items whose `tags` still contain the tag.
+    Tagged(&'a str),
 }
 
 fn contention() -> Error {
@@ -800,6 +837,15 @@ impl Store for DynamoDbStore {
             .flat_map(futures::stream::iter)
             .map(move |r| r.map_err(|e| e.in_context(NAME, repository.as_str(), Operation::Scan)))
             .boxed()
+    }
+
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        let run = async {
+            respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
+            self.shared.check_open()?;
+            self.purge_tag_inner(tag).await
+        };
+        run.await.map_err(self.context(Operation::PurgeTag))
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {

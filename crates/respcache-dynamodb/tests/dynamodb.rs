@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -267,6 +267,79 @@ async fn clear_and_drop_store_remove_parts(ctx: Ctx) -> TestResult {
         "drop_store unlists the store",
     )?;
     Ok(())
+}
+
+async fn tags_are_a_string_set_and_purge_split_entries(ctx: Ctx) -> TestResult {
+    let s = ctx.store("tagged").await;
+    let tags = respcache_core::Tags::new(["t", "u"])?;
+    s.put(entry("big", patterned(MB)).with_tags(tags.clone()))
+        .await?;
+    s.put(entry("small", "x").with_tags(tags.clone())).await?;
+    s.put(entry("plain", "y")).await?;
+    let raw = ctx.raw_item("tagged", &key("small").encode()).await;
+    let stored = raw.as_ref().and_then(|i| i.get("tags")).cloned();
+    check(
+        stored == Some(AttributeValue::Ss(vec!["t".into(), "u".into()])),
+        format!("tags is a string set: {stored:?}"),
+    )?;
+    let manifest = ctx.raw_item("tagged", &key("big").encode()).await;
+    check(
+        manifest
+            .as_ref()
+            .is_some_and(|i| i.contains_key("tags") && i.contains_key("gen")),
+        "a split entry's manifest carries the tags",
+    )?;
+    check(
+        s.get(&key("big")).await?.map(|e| e.tags) == Some(tags),
+        "a split entry reads back its tags",
+    )?;
+    check(s.purge_tag("u").await? == 2, "purge_tag removes both")?;
+    check(
+        ctx.parts_of("tagged").await == 0,
+        "and the split entry's parts",
+    )?;
+    check(
+        s.get(&key("plain")).await?.is_some(),
+        "the untagged entry stays",
+    )?;
+    // An item as versions before tags wrote it has no tags attribute.
+    check(
+        ctx.raw_item("tagged", &key("plain").encode())
+            .await
+            .is_some_and(|i| !i.contains_key("tags")),
+        "no tags, no attribute",
+    )?;
+    Ok(())
+}
+
+/// Purges 1,000 tagged entries among 5,000 and prints the time (the
+/// report's number); bounded generously.
+async fn purge_of_a_thousand_tagged_entries(ctx: Ctx) -> TestResult {
+    let s = ctx.store("many").await;
+    let tags = respcache_core::Tags::new(["hot"])?;
+    let entries: Vec<Entry> = (0..5_000)
+        .map(|i| {
+            let e = entry(&format!("k{i}"), vec![0u8; 100]);
+            if i % 5 == 0 {
+                e.with_tags(tags.clone())
+            } else {
+                e
+            }
+        })
+        .collect();
+    for chunk in entries.chunks(500) {
+        s.put_many(chunk.to_vec()).await?;
+    }
+    let started = Instant::now();
+    let purged = s.purge_tag("hot").await?;
+    let took = started.elapsed();
+    eprintln!("dynamodb: purge_tag of 1,000 of 5,000 entries took {took:?}");
+    check(purged == 1_000, format!("purged {purged}"))?;
+    check(took < Duration::from_secs(120), format!("{took:?}"))?;
+    check(
+        s.count(Select::All, Timestamp::now()).await? == 4_000,
+        "the others stay",
+    )
 }
 
 async fn orphan_parts_are_never_read(ctx: Ctx) -> TestResult {
@@ -1153,6 +1226,8 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     list![
         large_entries_round_trip_and_overwrite,
         clear_and_drop_store_remove_parts,
+        tags_are_a_string_set_and_purge_split_entries,
+        purge_of_a_thousand_tagged_entries,
         orphan_parts_are_never_read,
         readers_never_see_a_mix,
         long_keys_use_a_digest_sort_key,
