@@ -11,8 +11,8 @@ use crate::NAME;
 use crate::config::RedisConfig;
 use crate::connection::{Conn, Shared};
 use crate::error::is_wrong_type;
-use crate::layout::{entry_prefix, prefix_pattern, registry_key, slot_tag};
-use crate::store::{RedisStore, scan_step};
+use crate::layout::{entry_prefix, prefix_pattern, registry_key, slot_tag, tag_prefix};
+use crate::store::{RedisStore, scan_step, unlink_matching};
 
 /// Keys asked per `SCAN` step when a store is dropped.
 const DROP_SCAN_COUNT: usize = 1000;
@@ -193,6 +193,8 @@ impl RedisBackend {
         let cluster = self.shared.is_cluster();
         let pattern = prefix_pattern(&entry_prefix(cache, repository, cluster));
         let slot_key = slot_tag(cache, repository);
+        let tags = prefix_pattern(&tag_prefix(cache, repository, cluster));
+        unlink_matching(&self.shared, &tags, &slot_key).await?;
         let mut cursor = 0u64;
         loop {
             let (next, keys) =

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `<cache>:<repository>:<Key::encode()>` | string | one entry, as the core's [envelope](respcache_core::envelope) |
 //! | `<cache>:_lease:<repository>:<Key::encode()>` | string | a lease: the holder's token, expiring with `PX` |
+//! | `<cache>:_tag:<repository>:<tag>` | set | the Redis keys of the entries written with that tag (see `RedisStore::purge_tag`) |
 //! | `<cache>:_stores` | set | the names of the cache's repositories (for `list_stores`) |
 //!
 //! On a Redis Cluster every key of one store carries the hash tag
@@ -17,6 +18,7 @@
 //! |---|---|
 //! | `{<cache>:<repository>}:<Key::encode()>` | one entry |
 //! | `{<cache>:<repository>}_lease:<Key::encode()>` | a lease |
+//! | `{<cache>:<repository>}_tag:<tag>` | a tag's set of entry keys |
 //! | `<cache>:_stores` | the registry (a key of its own slot) |
 //!
 //! Cache and repository names are 1–64 of `[A-Za-z0-9_-]` starting with a
@@ -31,6 +33,20 @@ const REGISTRY: &str = "_stores";
 
 /// The lease marker; it starts with `_`, which no name can.
 const LEASE: &str = "_lease";
+
+/// The tag marker; it starts with `_`, which no name can.
+const TAG: &str = "_tag";
+
+/// The prefix of every tag set of one repository: `<cache>:_tag:<repository>:`,
+/// or `{<cache>:<repository>}_tag:` on a cluster (the store's slot). Like
+/// leases, neither matches the entries' `SCAN` pattern.
+pub(crate) fn tag_prefix(cache: &Name, repository: &Name, cluster: bool) -> String {
+    if cluster {
+        format!("{}{TAG}:", slot_tag(cache, repository))
+    } else {
+        format!("{cache}:{TAG}:{repository}:")
+    }
+}
 
 /// The prefix of every entry of one repository: `<cache>:<repository>:`,
 /// or `{<cache>:<repository>}:` on a cluster.
@@ -94,6 +110,9 @@ mod tests {
         assert_eq!(entry_prefix(&cache, &repo, true), "{c:tracks}:");
         assert_eq!(lease_prefix(&cache, &repo, false), "c:_lease:tracks:");
         assert_eq!(lease_prefix(&cache, &repo, true), "{c:tracks}_lease:");
+        assert_eq!(tag_prefix(&cache, &repo, false), "c:_tag:tracks:");
+        assert_eq!(tag_prefix(&cache, &repo, true), "{c:tracks}_tag:");
+        assert!(Name::new(TAG).is_err(), "no repository can shadow tag sets");
         assert!(Name::new(LEASE).is_err(), "no repository can shadow leases");
         let tag = slot_tag(&cache, &repo);
         assert_eq!(tag, "{c:tracks}");
@@ -101,6 +120,7 @@ mod tests {
         for key in [
             entry_prefix(&cache, &repo, true),
             lease_prefix(&cache, &repo, true),
+            tag_prefix(&cache, &repo, true),
         ] {
             assert_eq!(
                 Slot::for_key(format!("{key}x{{y}}")),

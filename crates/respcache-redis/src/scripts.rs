@@ -93,6 +93,8 @@ impl Invocation<'_> {
 /// the entry now expires, else `0`; `ARGV[3]`: `expires_at` as 8 bytes,
 /// big-endian; `ARGV[4]`: the purge time in ms, or empty for none.
 ///
+/// `ARGV[5]`: the magic of format 2 (an entry with tags), also accepted.
+///
 /// Returns `1` when patched, `0` when there is no entry, `-1` when the value
 /// is not an envelope this version understands (left untouched).
 pub(crate) static SET_EXPIRY: LazyLock<Script> = LazyLock::new(|| {
@@ -102,7 +104,8 @@ local header = redis.call('GETRANGE', KEYS[1], 0, 23)
 if string.len(header) == 0 then
   return 0
 end
-if string.len(header) < 24 or string.sub(header, 1, 4) ~= ARGV[1] then
+local magic = string.sub(header, 1, 4)
+if string.len(header) < 24 or (magic ~= ARGV[1] and magic ~= ARGV[5]) then
   return -1
 end
 local flags = string.byte(header, 5)
@@ -134,6 +137,42 @@ local n = 0
 for i, key in ipairs(KEYS) do
   if redis.call('GETRANGE', key, 0, 23) == ARGV[i] then
     n = n + redis.call('UNLINK', key)
+  end
+end
+return n
+",
+    )
+});
+
+/// One page of `purge_tag`. `KEYS[1]`: the tag's set; `KEYS[2..]`: entry
+/// keys read from it. `ARGV[i]` (for `KEYS[i + 1]`): what the client saw —
+/// the 24-byte header followed by the value's length in decimal, or empty
+/// when there was no value; `ARGV[#KEYS - 1 + i]`: `1` to delete the entry
+/// (it carried the tag), `0` to only drop it from the set (gone, or
+/// rewritten without the tag).
+///
+/// An entry whose header and length changed since the client read it was
+/// rewritten meanwhile: it is neither deleted nor dropped from the set (a
+/// rewrite with the tag added itself to the set; one without leaves a
+/// stale member, which the next purge drops). Returns how many entries
+/// were deleted.
+pub(crate) static PURGE_TAGGED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local n = 0
+local count = #KEYS - 1
+for i = 1, count do
+  local key = KEYS[i + 1]
+  local seen = ''
+  local len = redis.call('STRLEN', key)
+  if len > 0 then
+    seen = redis.call('GETRANGE', key, 0, 23) .. len
+  end
+  if seen == ARGV[i] then
+    if ARGV[count + i] == '1' then
+      n = n + redis.call('UNLINK', key)
+    end
+    redis.call('SREM', KEYS[1], key)
   end
 end
 return n

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use respcache_core::envelope::{self, HEADER_LEN, MAGIC};
+use respcache_core::envelope::{self, HEADER_LEN, MAGIC, MAGIC_TAGGED};
 use respcache_core::stats::record_undecodable;
 use respcache_core::{
     Entry, Error, ErrorKind, Key, LeaseToken, Operation, Result, Select, Store, StoreSpec,
@@ -18,8 +18,8 @@ use respcache_core::{
 
 use crate::NAME;
 use crate::connection::Shared;
-use crate::layout::{entry_prefix, lease_prefix, prefix_pattern, slot_tag};
-use crate::scripts::{DELETE_IF_HEADER, RELEASE_LEASE, SET_EXPIRY};
+use crate::layout::{entry_prefix, lease_prefix, prefix_pattern, slot_tag, tag_prefix};
+use crate::scripts::{DELETE_IF_HEADER, PURGE_TAGGED, RELEASE_LEASE, SET_EXPIRY};
 
 /// Keys asked per `SCAN` step when only keys or headers are read.
 const SCAN_COUNT: usize = 1000;
@@ -39,14 +39,15 @@ const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 /// | call | Redis |
 /// |---|---|
 /// | `get` | one `GET` |
-/// | `put` | one `SET` (`PXAT <purge time>` when the store has a retention) |
+/// | `put` | one `SET` (`PXAT <purge time>` when the store has a retention); with tags, `MULTI`/`SET`/`SADD <tag set> <key>`…/`EXEC` |
 /// | `get_many` | one `MGET` |
-/// | `put_many` | one `MULTI`/`SET`…/`EXEC` transaction, one round trip |
+/// | `put_many` | one `MULTI`/`SET`…/`EXEC` transaction (with the tags' `SADD`s), one round trip |
 /// | `delete`, `delete_many` | one `UNLINK` |
 /// | `contains` | one `GETRANGE 0 23` (the header, not the payload) |
 /// | `set_expiry` | one Lua script: patches the header with `SETRANGE`, then `PEXPIREAT` or `PERSIST` |
 /// | `count`, `clear` | `SCAN MATCH <prefix>* COUNT 1000`; for `Fresh`/`Expired`, a pipeline of `GETRANGE 0 23` per page, and for `clear` a compare-and-delete script per page |
 /// | `scan` | `SCAN … COUNT 200` + one `MGET` per page, streamed |
+/// | `purge_tag` | `SSCAN` of the tag's set, `MGET` of a page, then one Lua script per page that deletes the entries still carrying the tag and drops stale members |
 /// | `acquire_lease` | one `SET <lease key> <token> NX PX <ttl>` |
 /// | `release_lease` | one Lua compare-and-delete (`GET` = token → `DEL`) |
 ///
@@ -61,7 +62,15 @@ const MAX_VALUE_BYTES: usize = 512 * 1024 * 1024;
 /// entry (some 40 with the hash set's overhead) for the length of one call.
 /// `clear` needs no such memory (a repeated key is already gone).
 ///
-/// There is no index: nothing can grow when Redis drops keys on its own.
+/// Tags: each tag has a set, `<cache>:_tag:<repository>:<tag>` (on a
+/// cluster `{<cache>:<repository>}_tag:<tag>`, the store's slot), of the
+/// Redis keys of the entries written with it, added in the same
+/// transaction as the entry. A set keeps members whose entry was deleted,
+/// expired by Redis or rewritten without the tag; they are harmless (a
+/// purge reads each entry and deletes it only if its own tags hold the
+/// tag) and the next purge of that tag drops them; `clear(All)` and
+/// `drop_store` remove the sets. That is the one index in the store, and it
+/// grows only with tags written since their last purge.
 /// An entry that cannot be decoded is a miss (logged and counted by
 /// [`record_undecodable`]): `get` returns `None`, `contains`, `scan` and
 /// `count(Fresh | Expired)` skip it, `set_expiry` reports `false` and leaves
@@ -73,6 +82,7 @@ pub struct RedisStore {
     prefix: String,
     pattern: String,
     lease_prefix: String,
+    tag_prefix: String,
     /// A key in the store's slot (cluster): `SCAN` goes to its master.
     slot_key: String,
 }
@@ -84,12 +94,14 @@ impl RedisStore {
         let pattern = prefix_pattern(&prefix);
         let lease_prefix = lease_prefix(&spec.cache, &spec.repository, cluster);
         let slot_key = slot_tag(&spec.cache, &spec.repository);
+        let tag_prefix = tag_prefix(&spec.cache, &spec.repository, cluster);
         RedisStore {
             shared,
             spec,
             prefix,
             pattern,
             lease_prefix,
+            tag_prefix,
             slot_key,
         }
     }
@@ -97,6 +109,27 @@ impl RedisStore {
     /// The Redis key of the lease on `key`.
     fn lease_key(&self, key: &Key) -> String {
         format!("{}{}", self.lease_prefix, key.encode())
+    }
+
+    /// The Redis key of `tag`'s set.
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}{tag}", self.tag_prefix)
+    }
+
+    /// Adds to `pipe` the commands that store `entry`: its `SET`, and an
+    /// `SADD` of its Redis key to each of its tags' sets.
+    fn add_write(&self, pipe: &mut redis::Pipeline, entry: &Entry) -> Result<()> {
+        pipe.add_command(self.set_command(entry)?).ignore();
+        if !entry.tags.is_empty() {
+            let member = self.redis_key(&entry.key);
+            for tag in &entry.tags {
+                pipe.cmd("SADD")
+                    .arg(self.tag_key(tag))
+                    .arg(&member)
+                    .ignore();
+            }
+        }
+        Ok(())
     }
 
     /// The spec the store was opened with.
@@ -201,6 +234,16 @@ impl RedisStore {
     }
 
     async fn clear_inner(&self, select: Select, now: Timestamp) -> Result<u64> {
+        if select == Select::All {
+            // The tag sets first: a `put` racing the clear then indexes its
+            // entry in a new set, never in one removed after it.
+            unlink_matching(
+                &self.shared,
+                &prefix_pattern(&self.tag_prefix),
+                &self.slot_key,
+            )
+            .await?;
+        }
         let mut removed = 0u64;
         let mut cursor = 0;
         loop {
@@ -232,6 +275,89 @@ impl RedisStore {
             }
             cursor = next;
         }
+    }
+}
+
+/// Members of a tag set read per `SSCAN` step (and so keys per purge script).
+const TAG_PAGE: usize = 500;
+
+impl RedisStore {
+    async fn purge_tag_inner(&self, tag: &str) -> Result<u64> {
+        let set = self.tag_key(tag);
+        let mut removed = 0u64;
+        let mut cursor = 0u64;
+        // Bounded: SSCAN ends, and every step is a server round trip.
+        loop {
+            let (next, members): (u64, Vec<Vec<u8>>) = self
+                .shared
+                .query(
+                    redis::cmd("SSCAN")
+                        .arg(&set)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(TAG_PAGE),
+                )
+                .await?;
+            if !members.is_empty() {
+                removed += self.purge_page(&set, tag, &members).await?;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Reads the entries of one page of a tag's set and hands the script
+    /// what it saw of each and whether it carries the tag.
+    async fn purge_page(&self, set: &str, tag: &str, members: &[Vec<u8>]) -> Result<u64> {
+        let values: Vec<Option<Vec<u8>>> =
+            self.shared.query(redis::cmd("MGET").arg(members)).await?;
+        let mut call = PURGE_TAGGED.key(set);
+        let mut seen = Vec::with_capacity(members.len());
+        let mut delete = Vec::with_capacity(members.len());
+        for (member, value) in members.iter().zip(&values) {
+            call.key(member);
+            match value {
+                Some(bytes) => {
+                    let mut head = bytes.get(..HEADER_LEN).unwrap_or(bytes).to_vec();
+                    head.extend_from_slice(bytes.len().to_string().as_bytes());
+                    seen.push(head);
+                    let carries = decode_value(bytes, None, self.spec.repository.as_str())
+                        .is_some_and(|e| {
+                            e.tags.contains(tag) && self.redis_key(&e.key).as_bytes() == member
+                        });
+                    delete.push(if carries { "1" } else { "0" });
+                }
+                None => {
+                    seen.push(Vec::new());
+                    delete.push("0");
+                }
+            }
+        }
+        for s in &seen {
+            call.arg(s.as_slice());
+        }
+        for d in delete {
+            call.arg(d);
+        }
+        self.shared.invoke::<u64>(&call).await
+    }
+}
+
+/// `UNLINK`s every key matching `pattern` (on the node of `slot_key`'s
+/// slot), a `SCAN` page at a time.
+pub(crate) async fn unlink_matching(shared: &Shared, pattern: &str, slot_key: &str) -> Result<()> {
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys) = scan_step(shared, pattern, slot_key, cursor, SCAN_COUNT).await?;
+        if !keys.is_empty() {
+            shared.query::<()>(redis::cmd("UNLINK").arg(&keys)).await?;
+        }
+        if next == 0 {
+            return Ok(());
+        }
+        cursor = next;
     }
 }
 
@@ -381,6 +507,17 @@ impl Store for RedisStore {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
+        if !entry.tags.is_empty() {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            self.add_write(&mut pipe, &entry)
+                .map_err(self.context(Operation::Put))?;
+            return self
+                .shared
+                .query_pipeline::<()>(&pipe)
+                .await
+                .map_err(self.context(Operation::Put));
+        }
         let cmd = self
             .set_command(&entry)
             .map_err(self.context(Operation::Put))?;
@@ -394,10 +531,8 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for entry in &entries {
-            let cmd = self
-                .set_command(entry)
+            self.add_write(&mut pipe, entry)
                 .map_err(self.context(Operation::PutMany))?;
-            pipe.add_command(cmd).ignore();
         }
         if entries.is_empty() {
             self.shared
@@ -493,7 +628,8 @@ impl Store for RedisStore {
                     .arg(&MAGIC[..])
                     .arg(if expires_at.is_some() { "1" } else { "0" })
                     .arg(&expires_at.map_or(0, Timestamp::as_millis).to_be_bytes()[..])
-                    .arg(purge),
+                    .arg(purge)
+                    .arg(&MAGIC_TAGGED[..]),
             )
             .await
             .map_err(self.context(Operation::SetExpiry))?;
@@ -510,6 +646,14 @@ impl Store for RedisStore {
                 Ok(false)
             }
         }
+    }
+
+    async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        respcache_core::tags::validate_tag(tag)
+            .map_err(|e| e.in_context(NAME, self.spec.repository.as_str(), Operation::PurgeTag))?;
+        self.purge_tag_inner(tag)
+            .await
+            .map_err(self.context(Operation::PurgeTag))
     }
 
     /// `SET <lease key> <token> NX PX <ttl>`: one round trip, expiry by the

@@ -527,3 +527,87 @@ async fn a_foreign_value_under_the_registry_key_does_not_stop_open_store() {
         cleanup(&b, &other).await;
     }
 }
+
+#[tokio::test]
+async fn a_tag_is_a_set_of_entry_keys_written_with_the_entry() {
+    let b = backend().await;
+    let cache = unique_cache("tagset");
+    let store = b.store(&spec(&cache, "tracks")).await.unwrap();
+    let tags = respcache_core::Tags::new(["album:7"]).unwrap();
+    let entry = Entry::new(key("a"), Timestamp::now(), "p").with_tags(tags);
+    store.put(entry.clone()).await.unwrap();
+    let mut con = raw(&shared_url()).await;
+    let set = format!("{cache}:_tag:tracks:album:7");
+    let members: Vec<String> = con.smembers(&set).await.unwrap();
+    assert_eq!(members, vec![store.redis_key(&entry.key)]);
+    let value: Vec<u8> = con.get(store.redis_key(&entry.key)).await.unwrap();
+    assert_eq!(
+        &value[..4],
+        b"RCE\x02",
+        "a tagged entry is envelope format 2"
+    );
+
+    // Rewritten untagged, then a purge: nothing deleted, the stale member dropped.
+    store
+        .put(Entry::new(key("a"), Timestamp::now(), "q"))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_tag("album:7").await.unwrap(), 0);
+    assert!(store.get(&key("a")).await.unwrap().is_some());
+    let left: bool = con.exists(&set).await.unwrap();
+    assert!(
+        !left,
+        "the purge dropped the stale member (and so the empty set)"
+    );
+
+    // set_expiry patches a format-2 header in place and keeps the tags.
+    let t = respcache_core::Tags::new(["t"]).unwrap();
+    store
+        .put(Entry::new(key("b"), Timestamp::now(), "p").with_tags(t.clone()))
+        .await
+        .unwrap();
+    let later = Some(Timestamp::now().saturating_add(Duration::from_secs(60)));
+    assert!(store.set_expiry(&key("b"), later).await.unwrap());
+    let got = store.get(&key("b")).await.unwrap().unwrap();
+    assert_eq!((got.expires_at, got.tags), (later, t));
+
+    // clear(All) removes the tag sets with the entries.
+    store.clear(Select::All, Timestamp::now()).await.unwrap();
+    let sets = keys_under(&mut con, &format!("{cache}:_tag:")).await;
+    assert!(sets.is_empty(), "{sets:?}");
+    cleanup(&b, &cache).await;
+    assert!(keys_under(&mut con, &format!("{cache}:")).await.is_empty());
+}
+
+/// Purges 1,000 tagged entries among 10,000 and prints the time (the
+/// report's number); bounded generously.
+#[tokio::test]
+async fn purge_of_a_thousand_tagged_entries() {
+    let b = backend().await;
+    let cache = unique_cache("tagmany");
+    let store = b.store(&spec(&cache, "r")).await.unwrap();
+    let tags = respcache_core::Tags::new(["hot"]).unwrap();
+    let entries: Vec<Entry> = (0..10_000)
+        .map(|i| {
+            let e = Entry::new(key(&format!("k{i}")), Timestamp::now(), vec![0u8; 100]);
+            if i % 10 == 0 {
+                e.with_tags(tags.clone())
+            } else {
+                e
+            }
+        })
+        .collect();
+    for chunk in entries.chunks(1_000) {
+        store.put_many(chunk.to_vec()).await.unwrap();
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(store.purge_tag("hot").await.unwrap(), 1_000);
+    let took = started.elapsed();
+    eprintln!("redis: purge_tag of 1,000 of 10,000 entries took {took:?}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(
+        store.count(Select::All, Timestamp::now()).await.unwrap(),
+        9_000
+    );
+    cleanup(&b, &cache).await;
+}
