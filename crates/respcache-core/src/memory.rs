@@ -424,3 +424,38 @@ impl Store for MemoryStore {
         Ok(keys.len() as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{FieldKind, KeyPart, KeySchema};
+    use crate::tags::Tags;
+
+    /// An entry the budget evicts leaves the tag index with it.
+    #[tokio::test]
+    async fn eviction_unindexes_tags() {
+        let backend = MemoryBackend::with_budget(Budget::entries(1));
+        let spec = StoreSpec::new(
+            Name::new("c").unwrap(),
+            Name::new("r").unwrap(),
+            KeySchema::new([("id", FieldKind::Text)]).unwrap(),
+        );
+        let store = backend.open_store(&spec).await.unwrap();
+        let key = |id: &str| Key::new("GET", [KeyPart::Text(id.into())]);
+        let tags = Tags::new(["t"]).unwrap();
+        let at = Timestamp::from_millis(1);
+        store
+            .put(Entry::new(key("a"), at, "a").with_tags(tags.clone()))
+            .await
+            .unwrap();
+        store
+            .put(Entry::new(key("b"), at, "b").with_tags(tags))
+            .await
+            .unwrap();
+        assert!(
+            store.get(&key("a")).await.unwrap().is_none(),
+            "a was evicted"
+        );
+        assert_eq!(store.purge_tag("t").await.unwrap(), 1, "only b is counted");
+    }
+}
