@@ -117,7 +117,7 @@ pub(crate) struct ShowArgs {
     ArgGroup::new("which")
         .required(true)
         .multiple(true)
-        .args(["expired", "older_than", "url", "all", "to"])
+        .args(["expired", "older_than", "url", "tag", "all", "to"])
 ))]
 pub(crate) struct PurgeArgs {
     #[command(flatten)]
@@ -132,8 +132,13 @@ pub(crate) struct PurgeArgs {
     /// (`*` also matches `/`): `'https://api.example.com/v1/*'`.
     #[arg(long, value_name = "GLOB")]
     pub(crate) url: Option<String>,
+    /// Entries tagged TAG (by the HTTP layer, from a `Cache-Tag` or
+    /// `Surrogate-Key` response header); alone, through each backend's tag
+    /// index.
+    #[arg(long, value_name = "TAG")]
+    pub(crate) tag: Option<String>,
     /// Every entry (the repositories stay, empty).
-    #[arg(long, conflicts_with_all = ["expired", "older_than", "url"])]
+    #[arg(long, conflicts_with_all = ["expired", "older_than", "url", "tag"])]
     pub(crate) all: bool,
     /// Trim the whole backend (every cache in the file or folder) to this
     /// size, least recently used entries first: 500MB, 1.5GiB, 64MiB.
@@ -142,7 +147,7 @@ pub(crate) struct PurgeArgs {
         long,
         value_name = "SIZE",
         value_parser = parse_size,
-        conflicts_with_all = ["expired", "older_than", "url", "all", "repository", "dry_run"]
+        conflicts_with_all = ["expired", "older_than", "url", "tag", "all", "repository", "dry_run"]
     )]
     pub(crate) to: Option<u64>,
     /// Only this repository (repeatable).

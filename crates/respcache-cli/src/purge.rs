@@ -1,11 +1,12 @@
 //! `respcache purge`: remove entries — stale ones, old ones, by URL glob,
-//! or all — and print how many per repository.
+//! by tag, or all — and print how many per repository.
 //!
 //! `--expired` alone and `--all` use the store's native `clear` (`count`
-//! with `--dry-run`). Filters that `clear` cannot express (`--older-than`,
-//! `--url`, or `--expired` combined with them: every given filter must
-//! match) scan the store, collect the matching keys, then delete them in
-//! batches — so a scan never sees its own deletions.
+//! with `--dry-run`); `--tag` alone the store's tag index (`purge_tag`).
+//! Filters the store cannot apply itself (`--older-than`, `--url`, a
+//! combination, or `--tag` with `--dry-run`: every given filter must match)
+//! scan the store, collect the matching keys, then delete them in batches —
+//! so a scan never sees its own deletions.
 
 use std::io::Write;
 
@@ -27,6 +28,7 @@ struct Filter {
     expired: bool,
     cached_before: Option<Timestamp>,
     url: Option<GlobMatcher>,
+    tag: Option<String>,
 }
 
 impl Filter {
@@ -55,9 +57,18 @@ pub(crate) async fn run(cache: &Cache, args: &PurgeArgs, out: &mut impl Write) -
         ),
         None => None,
     };
+    if let Some(tag) = &args.tag {
+        respcache::tags::validate_tag(tag)
+            .map_err(|e| Failure::new(format!("--tag {tag:?}: {}", e.message())))?;
+    }
+    let tag_alone = args.tag.is_some()
+        && !args.expired
+        && args.older_than.is_none()
+        && url.is_none()
+        && !args.dry_run;
     let native = if args.all {
         Some(Select::All)
-    } else if args.expired && args.older_than.is_none() && url.is_none() {
+    } else if args.expired && args.older_than.is_none() && url.is_none() && args.tag.is_none() {
         Some(Select::Expired)
     } else {
         None
@@ -66,6 +77,7 @@ pub(crate) async fn run(cache: &Cache, args: &PurgeArgs, out: &mut impl Write) -
         expired: args.expired,
         cached_before: args.older_than.map(|d| now.saturating_sub(d)),
         url,
+        tag: args.tag.clone(),
     };
     let names = cache.repositories(&args.repository).await?;
     let header = if args.dry_run {
@@ -79,6 +91,10 @@ pub(crate) async fn run(cache: &Cache, args: &PurgeArgs, out: &mut impl Write) -
         let repo = cache.open(name).await?;
         let store = repo.store.as_ref();
         let removed = match (native, args.dry_run) {
+            _ if tag_alone => {
+                let tag = filter.tag.as_deref().unwrap_or_default();
+                store.purge_tag(tag).await.map_err(|e| cache.fail(e))?
+            }
             (Some(select), true) => store.count(select, now).await.map_err(|e| cache.fail(e))?,
             (Some(select), false) => store.clear(select, now).await.map_err(|e| cache.fail(e))?,
             (None, dry_run) => {
@@ -127,7 +143,8 @@ async fn matching_keys(
     let mut entries = repo.store.scan(select, now);
     while let Some(entry) = entries.next().await {
         let entry = entry.map_err(|e| cache.fail(e))?;
-        if filter.matches(&EntryView::new(&repo.name, None, &entry, now)) {
+        let tagged = filter.tag.as_deref().is_none_or(|t| entry.tags.contains(t));
+        if tagged && filter.matches(&EntryView::new(&repo.name, None, &entry, now)) {
             keys.push(entry.key);
         }
     }

@@ -597,3 +597,66 @@ fn purge_to_a_size_trims_the_least_recently_used_first() {
     assert!(run.stderr.contains("not a size"), "{run:?}");
     drop(dir);
 }
+
+/// Issue 19: `purge --tag` removes every entry with the tag, through the
+/// backend's tag index; with other filters or `--dry-run`, by a scan.
+#[test]
+fn purge_by_tag_alone_with_filters_and_dry_run() {
+    let (_dir, backend) = sqlite_file();
+    let url = cache_url(&backend, "shop");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use respcache::{Entry, Key, KeyPart, KeySchema, Name, StoreSpec, Tags, Timestamp};
+        let b = respcache::connect(&backend).await.unwrap();
+        let spec = StoreSpec::new(
+            Name::new("shop").unwrap(),
+            Name::new("products").unwrap(),
+            KeySchema::new([("id", respcache::FieldKind::Integer)]).unwrap(),
+        );
+        let store = b.open_store(&spec).await.unwrap();
+        let now = Timestamp::now();
+        let tagged = |id: i64, tags: &[&str], stale: bool| {
+            Entry::new(
+                Key::new("GET", [KeyPart::Int(id)]),
+                now,
+                format!("product {id}"),
+            )
+            .with_expires_at(Some(if stale {
+                now.saturating_sub(HOUR)
+            } else {
+                now.saturating_add(HOUR)
+            }))
+            .with_tags(Tags::new(tags.iter().copied()).unwrap())
+        };
+        store
+            .put_many(vec![
+                tagged(1, &["summer", "shoes"], false),
+                tagged(2, &["summer"], true),
+                tagged(3, &["shoes"], false),
+                tagged(4, &[], false),
+            ])
+            .await
+            .unwrap();
+    });
+    let dry = respcache(&["purge", "--cache", &url, "--tag", "summer", "--dry-run"]);
+    assert!(rows(dry.ok()).contains(&vec!["products".to_owned(), "2".to_owned()]));
+    assert_eq!(stats(&url)["products"][0], 4, "a dry run removes nothing");
+    // With another filter: stale AND tagged summer: product 2.
+    let both = respcache(&["purge", "--cache", &url, "--tag", "summer", "--expired"]);
+    assert!(rows(both.ok()).contains(&vec!["products".to_owned(), "1".to_owned()]));
+    // Alone, through the index.
+    let alone = respcache(&["purge", "--cache", &url, "--tag", "shoes"]);
+    assert!(rows(alone.ok()).contains(&vec!["products".to_owned(), "2".to_owned()]));
+    assert_eq!(
+        stats(&url)["products"][0],
+        1,
+        "only the untagged one is left"
+    );
+    let bad = respcache(&["purge", "--cache", &url, "--tag", ""]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("--tag"), "{bad:?}");
+    assert_eq!(
+        respcache(&["purge", "--cache", &url, "--tag", "x", "--all"]).code,
+        Some(2)
+    );
+}

@@ -22,6 +22,7 @@ use crate::normalize::KeyRules;
 use crate::opening::{Backoff, Opener, OpeningTarget};
 use crate::response::CachedResponse;
 use crate::server_layer::ServerCacheLayer;
+use crate::tags::DEFAULT_TAG_HEADERS;
 use crate::target::{self, BackendTarget, CacheTarget, Target};
 use crate::transport::{Transport, TransportOptions};
 
@@ -81,6 +82,8 @@ pub(crate) struct Options {
     pub(crate) cache_timeout: Option<Duration>,
     /// One origin request per key across processes sharing the backend.
     pub(crate) cross_process: Option<CrossProcess>,
+    /// The response headers whose values tag a stored answer.
+    pub(crate) tag_headers: Vec<HeaderName>,
 }
 
 impl fmt::Debug for Options {
@@ -187,6 +190,7 @@ pub struct CachedClientBuilder {
     breaker: BreakerConfig,
     cache_timeout: Option<Duration>,
     cross_process: Option<CrossProcess>,
+    tag_headers: Vec<String>,
     degraded_start: bool,
     reopen: Backoff,
 }
@@ -231,6 +235,10 @@ impl Default for CachedClientBuilder {
             breaker: BreakerConfig::default(),
             cache_timeout: None,
             cross_process: None,
+            tag_headers: DEFAULT_TAG_HEADERS
+                .iter()
+                .map(|h| (*h).to_owned())
+                .collect(),
             degraded_start: true,
             reopen: Backoff::default(),
         }
@@ -511,6 +519,30 @@ impl CachedClientBuilder {
         self
     }
 
+    /// The response headers whose values tag a stored answer, for
+    /// [`purge_tag`](CachedClient::purge_tag) (default: `Cache-Tag`, comma
+    /// separated, and `Surrogate-Key`, space separated). An empty list
+    /// stores no tags.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> respcache_http::Result<()> {
+    /// let client = respcache_http::CachedClient::builder()
+    ///     .tag_headers(["x-cache-tags"])
+    ///     .build(std::sync::Arc::new(respcache_core::MemoryBackend::new()))
+    ///     .await?;
+    /// client.get("https://shop.example/products/7").send().await?;
+    /// client.purge_tag("product-7").await?; // every answer tagged product-7
+    /// # Ok(()) }
+    /// ```
+    pub fn tag_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tag_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// One origin request per key across every process that shares the
     /// backend (several pods over one Redis, MongoDB, DynamoDB, SQLite file
     /// or folder), not only within this one: on a miss (or a stale entry to
@@ -593,6 +625,12 @@ impl CachedClientBuilder {
                 .map_err(|e| bad(format!("match header {h:?}: {e}")).with_source(e))?;
             match_headers.push(name);
         }
+        let mut tag_headers = Vec::with_capacity(self.tag_headers.len());
+        for h in &self.tag_headers {
+            let name = HeaderName::try_from(h.as_str())
+                .map_err(|e| bad(format!("tag header {h:?}: {e}")).with_source(e))?;
+            tag_headers.push(name);
+        }
         if !(0.0..=1.0).contains(&self.heuristic) {
             return Err(bad(format!(
                 "heuristic fraction {} is not between 0 and 1",
@@ -619,6 +657,7 @@ impl CachedClientBuilder {
             breaker: self.breaker,
             cache_timeout: self.cache_timeout,
             cross_process: self.cross_process,
+            tag_headers,
         })
     }
 

@@ -27,6 +27,7 @@ mod stats;
 mod status;
 mod streaming;
 mod sync_body;
+mod tags;
 mod target;
 mod transport;
 
@@ -53,6 +54,7 @@ pub use stats::{CacheStats, StoreState};
 pub use status::{CacheOutcome, CacheStatus, Forward};
 pub use streaming::StreamingResponse;
 pub use sync_body::SyncBody;
+pub use tags::DEFAULT_TAG_HEADERS;
 pub use target::{HTTP_REPOSITORY, REDIRECTS_REPOSITORY, REQUEST_FIELD};
 
 // Re-exported so users build on the same versions.

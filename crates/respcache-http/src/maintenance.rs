@@ -171,6 +171,30 @@ impl CachedClient {
         Ok(removed)
     }
 
+    /// Removes every stored answer tagged `tag` (by a tag header of the
+    /// response: `Cache-Tag`, `Surrogate-Key`, see
+    /// [`tag_headers`](crate::CachedClientBuilder::tag_headers)), fresh or
+    /// stale, on every backend through its tag index; returns how many went.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidRequest`](ErrorKind::InvalidRequest) for a tag no response
+    /// could carry (empty, over 256 bytes, a control character);
+    /// [`Cache`](ErrorKind::Cache) when the backend fails or is not open.
+    pub async fn purge_tag(&self, tag: &str) -> Result<u64> {
+        respcache_core::tags::validate_tag(tag)
+            .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.message().to_owned()))?;
+        self.open_stores()?;
+        let mut removed = 0;
+        for (_, store) in self.inner.target.stores() {
+            removed += store
+                .purge_tag(tag)
+                .await
+                .map_err(|e| cache_error("purge_tag", e))?;
+        }
+        Ok(removed)
+    }
+
     /// The backend the client stores in, once its stores are open.
     pub fn backend(&self) -> Option<Arc<dyn Backend>> {
         self.inner.target.backend()

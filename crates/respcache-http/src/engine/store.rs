@@ -214,7 +214,8 @@ impl Engine {
         };
         let mut entry = Entry::new(key.clone(), now, r.body.clone())
             .with_expires_at(expires_at)
-            .with_meta(meta_bytes);
+            .with_meta(meta_bytes)
+            .with_tags(crate::tags::of(&r.headers, &o.tag_headers));
         entry.name = name;
         if !self.cache_put(&store_slot.store, entry, &repo).await {
             return self.not_stored(NotStored::CacheUnavailable);

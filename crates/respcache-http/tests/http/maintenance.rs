@@ -17,6 +17,8 @@ crate::backend_tests!(
         delete_expired_keeps_the_fresh_and_clear_removes_everything,
         delete_urls_removes_each_url_and_its_redirect,
         the_backend_and_stores_are_reachable,
+        purge_tag_removes_every_answer_carrying_the_tag,
+        tag_headers_are_configurable,
 );
 
 async fn stored_urls(c: &CachedClient) -> Vec<String> {
@@ -150,4 +152,66 @@ async fn maintenance_over_a_response_cache_sees_each_repository(b: B) {
     );
     assert!(c.has_url(&origin.url("/v1/tracks/7")).await.unwrap());
     assert_eq!(c.clear().await.unwrap(), 2);
+}
+
+async fn purge_tag_removes_every_answer_carrying_the_tag(b: B, kind: Kind) {
+    let origin = Origin::start(|s| {
+        let r = Reply::ok(format!("{} #{}", s.path, s.n)).header("cache-control", "max-age=600");
+        match s.path.as_str() {
+            "/p/1" => r.header("cache-tag", "product-1, catalog"),
+            "/p/2" => r.header("surrogate-key", "product-2 catalog"),
+            "/stale" => r.header("cache-tag", "catalog"),
+            _ => r,
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    for p in ["/stale", "/p/1", "/p/2", "/other"] {
+        c.get(&origin.url(p)).send().await.unwrap();
+        if p == "/stale" {
+            clock.advance(secs(3600));
+        }
+    }
+    let engine = c.engine();
+    assert_eq!(engine.purge_tag("product-2").await.unwrap(), 1);
+    assert_eq!(
+        engine.purge_tag("catalog").await.unwrap(),
+        2,
+        "/p/1 and the stale /stale"
+    );
+    for (p, kept) in [
+        ("/stale", false),
+        ("/p/1", false),
+        ("/p/2", false),
+        ("/other", true),
+    ] {
+        assert_eq!(engine.has_url(&origin.url(p)).await.unwrap(), kept, "{p}");
+    }
+    assert_eq!(engine.purge_tag("catalog").await.unwrap(), 0);
+    // Purged means asked again.
+    c.get(&origin.url("/p/1")).send().await.unwrap();
+    assert_eq!(origin.count("/p/1"), 2);
+    let e = engine.purge_tag("").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+}
+
+async fn tag_headers_are_configurable(b: B, kind: Kind) {
+    let origin = Origin::start(|s| {
+        Reply::ok(format!("{} #{}", s.path, s.n))
+            .header("cache-control", "max-age=600")
+            .header("x-tags", "mine")
+            .header("cache-tag", "theirs")
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b.tag_headers(["X-Tags"])).await;
+    c.get(&origin.url("/a")).send().await.unwrap();
+    let engine = c.engine();
+    assert_eq!(
+        engine.purge_tag("theirs").await.unwrap(),
+        0,
+        "not a tag header here"
+    );
+    assert_eq!(engine.purge_tag("mine").await.unwrap(), 1);
 }
