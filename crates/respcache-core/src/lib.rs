@@ -70,7 +70,7 @@ pub use kv::{KeyValueCache, KeyValueCacheBuilder};
 pub use lease::{LeaseTable, LeaseToken};
 pub use memory::MemoryBackend;
 pub use name::Name;
-pub use repository::{Cached, Repository, RepositoryOptions};
+pub use repository::{Cached, KeyOf, Repository, RepositoryOptions};
 pub use request::Request;
 pub use response_cache::{ResponseCache, ResponseCacheBuilder};
 pub use settings::{RepositorySettings, TemplateSettings};

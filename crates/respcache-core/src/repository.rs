@@ -42,6 +42,76 @@ impl Default for RepositoryOptions {
     }
 }
 
+/// What a repository call names an answer by: a [`Request`] (the
+/// repository's settings make its key; a request they do not cache has
+/// none) or a [`Key`] itself, as the seed's `get_response(key)` and
+/// `save_response((key, payload))` take it (checked against the
+/// repository's key schema: a key of another shape is an
+/// [`InvalidKey`](ErrorKind::InvalidKey) error).
+///
+/// ```
+/// # async fn demo() -> respcache_core::Result<()> {
+/// use respcache_core::{JsonCodec, Key, KeyPart, MemoryBackend, Request, ResponseCache, TemplateSettings};
+///
+/// let cache = ResponseCache::<serde_json::Value>::builder("music")
+///     .create_repository(TemplateSettings::new("tracks", "/v1/tracks/{id}", JsonCodec)?)
+///     .connect(std::sync::Arc::new(MemoryBackend::new()))
+///     .await?;
+/// let tracks = cache.repository("tracks").unwrap();
+/// let by_request = Request::get("https://api.example/v1/tracks/7")?;
+/// let key = tracks.key(&by_request).unwrap();
+/// tracks.save_response(&key, &serde_json::json!({"name": "seven"})).await?;
+/// assert!(tracks.contains(&by_request).await?);
+/// assert_eq!(tracks.get_response(&key).await?, tracks.get_response(&by_request).await?);
+/// // A key of another shape than the repository's schema is refused.
+/// let wrong = Key::new("GET", [KeyPart::Int(7), KeyPart::Int(8)]);
+/// let e = tracks.save_response(&wrong, &serde_json::json!({})).await.unwrap_err();
+/// assert_eq!(e.kind(), respcache_core::ErrorKind::InvalidKey);
+/// # Ok(()) }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+/// ```
+pub trait KeyOf: Send + Sync {
+    /// The key in `repo`: `None` when `repo` does not cache it; `checked`
+    /// asks that a request's key be checked against the key schema too
+    /// (before a write).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey`](ErrorKind::InvalidKey) for a key that does not fit.
+    fn key_in<P: Send + Sync + 'static>(
+        &self,
+        repo: &Repository<P>,
+        checked: bool,
+    ) -> Result<Option<Key>>;
+}
+
+impl KeyOf for Request {
+    fn key_in<P: Send + Sync + 'static>(
+        &self,
+        repo: &Repository<P>,
+        checked: bool,
+    ) -> Result<Option<Key>> {
+        let Some(key) = repo.key(self) else {
+            return Ok(None);
+        };
+        if checked {
+            repo.settings().fields().validate(&key)?;
+        }
+        Ok(Some(key))
+    }
+}
+
+impl KeyOf for Key {
+    fn key_in<P: Send + Sync + 'static>(
+        &self,
+        repo: &Repository<P>,
+        _checked: bool,
+    ) -> Result<Option<Key>> {
+        repo.settings().fields().validate(self)?;
+        Ok(Some(self.clone()))
+    }
+}
+
 /// A payload read from a repository, with what the cache knows about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cached<P> {
@@ -227,10 +297,14 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .map_err(self.ctx(Operation::Count))
     }
 
-    /// Whether a fresh answer for `request` is stored.
-    pub async fn contains(&self, request: &Request) -> Result<bool> {
+    /// Whether a fresh answer for `what` (a [`Request`] or a [`Key`]) is
+    /// stored.
+    pub async fn contains(&self, what: &impl KeyOf) -> Result<bool> {
         self.check_open(Operation::Contains)?;
-        let Some(key) = self.key(request) else {
+        let Some(key) = what
+            .key_in(self, false)
+            .map_err(self.ctx(Operation::Contains))?
+        else {
             return Ok(false);
         };
         self.inner
@@ -255,17 +329,18 @@ impl<P: Send + Sync + 'static> Repository<P> {
             .map_err(self.ctx(Operation::Clear))
     }
 
-    /// The fresh payload stored for `request`, if any. A stale entry, or one
-    /// whose payload no longer decodes, is a miss.
-    pub async fn get_response(&self, request: &Request) -> Result<Option<P>> {
-        Ok(self.get_cached(request).await?.map(|c| c.payload))
+    /// The fresh payload stored for `what` (a [`Request`] or a [`Key`]),
+    /// if any. A stale entry, or one whose payload no longer decodes, is a
+    /// miss.
+    pub async fn get_response(&self, what: &impl KeyOf) -> Result<Option<P>> {
+        Ok(self.get_cached(what).await?.map(|c| c.payload))
     }
 
     /// Like [`get_response`](Self::get_response), with the entry's name and
     /// timestamps.
-    pub async fn get_cached(&self, request: &Request) -> Result<Option<Cached<P>>> {
+    pub async fn get_cached(&self, what: &impl KeyOf) -> Result<Option<Cached<P>>> {
         self.check_open(Operation::Get)?;
-        let Some(key) = self.key(request) else {
+        let Some(key) = what.key_in(self, false).map_err(self.ctx(Operation::Get))? else {
             return Ok(None);
         };
         let entry = self
@@ -341,23 +416,12 @@ impl<P: Send + Sync + 'static> Repository<P> {
         })
     }
 
-    fn checked_key(&self, request: &Request) -> Result<Option<Key>> {
-        let Some(key) = self.key(request) else {
-            return Ok(None);
-        };
-        self.inner
-            .settings
-            .fields()
-            .validate(&key)
-            .map_err(self.ctx(Operation::Put))?;
-        Ok(Some(key))
-    }
-
-    /// Saves `payload` as the answer to `request`; `false` when the request
-    /// is not cached by this repository (its settings give no key).
-    pub async fn save_response(&self, request: &Request, payload: &P) -> Result<bool> {
+    /// Saves `payload` as the answer to `what` (a [`Request`] or a
+    /// [`Key`]); `false` when a request is not cached by this repository
+    /// (its settings give no key).
+    pub async fn save_response(&self, what: &impl KeyOf, payload: &P) -> Result<bool> {
         self.check_open(Operation::Put)?;
-        let Some(key) = self.checked_key(request)? else {
+        let Some(key) = what.key_in(self, true).map_err(self.ctx(Operation::Put))? else {
             return Ok(false);
         };
         let entry = self.entry(key, payload, self.now())?;
@@ -372,9 +436,9 @@ impl<P: Send + Sync + 'static> Repository<P> {
     /// Saves `payload` as the answer to `request` with `tags`, so
     /// [`purge_tag`](Self::purge_tag) of any of them removes it; `false`
     /// when the request is not cached by this repository.
-    pub async fn save_tagged(&self, request: &Request, payload: &P, tags: &Tags) -> Result<bool> {
+    pub async fn save_tagged(&self, what: &impl KeyOf, payload: &P, tags: &Tags) -> Result<bool> {
         self.check_open(Operation::Put)?;
-        let Some(key) = self.checked_key(request)? else {
+        let Some(key) = what.key_in(self, true).map_err(self.ctx(Operation::Put))? else {
             return Ok(false);
         };
         let entry = self
@@ -420,7 +484,10 @@ impl<P: Send + Sync + 'static> Repository<P> {
         let now = self.now();
         let mut entries = Vec::new();
         for (request, payload) in items {
-            if let Some(key) = self.checked_key(request)? {
+            if let Some(key) = request
+                .key_in(self, true)
+                .map_err(self.ctx(Operation::PutMany))?
+            {
                 entries.push(self.entry(key, payload, now)?);
             }
         }
@@ -435,10 +502,14 @@ impl<P: Send + Sync + 'static> Repository<P> {
         Ok(n)
     }
 
-    /// Deletes the answer to `request`; `true` if one was stored.
-    pub async fn delete_response(&self, request: &Request) -> Result<bool> {
+    /// Deletes the answer to `what` (a [`Request`] or a [`Key`]); `true`
+    /// if one was stored.
+    pub async fn delete_response(&self, what: &impl KeyOf) -> Result<bool> {
         self.check_open(Operation::Delete)?;
-        let Some(key) = self.key(request) else {
+        let Some(key) = what
+            .key_in(self, false)
+            .map_err(self.ctx(Operation::Delete))?
+        else {
             return Ok(false);
         };
         self.inner
