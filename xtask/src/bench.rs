@@ -1,5 +1,7 @@
-//! `cargo xtask bench [--quick] [-- TABLE ARGS]`: start the services, then run
-//! the benchmark table of `respcache-bench` in release mode.
+//! `cargo xtask bench [--quick] [-- TABLE ARGS]`: start the services, build
+//! `respcache` (`respcache-cli --features full`, for the proxy rows; not with
+//! `-- --no-proxy`), then run the benchmark table of `respcache-bench` in
+//! release mode.
 
 use std::process::{Command, ExitCode};
 
@@ -31,6 +33,27 @@ pub(crate) fn run(args: &BenchArgs) -> Result<ExitCode> {
                 "xtask: warning: {} could not be started: {e}",
                 s.spec().name
             );
+        }
+    }
+    if !args.table_args.iter().any(|a| a == "--no-proxy") {
+        // The proxy rows run `respcache serve` from target/release.
+        let mut build = Command::new(cmd::cargo());
+        build
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "respcache-cli",
+                "--features",
+                "full",
+            ])
+            .current_dir(project_root());
+        eprintln!("xtask: {}", cmd::display(&build));
+        match build.status() {
+            Ok(s) if s.success() => {}
+            // The table says the serve rows are not available; the rest runs.
+            Ok(s) => eprintln!("xtask: warning: building respcache-cli failed ({s})"),
+            Err(e) => eprintln!("xtask: warning: cannot run cargo build: {e}"),
         }
     }
     let mut command = Command::new(cmd::cargo());

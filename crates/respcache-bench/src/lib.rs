@@ -10,6 +10,10 @@
 //!   entries, on any [`Backend`](respcache_core::Backend);
 //! - [`session`]: `CachedSession` hit, miss-and-store, `304` revalidation,
 //!   against a local [`origin`];
+//! - [`front_ends`]: the same hit through `CacheLayer` over hyper, the
+//!   reqwest middleware, and the peer http-cache-reqwest (moka, redb);
+//! - [`proxy`]: `respcache serve` against Varnish and nginx, 50 keep-alive
+//!   connections, hits and misses;
 //! - [`raw`]: the baselines — rusqlite (inline and through tokio-rusqlite),
 //!   `std::fs::read`, Redis `GET`, an uncached hyper `GET`;
 //! - [`measure`]: the loop (warm-up, per-operation times, median, p99,
@@ -36,9 +40,11 @@ pub mod backends;
 pub mod cpu;
 pub mod data;
 pub mod economy;
+pub mod front_ends;
 pub mod machine;
 pub mod measure;
 pub mod origin;
+pub mod proxy;
 pub mod raw;
 pub mod report;
 pub mod rss;

@@ -79,6 +79,11 @@ impl Origin {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// How many requests the origin has answered.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

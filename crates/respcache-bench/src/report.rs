@@ -47,6 +47,16 @@ pub enum Target {
     ThroughputAtLeast(f64),
     /// Peak memory growth at most this many bytes.
     MemoryAtMost(u64),
+    /// The median is at most this many times another row's median,
+    /// measured in turns with it (named by the text).
+    TimesAtMost(f64, &'static str),
+    /// At least this many times faster than a peer's median (the
+    /// duration), measured in the same run: `median × factor ≤ peer`.
+    FasterThan(f64, Duration, &'static str),
+    /// At least the named peer's throughput, measured in the same run.
+    ThroughputOf(f64, &'static str),
+    /// The p99 is at most the named peer's, measured in the same run.
+    P99AtMost(Duration, &'static str),
 }
 
 impl Target {
@@ -58,6 +68,12 @@ impl Target {
             Target::AddedAtMost(d) => format!("≤ raw + {}", duration(d)),
             Target::ThroughputAtLeast(t) => format!("≥ {}/s", count(t)),
             Target::MemoryAtMost(b) => format!("≤ {}", bytes(b)),
+            Target::TimesAtMost(r, of) => format!("≤ {r}× {of}"),
+            Target::FasterThan(f, d, peer) => {
+                format!("≥ {f}× faster than {peer} ({})", duration(d))
+            }
+            Target::ThroughputOf(t, peer) => format!("≥ {peer}'s {}/s", count(t)),
+            Target::P99AtMost(d, peer) => format!("p99 ≤ {peer}'s {}", duration(d)),
         }
     }
 
@@ -68,7 +84,12 @@ impl Target {
             (Target::MemoryAtMost(limit), Outcome::Memory(b)) => Some(*b <= limit),
             (Target::MedianAtMost(d), Outcome::Measured(s)) => Some(s.median <= d),
             (Target::ThroughputAtLeast(t), Outcome::Measured(s)) => Some(s.throughput >= t),
-            (Target::RatioAtMost(r), Outcome::Measured(s)) => {
+            (Target::FasterThan(f, peer, _), Outcome::Measured(s)) => {
+                Some(s.median.as_secs_f64() * f <= peer.as_secs_f64())
+            }
+            (Target::ThroughputOf(t, _), Outcome::Measured(s)) => Some(s.throughput >= t),
+            (Target::P99AtMost(d, _), Outcome::Measured(s)) => Some(s.p99 <= d),
+            (Target::RatioAtMost(r) | Target::TimesAtMost(r, _), Outcome::Measured(s)) => {
                 let base = baseline?;
                 Some(s.median.as_secs_f64() <= r * base.as_secs_f64())
             }
@@ -102,6 +123,9 @@ pub struct Row {
     pub targets: Vec<Target>,
     /// What explains a MISS, and what would reach the target.
     pub note: Option<String>,
+    /// What the ratio column says instead of the ratio to the baseline
+    /// (rows compared with peers: `1.12× varnish, 0.95× nginx`).
+    pub versus: Option<String>,
 }
 
 impl Row {
@@ -116,6 +140,7 @@ impl Row {
             paired: None,
             targets: Vec::new(),
             note: None,
+            versus: None,
         }
     }
 
@@ -140,6 +165,12 @@ impl Row {
     /// Adds a target.
     pub fn target(mut self, target: Target) -> Row {
         self.targets.push(target);
+        self
+    }
+
+    /// Sets what the ratio column says (comparisons with peers).
+    pub fn versus(mut self, text: impl Into<String>) -> Row {
+        self.versus = Some(text.into());
         self
     }
 
@@ -265,6 +296,7 @@ impl Table {
                 }
             };
             let ratio = match (self.ratio(row), self.base_of(row)) {
+                _ if row.versus.is_some() => row.versus.clone().unwrap_or_default(),
                 (Some(r), Some(base)) => format!("{r:.2}× of {}", duration(base)),
                 _ if row.baseline.is_some() => "?".into(),
                 _ => "–".into(),

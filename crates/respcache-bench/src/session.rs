@@ -116,3 +116,46 @@ fn body_len(n: usize) -> Result<()> {
         Err(format!("a {n} B body, wanted {SMALL}").into())
     }
 }
+
+/// A client that only misses: every request is for a URL never asked
+/// before, answered by the origin and stored. Built from any
+/// `CachedClientBuilder`, so the same miss can be measured with and
+/// without an option (`cross_process`).
+#[derive(Debug)]
+pub struct MissSession {
+    client: CachedSession,
+    prefix: String,
+    misses: AtomicU64,
+}
+
+impl MissSession {
+    /// `builder`'s client caching in `cache` of `backend`; its URLs are
+    /// `/miss/<cache>/<tag>/<n>`.
+    pub async fn new(
+        builder: respcache_http::CachedClientBuilder,
+        backend: Arc<dyn Backend>,
+        cache: &Name,
+        origin: &Origin,
+        tag: &str,
+    ) -> Result<MissSession> {
+        let client = builder.cache_name(cache.as_str()).build(backend).await?;
+        Ok(MissSession {
+            client,
+            prefix: origin.url(&format!("/miss/{}/{tag}", cache.as_str())),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    /// One request for a new URL: the origin answers and the answer is
+    /// stored.
+    pub async fn miss_and_store(&self) -> Result<()> {
+        let n = self.misses.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}/{n}", self.prefix);
+        let r = self.client.get(&url).send().await?;
+        expect(r.outcome(), CacheOutcome::Miss, &url)?;
+        if !r.cache_status().stored() {
+            return Err(format!("GET {url} was not stored").into());
+        }
+        body_len(r.bytes().len())
+    }
+}

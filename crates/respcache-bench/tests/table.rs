@@ -38,6 +38,7 @@ fn embedded_backends_fill_every_row_with_checked_numbers() {
             "memory,sqlite",
             "--entries",
             "2000",
+            "--no-proxy",
         ],
         &[],
     );
@@ -57,6 +58,7 @@ fn embedded_backends_fill_every_row_with_checked_numbers() {
             "CachedSession hit 1 KB",
             "CachedSession hit, 64 tasks",
             "CachedSession miss + store",
+            "CachedSession miss + store, cross_process",
             "CachedSession 304 revalidation",
         ] {
             let line = row(&table, op, backend);
@@ -77,6 +79,32 @@ fn embedded_backends_fill_every_row_with_checked_numbers() {
     }
     assert!(row(&table, "get hit 1 KB", "sqlite").contains("× of "));
     assert!(row(&table, "CachedSession miss + store", "sqlite").contains("× of "));
+    assert!(
+        row(
+            &table,
+            "CachedSession miss + store, cross_process",
+            "sqlite"
+        )
+        .contains("over the plain miss")
+    );
+    // The front-ends (memory only), each judged against its comparison.
+    let layer = row(&table, "CacheLayer over hyper hit 1 KB", "memory");
+    assert!(layer.contains("× CachedClient's"), "{layer}");
+    assert!(layer.contains("PASS") || layer.contains("MISS"), "{layer}");
+    for peer in ["http-cache-reqwest moka", "http-cache-reqwest redb"] {
+        assert!(row(&table, "reqwest middleware hit 1 KB", peer).contains(" µs |"));
+    }
+    let ours = row(&table, "reqwest middleware hit 1 KB", "memory");
+    assert!(ours.contains("faster than moka"), "{ours}");
+    assert!(ours.contains("PASS") || ours.contains("MISS"), "{ours}");
+    // Left out on request, and said so.
+    for server in ["serve memory", "serve sqlite", "varnish", "nginx"] {
+        let line = row(&table, "proxy hit 1 KB, 50 connections", server);
+        assert!(
+            line.contains("| not built |") && line.contains("--no-proxy"),
+            "{line}"
+        );
+    }
     // Target rows are judged.
     let judged = row(&table, "put_many 1,000", "sqlite");
     assert!(
@@ -90,7 +118,14 @@ fn embedded_backends_fill_every_row_with_checked_numbers() {
 #[test]
 fn an_unreachable_service_gives_unreachable_rows() {
     let (ok, table, log) = bench_table(
-        &["--quick", "--backends", "redis", "--entries", "100"],
+        &[
+            "--quick",
+            "--backends",
+            "redis",
+            "--entries",
+            "100",
+            "--no-proxy",
+        ],
         &[("RESPCACHE_REDIS_URL", "redis://127.0.0.1:9/")],
     );
     assert!(ok, "{log}\n{table}");
