@@ -113,7 +113,14 @@ impl Engine {
             Ok(cross_process::Step::Compute(token)) => {
                 let answer = self.fetch(ex).await;
                 if let Some(token) = token {
-                    cross_process::release(store.as_ref(), key, &token).await;
+                    // The answer is stored: the others find it on their next
+                    // poll whether or not the lease is freed yet, so the
+                    // release does not hold this answer back (one round trip
+                    // less per miss on a server backend).
+                    let (store, key) = (Arc::clone(store), key.clone());
+                    tokio::spawn(async move {
+                        cross_process::release(store.as_ref(), &key, &token).await;
+                    });
                 }
                 answer
             }
