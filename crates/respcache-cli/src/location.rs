@@ -35,31 +35,27 @@ impl Location {
     pub(crate) fn parse(url: &str, name: Option<&str>) -> CliResult<Self> {
         let shown = respcache::redact_url(url);
         let fail = |why: String| Failure::new(format!("{shown}: {why}"));
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (url, None),
-        };
-        let mut kept = Vec::new();
         let mut cache_param = None;
         let mut retention = None;
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            match pair.split_once('=').unwrap_or((pair, "")) {
-                (CACHE_PARAM, value) => {
+        // The command's own options come out; the rest is the backend's.
+        let backend_url = respcache::options::take_query_options(url, |key, value| {
+            match key {
+                CACHE_PARAM => {
                     if cache_param.replace(value.to_owned()).is_some() {
-                        return Err(fail("the cache parameter is given twice".to_owned()));
+                        return Err(respcache::Error::new(
+                            respcache::ErrorKind::Configuration,
+                            "the cache parameter is given twice",
+                        ));
                     }
                 }
-                (RETENTION_PARAM, value) => {
-                    let parsed = humantime::parse_duration(value).map_err(|e| {
-                        fail(format!(
-                            "retention={value:?} is not a duration (e.g. 7d, 12h): {e}"
-                        ))
-                    })?;
-                    retention = Some(parsed);
+                RETENTION_PARAM => {
+                    retention = Some(respcache::options::duration(RETENTION_PARAM, value)?);
                 }
-                _ => kept.push(pair),
+                _ => return Ok(false),
             }
-        }
+            Ok(true)
+        })
+        .map_err(|e| fail(e.message().to_owned()))?;
         let cache = match (cache_param, name) {
             (Some(p), Some(n)) if p != n => {
                 return Err(fail(format!(
@@ -77,11 +73,6 @@ impl Location {
             }
         };
         let cache = Name::new(cache).map_err(|e| fail(format!("cache name {e}")))?;
-        let backend_url = if kept.is_empty() {
-            base.to_owned()
-        } else {
-            format!("{base}?{}", kept.join("&"))
-        };
         Ok(Location {
             shown,
             backend_url,

@@ -174,7 +174,7 @@ async fn ask(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
 
 async fn identical_requests_to_a_slow_handler_make_one_call(b: B) {
     let (addr, calls, _) = cached_app(b).await;
-    let answers = futures_join_all((0..8).map(|_| ask(addr, "/slow", &[]))).await;
+    let answers = futures::future::join_all((0..8).map(|_| ask(addr, "/slow", &[]))).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one call for 8 requests");
     for a in &answers {
         assert_eq!((a.status, a.body.as_str()), (200, "slow report"));
@@ -303,18 +303,4 @@ async fn it_plugs_into_axum_router_layer(b: B) {
     let again = ask(addr, "/slow", &[]).await;
     assert!(again.cache_status.contains("hit"), "{}", again.cache_status);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-}
-
-/// Runs the futures at once; their outputs in order.
-async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out
 }
