@@ -2,11 +2,14 @@
 //! `CacheLayer` over a plain hyper-util client, and the reqwest middleware
 //! — for profilers (`valgrind --tool=callgrind`, whose instruction counts do
 //! not depend on the machine's load): primes 64 URLs from a local origin
-//! (1 KiB bodies, `max-age=86400`), then answers them from the memory
-//! backend on one thread and prints the time per hit.
+//! (1 KiB bodies, `max-age=86400`), then answers them from the memory (or
+//! SQLite) backend on one thread and prints the time per hit. `miss` asks
+//! a new URL each time through `CachedClient` (a miss that fetches and
+//! stores); `raw` does the same with the plain hyper-util client, the miss
+//! path's baseline.
 //!
 //! ```text
-//! cargo run --release -p respcache-reqwest --example hit_profile -- [client|layer|reqwest] [hits]
+//! cargo run --release -p respcache-reqwest --example hit_profile -- [client|layer|reqwest|miss|raw] [n] [memory|sqlite]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -52,6 +55,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let front = args.next().unwrap_or_else(|| "client".to_owned());
     let hits: usize = args.next().map_or(200_000, |n| n.parse().unwrap());
+    let backend_name = args.next().unwrap_or_else(|| "memory".to_owned());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -59,9 +63,44 @@ fn main() {
     rt.block_on(async {
         let base = origin().await;
         let urls: Vec<String> = (0..URLS).map(|i| format!("{base}/hit/{i}")).collect();
-        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let backend: Arc<dyn Backend> = match backend_name.as_str() {
+            "memory" => Arc::new(MemoryBackend::new()),
+            "sqlite" => Arc::new(respcache_sqlite::SqliteBackend::temp().await.unwrap()),
+            other => panic!("unknown backend {other}"),
+        };
         let builder = CachedClient::builder().cache_name("profile");
         let start = match front.as_str() {
+            "miss" => {
+                let client = builder.build(backend).await.unwrap();
+                let start = Instant::now();
+                for i in 0..hits {
+                    let r = client
+                        .get(&format!("{base}/miss/{i}"))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.cache_status().stored());
+                }
+                start
+            }
+            "raw" => {
+                let plain: Client<_, Empty<Bytes>> =
+                    Client::builder(TokioExecutor::new()).build_http();
+                let start = Instant::now();
+                for i in 0..hits {
+                    let uri: hyper::Uri = format!("{base}/miss/{i}").parse().unwrap();
+                    let response = plain.get(uri).await.unwrap();
+                    let len = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .unwrap()
+                        .to_bytes()
+                        .len();
+                    assert_eq!(len, 1024);
+                }
+                start
+            }
             "client" => {
                 let client = builder.build(backend).await.unwrap();
                 for url in &urls {
@@ -120,6 +159,6 @@ fn main() {
             other => panic!("unknown front-end {other}"),
         };
         let per = start.elapsed().as_nanos() as f64 / hits as f64;
-        println!("{front}: {hits} hits, {per:.0} ns per hit");
+        println!("{front} on {backend_name}: {hits} requests, {per:.0} ns each");
     });
 }
