@@ -50,14 +50,8 @@ impl CachedClient {
         self.open_stores()?;
         let url = parse(url)?;
         let engine = &self.inner;
-        let headers = HeaderMap::new();
-        let rules = &engine.options.rules;
-        let digest = rules.digest(&Method::GET, &url, b"", &headers);
-        let Some(slot) =
-            engine
-                .target
-                .slot(&Method::GET, &rules.normalize_url(&url), &digest, &headers)
-        else {
+        let (digest, slot) = engine.digest_and_slot(&Method::GET, &url, &HeaderMap::new());
+        let Some(slot) = slot else {
             return Ok(false);
         };
         if slot

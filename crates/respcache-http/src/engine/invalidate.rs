@@ -47,15 +47,15 @@ impl Engine {
     /// how many entries were removed.
     pub(crate) async fn invalidate_url(&self, url: &Url, headers: &HeaderMap) -> u64 {
         let method = Method::GET;
+        let (digest, slot) = self.digest_and_slot(&method, url, headers);
         let mut removed = 0;
-        if let Some(slot) = self.slot_for(&method, url, headers)
+        if let Some(slot) = slot
             && self
                 .cache_delete(&slot.store, &slot.key, &slot.repository)
                 .await
         {
             removed += 1;
         }
-        let digest = self.options.rules.digest(&method, url, b"", headers);
         let pointer = digest_key(&method, &digest);
         if self
             .cache_delete(self.target.redirects(), &pointer, REDIRECTS_REPOSITORY)

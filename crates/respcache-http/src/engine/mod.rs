@@ -243,10 +243,22 @@ impl Engine {
 
     /// Where the answer to a body-less `method` request for `url` lives.
     fn slot_for(&self, method: &Method, url: &Url, headers: &HeaderMap) -> Option<Slot> {
+        self.digest_and_slot(method, url, headers).1
+    }
+
+    /// The digest of a body-less `method` request for `url` (its redirect
+    /// pointer's key) and where its answer lives; the URL normalised once.
+    pub(crate) fn digest_and_slot(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+    ) -> (String, Option<Slot>) {
         let rules = &self.options.rules;
-        let digest = rules.digest(method, url, b"", headers);
-        self.target
-            .slot(method, &rules.normalize_url(url), &digest, headers)
+        let normalized = rules.normalize_url(url);
+        let digest = rules.digest_normalized(method, &normalized, b"", headers);
+        let slot = self.target.slot(method, &normalized, &digest, headers);
+        (digest, slot)
     }
 
     /// The lifetimes the client gives an answer for `url` that the origin

@@ -145,7 +145,10 @@ impl Engine {
         {
             return self.not_stored(NotStored::Filter);
         }
-        let redirected = o.rules.normalize_url(&final_url) != o.rules.normalize_url(&req.url);
+        // Normalised only when the answer came from another URL (a miss
+        // without a redirect pays for no URL normalisation here).
+        let redirected = final_url != req.url
+            && o.rules.normalize_url(&final_url) != o.rules.normalize_url(&req.url);
         let store_slot = if redirected {
             self.slot_for(&req.method, &final_url, &req.headers)
                 .unwrap_or_else(|| ex.slot.clone())
