@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -11,17 +12,16 @@ use respcache_core::{Backend, Clock};
 use tracing::Instrument as _;
 use url::Url;
 
-use crate::body::{RequestStream, ResponseBody};
+use crate::body::RequestStream;
 use crate::builder::{CachedClientBuilder, Options};
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::line::{RedactedUrl, RequestLine};
 use crate::precondition::Asks;
 use crate::request::{Prepared, RequestBuilder};
-use crate::response::{CachedResponse, Tail};
+use crate::response::CachedResponse;
 use crate::stats::CacheStats;
 use crate::status::{CacheOutcome, CacheStatus};
-use crate::streaming::StreamingResponse;
 use crate::target::Target;
 use crate::transport::Transport;
 
@@ -228,23 +228,12 @@ impl CachedClient {
         self.inner.options.rules.redact_url(url)
     }
 
-    /// Sends a request whose answer's body may stream: see
-    /// [`RequestBuilder::send_streaming`].
-    pub(crate) async fn execute_streaming(
-        &self,
-        mut request: Prepared,
-        stream: Option<RequestStream>,
-    ) -> Result<StreamingResponse> {
+    /// Makes `request` one whose answer's body may stream (see
+    /// [`RequestBuilder::send_streaming`]); the time limit for each chunk
+    /// of that body.
+    pub(crate) fn streaming(&self, request: &mut Prepared) -> Option<Duration> {
         request.streaming = true;
-        let idle = self.inner.transport.time_limit(request.per.timeout);
-        let mut head = self.execute(request, stream).await?;
-        let prefix = std::mem::take(&mut head.body);
-        let body = match head.tail.take() {
-            Some(rest) => ResponseBody::streaming(prefix, rest, idle),
-            None => ResponseBody::full(prefix),
-        };
-        head.tail = Tail::default();
-        Ok(StreamingResponse::new(head, body))
+        self.inner.transport.time_limit(request.per.timeout)
     }
 
     pub(crate) async fn execute(

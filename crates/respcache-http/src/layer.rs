@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 use http::header::HOST;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, Method};
 use hyper::body::Body;
 use respcache_core::{Clock, DynStore, Key};
 use url::Url;
@@ -22,6 +23,7 @@ use crate::origin::{RequestBody, origin_of};
 use crate::per_request::RequestOptions;
 use crate::request::RequestBuilder;
 use crate::stats::StoreState;
+use crate::streaming::StreamingResponse;
 use crate::target::{Slot, Target};
 use crate::transport::{Transport, TransportOptions};
 
@@ -202,18 +204,24 @@ impl CacheService {
 
 /// Sends a prepared request and answers with an `http::Response` that
 /// carries the cache's account in its extensions and `Cache-Status`.
-pub(crate) async fn respond(builder: RequestBuilder) -> Result<http::Response<ResponseBody>> {
-    let response = builder.send_streaming().await?;
-    let mut value = String::with_capacity(64);
-    response.cache_status().write_to(&mut value);
-    let mut response = response.into_http();
-    if let Ok(value) = HeaderValue::try_from(value) {
-        response.headers_mut().append(CACHE_STATUS, value);
-    }
-    Ok(response)
+pub(crate) fn respond(
+    builder: RequestBuilder,
+) -> impl Future<Output = Result<http::Response<ResponseBody>>> + Send + 'static {
+    // A combinator, not an `async fn` around `send_streaming`: no second
+    // state machine holding the first, so a hit's future is moved once.
+    builder.send_streaming().map(|r| r.map(with_cache_status))
 }
 
-/// The request's URL: its URI when absolute, else `http://` + its `Host`.
+/// The response as an `http::Response`, its `Cache-Status` header added.
+fn with_cache_status(response: StreamingResponse) -> http::Response<ResponseBody> {
+    let value = response.cache_status().header_value();
+    let mut response = response.into_http();
+    if let Some(value) = value {
+        response.headers_mut().append(CACHE_STATUS, value);
+    }
+    response
+}
+
 fn absolute_url(uri: &http::Uri, headers: &HeaderMap) -> Result<String> {
     if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
         // Pieces pushed, not formatted: this runs on every hit.
@@ -293,6 +301,7 @@ impl Target for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn relative_uris_take_the_host_header() {

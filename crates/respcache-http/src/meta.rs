@@ -4,13 +4,19 @@
 //! postcard behind a version byte. Bytes that do not decode are a miss,
 //! never an error.
 //!
-//! Version 3 (written now) holds what this crate's own RFC 9111 rules need:
-//! the corrected initial age (§4.2.3), and the body's length and BLAKE3
+//! Version 4 (written now) holds what this crate's own RFC 9111 rules need:
+//! the corrected initial age (§4.2.3), and the body's length and XXH3-128
 //! hash, checked on every read, so a payload replaced or damaged behind the
-//! meta's back is a counted miss. Version 2 (an `http-cache-semantics`
-//! policy beside the head) still reads: its policy is skipped, its initial
-//! age is its `Age` header, and its body is not checked. Version 1 (the
-//! policy inline, unreadable without that crate) is a counted miss.
+//! meta's back is a counted miss. Version 3 is the same with a BLAKE3 hash
+//! (still read and checked). The check guards against damage, not an
+//! attacker — whoever can rewrite a payload can rewrite its meta too — so
+//! it needs a checksum, not a cryptographic hash: XXH3 (RocksDB's block
+//! checksum) hashes a 1 KiB body in a few hundred instructions where BLAKE3
+//! took ~9,000, a quarter of a memory hit. Version 2 (an
+//! `http-cache-semantics` policy beside the head) still reads: its policy
+//! is skipped, its initial age is its `Age` header, and its body is not
+//! checked. Version 1 (the policy inline, unreadable without that crate) is
+//! a counted miss.
 //! Header values borrow from the meta bytes, so a hit copies none.
 
 use std::time::Duration;
@@ -23,7 +29,10 @@ use serde::{Deserialize, Serialize};
 use crate::rules::age;
 
 /// The first byte of every meta this version writes.
-pub const META_VERSION: u8 = 3;
+pub const META_VERSION: u8 = 4;
+
+/// The first byte of version 3 meta (BLAKE3 body hashes; still read).
+const META_VERSION_3: u8 = 3;
 
 /// The first byte of version 2 meta (still read).
 const META_VERSION_2: u8 = 2;
@@ -45,7 +54,7 @@ pub struct ResponseMeta {
     /// Its corrected initial age in seconds (RFC 9111 §4.2.3): how old it
     /// already was when it arrived.
     pub initial_age: u64,
-    /// The stored body's length and hash, when recorded (version 3).
+    /// The stored body's length and hash, when recorded (versions 3 and 4).
     pub body: Option<BodyCheck>,
     /// The headers the response varies on and a digest of the request's
     /// values of them (never the values themselves).
@@ -54,14 +63,25 @@ pub struct ResponseMeta {
     pub version: u8,
 }
 
-/// The length and BLAKE3 hash of a stored body: a payload that does not
-/// match is not served.
+/// The length and hash of a stored body: a payload that does not match is
+/// not served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BodyCheck {
     /// The body's length in bytes.
     pub len: u64,
-    /// Its BLAKE3 hash.
-    pub blake3: [u8; 32],
+    /// Its hash.
+    pub hash: BodyHash,
+}
+
+/// The hash in a [`BodyCheck`]. (The variants' order is part of meta
+/// version 4's wire form.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BodyHash {
+    /// XXH3-128 (little-endian), what meta version 4 writes.
+    Xxh3([u8; 16]),
+    /// BLAKE3, what meta version 3 wrote (kept when such an entry is
+    /// rewritten without its body, after a `304`).
+    Blake3([u8; 32]),
 }
 
 impl BodyCheck {
@@ -69,13 +89,37 @@ impl BodyCheck {
     pub fn of(body: &[u8]) -> Self {
         BodyCheck {
             len: body.len() as u64,
-            blake3: *blake3::hash(body).as_bytes(),
+            hash: BodyHash::Xxh3(xxh3(body)),
         }
     }
 
     /// Whether `body` is the body this check was made of.
     pub fn matches(&self, body: &[u8]) -> bool {
-        self.len == body.len() as u64 && *blake3::hash(body).as_bytes() == self.blake3
+        self.len == body.len() as u64
+            && match &self.hash {
+                BodyHash::Xxh3(h) => xxh3(body) == *h,
+                BodyHash::Blake3(h) => blake3::hash(body).as_bytes() == h,
+            }
+    }
+}
+
+fn xxh3(body: &[u8]) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(body).to_le_bytes()
+}
+
+/// A [`BodyCheck`] as version 3 wrote it.
+#[derive(Deserialize)]
+struct BodyCheckV3 {
+    len: u64,
+    blake3: [u8; 32],
+}
+
+impl From<BodyCheckV3> for BodyCheck {
+    fn from(v3: BodyCheckV3) -> Self {
+        BodyCheck {
+            len: v3.len,
+            hash: BodyHash::Blake3(v3.blake3),
+        }
     }
 }
 
@@ -104,23 +148,24 @@ pub(crate) enum StoredMeta {
     VaryIndex(VaryIndex),
 }
 
-/// What an entry's meta holds, as version 3 encodes it: read in place
-/// (strings and bytes borrow from the meta).
+/// What an entry's meta holds, as version 4 encodes it (version 3 is the
+/// same with `C` = [`BodyCheckV3`]): read in place (strings and bytes
+/// borrow from the meta).
 #[derive(Serialize, Deserialize)]
-enum WireMeta<'a> {
+enum WireMeta<'a, C = BodyCheck> {
     #[serde(borrow)]
-    Response(WireResponse<'a>),
+    Response(WireResponse<'a, C>),
     VaryIndex(VaryIndex),
 }
 
-/// A [`ResponseMeta`] in version 3.
+/// A [`ResponseMeta`] in versions 3 and 4.
 #[derive(Serialize, Deserialize)]
-struct WireResponse<'a> {
+struct WireResponse<'a, C = BodyCheck> {
     status: u16,
     version: u8,
     response_time: i64,
     initial_age: u64,
-    body: Option<BodyCheck>,
+    body: Option<C>,
     #[serde(borrow)]
     headers: Vec<(&'a str, &'a [u8])>,
     vary: Option<VaryMatch>,
@@ -221,10 +266,32 @@ fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
 
+impl<'a> From<WireMeta<'a, BodyCheckV3>> for WireMeta<'a> {
+    fn from(v3: WireMeta<'a, BodyCheckV3>) -> Self {
+        match v3 {
+            WireMeta::VaryIndex(i) => WireMeta::VaryIndex(i),
+            WireMeta::Response(r) => WireMeta::Response(WireResponse {
+                status: r.status,
+                version: r.version,
+                response_time: r.response_time,
+                initial_age: r.initial_age,
+                body: r.body.map(BodyCheck::from),
+                headers: r.headers,
+                vary: r.vary,
+                url: r.url,
+                method: r.method,
+            }),
+        }
+    }
+}
+
 /// The wire form of any readable version.
 fn wire(bytes: &[u8]) -> Result<WireMeta<'_>, MetaError> {
     match bytes.split_first() {
         Some((&META_VERSION, rest)) => postcard::from_bytes(rest).map_err(decode_error),
+        Some((&META_VERSION_3, rest)) => postcard::from_bytes::<WireMeta<'_, BodyCheckV3>>(rest)
+            .map(WireMeta::from)
+            .map_err(decode_error),
         Some((&META_VERSION_2, rest)) => postcard::from_bytes::<WireMetaV2<'_>>(rest)
             .map(WireMeta::from)
             .map_err(decode_error),
@@ -438,6 +505,70 @@ mod tests {
         assert!(!back.body.unwrap().matches(b"body!"));
     }
 
+    /// Version 3's wire form, as the previous release wrote it: the body
+    /// hashed with BLAKE3.
+    fn encode_v3(m: &ResponseMeta, body: &[u8]) -> Bytes {
+        #[derive(Serialize)]
+        struct CheckV3 {
+            len: u64,
+            blake3: [u8; 32],
+        }
+        let wire = WireMeta::<CheckV3>::Response(WireResponse {
+            status: m.status,
+            version: m.version,
+            response_time: m.response_time,
+            initial_age: m.initial_age,
+            body: Some(CheckV3 {
+                len: body.len() as u64,
+                blake3: *blake3::hash(body).as_bytes(),
+            }),
+            headers: m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect(),
+            vary: m.vary.clone(),
+            url: &m.url,
+            method: &m.method,
+        });
+        Bytes::from(postcard::to_extend(&wire, vec![META_VERSION_3]).unwrap())
+    }
+
+    #[test]
+    fn version_3_meta_still_reads_and_checks_its_blake3_hash() {
+        let m = meta();
+        let bytes = encode_v3(&m, b"body");
+        let h = head(&bytes);
+        assert_eq!((h.status, h.version, h.response_time), (200, 20, 5));
+        assert_eq!(h.headers, m.header_map());
+        let check = h.body.unwrap();
+        assert!(matches!(check.hash, BodyHash::Blake3(_)));
+        assert!(check.matches(b"body"));
+        assert!(!check.matches(b"bodY"));
+        // Rewritten (a 304 updates the meta, not the body): the old check
+        // is kept in version 4 and still holds.
+        let whole = ResponseMeta::decode(&bytes).unwrap();
+        let again = whole.encode().unwrap();
+        assert_eq!(again[0], META_VERSION);
+        assert_eq!(head(&again).body, Some(check));
+    }
+
+    #[test]
+    fn version_4_checks_with_xxh3() {
+        let check = BodyCheck::of(b"body");
+        assert!(matches!(check.hash, BodyHash::Xxh3(_)));
+        let other = BodyCheck::of(b"bodY");
+        assert_ne!(check, other);
+        // The 1 KiB bodies of the bench: one byte changed anywhere is seen.
+        let body = vec![b'x'; 1024];
+        let check = BodyCheck::of(&body);
+        for at in [0, 511, 1023] {
+            let mut damaged = body.clone();
+            damaged[at] = b'y';
+            assert!(!check.matches(&damaged), "byte {at}");
+        }
+    }
+
     /// Version 2's wire form, as the previous release wrote it.
     #[derive(Serialize)]
     enum V2<'a> {
@@ -530,7 +661,8 @@ mod tests {
     #[test]
     fn random_and_mutated_meta_never_panics() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let v3 = meta().encode().unwrap().to_vec();
+        let v4 = meta().encode().unwrap().to_vec();
+        let v3 = encode_v3(&meta(), b"body").to_vec();
         let v2 = encode_v2(&meta()).to_vec();
         for i in 0..200_000 {
             let r = xorshift(&mut seed);
@@ -539,12 +671,12 @@ mod tests {
                     let len = (r % 300) as usize;
                     let mut b: Vec<u8> = (0..len).map(|_| xorshift(&mut seed) as u8).collect();
                     if let Some(first) = b.first_mut() {
-                        *first = 2 + (r >> 32) as u8 % 2;
+                        *first = 2 + (r >> 32) as u8 % 3;
                     }
                     b
                 }
                 1 => {
-                    let mut b = if r & 1 == 0 { v3.clone() } else { v2.clone() };
+                    let mut b = [&v4, &v3, &v2][(r % 3) as usize].clone();
                     for _ in 0..1 + (r >> 8) % 4 {
                         let at = 1 + (xorshift(&mut seed) as usize) % (b.len() - 1);
                         b[at] = xorshift(&mut seed) as u8;
@@ -552,7 +684,7 @@ mod tests {
                     b
                 }
                 _ => {
-                    let b = if r & 1 == 0 { &v3 } else { &v2 };
+                    let b = [&v4, &v3, &v2][(r % 3) as usize];
                     b[..(r as usize >> 3) % b.len()].to_vec()
                 }
             };
@@ -568,11 +700,11 @@ mod tests {
             headers: vec![("a".to_owned(), b"b".to_vec()); 25_000],
             ..meta()
         };
-        let v3 = m.encode().unwrap();
-        assert!(v3.len() < 200_000, "{} bytes", v3.len());
-        let head = std::panic::catch_unwind(|| StoredHead::decode(&v3).is_ok());
+        let v4 = m.encode().unwrap();
+        assert!(v4.len() < 200_000, "{} bytes", v4.len());
+        let head = std::panic::catch_unwind(|| StoredHead::decode(&v4).is_ok());
         assert!(head.is_ok(), "StoredHead::decode panicked");
-        let whole = std::panic::catch_unwind(|| ResponseMeta::decode(&v3).map(|m| m.header_map()));
+        let whole = std::panic::catch_unwind(|| ResponseMeta::decode(&v4).map(|m| m.header_map()));
         assert!(whole.is_ok(), "ResponseMeta::header_map panicked");
     }
 

@@ -378,8 +378,10 @@ impl RequestBuilder {
     /// As [`send`](Self::send); errors while the body streams come from the
     /// body itself.
     pub async fn send_streaming(self) -> Result<StreamingResponse> {
-        let request = self.request?;
-        self.client.execute_streaming(request, self.stream).await
+        let mut request = self.request?;
+        let idle = self.client.streaming(&mut request);
+        let head = self.client.execute(request, self.stream).await?;
+        Ok(StreamingResponse::of(head, idle))
     }
 }
 

@@ -1,6 +1,7 @@
 //! How each request was answered: [`CacheOutcome`] and an RFC 9211
 //! `Cache-Status`-style [`CacheStatus`].
 
+use http::HeaderValue;
 use std::fmt;
 
 /// How the cache answered one request.
@@ -182,97 +183,93 @@ impl CacheStatus {
 }
 
 impl CacheStatus {
-    /// Writes what `Display` writes, without the formatting machinery: the
-    /// `Cache-Status` header a [`CacheService`](crate::CacheService) adds on
-    /// every response, hits included.
-    pub(crate) fn write_to(&self, out: &mut String) {
-        out.push_str("respcache");
+    /// The `Cache-Status` header a [`CacheService`](crate::CacheService)
+    /// adds on every response, hits included: what `Display` writes, put
+    /// together on the stack (one allocation, the value's own).
+    pub(crate) fn header_value(&self) -> Option<HeaderValue> {
+        let mut out = StackText::default();
+        self.render(&mut out).ok()?;
+        HeaderValue::from_bytes(out.as_bytes()).ok()
+    }
+
+    /// Writes the RFC 9211 form: the one rendering behind `Display` and
+    /// [`header_value`](Self::header_value). Integers go through `itoa`,
+    /// not the formatting machinery (this runs on every hit).
+    fn render(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let mut int = itoa::Buffer::new();
+        out.write_str("respcache")?;
         if matches!(
             self.outcome,
             CacheOutcome::Hit | CacheOutcome::StaleHit | CacheOutcome::StaleWhileRevalidate
         ) {
-            out.push_str("; hit");
+            out.write_str("; hit")?;
         }
         if let Some(fwd) = self.forward {
-            out.push_str("; fwd=");
-            out.push_str(fwd.as_str());
+            out.write_str("; fwd=")?;
+            out.write_str(fwd.as_str())?;
         }
         if let Some(s) = self.forward_status {
-            out.push_str("; fwd-status=");
-            push_int(out, i64::from(s));
+            out.write_str("; fwd-status=")?;
+            out.write_str(int.format(s))?;
         }
         if let Some(ttl) = self.ttl {
-            out.push_str("; ttl=");
-            push_int(out, ttl);
+            out.write_str("; ttl=")?;
+            out.write_str(int.format(ttl))?;
         }
         if self.stored {
-            out.push_str("; stored");
+            out.write_str("; stored")?;
         }
         if self.outcome == CacheOutcome::Coalesced {
-            out.push_str("; collapsed");
-        }
-        if !matches!(
-            self.outcome,
-            CacheOutcome::Hit | CacheOutcome::Miss | CacheOutcome::Bypass | CacheOutcome::Coalesced
-        ) {
-            out.push_str("; detail=");
-            out.push_str(self.outcome.as_str());
-        }
-    }
-}
-
-/// Appends `n` in decimal.
-fn push_int(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    let mut rest = n.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        out.push(char::from(*d));
-    }
-}
-
-impl fmt::Display for CacheStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("respcache")?;
-        if matches!(
-            self.outcome,
-            CacheOutcome::Hit | CacheOutcome::StaleHit | CacheOutcome::StaleWhileRevalidate
-        ) {
-            f.write_str("; hit")?;
-        }
-        if let Some(fwd) = self.forward {
-            write!(f, "; fwd={}", fwd.as_str())?;
-        }
-        if let Some(s) = self.forward_status {
-            write!(f, "; fwd-status={s}")?;
-        }
-        if let Some(ttl) = self.ttl {
-            write!(f, "; ttl={ttl}")?;
-        }
-        if self.stored {
-            f.write_str("; stored")?;
-        }
-        if self.outcome == CacheOutcome::Coalesced {
-            f.write_str("; collapsed")?;
+            out.write_str("; collapsed")?;
         }
         match self.outcome {
             CacheOutcome::Hit
             | CacheOutcome::Miss
             | CacheOutcome::Bypass
             | CacheOutcome::Coalesced => Ok(()),
-            other => write!(f, "; detail={}", other.as_str()),
+            other => {
+                out.write_str("; detail=")?;
+                out.write_str(other.as_str())
+            }
         }
+    }
+}
+
+/// Text written into a fixed buffer on the stack, long enough for any
+/// [`CacheStatus`] (writing more fails).
+struct StackText {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 128],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl fmt::Display for CacheStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.render(f)
     }
 }
 
@@ -280,7 +277,7 @@ impl fmt::Display for CacheStatus {
 mod tests {
 
     #[test]
-    fn write_to_writes_what_display_writes() {
+    fn the_header_value_is_what_display_writes() {
         let outcomes = [
             CacheOutcome::Hit,
             CacheOutcome::StaleHit,
@@ -315,9 +312,8 @@ mod tests {
                     if let Some(code) = status {
                         s = s.with_forward_status(code);
                     }
-                    let mut out = String::new();
-                    s.write_to(&mut out);
-                    assert_eq!(out, s.to_string());
+                    let value = s.header_value().unwrap();
+                    assert_eq!(value.to_str().unwrap(), s.to_string());
                 }
             }
         }

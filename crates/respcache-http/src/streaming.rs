@@ -1,6 +1,7 @@
 //! [`StreamingResponse`]: an answer whose body may still be arriving.
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
@@ -9,7 +10,7 @@ use url::Url;
 
 use crate::body::ResponseBody;
 use crate::error::Result;
-use crate::response::CachedResponse;
+use crate::response::{CachedResponse, Tail};
 use crate::status::{CacheOutcome, CacheStatus};
 
 /// What [`RequestBuilder::send_streaming`](crate::RequestBuilder::send_streaming)
@@ -32,6 +33,18 @@ pub struct StreamingResponse {
 impl StreamingResponse {
     pub(crate) fn new(head: CachedResponse, body: ResponseBody) -> Self {
         StreamingResponse { head, body }
+    }
+
+    /// The answer to a streaming request: what was read of its body, then
+    /// the unread rest (with `idle` as the time limit for each chunk).
+    pub(crate) fn of(mut head: CachedResponse, idle: Option<Duration>) -> Self {
+        let prefix = std::mem::take(&mut head.body);
+        let body = match head.tail.take() {
+            Some(rest) => ResponseBody::streaming(prefix, rest, idle),
+            None => ResponseBody::full(prefix),
+        };
+        head.tail = Tail::default();
+        StreamingResponse::new(head, body)
     }
 
     /// The status code.
