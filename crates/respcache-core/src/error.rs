@@ -47,6 +47,11 @@ pub enum ErrorKind {
     /// [`Connection`](Self::Connection) or [`Timeout`](Self::Timeout).) The
     /// HTTP error is the [`source`](std::error::Error::source).
     Http,
+    /// The caller's own computation failed: the closure given to
+    /// [`KeyValueCache::get_or_set_with`](crate::KeyValueCache::get_or_set_with)
+    /// returned an error (its [`source`](std::error::Error::source)) or
+    /// panicked. The message names the key, never a value.
+    Computation,
 }
 
 impl ErrorKind {
@@ -67,6 +72,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Unsupported => "not supported",
             ErrorKind::Http => "HTTP error",
+            ErrorKind::Computation => "computation failed",
         }
     }
 

@@ -61,18 +61,18 @@ pub const KEY_FIELD: &str = "key";
 /// use std::time::Duration;
 /// use respcache_core::{KeyValueCache, MemoryBackend};
 ///
-/// async fn fetch_token() -> Result<String, std::io::Error> {
+/// async fn fetch_token(key: String) -> Result<String, std::io::Error> {
 ///     // an HTTP call to the token endpoint, in real life
-///     Ok("s3cr3t".to_owned())
+///     Ok(format!("s3cr3t for {key}"))
 /// }
 ///
 /// let cache = KeyValueCache::<String>::new(Arc::new(MemoryBackend::new()), "auth")?;
 /// let hour = Some(Duration::from_secs(3600));
 /// // Computed on the first call (once, even if 100 tasks ask together)...
 /// let token = cache.get_or_set_with("token", fetch_token, hour).await?;
-/// assert_eq!(token, "s3cr3t");
+/// assert_eq!(token, "s3cr3t for token");
 /// // ...and read from the cache for the next hour.
-/// assert_eq!(cache.get("token").await?.as_deref(), Some("s3cr3t"));
+/// assert_eq!(cache.get("token").await?.as_deref(), Some("s3cr3t for token"));
 /// assert!(cache.remove(["token"]).await?);
 /// # Ok(()) }
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
@@ -397,21 +397,38 @@ where
     /// The value under `key`; when it is missing or expired, stores `value`
     /// (expiring after `ttl`) and returns it.
     pub async fn get_or_set(&self, key: &str, value: V, ttl: Option<Duration>) -> Result<V> {
-        self.get_or_set_with(key, move || async move { Ok::<V, Error>(value) }, ttl)
+        self.get_or_set_with(key, move |_| async move { Ok::<V, Error>(value) }, ttl)
             .await
     }
 
     /// The value under `key`; when it is missing or expired, awaits
-    /// `compute()`, stores its value (expiring after `ttl`) and returns it.
+    /// `compute(key)`, stores its value (expiring after `ttl`) and returns
+    /// it. The closure receives the key as an owned `String`, so one
+    /// function serves many keys and `|key| async move { ... }` may keep it:
+    ///
+    /// ```
+    /// # async fn demo() -> respcache_core::Result<()> {
+    /// # use std::sync::Arc;
+    /// # use respcache_core::{KeyValueCache, MemoryBackend};
+    /// let lengths = KeyValueCache::<usize>::new(Arc::new(MemoryBackend::new()), "lengths")?;
+    /// let n = lengths
+    ///     .get_or_set_with("hello", |key| async move { Ok::<_, std::io::Error>(key.len()) }, None)
+    ///     .await?;
+    /// assert_eq!(n, 5);
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+    /// ```
     ///
     /// However many tasks ask for the same key at the same time (through
     /// this cache or its clones), `compute` runs once and they all get its
-    /// value. When it fails, every waiting task gets the error (its kind and
-    /// message; a respcache [`Error`] keeps its kind, any other error becomes
-    /// an [`ErrorKind::Backend`] error naming the key, with the error as its
-    /// source) and nothing is stored; the next call computes again. A
-    /// panicking computation is such an error. When the computing task is
-    /// cancelled, a waiting task takes over with its own `compute`.
+    /// value. When it fails, every waiting task gets an
+    /// [`ErrorKind::Computation`] error naming the key, whose
+    /// [`source`](StdError::source) is the closure's error (a respcache
+    /// [`Error`] too: downcast it to read its kind), and nothing is stored;
+    /// the next call computes again. A panicking computation is such an
+    /// error, its message holding the panic's. When the computing task is
+    /// cancelled, a waiting task takes over with its own `compute`. Errors
+    /// of the cache itself (reading or storing the value) keep their kinds.
     ///
     /// With [`cross_process`](KeyValueCacheBuilder::cross_process), the
     /// same holds across processes that share the backend: one of them
@@ -429,7 +446,7 @@ where
         ttl: Option<Duration>,
     ) -> Result<V>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(String) -> Fut,
         Fut: Future<Output = std::result::Result<V, E>>,
         E: Into<Box<dyn StdError + Send + Sync + 'static>>,
     {
@@ -447,7 +464,9 @@ where
                         return Ok(value);
                     }
                     let run = async move {
-                        let value = compute().await.map_err(|e| compute_error(key, e.into()))?;
+                        let value = compute(key.to_owned())
+                            .await
+                            .map_err(|e| compute_error(key, e.into()))?;
                         self.set(key, &value, ttl).await?;
                         Ok(value)
                     };
@@ -649,17 +668,14 @@ fn shorten(key: &str) -> &str {
     }
 }
 
-/// The error a failed computation becomes: a respcache [`Error`] as it is,
-/// anything else wrapped with the key.
+/// The error a failed computation becomes: a [`ErrorKind::Computation`]
+/// error naming the key (never the value), the closure's error as source.
 fn compute_error(key: &str, error: Box<dyn StdError + Send + Sync + 'static>) -> Error {
-    match error.downcast::<Error>() {
-        Ok(own) => *own,
-        Err(other) => Error::new(
-            ErrorKind::Backend,
-            format!("computing the value of key {:?} failed", shorten(key)),
-        )
-        .with_source(other),
-    }
+    Error::new(
+        ErrorKind::Computation,
+        format!("computing key {:?}", shorten(key)),
+    )
+    .with_source(error)
 }
 
 /// The error a panicking computation becomes.
@@ -670,11 +686,8 @@ fn panic_error(key: &str, payload: &(dyn std::any::Any + Send)) -> Error {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("a non-text panic payload");
     Error::new(
-        ErrorKind::Backend,
-        format!(
-            "computing the value of key {:?} panicked: {what}",
-            shorten(key)
-        ),
+        ErrorKind::Computation,
+        format!("computing key {:?} panicked: {what}", shorten(key)),
     )
 }
 
@@ -721,7 +734,7 @@ mod tests {
                 tokio::spawn(async move {
                     kv.get_or_set_with(
                         "answer",
-                        || async move {
+                        |_| async move {
                             runs.fetch_add(1, Ordering::SeqCst);
                             let _permit = gate.acquire().await;
                             Ok::<_, Error>(42)
@@ -753,7 +766,7 @@ mod tests {
                 tokio::spawn(async move {
                     kv.get_or_set_with(
                         "k",
-                        || async move {
+                        |_| async move {
                             let _permit = gate.acquire().await;
                             Err::<u64, _>(std::io::Error::other("token endpoint down"))
                         },
@@ -767,7 +780,8 @@ mod tests {
         gate.add_permits(1);
         for task in tasks {
             let e = task.await.unwrap().unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Backend);
+            assert_eq!(e.kind(), ErrorKind::Computation);
+            assert!(!e.is_temporary());
             assert!(e.to_string().contains("token endpoint down"), "{e}");
             assert!(e.to_string().contains("\"k\""), "{e}");
             let cause = StdError::source(&e).map(ToString::to_string);
@@ -777,19 +791,54 @@ mod tests {
         assert_eq!(kv.get("k").await.unwrap(), None);
     }
 
+    /// A respcache error returned by the closure is the caller's failure,
+    /// not the cache's: `Computation`, the original (kind included) as its
+    /// source.
     #[tokio::test]
-    async fn a_respcache_error_from_the_computation_keeps_its_kind() {
+    async fn a_respcache_error_from_the_computation_is_a_computation_error() {
         let kv = cache::<u64>(Arc::new(ManualClock::new()));
         let e = kv
             .get_or_set_with(
                 "k",
-                || async { Err::<u64, _>(Error::new(ErrorKind::Timeout, "slow upstream")) },
+                |_| async { Err::<u64, _>(Error::new(ErrorKind::Timeout, "slow upstream")) },
                 None,
             )
             .await
             .unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Timeout);
-        assert_eq!(e.message(), "slow upstream");
+        assert_eq!(e.kind(), ErrorKind::Computation);
+        assert_eq!(e.message(), "computing key \"k\"");
+        assert_eq!(
+            e.to_string(),
+            "computation failed: computing key \"k\": timed out: slow upstream"
+        );
+        let inner = StdError::source(&e).and_then(|s| s.downcast_ref::<Error>());
+        assert_eq!(inner.map(Error::kind), Some(ErrorKind::Timeout));
+    }
+
+    #[tokio::test]
+    async fn the_computation_receives_its_key_and_never_shows_the_value() {
+        let kv = cache::<String>(Arc::new(ManualClock::new()));
+        let upper = |key: String| async move { Ok::<_, Error>(key.to_uppercase()) };
+        assert_eq!(kv.get_or_set_with("abc", upper, None).await.unwrap(), "ABC");
+        assert_eq!(kv.get_or_set_with("xyz", upper, None).await.unwrap(), "XYZ");
+        assert_eq!(kv.get("abc").await.unwrap().as_deref(), Some("ABC"));
+        // get_or_set passes its value, whatever the key.
+        assert_eq!(kv.get_or_set("k", "v".to_owned(), None).await.unwrap(), "v");
+        // A failure names the key, not what was stored or computed.
+        kv.set("secret-key", &"s3cr3t".to_owned(), Some(Duration::ZERO))
+            .await
+            .unwrap();
+        let e = kv
+            .get_or_set_with(
+                "secret-key",
+                |key| async move { Err::<String, _>(std::io::Error::other(format!("no {key}"))) },
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Computation);
+        assert!(e.to_string().contains("no secret-key"), "{e}");
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"), "{e:?}");
     }
 
     #[test]
@@ -825,7 +874,7 @@ mod tests {
                 tokio::spawn(async move {
                     kv.get_or_set_with(
                         "boom",
-                        || async move {
+                        |_| async move {
                             let _permit = gate.acquire().await;
                             Ok::<u64, Error>(explode())
                         },
@@ -840,6 +889,7 @@ mod tests {
         for task in tasks {
             // The panic is caught: no task panics, each gets an error.
             let e = task.await.unwrap().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Computation);
             assert!(
                 e.to_string().contains("panicked: upstream parser blew up"),
                 "{e}"
@@ -849,7 +899,7 @@ mod tests {
         assert_eq!(kv.get("boom").await.unwrap(), None);
         // The key is usable again.
         let v = kv
-            .get_or_set_with("boom", || async { Ok::<u64, Error>(7) }, None)
+            .get_or_set_with("boom", |_| async { Ok::<u64, Error>(7) }, None)
             .await
             .unwrap();
         assert_eq!(v, 7);
@@ -861,7 +911,7 @@ mod tests {
         let leader = {
             let kv = kv.clone();
             tokio::spawn(async move {
-                kv.get_or_set_with("k", futures::future::pending::<Result<u64>>, None)
+                kv.get_or_set_with("k", |_| futures::future::pending::<Result<u64>>(), None)
                     .await
             })
         };
@@ -869,7 +919,7 @@ mod tests {
         let waiter = {
             let kv = kv.clone();
             tokio::spawn(async move {
-                kv.get_or_set_with("k", || async { Ok::<u64, Error>(9) }, None)
+                kv.get_or_set_with("k", |_| async { Ok::<u64, Error>(9) }, None)
                     .await
             })
         };
@@ -885,7 +935,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_computation_frees_its_slot() {
         let kv = cache::<u64>(Arc::new(ManualClock::new()));
-        let call = kv.get_or_set_with("k", futures::future::pending::<Result<u64>>, None);
+        let call = kv.get_or_set_with("k", |_| futures::future::pending::<Result<u64>>(), None);
         let timed_out = tokio::time::timeout(Duration::from_millis(20), call).await;
         assert!(timed_out.is_err());
         assert_eq!(kv.in_flight(), 0);
@@ -896,8 +946,8 @@ mod tests {
     async fn different_keys_compute_independently() {
         let kv = cache::<String>(Arc::new(ManualClock::new()));
         let (a, b) = tokio::join!(
-            kv.get_or_set_with("a", || async { Ok::<_, Error>("A".to_owned()) }, None),
-            kv.get_or_set_with("b", || async { Ok::<_, Error>("B".to_owned()) }, None),
+            kv.get_or_set_with("a", |_| async { Ok::<_, Error>("A".to_owned()) }, None),
+            kv.get_or_set_with("b", |_| async { Ok::<_, Error>("B".to_owned()) }, None),
         );
         assert_eq!((a.unwrap().as_str(), b.unwrap().as_str()), ("A", "B"));
         assert_eq!(kv.in_flight(), 0);
@@ -927,8 +977,8 @@ mod tests {
             Ok::<_, Error>("v".to_owned())
         };
         let (x, y) = tokio::join!(
-            a.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
-            b.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            a.get_or_set_with("k", |_| compute(Arc::clone(&runs)), None),
+            b.get_or_set_with("k", |_| compute(Arc::clone(&runs)), None),
         );
         assert_eq!((x.unwrap(), y.unwrap()), ("v".to_owned(), "v".to_owned()));
         assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -941,8 +991,8 @@ mod tests {
         );
         let runs = Arc::new(AtomicUsize::new(0));
         let (x, y) = tokio::join!(
-            c.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
-            d.get_or_set_with("k", || compute(Arc::clone(&runs)), None),
+            c.get_or_set_with("k", |_| compute(Arc::clone(&runs)), None),
+            d.get_or_set_with("k", |_| compute(Arc::clone(&runs)), None),
         );
         assert!(x.is_ok() && y.is_ok());
         assert_eq!(
@@ -962,7 +1012,7 @@ mod tests {
             tokio::spawn(async move {
                 a.get_or_set_with(
                     "k",
-                    || async move {
+                    |_| async move {
                         started.add_permits(1);
                         tokio::time::sleep(LONG).await;
                         Ok::<_, Error>("never".to_owned())
@@ -980,7 +1030,7 @@ mod tests {
         let value = b
             .get_or_set_with(
                 "k",
-                || async { Ok::<_, Error>("taken over".to_owned()) },
+                |_| async { Ok::<_, Error>("taken over".to_owned()) },
                 None,
             )
             .await
@@ -997,19 +1047,19 @@ mod tests {
         let failed = a
             .get_or_set_with(
                 "k",
-                || async { Err::<String, _>(std::io::Error::other("down")) },
+                |_| async { Err::<String, _>(std::io::Error::other("down")) },
                 None,
             )
             .await;
         assert!(failed.is_err());
         let panicked = a
-            .get_or_set_with::<_, _, Error>("k", || async { panic!("boom") }, None)
+            .get_or_set_with::<_, _, Error>("k", |_| async { panic!("boom") }, None)
             .await
             .unwrap_err();
         assert!(panicked.message().contains("boom"), "{panicked}");
         let begin = std::time::Instant::now();
         let v = b
-            .get_or_set_with("k", || async { Ok::<_, Error>("b".to_owned()) }, None)
+            .get_or_set_with("k", |_| async { Ok::<_, Error>("b".to_owned()) }, None)
             .await
             .unwrap();
         assert_eq!(v, "b");
@@ -1032,7 +1082,7 @@ mod tests {
             tokio::spawn(async move {
                 a.get_or_set_with(
                     "k",
-                    || async move {
+                    |_| async move {
                         started.add_permits(1);
                         tokio::time::sleep(LONG).await;
                         Ok::<_, Error>("slow".to_owned())
@@ -1047,7 +1097,7 @@ mod tests {
         let v = b
             .get_or_set_with(
                 "k",
-                || async { Ok::<_, Error>("impatient".to_owned()) },
+                |_| async { Ok::<_, Error>("impatient".to_owned()) },
                 None,
             )
             .await

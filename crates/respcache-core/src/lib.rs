@@ -36,6 +36,7 @@ pub mod economy;
 pub mod entry;
 pub mod envelope;
 pub mod error;
+pub mod header_digest;
 pub mod key;
 pub mod kv;
 pub mod lease;
@@ -54,6 +55,7 @@ pub mod single_flight;
 pub mod size;
 pub mod stats;
 pub mod tags;
+pub mod template;
 pub mod time;
 
 pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
@@ -73,8 +75,9 @@ pub use name::Name;
 pub use repository::{Cached, KeyOf, Repository, RepositoryOptions};
 pub use request::Request;
 pub use response_cache::{ResponseCache, ResponseCacheBuilder};
-pub use settings::{RepositorySettings, TemplateSettings};
+pub use settings::RepositorySettings;
 pub use tags::Tags;
+pub use template::TemplateSettings;
 pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp};
 
 // Re-exported so backends and users build on the same versions.
