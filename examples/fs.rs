@@ -96,9 +96,11 @@ async fn run() -> Result<(), BoxError> {
     let calls = AtomicUsize::new(0);
     let tokens = KeyValueCache::<String>::new(respcache::connect(&url).await?, "auth")?;
     for _ in 0..3 {
-        let fetch_token = || async {
+        let calls = &calls;
+        // The computation receives the key it computes.
+        let fetch_token = |key: String| async move {
             calls.fetch_add(1, Ordering::SeqCst);
-            Ok::<_, std::io::Error>("tok-8f3a".to_owned())
+            Ok::<_, std::io::Error>(format!("tok-8f3a for {key}"))
         };
         let hour = Some(Duration::from_hours(1));
         tokens

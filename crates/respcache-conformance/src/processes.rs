@@ -249,8 +249,8 @@ pub fn dead_holder_is_replaced(
             let value = kv
                 .get_or_set_with(
                     "key-0",
-                    move || async move {
-                        ctx.record("key-0")?;
+                    move |key| async move {
+                        ctx.record(&key)?;
                         Ok::<_, Error>("taken over".to_owned())
                     },
                     Some(Duration::from_secs(600)),
@@ -575,9 +575,9 @@ fn append(counter: &Path, line: &str) -> Result<(), Error> {
 async fn kv_child(ctx: &ChildContext, factory: &Factory) -> Result<String, Failure> {
     let kv = Arc::new(kv_cache(factory, &ctx.namespace, ctx.lease).await?);
     ctx.ready().await?;
-    let compute_for = |key: String, slow: Duration| {
+    let compute_for = |slow: Duration| {
         let ctx = ctx.clone();
-        move || async move {
+        move |key: String| async move {
             ctx.record(&key)?;
             tokio::time::sleep(slow).await;
             Ok::<_, Error>(format!("value of {key}"))
@@ -585,7 +585,7 @@ async fn kv_child(ctx: &ChildContext, factory: &Factory) -> Result<String, Failu
     };
     if ctx.role == "holder" {
         // Computes "forever": the parent kills this process meanwhile.
-        kv.get_or_set_with("key-0", compute_for("key-0".to_owned(), CHILD_LIMIT), None)
+        kv.get_or_set_with("key-0", compute_for(CHILD_LIMIT), None)
             .await?;
         return Err(Failure("the holder was not killed".to_owned()));
     }
@@ -594,7 +594,7 @@ async fn kv_child(ctx: &ChildContext, factory: &Factory) -> Result<String, Failu
     let asks = (0..keys).map(|i| {
         let kv = Arc::clone(&kv);
         let key = format!("key-{i}");
-        let compute = compute_for(key.clone(), COMPUTE);
+        let compute = compute_for(COMPUTE);
         async move {
             let value = kv
                 .get_or_set_with(&key, compute, Some(Duration::from_secs(600)))

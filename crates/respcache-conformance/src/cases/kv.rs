@@ -35,6 +35,7 @@ pub(super) fn cases() -> Vec<Case> {
         kv_get_or_set_with_computes_once_for_100_concurrent_callers,
         kv_get_or_set_with_error_reaches_every_waiter_and_stores_nothing,
         kv_get_or_set_with_skips_the_computation_on_a_hit,
+        kv_get_or_set_with_passes_the_key_to_the_computation,
         kv_remove_is_true_only_when_every_key_existed,
         kv_update_timeout_revives_an_expired_key,
         kv_update_timeout_shortens_and_clears_the_ttl,
@@ -345,7 +346,7 @@ async fn kv_get_or_set_with_computes_once_for_100_concurrent_callers(
             tokio::spawn(async move {
                 kv.get_or_set_with(
                     "token",
-                    || async move {
+                    |_| async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         // Hold the computation until every caller waits.
                         let _permit = gate.acquire().await;
@@ -405,7 +406,7 @@ async fn kv_get_or_set_with_error_reaches_every_waiter_and_stores_nothing(
             tokio::spawn(async move {
                 kv.get_or_set_with(
                     "token",
-                    || async move {
+                    |_| async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         let _permit = gate.acquire().await;
                         Err::<String, _>(std::io::Error::other("token endpoint is down"))
@@ -425,7 +426,7 @@ async fn kv_get_or_set_with_error_reaches_every_waiter_and_stores_nothing(
             .map_err(|e| Failure(format!("a caller task failed: {e}")))?;
         let e = expect_err(
             result,
-            ErrorKind::Backend,
+            ErrorKind::Computation,
             "a caller of a failing computation",
         )?;
         ensure!(
@@ -441,7 +442,7 @@ async fn kv_get_or_set_with_error_reaches_every_waiter_and_stores_nothing(
     );
     ensure_eq!(kv.in_flight(), 0, "keys in flight after the error");
     let v = kv
-        .get_or_set_with("token", || async { Ok::<_, Error>("ok".to_owned()) }, None)
+        .get_or_set_with("token", |_| async { Ok::<_, Error>("ok".to_owned()) }, None)
         .await?;
     ensure_eq!(v, "ok", "the next call computes again");
     ensure_eq!(kv.get("token").await?.as_deref(), Some("ok"), "and stores");
@@ -455,7 +456,7 @@ async fn kv_get_or_set_with_skips_the_computation_on_a_hit(ctx: TestContext) -> 
     let got = kv
         .get_or_set_with(
             "k",
-            || async {
+            |_| async {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Ok::<_, Error>(2)
             },
@@ -464,6 +465,25 @@ async fn kv_get_or_set_with_skips_the_computation_on_a_hit(ctx: TestContext) -> 
         .await?;
     ensure_eq!(got, 1, "a fresh value is returned");
     ensure_eq!(runs.load(Ordering::SeqCst), 0, "computations on a hit");
+    Ok(())
+}
+
+async fn kv_get_or_set_with_passes_the_key_to_the_computation(ctx: TestContext) -> CaseResult {
+    let kv = json_cache::<String>(&ctx, &clock())?;
+    let describe = |key: String| async move { Ok::<_, Error>(format!("value of {key}")) };
+    for key in ["a", "b", "ünïcode key"] {
+        let v = kv.get_or_set_with(key, describe, None).await?;
+        ensure_eq!(
+            v,
+            format!("value of {key}"),
+            "the computed value of {key:?}"
+        );
+    }
+    ensure_eq!(
+        kv.get("b").await?.as_deref(),
+        Some("value of b"),
+        "each key's value is stored under it"
+    );
     Ok(())
 }
 
@@ -663,7 +683,7 @@ async fn kv_undecodable_value_is_a_miss(ctx: TestContext) -> CaseResult {
         "decode failures are counted"
     );
     let v = numbers
-        .get_or_set_with("n", || async { Ok::<_, Error>(42) }, None)
+        .get_or_set_with("n", |_| async { Ok::<_, Error>(42) }, None)
         .await?;
     ensure_eq!(v, 42, "get_or_set_with computes over an undecodable value");
     ensure_eq!(numbers.get("n").await?, Some(42), "and replaces it");
@@ -709,7 +729,7 @@ async fn kv_close_fails_every_call_until_reconnect(ctx: TestContext) -> CaseResu
     let computed = clone
         .get_or_set_with(
             "k",
-            || async {
+            |_| async {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Ok::<u8, Error>(2)
             },

@@ -443,8 +443,8 @@ async fn kv_cross_process_computes_once_across_handles(ctx: TestContext) -> Case
         Ok::<_, Error>("computed".to_owned())
     };
     let (x, y) = tokio::join!(
-        a.get_or_set_with("k", || compute(Arc::clone(&runs)), Some(LONG)),
-        b.get_or_set_with("k", || compute(Arc::clone(&runs)), Some(LONG)),
+        a.get_or_set_with("k", |_| compute(Arc::clone(&runs)), Some(LONG)),
+        b.get_or_set_with("k", |_| compute(Arc::clone(&runs)), Some(LONG)),
     );
     if let Some(other) = other {
         let _ = other.close().await;
