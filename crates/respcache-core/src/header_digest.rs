@@ -18,6 +18,11 @@
 //! or a proxy adds, changes or removes them between two sends of the same
 //! request — with them a revalidation (`If-None-Match`) or a `refresh`
 //! (`Cache-Control: no-cache`) could never find the entry it refreshes.
+//!
+//! [`TemplateSettings::with_all_headers`](crate::TemplateSettings::with_all_headers)
+//! uses it; a hand-written [`RepositorySettings`](crate::RepositorySettings)
+//! puts the headers in its key the same way with
+//! `KeyPart::Text(headers_digest(request.headers(), &[]))`.
 
 use http::{HeaderMap, HeaderName};
 
