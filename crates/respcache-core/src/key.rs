@@ -3,6 +3,7 @@
 //! a fixed-size digest.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
@@ -177,8 +178,15 @@ impl From<i64> for KeyPart {
 /// assert_eq!(Key::decode(&key.encode())?, key);
 /// # Ok::<(), respcache_core::Error>(())
 /// ```
+///
+/// Cloning a key is cheap (its parts are shared, not copied): entries, the
+/// memory backend's index and a request's lookup all hold the same key.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key {
+pub struct Key(Arc<KeyParts>);
+
+/// What a [`Key`] holds.
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct KeyParts {
     method: String,
     fields: Vec<KeyPart>,
 }
@@ -186,33 +194,34 @@ pub struct Key {
 impl Key {
     /// A key for `method` (e.g. `"GET"`) and the field parts in schema order.
     pub fn new(method: impl Into<String>, fields: impl IntoIterator<Item = KeyPart>) -> Self {
-        Key {
+        Key(Arc::new(KeyParts {
             method: method.into(),
             fields: fields.into_iter().collect(),
-        }
+        }))
     }
 
     /// The HTTP method part.
     pub fn method(&self) -> &str {
-        &self.method
+        &self.0.method
     }
 
     /// The parts after the method, in schema order.
     pub fn fields(&self) -> &[KeyPart] {
-        &self.fields
+        &self.0.fields
     }
 
     /// The canonical, injective text encoding.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(16 + self.fields.len() * 12);
-        encode_text(&mut out, &self.method);
-        for part in &self.fields {
+        let fields = self.fields();
+        let mut out = String::with_capacity(16 + fields.len() * 12);
+        encode_text(&mut out, self.method());
+        for part in fields {
             out.push('|');
             match part {
                 KeyPart::Text(s) => encode_text(&mut out, s),
                 KeyPart::Int(i) => {
                     out.push('#');
-                    out.push_str(&i.to_string());
+                    out.push_str(itoa::Buffer::new().format(*i));
                 }
             }
         }
@@ -274,10 +283,7 @@ impl Key {
             Some(KeyPart::Text(m)) => m,
             _ => return Err(bad("the first part must be the method, as text")),
         };
-        Ok(Key {
-            method,
-            fields: parts.collect(),
-        })
+        Ok(Key::new(method, parts))
     }
 
     /// A 32-byte BLAKE3 digest of the encoding, for file names and item keys
@@ -288,7 +294,7 @@ impl Key {
 }
 
 fn encode_text(out: &mut String, text: &str) {
-    out.push_str(&text.len().to_string());
+    out.push_str(itoa::Buffer::new().format(text.len()));
     out.push(':');
     out.push_str(text);
 }
@@ -308,8 +314,8 @@ impl fmt::Debug for Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.method)?;
-        for p in &self.fields {
+        f.write_str(self.method())?;
+        for p in self.fields() {
             match p {
                 KeyPart::Text(s) => write!(f, " {s:?}")?,
                 KeyPart::Int(i) => write!(f, " {i}")?,

@@ -236,58 +236,71 @@ impl CachedClient {
         self.inner.transport.time_limit(request.per.timeout)
     }
 
-    pub(crate) async fn execute(
+    /// Takes a request through the engine, with its span, its counters and
+    /// the client's own preconditions.
+    ///
+    /// Not an `async fn`: an `async fn` keeps each argument twice in its
+    /// future (the argument, and the local it is moved into), and this
+    /// future is moved and polled on every hit; the block uses the captured
+    /// `request` itself.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub(crate) fn execute(
         &self,
         request: Prepared,
         stream: Option<RequestStream>,
-    ) -> Result<CachedResponse> {
-        let inner = &self.inner;
-        // Neither the line nor the redacted URL is written unless used
-        // (by a cold path or a subscriber).
-        let rules = &inner.options.rules;
-        let line = RequestLine::new(rules, &request.method, &request.url);
-        let span = tracing::info_span!(
-            "respcache_http.request",
-            method = %request.method,
-            url = %RedactedUrl(rules, &request.url),
-            outcome = tracing::field::Empty,
-            status = tracing::field::Empty,
-        );
-        // Boxed and `None` for most requests: the hit future stays small.
-        let asks = Asks::of(&request.method, &request.headers).map(Box::new);
-        let mut unfinished = Unfinished(Some(&span));
-        let mut out = inner
-            .run(request, stream, &line)
-            .instrument(span.clone())
-            .await;
-        unfinished.0 = None;
-        if let (Some(asks), Ok(r)) = (asks, &mut out) {
-            let whole = std::mem::replace(
-                r,
-                CachedResponse::new(
-                    StatusCode::OK,
-                    HeaderMap::new(),
-                    None,
-                    Bytes::new(),
-                    CacheStatus::new(CacheOutcome::Hit),
-                    Arc::clone(&inner.clock),
-                ),
+    ) -> impl Future<Output = Result<CachedResponse>> + Send + '_ {
+        async move {
+            let inner = &self.inner;
+            // Neither the line nor the redacted URL is written unless used
+            // (by a cold path or a subscriber).
+            let rules = &inner.options.rules;
+            let line = RequestLine::new(rules, &request.method, &request.url);
+            let span = tracing::info_span!(
+                "respcache_http.request",
+                method = %request.method,
+                url = %RedactedUrl(rules, &request.url),
+                outcome = tracing::field::Empty,
+                status = tracing::field::Empty,
             );
-            *r = asks.apply(whole, inner.now());
-        }
-        match &out {
-            Ok(r) => {
-                span.record("outcome", r.outcome().as_str());
-                span.record("status", r.status().as_u16());
-                inner.counters.record(r.outcome(), r.body.len());
-                tracing::debug!(parent: &span, cache_status = %r.cache_status(), "respcache-http: {line}");
+            // Boxed and `None` for most requests: the hit future stays small.
+            let asks = Asks::of(&request.method, &request.headers).map(Box::new);
+            let mut unfinished = Unfinished(Some(&span));
+            let mut out = inner
+                .run(request, stream, &line)
+                .instrument(span.clone())
+                .await;
+            unfinished.0 = None;
+            if let (Some(asks), Ok(r)) = (asks, &mut out) {
+                let whole = std::mem::replace(
+                    r,
+                    CachedResponse::new(
+                        StatusCode::OK,
+                        HeaderMap::new(),
+                        None,
+                        Bytes::new(),
+                        CacheStatus::new(CacheOutcome::Hit),
+                        Arc::clone(&inner.clock),
+                    ),
+                );
+                *r = asks.apply(whole, inner.now());
             }
-            Err(e) => {
-                span.record("outcome", "error");
-                inner.counters.record_error();
-                tracing::debug!(parent: &span, error = %e, "respcache-http: {line}");
+            match &out {
+                Ok(r) => {
+                    span.record("outcome", r.outcome().as_str());
+                    span.record("status", r.status().as_u16());
+                    inner.counters.record(r.outcome(), r.body.len());
+                    tracing::debug!(parent: &span, cache_status = %r.cache_status(), "respcache-http: {line}");
+                }
+                Err(e) => {
+                    span.record("outcome", "error");
+                    inner.counters.record_error();
+                    tracing::debug!(parent: &span, error = %e, "respcache-http: {line}");
+                }
             }
+            out
         }
-        out
     }
 }

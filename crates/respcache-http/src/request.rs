@@ -330,9 +330,15 @@ impl RequestBuilder {
     /// [`TooManyRedirects`](ErrorKind::TooManyRedirects) when the origin
     /// fails and no stale response may stand in. Cache failures are never
     /// errors here.
-    pub async fn send(self) -> Result<CachedResponse> {
-        let request = self.request?;
-        self.client.execute(request, self.stream).await
+    pub fn send(self) -> impl Future<Output = Result<CachedResponse>> + Send + 'static {
+        // Not an `async fn` (which keeps its argument twice in the future):
+        // the request goes straight into the engine's future.
+        let RequestBuilder {
+            client,
+            request,
+            stream,
+        } = self;
+        async move { client.execute(request?, stream).await }
     }
 
     /// Sends the request through the cache and returns as soon as the
@@ -377,11 +383,19 @@ impl RequestBuilder {
     ///
     /// As [`send`](Self::send); errors while the body streams come from the
     /// body itself.
-    pub async fn send_streaming(self) -> Result<StreamingResponse> {
-        let mut request = self.request?;
-        let idle = self.client.streaming(&mut request);
-        let head = self.client.execute(request, self.stream).await?;
-        Ok(StreamingResponse::of(head, idle))
+    pub fn send_streaming(
+        self,
+    ) -> impl Future<Output = Result<StreamingResponse>> + Send + 'static {
+        let RequestBuilder {
+            client,
+            mut request,
+            stream,
+        } = self;
+        let idle = request.as_mut().ok().and_then(|r| client.streaming(r));
+        async move {
+            let head = client.execute(request?, stream).await?;
+            Ok(StreamingResponse::of(head, idle))
+        }
     }
 }
 

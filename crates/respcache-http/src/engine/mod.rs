@@ -99,75 +99,89 @@ impl Engine {
     }
 
     /// Takes one request through the stages.
-    pub(crate) async fn run(
-        self: &Arc<Self>,
+    ///
+    /// Not an `async fn`, which would keep `req` twice in the future (the
+    /// argument and its local): the block uses the captured `req`.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn keeps its arguments twice"
+    )]
+    pub(crate) fn run<'a>(
+        self: &'a Arc<Self>,
         mut req: Prepared,
         stream: Option<RequestStream>,
-        line: &RequestLine<'_>,
-    ) -> Answer {
-        if !self.caches_in(self.mode(&req), &req.method) {
-            return Box::pin(self.bypass(req, stream, line.text())).await;
-        }
-        // The body of a request the cache may answer is part of its key:
-        // it is read whole, up to the size limit; a larger one goes past
-        // the cache, streaming on from what was read.
-        if let Some(stream) = stream {
-            let limit = self.options.max_body_size.unwrap_or(STREAMING_BUFFER_LIMIT);
-            let idle = self.transport.time_limit(req.per.timeout);
-            let read = Box::pin(body::read_up_to(stream, limit, idle))
-                .await
-                .map_err(|e| {
-                    let kind = match e.kind() {
-                        ErrorKind::Timeout => ErrorKind::Timeout,
-                        _ => ErrorKind::InvalidRequest,
-                    };
-                    Error::new(kind, format!("the request body: {}", e.message()))
-                        .with_url(line.text())
-                })?;
-            match read {
-                body::Read::Whole(bytes) => req.body = bytes,
-                body::Read::Partial(prefix, rest) => {
-                    let stream = Some(body::prefixed(prefix, rest));
-                    return Box::pin(self.bypass(req, stream, line.text())).await;
+        line: &'a RequestLine<'_>,
+    ) -> impl Future<Output = Answer> + Send + 'a {
+        async move {
+            if !self.caches_in(self.mode(&req), &req.method) {
+                return Box::pin(self.bypass(req, stream, line.text())).await;
+            }
+            // The body of a request the cache may answer is part of its key:
+            // it is read whole, up to the size limit; a larger one goes past
+            // the cache, streaming on from what was read.
+            if let Some(stream) = stream {
+                let limit = self.options.max_body_size.unwrap_or(STREAMING_BUFFER_LIMIT);
+                let idle = self.transport.time_limit(req.per.timeout);
+                let read = Box::pin(body::read_up_to(stream, limit, idle))
+                    .await
+                    .map_err(|e| {
+                        let kind = match e.kind() {
+                            ErrorKind::Timeout => ErrorKind::Timeout,
+                            _ => ErrorKind::InvalidRequest,
+                        };
+                        Error::new(kind, format!("the request body: {}", e.message()))
+                            .with_url(line.text())
+                    })?;
+                match read {
+                    body::Read::Whole(bytes) => req.body = bytes,
+                    body::Read::Partial(prefix, rest) => {
+                        let stream = Some(body::prefixed(prefix, rest));
+                        return Box::pin(self.bypass(req, stream, line.text())).await;
+                    }
                 }
             }
-        }
-        let Some((digest, slot)) = self.locate(&req) else {
-            // No store for this request (a repository that does not match).
-            return Box::pin(self.bypass(req, None, line.text())).await;
-        };
-        // The exchange is made after the lookup: its room for what the
-        // lookup finds is not held while the lookup runs (the hit future
-        // stays small).
-        let read = if req.per.force_refresh {
-            Read::default()
-        } else {
-            self.lookup(&slot, &req, &digest).await
-        };
-        let mut ex = Exchange {
-            req_cc: self.request_directives(&req),
-            req,
-            line,
-            digest,
-            slot,
-            read,
-        };
-        match self.decide(&ex) {
-            Step::Serve(outcome) => {
-                if let Some(found) = ex.read.found.take() {
-                    // Nothing reads the stored response after this: it is
-                    // taken, not cloned.
-                    return Ok(self.stored_response(found, ex.req.url, &ex.req.method, outcome));
+            let Some((digest, slot)) = self.locate(&req) else {
+                // No store for this request (a repository that does not match).
+                return Box::pin(self.bypass(req, None, line.text())).await;
+            };
+            // The exchange is made after the lookup: its room for what the
+            // lookup finds is not held while the lookup runs (the hit future
+            // stays small).
+            let read = if req.per.force_refresh {
+                Read::default()
+            } else {
+                self.lookup(&slot, &req, &digest).await
+            };
+            let mut ex = Exchange {
+                req_cc: self.request_directives(&req),
+                req,
+                line,
+                digest,
+                slot,
+                read,
+            };
+            match self.decide(&ex) {
+                Step::Serve(outcome) => {
+                    if let Some(found) = ex.read.found.take() {
+                        // Nothing reads the stored response after this: it is
+                        // taken, not cloned.
+                        return Ok(self.stored_response(
+                            found,
+                            ex.req.url,
+                            &ex.req.method,
+                            outcome,
+                        ));
+                    }
                 }
+                Step::ServeAndRefresh => return Ok(self.serve_and_refresh(&ex)),
+                Step::Origin => {}
             }
-            Step::ServeAndRefresh => return Ok(self.serve_and_refresh(&ex)),
-            Step::Origin => {}
+            if ex.only_if_cached() {
+                return Ok(self.only_if_cached_miss(&ex));
+            }
+            // The origin paths are boxed: a hit moves and polls a small future.
+            Box::pin(self.fetch_coalesced(&ex)).await
         }
-        if ex.only_if_cached() {
-            return Ok(self.only_if_cached_miss(&ex));
-        }
-        // The origin paths are boxed: a hit moves and polls a small future.
-        Box::pin(self.fetch_coalesced(&ex)).await
     }
 
     pub(crate) fn now(&self) -> Timestamp {
