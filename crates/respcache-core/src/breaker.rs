@@ -1,8 +1,10 @@
 //! [`CircuitBreaker`]: stop calling a backend that is down, for a while.
 //!
 //! A frozen or unreachable backend makes every call wait out its timeout.
-//! The breaker counts consecutive connection and timeout errors
-//! ([`ErrorKind::Connection`], [`ErrorKind::Timeout`]); after
+//! The breaker counts consecutive connection, timeout, contention and
+//! throttling errors ([`ErrorKind::Connection`], [`ErrorKind::Timeout`],
+//! [`ErrorKind::Contention`] — a lock that made the call wait its whole
+//! busy timeout —, [`ErrorKind::Throttled`]); after
 //! [`threshold`](BreakerConfig::threshold) of them it **opens**: calls return
 //! at once with an [`ErrorKind::Unavailable`] error, without touching the
 //! backend, for [`cool_down`](BreakerConfig::cool_down). Then it is
@@ -166,9 +168,13 @@ impl Default for CircuitBreaker {
     }
 }
 
-/// Whether an error says the backend is down (and counts towards opening).
+/// Whether an error says the backend is down, or cannot take calls for a
+/// while (and counts towards opening).
 pub fn is_outage(kind: ErrorKind) -> bool {
-    matches!(kind, ErrorKind::Connection | ErrorKind::Timeout)
+    matches!(
+        kind,
+        ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Contention | ErrorKind::Throttled
+    )
 }
 
 /// Permission to make one call.

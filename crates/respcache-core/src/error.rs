@@ -15,6 +15,18 @@ pub enum ErrorKind {
     Connection,
     /// The backend did not answer in time.
     Timeout,
+    /// The store is busy with someone else's work: a lock another
+    /// connection holds (SQLite `SQLITE_BUSY`/`SQLITE_LOCKED` after the
+    /// busy timeout), a conflicting transaction. Temporary.
+    Contention,
+    /// The backend refused the call because of its request rate or
+    /// provisioned capacity (DynamoDB throttling). Temporary: slow down
+    /// and try again.
+    Throttled,
+    /// The backend refused the call for lack of rights: file or database
+    /// permissions, a read-only file, a rejected password or user, a
+    /// missing grant.
+    Permission,
     /// A cache, repository or field name is not valid.
     InvalidName,
     /// A key does not fit its repository's key schema, or could not be decoded.
@@ -60,6 +72,9 @@ impl ErrorKind {
         match self {
             ErrorKind::Connection => "connection error",
             ErrorKind::Timeout => "timed out",
+            ErrorKind::Contention => "contention",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Permission => "permission denied",
             ErrorKind::InvalidName => "invalid name",
             ErrorKind::InvalidKey => "invalid key",
             ErrorKind::Codec => "codec error",
@@ -78,7 +93,13 @@ impl ErrorKind {
 
     /// Whether trying the same call again later may succeed.
     pub fn is_temporary(self) -> bool {
-        matches!(self, ErrorKind::Connection | ErrorKind::Timeout)
+        matches!(
+            self,
+            ErrorKind::Connection
+                | ErrorKind::Timeout
+                | ErrorKind::Contention
+                | ErrorKind::Throttled
+        )
     }
 }
 
@@ -109,6 +130,7 @@ pub enum Operation {
     Clear,
     Scan,
     SetExpiry,
+    SetMeta,
     Encode,
     Decode,
     AcquireLease,
@@ -136,6 +158,7 @@ impl Operation {
             Operation::Clear => "clear",
             Operation::Scan => "scan",
             Operation::SetExpiry => "set_expiry",
+            Operation::SetMeta => "set_meta",
             Operation::Encode => "encode",
             Operation::Decode => "decode",
             Operation::AcquireLease => "acquire_lease",

@@ -28,6 +28,7 @@
 pub mod backend;
 pub mod breaker;
 pub mod budget;
+pub mod checked_store;
 pub mod cleanup;
 pub mod codec;
 pub mod compress;
@@ -61,6 +62,7 @@ pub mod time;
 pub use backend::{Backend, DynBackend, DynStore, Limits, Store, StoreSpec};
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use budget::{Budget, Eviction, Usage};
+pub use checked_store::{BackendGuard, CheckedStore};
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{BytesCodec, Codec, JsonCodec, TextCodec};

@@ -16,6 +16,7 @@ use futures::stream::BoxStream;
 
 use crate::backend::{Backend, DynStore, Store, StoreSpec};
 use crate::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage, entry_size};
+use crate::checked_store::BackendGuard;
 use crate::entry::{Entry, Select};
 use crate::error::{Error, Operation, Result};
 use crate::key::Key;
@@ -58,12 +59,23 @@ struct Slot {
 /// let bounded = MemoryBackend::with_budget(Budget::bytes(64 << 20));
 /// assert_eq!(bounded.eviction().map(|e| e.budget()), Some(Budget::bytes(64 << 20)));
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryBackend {
     tables: Mutex<HashMap<(Name, Name), Slot>>,
-    closed: Arc<AtomicBool>,
+    guard: BackendGuard,
     lru: Arc<Lru>,
     next_id: AtomicU64,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend {
+            tables: Mutex::default(),
+            guard: BackendGuard::new(NAME),
+            lru: Arc::default(),
+            next_id: AtomicU64::new(0),
+        }
+    }
 }
 
 impl MemoryBackend {
@@ -105,13 +117,6 @@ impl MemoryBackend {
         }
         Ok(MemoryBackend::with_budget(budget))
     }
-
-    fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -121,7 +126,8 @@ impl Backend for MemoryBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        self.check()?;
+        self.guard
+            .check_store(&spec.repository, Operation::OpenStore)?;
         let mut tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let slot = tables
             .entry((spec.cache.clone(), spec.repository.clone()))
@@ -139,17 +145,17 @@ impl Backend for MemoryBackend {
             });
         slot.dropped.store(false, Ordering::Release);
         let table = Arc::clone(&slot.table);
-        Ok(Arc::new(MemoryStore {
+        let store = Arc::new(MemoryStore {
             table,
             id: slot.id,
             lru: Arc::clone(&self.lru),
-            closed: Arc::clone(&self.closed),
             leases: Arc::clone(&slot.leases),
-        }))
+        });
+        Ok(self.guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
-        self.check()?;
+        self.guard.check_store(repository, Operation::DropStore)?;
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slot) = tables.get(&(cache.clone(), repository.clone())) {
             slot.dropped.store(true, Ordering::Release);
@@ -164,7 +170,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
-        self.check()?;
+        self.guard.check(Operation::ListStores)?;
         let tables = self.tables.lock().unwrap_or_else(PoisonError::into_inner);
         let mut names: Vec<Name> = tables
             .iter()
@@ -184,7 +190,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.guard.close();
         Ok(())
     }
 
@@ -200,12 +206,12 @@ impl Eviction for MemoryBackend {
     }
 
     async fn usage(&self) -> Result<Usage> {
-        self.check()?;
+        self.guard.check(Operation::Count)?;
         Ok(self.lru.lock().usage())
     }
 
     async fn trim_to(&self, target: Budget, progress: ProgressFn<'_>) -> Result<TrimProgress> {
-        self.check()?;
+        self.guard.check(Operation::Clear)?;
         let done = self.lru.lock().evict(target);
         progress(done);
         Ok(done)
@@ -218,18 +224,10 @@ pub struct MemoryStore {
     table: Arc<Table>,
     id: u64,
     lru: Arc<Lru>,
-    closed: Arc<AtomicBool>,
     leases: Arc<LeaseTable>,
 }
 
 impl MemoryStore {
-    fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
-
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
         self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -242,7 +240,6 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        self.check()?;
         let encoded = key.encode();
         let found = self.read().get(&encoded).cloned();
         if found.is_some() {
@@ -252,7 +249,6 @@ impl Store for MemoryStore {
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        self.check()?;
         let encoded: Vec<String> = keys.iter().map(Key::encode).collect();
         let found: Vec<Option<Entry>> = {
             let table = self.read();
@@ -271,7 +267,6 @@ impl Store for MemoryStore {
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        self.check()?;
         let mut lru = self.lru.lock();
         {
             let mut table = self.write();
@@ -292,7 +287,6 @@ impl Store for MemoryStore {
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
-        self.check()?;
         let mut lru = self.lru.lock();
         let mut table = self.write();
         let mut n = 0;
@@ -307,7 +301,6 @@ impl Store for MemoryStore {
     }
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.check()?;
         Ok(self
             .read()
             .values()
@@ -316,7 +309,6 @@ impl Store for MemoryStore {
     }
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.check()?;
         let mut lru = self.lru.lock();
         let mut table = self.write();
         let before = table.len();
@@ -332,19 +324,14 @@ impl Store for MemoryStore {
 
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
         let table = Arc::clone(&self.table);
-        let closed = Arc::clone(&self.closed);
         // Pages of SCAN_PAGE entries, resuming after the last key seen: the
         // stream never copies the whole table.
         let pages = futures::stream::try_unfold(Some(Bound::Unbounded), move |from| {
             let table = Arc::clone(&table);
-            let closed = Arc::clone(&closed);
             async move {
                 let Some(from) = from else {
                     return Ok(None);
                 };
-                if closed.load(Ordering::Acquire) {
-                    return Err(Error::closed(NAME));
-                }
                 let table = table.read().unwrap_or_else(PoisonError::into_inner);
                 let mut page = Vec::with_capacity(SCAN_PAGE);
                 let mut last = None;
@@ -373,7 +360,6 @@ impl Store for MemoryStore {
         meta: Option<Bytes>,
         expires_at: Option<Timestamp>,
     ) -> Result<bool> {
-        self.check()?;
         let mut lru = self.lru.lock();
         let encoded = key.encode();
         match self.write().get_mut(&encoded) {
@@ -388,7 +374,6 @@ impl Store for MemoryStore {
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        self.check()?;
         match self.write().get_mut(&key.encode()) {
             Some(e) => {
                 e.expires_at = expires_at;
@@ -399,20 +384,17 @@ impl Store for MemoryStore {
     }
 
     async fn acquire_lease(&self, key: &Key, ttl: Duration) -> Result<Option<LeaseToken>> {
-        self.check()?;
         Ok(self.leases.acquire(&key.encode(), ttl))
     }
 
     async fn release_lease(&self, key: &Key, token: &LeaseToken) -> Result<bool> {
-        self.check()?;
         Ok(self.leases.release(&key.encode(), token))
     }
 
     /// The table's tag index gives the keys; they are removed under the
     /// same locks as a `delete_many`, so the index and the entries agree.
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        validate_tag(tag).map_err(|e| e.with_backend(NAME).with_operation(Operation::PurgeTag))?;
-        self.check()?;
+        validate_tag(tag)?;
         let mut lru = self.lru.lock();
         let mut table = self.write();
         let keys = table.keys_tagged(tag);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
+use respcache_core::BackendGuard;
 use respcache_core::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage};
 use respcache_core::{
     Backend, DynStore, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result, StoreSpec,
@@ -45,8 +46,10 @@ pub(crate) struct Shared {
     pub(crate) readers: Readers,
     /// The read-write connection for inline single-row writes.
     pub(crate) inline: Arc<InlineWriter>,
-    closed: AtomicBool,
-    /// Set when `close` starts (`closed` is set once the last flush ran).
+    /// The closed flag the stores are checked against (closed once the
+    /// last flush ran).
+    guard: BackendGuard,
+    /// Set when `close` starts.
     closing: AtomicBool,
     config: SqliteConfig,
     path: Option<PathBuf>,
@@ -114,7 +117,7 @@ impl SqliteBackend {
     /// be created or opened; [`Backend`](ErrorKind::Backend), naming the
     /// file, if it is not a database or is damaged (see
     /// [`OnCorrupt`](crate::OnCorrupt));
-    /// [`Timeout`](ErrorKind::Timeout) if another process holds the lock
+    /// [`Contention`](ErrorKind::Contention) if another process holds the lock
     /// longer than the busy timeout.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         SqliteConfig::file(path).connect().await
@@ -241,7 +244,7 @@ impl SqliteBackend {
                 writer,
                 readers: Readers::new(readers),
                 inline: Arc::new(InlineWriter::new(inline)),
-                closed: AtomicBool::new(false),
+                guard: BackendGuard::new(NAME),
                 closing: AtomicBool::new(false),
                 accounting: Accounting::new(config.budget),
                 config,
@@ -450,13 +453,6 @@ fn open_inline_writer(target: &Target, busy_timeout: std::time::Duration) -> Res
 }
 
 impl Shared {
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
-
     /// Runs `f` on the writer connection's thread. Inline writes stay out
     /// from when the call is queued until it has run (see [`InlineWriter`]).
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
@@ -464,7 +460,9 @@ impl Shared {
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        self.check()?;
+        if self.guard.is_closed() {
+            return Err(Error::closed(NAME));
+        }
         let queued = self.inline.queue();
         self.writer
             .call(move |conn| {
@@ -487,7 +485,7 @@ impl fmt::Debug for Shared {
         f.debug_struct("SqliteBackend")
             .field("location", location)
             .field("readers", &self.readers.len())
-            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("closed", &self.guard.is_closed())
             .finish()
     }
 }
@@ -512,20 +510,22 @@ impl Backend for SqliteBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
+        let guard = &self.shared.guard;
+        guard.check_store(&spec.repository, Operation::OpenStore)?;
         let table = Arc::new(Table::new(&spec.cache, &spec.repository, &spec.schema));
         let create = Arc::clone(&table);
         self.shared
             .call(move |conn| create.create(conn))
             .await
-            .map_err(|e| {
-                e.with_operation(Operation::OpenStore)
-                    .with_repository(spec.repository.as_str())
-            })?;
+            .map_err(guard.context(Operation::OpenStore, Some(&spec.repository)))?;
         self.shared.accounting.register(&table);
-        Ok(Arc::new(SqliteStore::new(Arc::clone(&self.shared), table)))
+        let store = Arc::new(SqliteStore::new(Arc::clone(&self.shared), table));
+        Ok(guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        let guard = &self.shared.guard;
+        guard.check_store(repository, Operation::DropStore)?;
         let table = crate::naming::table_name(cache, repository);
         self.shared
             .call(move |conn| {
@@ -539,13 +539,12 @@ impl Backend for SqliteBackend {
                 tx.commit().map_err(map_sqlite_error)
             })
             .await
-            .map_err(|e| {
-                e.with_operation(Operation::DropStore)
-                    .with_repository(repository.as_str())
-            })
+            .map_err(guard.context(Operation::DropStore, Some(repository)))
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let guard = &self.shared.guard;
+        guard.check(Operation::ListStores)?;
         let prefix = table_prefix(cache);
         let mut names = self
             .shared
@@ -568,7 +567,7 @@ impl Backend for SqliteBackend {
                     .collect::<Vec<Name>>())
             })
             .await
-            .map_err(|e| e.with_operation(Operation::ListStores))?;
+            .map_err(guard.context(Operation::ListStores, None))?;
         names.sort();
         Ok(names)
     }
@@ -598,7 +597,7 @@ impl Backend for SqliteBackend {
                 Ok(())
             })
             .await;
-        self.shared.closed.store(true, Ordering::Release);
+        self.shared.guard.close();
         self.shared.readers.close();
         // On the writer thread: waits for an inline write in progress there,
         // not on this runtime thread. Fails only if the thread is gone, and
@@ -617,7 +616,7 @@ impl Backend for SqliteBackend {
             .clone()
             .close()
             .await
-            .map_err(|e| map_close_error(e).with_operation(Operation::Close))
+            .map_err(|e| self.shared.guard.context(Operation::Close, None)(map_close_error(e)))
     }
 
     fn eviction(&self) -> Option<&dyn Eviction> {

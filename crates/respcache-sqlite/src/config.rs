@@ -108,7 +108,7 @@ pub struct SqliteConfig {
     pub location: Location,
     /// How long a write waits for another connection's lock (SQLite's
     /// `busy_timeout`) before it fails with a
-    /// [`Timeout`](ErrorKind::Timeout) error.
+    /// [`Contention`](ErrorKind::Contention) error.
     pub busy_timeout: Duration,
     /// How many read-only connections answer point reads inline; `None`
     /// picks one per core (at most 8). `Some(0)` sends every read through

@@ -10,24 +10,29 @@ use crate::NAME;
 ///
 /// | SQLite | kind |
 /// |---|---|
-/// | `SQLITE_BUSY`, `SQLITE_LOCKED` | [`Timeout`](ErrorKind::Timeout) (temporary) |
-/// | `SQLITE_CANTOPEN`, `SQLITE_IOERR`, `SQLITE_NOTADB`, `SQLITE_PERM` | [`Connection`](ErrorKind::Connection) |
+/// | `SQLITE_BUSY`, `SQLITE_LOCKED` (after the busy timeout) | [`Contention`](ErrorKind::Contention) (temporary) |
+/// | `SQLITE_PERM`, `SQLITE_READONLY`, `SQLITE_AUTH` | [`Permission`](ErrorKind::Permission) |
+/// | `SQLITE_CANTOPEN`, `SQLITE_IOERR`, `SQLITE_NOTADB` | [`Connection`](ErrorKind::Connection) |
 /// | `SQLITE_TOOBIG` | [`PayloadTooLarge`](ErrorKind::PayloadTooLarge) |
 /// | anything else | [`Backend`](ErrorKind::Backend) |
 pub(crate) fn map_sqlite_error(error: rusqlite::Error) -> Error {
     let kind = match error.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => ErrorKind::Timeout,
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => ErrorKind::Contention,
         Some(
-            ErrorCode::CannotOpen
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::NotADatabase
-            | ErrorCode::PermissionDenied,
-        ) => ErrorKind::Connection,
+            ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::AuthorizationForStatementDenied,
+        ) => ErrorKind::Permission,
+        Some(ErrorCode::CannotOpen | ErrorCode::SystemIoFailure | ErrorCode::NotADatabase) => {
+            ErrorKind::Connection
+        }
         Some(ErrorCode::TooBig) => ErrorKind::PayloadTooLarge,
         _ => ErrorKind::Backend,
     };
     let message = match kind {
-        ErrorKind::Timeout => "the database stayed locked by another connection".to_owned(),
+        ErrorKind::Contention => format!(
+            "the database stayed locked by another connection for the whole busy timeout ({error})"
+        ),
         _ => error.to_string(),
     };
     Error::new(kind, message)
@@ -88,8 +93,10 @@ mod tests {
     #[test]
     fn kinds_follow_the_sqlite_code() {
         let kind = |code| map_sqlite_error(failure(code)).kind();
-        assert_eq!(kind(rusqlite::ffi::SQLITE_BUSY), ErrorKind::Timeout);
-        assert_eq!(kind(rusqlite::ffi::SQLITE_LOCKED), ErrorKind::Timeout);
+        assert_eq!(kind(rusqlite::ffi::SQLITE_BUSY), ErrorKind::Contention);
+        assert_eq!(kind(rusqlite::ffi::SQLITE_LOCKED), ErrorKind::Contention);
+        assert_eq!(kind(rusqlite::ffi::SQLITE_READONLY), ErrorKind::Permission);
+        assert_eq!(kind(rusqlite::ffi::SQLITE_PERM), ErrorKind::Permission);
         assert_eq!(kind(rusqlite::ffi::SQLITE_CANTOPEN), ErrorKind::Connection);
         assert_eq!(kind(rusqlite::ffi::SQLITE_IOERR), ErrorKind::Connection);
         assert_eq!(

@@ -71,7 +71,6 @@ impl SqliteStore {
         A: Copy + Send + 'static,
         R: Send + 'static,
     {
-        self.shared.check()?;
         let table = &self.table;
         if let Some(outcome) = self.shared.readers.try_read(|c| read(table, c, key, arg)) {
             return outcome.map_err(map_sqlite_error);
@@ -95,7 +94,6 @@ impl SqliteStore {
         A: Send + 'static,
         R: Send + 'static,
     {
-        self.shared.check()?;
         let table = &self.table;
         if let Some(outcome) = self.shared.inline.try_write(|c| op(table, c, &arg)) {
             return outcome.map_err(map_sqlite_error);
@@ -150,7 +148,6 @@ impl fmt::Debug for SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        self.shared.check()?;
         if !self.table.fits(key) {
             return Ok(None);
         }
@@ -160,7 +157,6 @@ impl Store for SqliteStore {
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        self.shared.check()?;
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -183,7 +179,6 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.shared.check()?;
         self.table.check_key(&entry.key)?;
         let size = entry.payload.len() + entry.meta.as_ref().map_or(0, Bytes::len);
         let charged = entry_size(&entry);
@@ -196,7 +191,6 @@ impl Store for SqliteStore {
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        self.shared.check()?;
         for entry in &entries {
             self.table.check_key(&entry.key)?;
         }
@@ -210,7 +204,6 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        self.shared.check()?;
         if !self.table.fits(key) {
             return Ok(false);
         }
@@ -219,7 +212,6 @@ impl Store for SqliteStore {
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
-        self.shared.check()?;
         if keys.is_empty() {
             return Ok(0);
         }
@@ -228,7 +220,6 @@ impl Store for SqliteStore {
     }
 
     async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
-        self.shared.check()?;
         if !self.table.fits(key) {
             return Ok(false);
         }
@@ -247,11 +238,9 @@ impl Store for SqliteStore {
     /// One `DELETE` on the writer thread, its rows found through the tag
     /// index (see `tag_index.rs`).
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
+        respcache_core::tags::validate_tag(tag)?;
         let tag = tag.to_owned();
-        self.write(move |t, c| t.purge_tag(c, &tag))
-            .await
-            .map_err(|e| e.with_operation(respcache_core::Operation::PurgeTag))
+        self.write(move |t, c| t.purge_tag(c, &tag)).await
     }
 
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
@@ -281,7 +270,6 @@ impl Store for SqliteStore {
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        self.shared.check()?;
         if !self.table.fits(key) {
             return Ok(false);
         }
@@ -297,7 +285,6 @@ impl Store for SqliteStore {
         meta: Option<Bytes>,
         expires_at: Option<Timestamp>,
     ) -> Result<bool> {
-        self.shared.check()?;
         if !self.table.fits(key) {
             return Ok(false);
         }

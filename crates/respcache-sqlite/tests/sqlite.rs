@@ -221,7 +221,7 @@ async fn the_file_is_in_wal_mode_with_typed_columns_and_expiry_and_use_indexes()
 }
 
 #[tokio::test]
-async fn a_write_waits_for_another_connection_then_times_out_as_temporary() -> TestResult {
+async fn a_write_waits_for_another_connection_then_fails_as_temporary_contention() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("locked.sqlite");
     let backend = SqliteConfig::file(&path)
@@ -243,15 +243,24 @@ async fn a_write_waits_for_another_connection_then_times_out_as_temporary() -> T
     assert!(started.elapsed() >= Duration::from_millis(100));
     let other = release.join().map_err(|_| "thread")??;
 
-    // Held longer than the busy timeout: a temporary Timeout error.
+    // Held longer than the busy timeout: a temporary Contention error that
+    // names the backend, the repository and the operation.
     other.execute_batch("BEGIN IMMEDIATE")?;
     let err = s
         .put(entry("late", "v", None))
         .await
         .err()
         .ok_or("a write went through a held lock")?;
-    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Contention, "{err}");
     assert!(err.is_temporary());
+    assert_eq!(err.backend(), Some("sqlite"));
+    assert_eq!(err.repository(), Some("r"));
+    assert_eq!(err.operation(), Some(respcache_core::Operation::Put));
+    assert!(
+        err.to_string()
+            .starts_with("sqlite: put in repository \"r\": contention: "),
+        "{err}"
+    );
     // Reads still work: WAL readers are not blocked by a writer.
     assert!(s.get(&key("before")).await?.is_some());
     other.execute_batch("COMMIT")?;
@@ -772,5 +781,81 @@ async fn the_wal_is_checkpointed_when_the_handed_over_write_changes_nothing() ->
         wal_bytes < 8 << 20,
         "the WAL grew to {wal_bytes} bytes; write counts {counts:?}"
     );
+    Ok(())
+}
+
+/// Makes a file unwritable for this process, and writable again on drop:
+/// `chattr +i` as root (whom permission bits do not stop), read-only
+/// permission bits otherwise.
+struct Unwritable(std::path::PathBuf);
+
+impl Unwritable {
+    fn new(path: &std::path::Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        if as_root {
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status()?;
+            if !status.success() {
+                return Err("chattr +i failed".into());
+            }
+        } else {
+            let mut perms = std::fs::metadata(path)?.permissions();
+            perms.set_readonly(true);
+            std::fs::set_permissions(path, perms)?;
+        }
+        Ok(Unwritable(path.to_owned()))
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        if let Ok(meta) = std::fs::metadata(&self.0) {
+            let mut perms = meta.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            let _ = std::fs::set_permissions(&self.0, perms);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_write_to_a_read_only_file_is_a_permission_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ro.sqlite");
+    let backend = SqliteConfig::file(&path).connect().await?;
+    open(&backend, "c", "r")
+        .await
+        .put(entry("a", "v", None))
+        .await?;
+    backend.close().await?;
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("ro.sqlite{side}")));
+    }
+
+    let _unwritable = Unwritable::new(&path)?;
+    let backend = SqliteConfig::file(&path).connect().await?;
+    let s = open(&backend, "c", "r").await;
+    let err = s
+        .put(entry("b", "v", None))
+        .await
+        .err()
+        .ok_or("a write went into a read-only file")?;
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(!err.is_temporary());
+    assert!(
+        err.to_string()
+            .starts_with("sqlite: put in repository \"r\": permission denied: "),
+        "{err}"
+    );
+    backend.close().await?;
     Ok(())
 }

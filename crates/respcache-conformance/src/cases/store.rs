@@ -61,6 +61,7 @@ pub(super) fn cases() -> Vec<Case> {
         concurrent_writers_on_one_key,
         concurrent_writers_and_readers_on_many_keys,
         use_after_close_is_a_closed_error,
+        an_operation_error_names_backend_repository_and_operation,
         drop_store_removes_entries,
         a_handle_opened_before_drop_store_never_sees_old_entries_nor_loses_a_write,
         list_stores_lists_the_cache_repositories,
@@ -1055,87 +1056,127 @@ async fn concurrent_writers_and_readers_on_many_keys(ctx: TestContext) -> CaseRe
     Ok(())
 }
 
+/// A store's own error (here an invalid tag, which every backend refuses)
+/// names the backend, the repository and the operation in `Display`, as
+/// every error of a store does.
+async fn an_operation_error_names_backend_repository_and_operation(ctx: TestContext) -> CaseResult {
+    let s = open(&ctx, "r").await?;
+    let name = ctx.backend.name();
+    let Err(e) = s.purge_tag("a\nb").await else {
+        return Err(Failure("purge_tag of an invalid tag succeeded".to_owned()));
+    };
+    ensure_eq!(e.kind(), ErrorKind::InvalidKey, "{e}");
+    ensure_eq!(e.backend(), Some(name), "{e}");
+    ensure_eq!(e.repository(), Some("r"), "{e}");
+    ensure_eq!(e.operation().map(|o| o.as_str()), Some("purge_tag"), "{e}");
+    let shown = format!("{name}: purge_tag in repository \"r\": invalid key: ");
+    ensure!(
+        e.to_string().starts_with(&shown),
+        "{e} starts with {shown:?}"
+    );
+    Ok(())
+}
+
 async fn use_after_close_is_a_closed_error(ctx: TestContext) -> CaseResult {
     let s = open(&ctx, "r").await?;
     s.put(entry("k", "v", None)).await?;
     let backend = ctx.factory.connect().await?;
+    let name = backend.name();
     let s2 = backend.open_store(&spec(&ctx, "r", text_schema())?).await?;
+    let mut running = s2.scan(Select::All, now());
     backend.close().await?;
-    let kind = |r: Result<_, respcache_core::Error>| r.err().map(|e| e.kind());
-    ensure_eq!(
-        kind(s2.get(&key("k")).await.map(|_| ())),
-        Some(ErrorKind::Closed),
-        "get after close"
-    );
-    ensure_eq!(
-        kind(s2.put(entry("k", "v", None)).await),
-        Some(ErrorKind::Closed),
-        "put after close"
-    );
-    ensure_eq!(
-        kind(s2.count(Select::All, now()).await.map(|_| ())),
-        Some(ErrorKind::Closed),
-        "count after close"
-    );
-    let scanned: Vec<Result<Entry, _>> = s2.scan(Select::All, now()).collect().await;
-    ensure!(
-        scanned
-            .iter()
-            .any(|r| r.as_ref().err().map(|e| e.kind()) == Some(ErrorKind::Closed)),
-        "scan after close yields a Closed error"
-    );
-    ensure_eq!(
-        kind(
-            backend
-                .open_store(&spec(&ctx, "r2", text_schema())?)
-                .await
-                .map(|_| ())
-        ),
-        Some(ErrorKind::Closed),
-        "open_store after close"
-    );
-    let closed =
-        |r: Result<(), respcache_core::Error>| r.err().map(|e| e.kind()) == Some(ErrorKind::Closed);
+    // Each call fails with `Closed`, and its error names the backend, the
+    // repository (for calls on a store) and the operation.
+    let check = |call: &str,
+                 repository: Option<&str>,
+                 result: Result<(), respcache_core::Error>|
+     -> Result<(), Failure> {
+        let Err(e) = result else {
+            return Err(Failure(format!("{call} after close succeeded")));
+        };
+        ensure_eq!(e.kind(), ErrorKind::Closed, "{call} after close: {e}");
+        ensure_eq!(
+            e.backend(),
+            Some(name),
+            "the backend of {call}'s error: {e}"
+        );
+        ensure_eq!(
+            e.operation().map(|o| o.as_str()),
+            Some(call),
+            "the operation of {call}'s error: {e}"
+        );
+        if let Some(repository) = repository {
+            ensure_eq!(
+                e.repository(),
+                Some(repository),
+                "the repository of {call}'s error: {e}"
+            );
+            let shown = format!("{name}: {call} in repository {repository:?}: closed");
+            ensure!(
+                e.to_string().starts_with(&shown),
+                "{call}'s error shows {shown:?}: {e}"
+            );
+        }
+        Ok(())
+    };
     let k = key("k");
-    let calls = [
-        ("delete", closed(s2.delete(&k).await.map(|_| ()))),
-        (
-            "delete_many",
-            closed(s2.delete_many(std::slice::from_ref(&k)).await.map(|_| ())),
-        ),
-        (
-            "get_many",
-            closed(s2.get_many(std::slice::from_ref(&k)).await.map(|_| ())),
-        ),
-        (
-            "put_many",
-            closed(s2.put_many(vec![entry("k", "v", None)]).await),
-        ),
-        ("contains", closed(s2.contains(&k, now()).await.map(|_| ()))),
-        (
-            "set_expiry",
-            closed(s2.set_expiry(&k, None).await.map(|_| ())),
-        ),
-        (
-            "set_meta",
-            closed(s2.set_meta(&k, None, None).await.map(|_| ())),
-        ),
-        (
-            "clear",
-            closed(s2.clear(Select::All, now()).await.map(|_| ())),
-        ),
-        (
-            "list_stores",
-            closed(backend.list_stores(&ctx.cache).await.map(|_| ())),
-        ),
-        (
-            "drop_store",
-            closed(backend.drop_store(&ctx.cache, &Name::new("r")?).await),
-        ),
-    ];
-    for (call, is_closed) in calls {
-        ensure!(is_closed, "{call} after close is not a Closed error");
-    }
+    let r = Some("r");
+    check("get", r, s2.get(&k).await.map(|_| ()))?;
+    check("put", r, s2.put(entry("k", "v", None)).await)?;
+    check("count", r, s2.count(Select::All, now()).await.map(|_| ()))?;
+    check("delete", r, s2.delete(&k).await.map(|_| ()))?;
+    check(
+        "delete_many",
+        r,
+        s2.delete_many(std::slice::from_ref(&k)).await.map(|_| ()),
+    )?;
+    check(
+        "get_many",
+        r,
+        s2.get_many(std::slice::from_ref(&k)).await.map(|_| ()),
+    )?;
+    check(
+        "put_many",
+        r,
+        s2.put_many(vec![entry("k", "v", None)]).await,
+    )?;
+    check("contains", r, s2.contains(&k, now()).await.map(|_| ()))?;
+    check("set_expiry", r, s2.set_expiry(&k, None).await.map(|_| ()))?;
+    check("set_meta", r, s2.set_meta(&k, None, None).await.map(|_| ()))?;
+    check("clear", r, s2.clear(Select::All, now()).await.map(|_| ()))?;
+    check("purge_tag", r, s2.purge_tag("t").await.map(|_| ()))?;
+    check(
+        "acquire_lease",
+        r,
+        s2.acquire_lease(&k, Duration::from_secs(1))
+            .await
+            .map(|_| ()),
+    )?;
+    let scanned: Vec<Result<Entry, _>> = s2.scan(Select::All, now()).collect().await;
+    let first_error = scanned.into_iter().find_map(Result::err);
+    check("scan", r, first_error.map_or(Ok(()), Err))?;
+    // A scan that was running when the backend closed ends with `Closed`.
+    let rest: Vec<Result<Entry, _>> = (&mut running).collect().await;
+    let first_error = rest.into_iter().find_map(Result::err);
+    check("scan", r, first_error.map_or(Ok(()), Err))?;
+    check(
+        "open_store",
+        Some("r2"),
+        backend
+            .open_store(&spec(&ctx, "r2", text_schema())?)
+            .await
+            .map(|_| ()),
+    )?;
+    check(
+        "list_stores",
+        None,
+        backend.list_stores(&ctx.cache).await.map(|_| ()),
+    )?;
+    check(
+        "drop_store",
+        r,
+        backend.drop_store(&ctx.cache, &Name::new("r")?).await,
+    )?;
     // The other handle is unaffected.
     ensure_eq!(
         get_payload(s.as_ref(), "k").await?,
