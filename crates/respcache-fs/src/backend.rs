@@ -5,11 +5,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use respcache_core::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage};
-use respcache_core::{Backend, DynStore, Error, Name, Result, StoreSpec};
+use respcache_core::{Backend, BackendGuard, DynStore, Error, Name, Operation, Result, StoreSpec};
 use tempfile::TempDir;
 
 use crate::SCHEME;
@@ -27,7 +26,8 @@ pub(crate) struct Shared {
     pub(crate) root: PathBuf,
     /// The configuration as given.
     pub(crate) config: FsConfig,
-    closed: AtomicBool,
+    /// The closed flag every store is checked against.
+    pub(crate) guard: BackendGuard,
     /// The budget, the size estimate and the recorded hits (`usage.rs`).
     pub(crate) accounting: Accounting,
     /// The temporary root of [`FsBackend::temp`], removed when the last
@@ -36,17 +36,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `Err(Closed)` once the backend was closed.
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(SCHEME));
-        }
-        Ok(())
-    }
-
     /// Whether the backend was closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.guard.is_closed()
     }
 }
 
@@ -124,7 +116,7 @@ impl FsBackend {
                 root,
                 accounting: Accounting::new(config.budget),
                 config,
-                closed: AtomicBool::new(false),
+                guard: BackendGuard::new(SCHEME),
                 _temp: temp,
             }),
         }
@@ -132,13 +124,18 @@ impl FsBackend {
 
     /// [`open_store`](Backend::open_store), returning the concrete store
     /// (for its [`dir`](FsStore::dir) and [`entry_path`](FsStore::entry_path)).
+    /// The concrete store is not behind the backend's
+    /// [`BackendGuard`]: its calls do not fail once the backend is closed,
+    /// and its errors name the backend but not the repository and
+    /// operation. `open_store` returns it behind the guard.
     ///
     /// # Errors
     ///
     /// [`Closed`](respcache_core::ErrorKind::Closed) after `close`; an I/O
     /// error creating the store's folder (see [`FsBackend`]).
     pub async fn open_fs_store(&self, spec: &StoreSpec) -> Result<Arc<FsStore>> {
-        self.shared.check()?;
+        let guard = &self.shared.guard;
+        guard.check_store(&spec.repository, Operation::OpenStore)?;
         let dir = store_dir(&self.shared.root, &spec.cache, &spec.repository);
         let create = dir.clone();
         blocking(move || {
@@ -146,7 +143,9 @@ impl FsBackend {
                 map_io_error(e, At::Store, format_args!("creating {}", create.display()))
             })
         })
-        .await??;
+        .await
+        .and_then(|created| created)
+        .map_err(guard.context(Operation::OpenStore, Some(&spec.repository)))?;
         Ok(Arc::new(FsStore::new(
             Arc::clone(&self.shared),
             dir,
@@ -217,12 +216,13 @@ impl Backend for FsBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        let store: Arc<DynStore> = self.open_fs_store(spec).await?;
-        Ok(store)
+        let store = self.open_fs_store(spec).await?;
+        Ok(self.shared.guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
-        self.shared.check()?;
+        let guard = &self.shared.guard;
+        guard.check_store(repository, Operation::DropStore)?;
         let cache_dir = cache_dir(&self.shared.root, cache);
         let dir = store_dir(&self.shared.root, cache, repository);
         blocking(move || {
@@ -234,21 +234,26 @@ impl Backend for FsBackend {
             let _ = fs::remove_dir(&cache_dir);
             Ok(())
         })
-        .await?
+        .await
+        .and_then(|removed| removed)
+        .map_err(guard.context(Operation::DropStore, Some(repository)))
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
-        self.shared.check()?;
+        let guard = &self.shared.guard;
+        guard.check(Operation::ListStores)?;
         let dir = cache_dir(&self.shared.root, cache);
         blocking(move || {
             list_folders(&dir)
                 .map_err(|e| map_io_error(e, At::Store, format_args!("listing {}", dir.display())))
         })
-        .await?
+        .await
+        .and_then(|listed| listed)
+        .map_err(guard.context(Operation::ListStores, None))
     }
 
     async fn close(&self) -> Result<()> {
-        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.shared.guard.close() {
             // Recorded hits become modification times; best effort.
             let _ = self.shared.flush_touched().await;
         }
@@ -268,12 +273,12 @@ impl Eviction for FsBackend {
     }
 
     async fn usage(&self) -> Result<Usage> {
-        self.shared.check()?;
+        self.shared.guard.check(Operation::Count)?;
         self.shared.count_usage().await
     }
 
     async fn trim_to(&self, target: Budget, progress: ProgressFn<'_>) -> Result<TrimProgress> {
-        self.shared.check()?;
+        self.shared.guard.check(Operation::Clear)?;
         self.shared.trim_to(target, progress).await
     }
 }

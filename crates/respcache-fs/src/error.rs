@@ -27,23 +27,18 @@ pub(crate) enum At {
 ///
 /// | I/O error | kind |
 /// |---|---|
-/// | anything while setting up the root | `Connection` |
-/// | `NotFound`, `PermissionDenied`, `ReadOnlyFilesystem`, `NotADirectory`, `IsADirectory` | `Connection` (root unusable) |
+/// | `PermissionDenied`, `ReadOnlyFilesystem` (root or store) | `Permission` |
+/// | anything else while setting up the root | `Connection` |
+/// | `NotFound`, `NotADirectory`, `IsADirectory` | `Connection` (root unusable) |
 /// | `FileTooLarge` | `PayloadTooLarge` |
 /// | `TimedOut` | `Timeout` |
 /// | `StorageFull`, `QuotaExceeded` and everything else | `Backend` |
 pub(crate) fn map_io_error(error: io::Error, at: At, doing: impl fmt::Display) -> Error {
     use io::ErrorKind as Io;
     let kind = match (at, error.kind()) {
+        (_, Io::PermissionDenied | Io::ReadOnlyFilesystem) => ErrorKind::Permission,
         (At::Root, _) => ErrorKind::Connection,
-        (
-            At::Store,
-            Io::NotFound
-            | Io::PermissionDenied
-            | Io::ReadOnlyFilesystem
-            | Io::NotADirectory
-            | Io::IsADirectory,
-        ) => ErrorKind::Connection,
+        (At::Store, Io::NotFound | Io::NotADirectory | Io::IsADirectory) => ErrorKind::Connection,
         (At::Store, Io::FileTooLarge) => ErrorKind::PayloadTooLarge,
         (At::Store, Io::TimedOut) => ErrorKind::Timeout,
         (At::Store, _) => ErrorKind::Backend,
@@ -81,6 +76,14 @@ mod tests {
         );
         assert_eq!(
             kind(io::ErrorKind::PermissionDenied, At::Store),
+            ErrorKind::Permission
+        );
+        assert_eq!(
+            kind(io::ErrorKind::ReadOnlyFilesystem, At::Root),
+            ErrorKind::Permission
+        );
+        assert_eq!(
+            kind(io::ErrorKind::NotFound, At::Store),
             ErrorKind::Connection
         );
         assert_eq!(

@@ -198,7 +198,6 @@ impl Store for FsStore {
     /// Opens the file on the calling task; reads it there too when it is at
     /// most [`INLINE_READ_MAX`] bytes, otherwise on a blocking thread.
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        self.shared.check()?;
         let path = self.entry_path(key);
         let Some(f) = file::open(&path).map_err(|e| io_error(e, "opening", &path))? else {
             return Ok(None);
@@ -230,7 +229,6 @@ impl Store for FsStore {
 
     /// One blocking task reads the whole batch.
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        self.shared.check()?;
         if let [key] = keys {
             return Ok(vec![self.get(key).await?]);
         }
@@ -249,7 +247,6 @@ impl Store for FsStore {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.shared.check()?;
         let path = self.entry_path(&entry.key);
         let fsync = self.shared.config.fsync;
         let dir = self.dir.clone();
@@ -267,7 +264,6 @@ impl Store for FsStore {
     /// One blocking task writes the whole batch, each entry atomically (the
     /// batch as a whole is not: a failure leaves the earlier entries written).
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        self.shared.check()?;
         let dir = self.dir.clone();
         let fsync = self.shared.config.fsync;
         let n = entries.len() as u64;
@@ -289,7 +285,6 @@ impl Store for FsStore {
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        self.shared.check()?;
         let path = self.entry_path(key);
         blocking(move || file::remove(&path).map_err(|e| io_error(e, "removing", &path))).await?
     }
@@ -297,8 +292,7 @@ impl Store for FsStore {
     /// Reads the tag's marker folder and deletes, on one blocking task,
     /// each marked entry that still carries the tag (see `tag_index.rs`).
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(SCHEME))?;
-        self.shared.check()?;
+        respcache_core::tags::validate_tag(tag)?;
         let dir = self.dir.clone();
         let tag = tag.to_owned();
         blocking(move || {
@@ -309,7 +303,6 @@ impl Store for FsStore {
 
     /// One blocking task removes the whole batch.
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
-        self.shared.check()?;
         let paths: Vec<PathBuf> = keys.iter().map(|k| self.entry_path(k)).collect();
         blocking(move || {
             let mut removed = 0;
@@ -325,7 +318,6 @@ impl Store for FsStore {
 
     /// Reads only the 24-byte header, on the calling task.
     async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
-        self.shared.check()?;
         let path = self.entry_path(key);
         let header = match read_header_of(&path) {
             Err(e) if is_folder(&e) => {
@@ -346,7 +338,6 @@ impl Store for FsStore {
 
     /// Walks the store on a blocking thread, reading each file's header only.
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.shared.check()?;
         let dir = self.dir.clone();
         let reader = self.reader();
         blocking(move || {
@@ -376,7 +367,6 @@ impl Store for FsStore {
     /// (left by writers that died), undecodable files when `select` is
     /// [`Select::All`], and fan-out folders left empty.
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.shared.check()?;
         let dir = self.dir.clone();
         let reader = self.reader();
         blocking(move || {
@@ -425,7 +415,6 @@ impl Store for FsStore {
         let reader = self.reader();
         // Spawned on first poll, so calling `scan` outside a runtime is fine.
         let start = async move {
-            shared.check()?;
             let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
                 Error::new(
                     ErrorKind::Backend,
@@ -451,7 +440,6 @@ impl Store for FsStore {
     /// Rewrites the expiry inside the file's header, in place, on a blocking
     /// thread (see the backend docs for why in place).
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        self.shared.check()?;
         let path = self.entry_path(key);
         let fsync = self.shared.config.fsync;
         let reader = self.reader();
@@ -476,7 +464,6 @@ impl Store for FsStore {
         key: &Key,
         ttl: std::time::Duration,
     ) -> Result<Option<respcache_core::LeaseToken>> {
-        self.shared.check()?;
         let token = respcache_core::LeaseToken::generate();
         let now = respcache_core::Timestamp::now();
         let expires = now.saturating_add(std::time::Duration::from_millis(
@@ -494,7 +481,6 @@ impl Store for FsStore {
 
     /// Under the store's lease lock (see [`crate::lease`]).
     async fn release_lease(&self, key: &Key, token: &respcache_core::LeaseToken) -> Result<bool> {
-        self.shared.check()?;
         let now = respcache_core::Timestamp::now();
         let (dir, path, token) = (
             self.dir.clone(),

@@ -457,3 +457,58 @@ async fn a_folder_where_an_entry_belongs_is_skipped_and_counted() {
     assert_eq!(store.clear(Select::All, now).await.unwrap(), 2);
     assert!(folder.join("inside").is_dir());
 }
+
+/// Makes a folder unwritable for this process, and writable again on
+/// drop: `chattr +i` as root (whom permission bits do not stop), mode
+/// `0555` otherwise.
+struct Unwritable(PathBuf);
+
+impl Unwritable {
+    fn new(path: &Path) -> Self {
+        let as_root = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if as_root {
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chattr +i {}", path.display());
+        } else {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o555)).unwrap();
+        }
+        Unwritable(path.to_owned())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o755));
+    }
+}
+
+#[tokio::test]
+async fn a_write_into_an_unwritable_folder_is_a_permission_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, store) = open(dir.path()).await;
+    let store_dir = dir.path().join("c").join("r");
+    assert!(store_dir.is_dir());
+    let unwritable = Unwritable::new(&store_dir);
+    let e = store
+        .put(Entry::new(key("k"), at(1), "v"))
+        .await
+        .unwrap_err();
+    drop(unwritable);
+    assert_eq!(e.kind(), ErrorKind::Permission, "{e}");
+    assert!(!e.is_temporary());
+    assert!(
+        e.to_string()
+            .starts_with("fs: put in repository \"r\": permission denied: "),
+        "{e}"
+    );
+    store.put(Entry::new(key("k"), at(1), "v")).await.unwrap();
+    backend.close().await.unwrap();
+}

@@ -13,6 +13,12 @@
 //! 3. **Freshness from the caller's `now`**, with the one rule in
 //!    [`Select::matches`].
 //!
+//! And one thing every backend does the same way: it wraps each store it
+//! opens with its [`BackendGuard`], which fails every call after
+//! [`close`](Backend::close) with `Closed` and names the backend, the
+//! repository and the operation in every error, so the store's own code
+//! does neither.
+//!
 //! It is proven by the same conformance suite as the built-in backends, with
 //! one line in `tests/conformance.rs`:
 //!
@@ -50,13 +56,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use respcache_core::{
-    Backend, DynStore, Entry, Error, Key, Name, Result, Select, Store, StoreSpec, Timestamp,
-    async_trait, envelope, stats,
+    Backend, BackendGuard, DynStore, Entry, Key, Name, Operation, Result, Select, Store, StoreSpec,
+    Timestamp, async_trait, envelope, stats,
 };
 
 const NAME: &str = "blob";
@@ -66,10 +71,16 @@ const NAME: &str = "blob";
 pub type BlobService = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
 
 /// A backend over a [`BlobService`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BlobBackend {
     service: BlobService,
-    closed: Arc<AtomicBool>,
+    guard: BackendGuard,
+}
+
+impl Default for BlobBackend {
+    fn default() -> Self {
+        BlobBackend::with_service(BlobService::default())
+    }
 }
 
 impl BlobBackend {
@@ -82,20 +93,13 @@ impl BlobBackend {
     pub fn with_service(service: BlobService) -> Self {
         BlobBackend {
             service,
-            closed: Arc::new(AtomicBool::new(false)),
+            guard: BackendGuard::new(NAME),
         }
     }
 
     /// The service this backend talks to.
     pub fn service(&self) -> BlobService {
         Arc::clone(&self.service)
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
     }
 }
 
@@ -122,20 +126,21 @@ impl Backend for BlobBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        self.check()?;
+        self.guard
+            .check_store(&spec.repository, Operation::OpenStore)?;
         // A marker blob makes an empty repository visible to list_stores.
         let prefix = prefix(&spec.cache, &spec.repository);
         lock(&self.service).entry(prefix.clone()).or_default();
-        Ok(Arc::new(BlobStore {
+        let store = Arc::new(BlobStore {
             service: Arc::clone(&self.service),
-            closed: Arc::clone(&self.closed),
             repository: spec.repository.to_string(),
             prefix,
-        }))
+        });
+        Ok(self.guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
-        self.check()?;
+        self.guard.check_store(repository, Operation::DropStore)?;
         let prefix = prefix(cache, repository);
         let mut map = lock(&self.service);
         for key in keys_under(&map, &prefix) {
@@ -145,7 +150,7 @@ impl Backend for BlobBackend {
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
-        self.check()?;
+        self.guard.check(Operation::ListStores)?;
         let cache_prefix = format!("{cache}/");
         let map = lock(&self.service);
         let mut names = Vec::new();
@@ -161,7 +166,7 @@ impl Backend for BlobBackend {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.guard.close();
         Ok(())
     }
 }
@@ -170,19 +175,11 @@ impl Backend for BlobBackend {
 #[derive(Debug)]
 pub struct BlobStore {
     service: BlobService,
-    closed: Arc<AtomicBool>,
     repository: String,
     prefix: String,
 }
 
 impl BlobStore {
-    fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
-
     fn blob_key(&self, key: &Key) -> String {
         format!("{}{}", self.prefix, key.encode())
     }
@@ -209,25 +206,21 @@ impl BlobStore {
 #[async_trait]
 impl Store for BlobStore {
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        self.check()?;
         let blob = lock(&self.service).get(&self.blob_key(key)).cloned();
         Ok(blob.and_then(|b| self.decode(&b)))
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.check()?;
         let blob = envelope::encode(&entry);
         lock(&self.service).insert(self.blob_key(&entry.key), blob);
         Ok(())
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        self.check()?;
         Ok(lock(&self.service).remove(&self.blob_key(key)).is_some())
     }
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.check()?;
         let map = lock(&self.service);
         let n = keys_under(&map, &self.prefix)
             .iter()
@@ -241,7 +234,6 @@ impl Store for BlobStore {
     }
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.check()?;
         let keys = self.entry_keys();
         let mut map = lock(&self.service);
         let mut removed = 0;
@@ -258,37 +250,28 @@ impl Store for BlobStore {
     }
 
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
-        if let Err(e) = self.check() {
-            return stream::once(async move { Err(e) }).boxed();
-        }
         // List the keys once (small), then fetch each blob lazily as the
         // caller pulls: the payloads are never all in memory at once.
         let keys = self.entry_keys();
         let service = Arc::clone(&self.service);
-        let closed = Arc::clone(&self.closed);
         let repository = self.repository.clone();
         stream::iter(keys)
             .filter_map(move |key| {
-                let item = if closed.load(Ordering::Acquire) {
-                    Some(Err(Error::closed(NAME)))
-                } else {
-                    let blob = lock(&service).get(&key).cloned();
-                    blob.and_then(|b| match envelope::decode(&b) {
-                        Ok(e) if select.matches(e.expires_at, now) => Some(Ok(e)),
-                        Ok(_) => None,
-                        Err(err) => {
-                            stats::record_undecodable(NAME, &repository, &err);
-                            None
-                        }
-                    })
-                };
+                let blob = lock(&service).get(&key).cloned();
+                let item = blob.and_then(|b| match envelope::decode(&b) {
+                    Ok(e) if select.matches(e.expires_at, now) => Some(Ok(e)),
+                    Ok(_) => None,
+                    Err(err) => {
+                        stats::record_undecodable(NAME, &repository, &err);
+                        None
+                    }
+                });
                 futures::future::ready(item)
             })
             .boxed()
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        self.check()?;
         let blob_key = self.blob_key(key);
         let mut map = lock(&self.service);
         let Some(entry) = map.get(&blob_key).and_then(|b| self.decode(b)) else {
