@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use respcache_core::{
-    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec, async_trait,
+    Backend, BackendGuard, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
+    async_trait,
 };
 
 use crate::NAME;
@@ -20,6 +21,7 @@ const DROP_SCAN_COUNT: usize = 1000;
 #[doc = include_str!("docs.md")]
 pub struct RedisBackend {
     shared: Arc<Shared>,
+    guard: BackendGuard,
 }
 
 impl RedisBackend {
@@ -76,6 +78,7 @@ impl RedisBackend {
         .map_err(|e| e.with_operation(Operation::Connect))?;
         Ok(RedisBackend {
             shared: Arc::new(shared),
+            guard: BackendGuard::new(NAME),
         })
     }
 
@@ -102,20 +105,29 @@ impl RedisBackend {
         .map_err(|e| e.with_operation(Operation::Connect))?;
         Ok(RedisBackend {
             shared: Arc::new(shared),
+            guard: BackendGuard::new(NAME),
         })
     }
 
     /// Opens a store, typed (what [`open_store`](Backend::open_store)
-    /// returns behind a pointer).
+    /// returns behind a pointer and the backend's [`BackendGuard`]). The
+    /// typed store is not behind the guard: after [`close`](Backend::close)
+    /// its calls fail with `Closed` because the connection is gone, and
+    /// its errors name the backend but not the repository and operation.
     ///
     /// # Errors
     ///
     /// [`Closed`](respcache_core::ErrorKind::Closed) after
     /// [`close`](Backend::close); connection and timeout errors.
     pub async fn store(&self, spec: &StoreSpec) -> Result<RedisStore> {
+        self.guard
+            .check_store(&spec.repository, Operation::OpenStore)?;
         self.update_registry(redis::cmd("SADD"), &spec.cache, &spec.repository)
             .await
-            .map_err(|e| e.in_context(NAME, spec.repository.as_str(), Operation::OpenStore))?;
+            .map_err(
+                self.guard
+                    .context(Operation::OpenStore, Some(&spec.repository)),
+            )?;
         Ok(RedisStore::new(Arc::clone(&self.shared), spec.clone()))
     }
 
@@ -228,16 +240,19 @@ impl Backend for RedisBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        Ok(Arc::new(self.store(spec).await?))
+        let store = Arc::new(self.store(spec).await?);
+        Ok(self.guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        self.guard.check_store(repository, Operation::DropStore)?;
         self.drop_inner(cache, repository)
             .await
-            .map_err(|e| e.in_context(NAME, repository.as_str(), Operation::DropStore))
+            .map_err(self.guard.context(Operation::DropStore, Some(repository)))
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        self.guard.check(Operation::ListStores)?;
         let key = registry_key(cache);
         let members: Vec<String> = self
             .shared
@@ -258,8 +273,8 @@ impl Backend for RedisBackend {
                 } else {
                     e
                 }
-                .with_operation(Operation::ListStores)
-            })?;
+            })
+            .map_err(self.guard.context(Operation::ListStores, None))?;
         let mut names: Vec<Name> = members
             .into_iter()
             .filter_map(|m| Name::new(m).ok())
@@ -273,6 +288,7 @@ impl Backend for RedisBackend {
     /// connection is dropped once calls in flight finish. Other handles
     /// (other `connect` calls) are not affected. Closing twice is fine.
     async fn close(&self) -> Result<()> {
+        self.guard.close();
         self.shared.close();
         Ok(())
     }

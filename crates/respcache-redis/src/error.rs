@@ -13,7 +13,9 @@ use crate::NAME;
 /// |---|---|
 /// | I/O timeout | [`Timeout`](ErrorKind::Timeout) |
 /// | refused, dropped or broken connection, other I/O; `LOADING`, `TRYAGAIN`, `MASTERDOWN` | [`Connection`](ErrorKind::Connection) (temporary) |
-/// | authentication failed, `NOPERM`, invalid client configuration | [`Configuration`](ErrorKind::Configuration) |
+/// | authentication failed (`WRONGPASS`, `NOAUTH`), `NOPERM` (an ACL user without the command or key) | [`Permission`](ErrorKind::Permission) |
+/// | `BUSY` (a script or function is running) | [`Contention`](ErrorKind::Contention) (temporary) |
+/// | invalid client configuration | [`Configuration`](ErrorKind::Configuration) |
 /// | a value over `proto-max-bulk-len` (512 MB by default) | [`PayloadTooLarge`](ErrorKind::PayloadTooLarge) |
 /// | anything else | [`Backend`](ErrorKind::Backend) |
 ///
@@ -38,23 +40,24 @@ fn kind_of(error: &RedisError) -> ErrorKind {
         return ErrorKind::Connection;
     }
     match error.kind() {
-        redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::InvalidClientConfig => {
-            ErrorKind::Configuration
-        }
+        redis::ErrorKind::AuthenticationFailed
+        | redis::ErrorKind::Server(ServerErrorKind::NoPerm) => ErrorKind::Permission,
+        redis::ErrorKind::InvalidClientConfig => ErrorKind::Configuration,
         redis::ErrorKind::Server(
             ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown,
         ) => ErrorKind::Connection,
-        redis::ErrorKind::Server(ServerErrorKind::NoPerm) => ErrorKind::Configuration,
-        _ => {
-            let text = error.to_string();
-            if text.contains("maximum allowed size") || text.contains("proto-max-bulk-len") {
-                ErrorKind::PayloadTooLarge
-            } else if text.contains("WRONGPASS") || text.contains("NOAUTH") {
-                ErrorKind::Configuration
-            } else {
-                ErrorKind::Backend
+        _ => match error.code() {
+            Some("WRONGPASS" | "NOAUTH" | "NOPERM") => ErrorKind::Permission,
+            Some("BUSY") => ErrorKind::Contention,
+            _ => {
+                let text = error.to_string();
+                if text.contains("maximum allowed size") || text.contains("proto-max-bulk-len") {
+                    ErrorKind::PayloadTooLarge
+                } else {
+                    ErrorKind::Backend
+                }
             }
-        }
+        },
     }
 }
 

@@ -12,8 +12,8 @@ use futures::{StreamExt, TryStreamExt};
 use respcache_core::envelope::{self, HEADER_LEN, MAGIC, MAGIC_TAGGED};
 use respcache_core::stats::record_undecodable;
 use respcache_core::{
-    Entry, Error, ErrorKind, Key, LeaseToken, Operation, Result, Select, Store, StoreSpec,
-    Timestamp, async_trait,
+    Entry, Error, ErrorKind, Key, LeaseToken, Result, Select, Store, StoreSpec, Timestamp,
+    async_trait,
 };
 
 use crate::NAME;
@@ -146,10 +146,6 @@ impl RedisStore {
         out.push_str(&self.prefix);
         out.push_str(&encoded);
         out
-    }
-
-    fn context(&self, operation: Operation) -> impl FnOnce(Error) -> Error + '_ {
-        move |e| e.in_context(NAME, self.spec.repository.as_str(), operation)
     }
 
     /// Decodes a stored value; an undecodable one (or one that holds
@@ -481,24 +477,20 @@ impl Store for RedisStore {
         let value: Option<Vec<u8>> = self
             .shared
             .query(redis::cmd("GET").arg(self.redis_key(key)))
-            .await
-            .map_err(self.context(Operation::Get))?;
+            .await?;
         Ok(value.and_then(|bytes| self.decode(&bytes, key)))
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
         if keys.is_empty() {
-            self.shared
-                .connection()
-                .map_err(self.context(Operation::GetMany))?;
+            self.shared.connection()?;
             return Ok(Vec::new());
         }
         let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
         let values: Vec<Option<Vec<u8>>> = self
             .shared
             .query(redis::cmd("MGET").arg(&redis_keys))
-            .await
-            .map_err(self.context(Operation::GetMany))?;
+            .await?;
         Ok(values
             .into_iter()
             .zip(keys)
@@ -510,63 +502,43 @@ impl Store for RedisStore {
         if !entry.tags.is_empty() {
             let mut pipe = redis::pipe();
             pipe.atomic();
-            self.add_write(&mut pipe, &entry)
-                .map_err(self.context(Operation::Put))?;
-            return self
-                .shared
-                .query_pipeline::<()>(&pipe)
-                .await
-                .map_err(self.context(Operation::Put));
+            self.add_write(&mut pipe, &entry)?;
+            return self.shared.query_pipeline::<()>(&pipe).await;
         }
-        let cmd = self
-            .set_command(&entry)
-            .map_err(self.context(Operation::Put))?;
-        self.shared
-            .query::<()>(&cmd)
-            .await
-            .map_err(self.context(Operation::Put))
+        let cmd = self.set_command(&entry)?;
+        self.shared.query::<()>(&cmd).await
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for entry in &entries {
-            self.add_write(&mut pipe, entry)
-                .map_err(self.context(Operation::PutMany))?;
+            self.add_write(&mut pipe, entry)?;
         }
         if entries.is_empty() {
-            self.shared
-                .connection()
-                .map_err(self.context(Operation::PutMany))?;
+            self.shared.connection()?;
             return Ok(());
         }
-        self.shared
-            .query_pipeline::<()>(&pipe)
-            .await
-            .map_err(self.context(Operation::PutMany))
+        self.shared.query_pipeline::<()>(&pipe).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
         let n: u64 = self
             .shared
             .query(redis::cmd("UNLINK").arg(self.redis_key(key)))
-            .await
-            .map_err(self.context(Operation::Delete))?;
+            .await?;
         Ok(n > 0)
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
         if keys.is_empty() {
-            self.shared
-                .connection()
-                .map_err(self.context(Operation::DeleteMany))?;
+            self.shared.connection()?;
             return Ok(0);
         }
         let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
         self.shared
             .query(redis::cmd("UNLINK").arg(&redis_keys))
             .await
-            .map_err(self.context(Operation::DeleteMany))
     }
 
     async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
@@ -578,21 +550,16 @@ impl Store for RedisStore {
                     .arg(0)
                     .arg(HEADER_LEN - 1),
             )
-            .await
-            .map_err(self.context(Operation::Contains))?;
+            .await?;
         Ok(self.header_matches(&header, Select::Fresh, now))
     }
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.count_inner(select, now)
-            .await
-            .map_err(self.context(Operation::Count))
+        self.count_inner(select, now).await
     }
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
-        self.clear_inner(select, now)
-            .await
-            .map_err(self.context(Operation::Clear))
+        self.clear_inner(select, now).await
     }
 
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
@@ -610,7 +577,6 @@ impl Store for RedisStore {
         futures::stream::try_unfold(state, ScanState::next_page)
             .map_ok(|page| futures::stream::iter(page.into_iter().map(Ok)))
             .try_flatten()
-            .map_err(move |e: Error| e.in_context(NAME, &repository, Operation::Scan))
             .boxed()
     }
 
@@ -631,8 +597,7 @@ impl Store for RedisStore {
                     .arg(purge)
                     .arg(&MAGIC_TAGGED[..]),
             )
-            .await
-            .map_err(self.context(Operation::SetExpiry))?;
+            .await?;
         match outcome {
             1 => Ok(true),
             0 => Ok(false),
@@ -649,11 +614,8 @@ impl Store for RedisStore {
     }
 
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        respcache_core::tags::validate_tag(tag)
-            .map_err(|e| e.in_context(NAME, self.spec.repository.as_str(), Operation::PurgeTag))?;
-        self.purge_tag_inner(tag)
-            .await
-            .map_err(self.context(Operation::PurgeTag))
+        respcache_core::tags::validate_tag(tag)?;
+        self.purge_tag_inner(tag).await
     }
 
     /// `SET <lease key> <token> NX PX <ttl>`: one round trip, expiry by the
@@ -670,8 +632,7 @@ impl Store for RedisStore {
                     .arg("PX")
                     .arg(respcache_core::lease::ttl_millis(ttl)),
             )
-            .await
-            .map_err(self.context(Operation::AcquireLease))?;
+            .await?;
         Ok(set.map(|_| token))
     }
 
@@ -680,8 +641,7 @@ impl Store for RedisStore {
         let deleted: i64 = self
             .shared
             .invoke(RELEASE_LEASE.key(self.lease_key(key)).arg(token.as_str()))
-            .await
-            .map_err(self.context(Operation::ReleaseLease))?;
+            .await?;
         Ok(deleted == 1)
     }
 }

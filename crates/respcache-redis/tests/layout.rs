@@ -404,6 +404,7 @@ async fn after_close_every_call_is_closed() {
     let cache = unique_cache("closed");
     let other = backend().await;
     let store = b.store(&spec(&cache, "r")).await.unwrap();
+    let guarded = b.open_store(&spec(&cache, "r")).await.unwrap();
     store
         .put(Entry::new(key("k"), Timestamp::now(), "v"))
         .await
@@ -459,9 +460,16 @@ async fn after_close_every_call_is_closed() {
         kinds.iter().all(|k| *k == Some(ErrorKind::Closed)),
         "{kinds:?}"
     );
+    // The typed store fails because the connection is gone; the store
+    // `open_store` returned is behind the backend's guard, whose errors
+    // also name the repository and the operation.
     let err = store.get(&k).await.unwrap_err();
     assert_eq!(err.backend(), Some("redis"));
+    let err = guarded.get(&k).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(err.backend(), Some("redis"));
     assert_eq!(err.repository(), Some("r"));
+    assert_eq!(err.operation(), Some(respcache_core::Operation::Get));
     // Another handle is unaffected and cleans up.
     assert!(
         other

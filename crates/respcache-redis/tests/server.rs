@@ -215,14 +215,14 @@ async fn passwords_authenticate_and_never_show() {
         "same db, same entry"
     );
 
-    // Wrong or missing credentials: a configuration error that hides them.
+    // Wrong or missing credentials: a permission error that hides them.
     for url in [
         format!("redis://:wrong-pa55@127.0.0.1:{port}/"),
         format!("redis://alice:wrong-pa55@127.0.0.1:{port}/"),
         format!("redis://127.0.0.1:{port}/"),
     ] {
         let err = RedisBackend::connect(&url).await.unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Configuration, "{url}: {err}");
+        assert_eq!(err.kind(), ErrorKind::Permission, "{url}: {err}");
         let text = format!("{err} {err:?}");
         assert!(!text.contains("wrong-pa55"), "{text}");
         assert!(!text.contains("pa55-w0rd"), "{text}");
@@ -240,6 +240,59 @@ async fn passwords_authenticate_and_never_show() {
     );
     let s = from_client.store(store.spec()).await.unwrap();
     assert!(s.get(&key("k")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn an_acl_user_without_the_command_or_the_keys_gets_permission_errors() {
+    let server = Server::start(&["--requirepass", "pa55-w0rd"]);
+    let port = server.port;
+    let mut admin = raw(&format!("redis://:pa55-w0rd@127.0.0.1:{port}/")).await;
+    for rules in [
+        // bob may do everything but GET.
+        &["bob", "on", ">b0b-secret", "~*", "+@all", "-get"][..],
+        // carol may only touch keys of another program.
+        &["carol", "on", ">car0l-secret", "~other:*", "+@all"][..],
+    ] {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(rules)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let as_user = |user: &str, password: &str| {
+        RedisBackend::connect_with(
+            RedisConfig::new()
+                .with_port(port)
+                .with_username(user)
+                .with_password(password),
+        )
+    };
+    let cache = unique_cache("acl");
+
+    use respcache_core::Backend as _;
+    let bob = as_user("bob", "b0b-secret").await.unwrap();
+    let store = bob.open_store(&spec(&cache, "r")).await.unwrap();
+    store
+        .put(Entry::new(key("k"), Timestamp::now(), "v"))
+        .await
+        .unwrap();
+    let err = store.get(&key("k")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(!err.is_temporary());
+    assert!(
+        err.to_string()
+            .starts_with("redis: get in repository \"r\": permission denied: "),
+        "{err}"
+    );
+
+    let carol = as_user("carol", "car0l-secret").await.unwrap();
+    let err = carol.open_store(&spec(&cache, "r")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert_eq!(err.operation(), Some(respcache_core::Operation::OpenStore));
+    assert_eq!(err.repository(), Some("r"));
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("car0l-secret"), "{text}");
 }
 
 #[tokio::test]
