@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,7 +11,7 @@ use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection, Database};
 use respcache_core::{
-    Backend, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
+    Backend, BackendGuard, DynStore, Error, ErrorKind, Limits, Name, Operation, Result, StoreSpec,
 };
 use tokio::sync::OnceCell;
 
@@ -109,7 +109,8 @@ pub(crate) struct Server {
 pub(crate) struct Shared {
     pub(crate) client: Client,
     owned: bool,
-    closed: AtomicBool,
+    /// The closed flag every store is checked against.
+    guard: BackendGuard,
     operation_timeout: Option<Duration>,
     date_writes: DateWrites,
     server: OnceCell<Server>,
@@ -119,26 +120,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// `Closed` once the backend is closed.
-    pub(crate) fn check(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
-
     /// Maps a driver error, scrubbing the password.
     pub(crate) fn map(&self, err: mongodb::error::Error) -> Error {
         map_mongodb_error(err, self.secret.as_ref())
     }
 
-    /// Runs one driver call under the operation timeout, after checking the
-    /// backend is open.
+    /// Runs one driver call under the operation timeout.
     pub(crate) async fn call<T>(
         &self,
         fut: impl IntoFuture<Output = std::result::Result<T, mongodb::error::Error>>,
     ) -> Result<T> {
-        self.check()?;
         let fut = fut.into_future();
         let result = match self.operation_timeout {
             Some(limit) => tokio::time::timeout(limit, fut)
@@ -156,7 +147,6 @@ impl Shared {
         &self,
         fut: impl IntoFuture<Output = std::result::Result<T, mongodb::error::Error>>,
     ) -> Result<T> {
-        self.check()?;
         let fut = fut.into_future();
         let result = match self.whole_store_timeout() {
             Some(limit) => tokio::time::timeout(limit, fut)
@@ -175,7 +165,7 @@ impl Shared {
 
     /// Whether the backend was closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.guard.is_closed()
     }
 
     /// Asks the server what it is, once (`buildInfo`; also proves it answers).
@@ -308,7 +298,7 @@ impl MongoDbBackend {
             shared: Arc::new(Shared {
                 client,
                 owned,
-                closed: AtomicBool::new(false),
+                guard: BackendGuard::new(NAME),
                 operation_timeout: config.operation_timeout,
                 date_writes: config.date_writes,
                 server: OnceCell::new(),
@@ -337,7 +327,9 @@ impl MongoDbBackend {
         cache: &Name,
         repository: &Name,
     ) -> Result<Collection<Document>> {
-        self.shared.check()?;
+        self.shared
+            .guard
+            .check_store(repository, Operation::OpenStore)?;
         let db = self.database(cache)?;
         let server = self.shared.server().await?;
         Ok(db.collection(&collection_name(repository, server.emulator)))
@@ -372,22 +364,59 @@ impl Backend for MongoDbBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        self.shared.check()?;
+        let guard = &self.shared.guard;
+        guard.check_store(&spec.repository, Operation::OpenStore)?;
+        let store = self
+            .open_inner(spec)
+            .await
+            .map_err(guard.context(Operation::OpenStore, Some(&spec.repository)))?;
+        Ok(guard.wrap(spec, Arc::new(store)))
+    }
+
+    async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        let guard = &self.shared.guard;
+        guard.check_store(repository, Operation::DropStore)?;
+        self.drop_inner(cache, repository)
+            .await
+            .map_err(guard.context(Operation::DropStore, Some(repository)))
+    }
+
+    async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let guard = &self.shared.guard;
+        guard.check(Operation::ListStores)?;
+        self.list_inner(cache)
+            .await
+            .map_err(guard.context(Operation::ListStores, None))
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.shared.guard.close() {
+            return Ok(());
+        }
+        if self.shared.owned {
+            // `immediate`: an unfinished scan must not keep close waiting.
+            self.shared.client.clone().shutdown().immediate(true).await;
+        }
+        Ok(())
+    }
+}
+
+impl MongoDbBackend {
+    async fn open_inner(&self, spec: &StoreSpec) -> Result<MongoDbStore> {
         let db = self.database(&spec.cache)?;
         let server = self.shared.server().await?;
         let coll = db.collection::<Document>(&collection_name(&spec.repository, server.emulator));
         let ttl = self.shared.call(indexes::ensure(&db, &coll)).await?;
         tracing::debug!(collection = %coll.namespace(), ?ttl, "respcache: store opened");
-        Ok(Arc::new(MongoDbStore::new(
+        Ok(MongoDbStore::new(
             Arc::clone(&self.shared),
             coll,
             spec.clone(),
             server.reinsert_dates,
-        )))
+        ))
     }
 
-    async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
-        self.shared.check()?;
+    async fn drop_inner(&self, cache: &Name, repository: &Name) -> Result<()> {
         let db = self.database(cache)?;
         let server = self.shared.server().await?;
         let coll = db.collection::<Document>(&collection_name(repository, server.emulator));
@@ -413,8 +442,7 @@ impl Backend for MongoDbBackend {
         Ok(())
     }
 
-    async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
-        self.shared.check()?;
+    async fn list_inner(&self, cache: &Name) -> Result<Vec<Name>> {
         let db = self.database(cache)?;
         let server = self.shared.server().await?;
         let names = self.shared.call(db.list_collection_names()).await?;
@@ -431,17 +459,6 @@ impl Backend for MongoDbBackend {
             .collect();
         stores.sort();
         Ok(stores)
-    }
-
-    async fn close(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if self.shared.owned {
-            // `immediate`: an unfinished scan must not keep close waiting.
-            self.shared.client.clone().shutdown().immediate(true).await;
-        }
-        Ok(())
     }
 }
 

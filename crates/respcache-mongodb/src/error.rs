@@ -15,6 +15,12 @@ pub(crate) const NAMESPACE_NOT_FOUND: i32 = 26;
 pub(crate) const NAMESPACE_EXISTS: i32 = 48;
 /// `MaxTimeMSExpired`.
 const MAX_TIME_EXPIRED: i32 = 50;
+/// `Unauthorized`: the user lacks a privilege for the command.
+const UNAUTHORIZED: i32 = 13;
+/// `AuthenticationFailed`.
+const AUTHENTICATION_FAILED: i32 = 18;
+/// `WriteConflict`: another operation changed the document first.
+const WRITE_CONFLICT: i32 = 112;
 /// `BSONObjectTooLarge`, and the code for "document after update is larger than 16MB".
 const TOO_LARGE: [i32; 2] = [10334, 17419];
 
@@ -22,8 +28,11 @@ const TOO_LARGE: [i32; 2] = [10334, 17419];
 ///
 /// Server selection, socket and `maxTimeMS` timeouts are
 /// [`ErrorKind::Timeout`]; I/O and pool errors [`ErrorKind::Connection`]; a
-/// client that was shut down [`ErrorKind::Closed`]; bad arguments, TLS or
-/// credentials [`ErrorKind::Configuration`]; BSON problems
+/// client that was shut down [`ErrorKind::Closed`]; rejected credentials
+/// and missing privileges (server codes 13 `Unauthorized`, 18
+/// `AuthenticationFailed`) [`ErrorKind::Permission`]; a write conflict
+/// (112) [`ErrorKind::Contention`]; bad arguments or TLS
+/// [`ErrorKind::Configuration`]; BSON problems
 /// [`ErrorKind::Codec`]; an oversized document
 /// [`ErrorKind::PayloadTooLarge`]; anything else [`ErrorKind::Backend`].
 /// `secret` (a password) is scrubbed from the message; when the driver's
@@ -36,11 +45,19 @@ pub(crate) fn map_mongodb_error(err: mongodb::error::Error, secret: Option<&Secr
         | MongoKind::ConnectionPoolCleared { .. }
         | MongoKind::DnsResolve { .. } => ErrorKind::Connection,
         MongoKind::Shutdown => ErrorKind::Closed,
-        MongoKind::InvalidArgument { .. }
-        | MongoKind::InvalidTlsConfig { .. }
-        | MongoKind::Authentication { .. } => ErrorKind::Configuration,
+        MongoKind::Authentication { .. } => ErrorKind::Permission,
+        MongoKind::InvalidArgument { .. } | MongoKind::InvalidTlsConfig { .. } => {
+            ErrorKind::Configuration
+        }
         MongoKind::BsonSerialization(_) | MongoKind::BsonDeserialization(_) => ErrorKind::Codec,
         MongoKind::Command(c) if c.code == MAX_TIME_EXPIRED => ErrorKind::Timeout,
+        _ if codes(&err)
+            .iter()
+            .any(|c| [UNAUTHORIZED, AUTHENTICATION_FAILED].contains(c)) =>
+        {
+            ErrorKind::Permission
+        }
+        _ if codes(&err).contains(&WRITE_CONFLICT) => ErrorKind::Contention,
         _ if codes(&err).iter().any(|c| TOO_LARGE.contains(c)) => ErrorKind::PayloadTooLarge,
         _ => ErrorKind::Backend,
     };
@@ -141,6 +158,28 @@ mod tests {
             s.scrub("auth p@ss / p%40ss failed"),
             "auth *** / *** failed"
         );
+    }
+
+    fn command_error(code: i32, name: &str) -> mongodb::error::Error {
+        let command: mongodb::error::CommandError = mongodb::bson::from_document(
+            mongodb::bson::doc! { "code": code, "codeName": name, "errmsg": "refused" },
+        )
+        .unwrap();
+        mongodb::error::Error::from(MongoKind::Command(command))
+    }
+
+    #[test]
+    fn privileges_and_credentials_are_permission_errors_by_code() {
+        for (code, name) in [(13, "Unauthorized"), (18, "AuthenticationFailed")] {
+            let e = map_mongodb_error(command_error(code, name), None);
+            assert_eq!(e.kind(), ErrorKind::Permission, "{name}: {e}");
+            assert!(!e.is_temporary());
+        }
+        let e = map_mongodb_error(command_error(112, "WriteConflict"), None);
+        assert_eq!(e.kind(), ErrorKind::Contention, "{e}");
+        assert!(e.is_temporary());
+        let e = map_mongodb_error(command_error(2, "BadValue"), None);
+        assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
     }
 
     #[test]

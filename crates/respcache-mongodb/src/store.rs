@@ -134,7 +134,6 @@ impl Store for MongoDbStore {
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        self.shared.check()?;
         let mut found: HashMap<String, Entry> = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let docs: Vec<Document> = self
@@ -165,13 +164,11 @@ impl Store for MongoDbStore {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.shared.check()?;
         check_size(&entry)?;
         self.write(vec![self.plan(&entry)]).await
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        self.shared.check()?;
         // Refuse before sending anything: nothing is half-written.
         for entry in &entries {
             check_size(entry)?;
@@ -190,7 +187,6 @@ impl Store for MongoDbStore {
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
-        self.shared.check()?;
         let mut deleted = 0;
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             let result = self
@@ -228,7 +224,7 @@ impl Store for MongoDbStore {
 
     /// `delete_many({tags: tag})`, answered by the multikey index `tags_1`.
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
+        respcache_core::tags::validate_tag(tag)?;
         let result = self
             .shared
             .call_whole_store(self.coll.delete_many(tag_filter(tag)))
@@ -251,7 +247,6 @@ impl Store for MongoDbStore {
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        self.shared.check()?;
         let purge_at = self.spec.purge_at(expires_at);
         if purge_at.is_none() || !self.reinsert_dates {
             let result = self
@@ -341,7 +336,6 @@ fn entries(
         let repository = repository.clone();
         async move {
             loop {
-                shared.check()?;
                 let next = match shared.whole_store_timeout() {
                     Some(limit) => tokio::time::timeout(limit, cursor.next())
                         .await
