@@ -284,14 +284,20 @@ impl DynamoDbBackend {
         Ok(names)
     }
 
-    /// Opens the store of `spec`, with its concrete type.
+    /// Opens the store of `spec`, with its concrete type. The concrete
+    /// store is not behind the backend's
+    /// [`BackendGuard`](respcache_core::BackendGuard): it does not check
+    /// the closed flag, and its errors name the backend but not the
+    /// repository and operation; [`open_store`](Backend::open_store)
+    /// returns it behind the guard.
     ///
     /// # Errors
     ///
     /// As [`Backend::open_store`].
     pub async fn open(&self, spec: &StoreSpec) -> Result<DynamoDbStore> {
+        let guard = &self.shared.guard;
+        guard.check_store(&spec.repository, Operation::OpenStore)?;
         let run = async {
-            self.shared.check_open()?;
             let mut shared = self.cache_table(&spec.cache, true).await?;
             match self.register(&shared, spec).await {
                 // The cache's table was deleted (its last store dropped)
@@ -306,7 +312,7 @@ impl DynamoDbBackend {
             Ok(DynamoDbStore::new(shared, self.layout, spec))
         };
         run.await
-            .map_err(|e: Error| e.in_context(NAME, spec.repository.as_str(), Operation::OpenStore))
+            .map_err(guard.context(Operation::OpenStore, Some(&spec.repository)))
     }
 }
 
@@ -330,12 +336,14 @@ impl Backend for DynamoDbBackend {
     }
 
     async fn open_store(&self, spec: &StoreSpec) -> Result<Arc<DynStore>> {
-        Ok(Arc::new(self.open(spec).await?))
+        let store = Arc::new(self.open(spec).await?);
+        Ok(self.shared.guard.wrap(spec, store))
     }
 
     async fn drop_store(&self, cache: &Name, repository: &Name) -> Result<()> {
+        let guard = &self.shared.guard;
+        guard.check_store(repository, Operation::DropStore)?;
         let run = async {
-            self.shared.check_open()?;
             let shared = self.cache_table(cache, false).await?;
             if self.layout == Layout::PerCache {
                 let stores = match self.registered(&shared, cache).await {
@@ -374,12 +382,13 @@ impl Backend for DynamoDbBackend {
             }
         };
         run.await
-            .map_err(|e: Error| e.in_context(NAME, repository.as_str(), Operation::DropStore))
+            .map_err(guard.context(Operation::DropStore, Some(repository)))
     }
 
     async fn list_stores(&self, cache: &Name) -> Result<Vec<Name>> {
+        let guard = &self.shared.guard;
+        guard.check(Operation::ListStores)?;
         let run = async {
-            self.shared.check_open()?;
             let shared = self.cache_table(cache, false).await?;
             match self.registered(&shared, cache).await {
                 // A cache without a table has no stores.
@@ -389,22 +398,12 @@ impl Backend for DynamoDbBackend {
                 other => other,
             }
         };
-        run.await.map_err(|e: Error| {
-            let e = if e.backend().is_none() {
-                e.with_backend(NAME)
-            } else {
-                e
-            };
-            if e.operation().is_none() {
-                e.with_operation(Operation::ListStores)
-            } else {
-                e
-            }
-        })
+        run.await
+            .map_err(guard.context(Operation::ListStores, None))
     }
 
     async fn close(&self) -> Result<()> {
-        self.shared.close();
+        self.shared.guard.close();
         Ok(())
     }
 }

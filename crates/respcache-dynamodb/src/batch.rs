@@ -78,7 +78,7 @@ async fn write_chunk(shared: &Shared, mut pending: Vec<WriteRequest>) -> Result<
         }
         if Instant::now() >= deadline {
             return Err(backend_error(
-                ErrorKind::Timeout,
+                ErrorKind::Throttled,
                 format!(
                     "{} of {total} items in a BatchWriteItem were not written: DynamoDB left them \
                      unprocessed (throttling) for {:?}; writes of other batches in the same call \
@@ -165,7 +165,7 @@ async fn get_chunk(
         }
         if Instant::now() >= deadline {
             return Err(backend_error(
-                ErrorKind::Timeout,
+                ErrorKind::Throttled,
                 format!(
                     "{} of {total} keys in a BatchGetItem were not read: DynamoDB left them \
                      unprocessed (throttling) for {:?}",

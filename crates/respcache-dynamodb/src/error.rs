@@ -1,30 +1,71 @@
 //! Maps the AWS SDK's errors onto respcache's [`ErrorKind`]s.
 
 use std::error::Error as StdError;
+use std::fmt;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use respcache_core::{Error, ErrorKind};
 
 use crate::NAME;
 
+/// DynamoDB's error code for a table that does not exist (or is not
+/// `ACTIVE` yet).
+pub(crate) const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+
+/// The source of every service error [`map_sdk_error`] makes: the SDK's
+/// error with the service's error code beside it, so callers decide by
+/// the code ([`service_code`]), never by message text.
+#[derive(Debug)]
+pub(crate) struct ServiceError {
+    code: String,
+    sdk: Box<dyn StdError + Send + Sync>,
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SDK's own text ("service error"): the code and the service's
+        // message are already in the respcache error's message.
+        fmt::Display::fmt(&self.sdk, f)
+    }
+}
+
+impl StdError for ServiceError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.sdk.as_ref())
+    }
+}
+
+/// The DynamoDB error code of `err`, when it is a service error mapped by
+/// [`map_sdk_error`].
+pub(crate) fn service_code(err: &Error) -> Option<&str> {
+    StdError::source(err)
+        .and_then(|s| s.downcast_ref::<ServiceError>())
+        .map(|s| s.code.as_str())
+}
+
 /// Turns an SDK error into a respcache [`Error`] of the right kind, with the
 /// service's error code and message (the SDK's own `Display` says only
-/// "service error").
+/// "service error"); the code stays readable by [`service_code`].
 ///
 /// - `ResourceNotFoundException`: [`ErrorKind::Configuration`], naming the
 ///   table (it is missing, or not `ACTIVE` yet).
 /// - throttling and capacity errors (after the SDK's own retries):
-///   [`ErrorKind::Timeout`], which is temporary.
+///   [`ErrorKind::Throttled`], which is temporary.
+/// - a transaction conflict: [`ErrorKind::Contention`], also temporary.
 /// - `InternalServerError`, `ServiceUnavailable`, connection and dispatch
-///   failures: [`ErrorKind::Connection`]; SDK timeouts: [`ErrorKind::Timeout`].
+///   failures: [`ErrorKind::Connection`]; SDK timeouts and `RequestTimeout`:
+///   [`ErrorKind::Timeout`].
 /// - a `ValidationException` about an item's size: [`ErrorKind::PayloadTooLarge`].
-/// - bad or missing credentials: [`ErrorKind::Configuration`].
+/// - rejected, expired or missing credentials, and a denied action
+///   (`AccessDeniedException`, `UnrecognizedClientException`, ...):
+///   [`ErrorKind::Permission`].
 /// - anything else: [`ErrorKind::Backend`].
 pub(crate) fn map_sdk_error<E, R>(err: SdkError<E, R>, table: &str) -> Error
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let mut code_seen = None;
     let (kind, message) = match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
@@ -36,7 +77,8 @@ where
             } else {
                 format!("{code}: {text}")
             };
-            let message = if code == "ResourceNotFoundException" {
+            code_seen = Some(code.to_owned());
+            let message = if code == RESOURCE_NOT_FOUND {
                 format!(
                     "DynamoDB table {table:?} does not exist or is not ACTIVE \
                      (create it, or connect with create_table=true) ({detail}; service error)"
@@ -63,9 +105,14 @@ where
         SdkError::ConstructionFailure(_) => (ErrorKind::Configuration, chain(&err)),
         _ => (ErrorKind::Backend, chain(&err)),
     };
-    Error::new(kind, message)
-        .with_backend(NAME)
-        .with_source(err)
+    let e = Error::new(kind, message).with_backend(NAME);
+    match code_seen {
+        Some(code) => e.with_source(ServiceError {
+            code,
+            sdk: Box::new(err),
+        }),
+        None => e.with_source(err),
+    }
 }
 
 /// `err` and its sources on one line, `a: b: c` (the SDK's
@@ -86,8 +133,8 @@ pub(crate) fn chain(err: &(dyn StdError + 'static)) -> String {
 /// The kind for a DynamoDB error code (and, for validation errors, message).
 fn kind_of_code(code: &str, message: &str) -> ErrorKind {
     match code {
-        "ResourceNotFoundException"
-        | "UnrecognizedClientException"
+        RESOURCE_NOT_FOUND => ErrorKind::Configuration,
+        "UnrecognizedClientException"
         | "InvalidSignatureException"
         | "MissingAuthenticationToken"
         | "MissingAuthenticationTokenException"
@@ -95,15 +142,14 @@ fn kind_of_code(code: &str, message: &str) -> ErrorKind {
         | "IncompleteSignatureException"
         | "ExpiredTokenException"
         | "AccessDeniedException"
-        | "InvalidClientTokenId" => ErrorKind::Configuration,
+        | "InvalidClientTokenId" => ErrorKind::Permission,
         "ProvisionedThroughputExceededException"
         | "ThrottlingException"
         | "Throttling"
         | "RequestLimitExceeded"
-        | "LimitExceededException"
-        | "TransactionConflictException"
-        | "RequestTimeout"
-        | "RequestTimeoutException" => ErrorKind::Timeout,
+        | "LimitExceededException" => ErrorKind::Throttled,
+        "TransactionConflictException" => ErrorKind::Contention,
+        "RequestTimeout" | "RequestTimeoutException" => ErrorKind::Timeout,
         "InternalServerError" | "InternalFailure" | "ServiceUnavailable" => ErrorKind::Connection,
         "ValidationException" if is_size_message(message) => ErrorKind::PayloadTooLarge,
         _ => ErrorKind::Backend,
@@ -135,9 +181,28 @@ mod tests {
         );
         assert_eq!(
             kind_of_code("ProvisionedThroughputExceededException", ""),
-            ErrorKind::Timeout
+            ErrorKind::Throttled
         );
-        assert_eq!(kind_of_code("ThrottlingException", ""), ErrorKind::Timeout);
+        assert_eq!(
+            kind_of_code("ThrottlingException", ""),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            kind_of_code("RequestLimitExceeded", ""),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            kind_of_code("TransactionConflictException", ""),
+            ErrorKind::Contention
+        );
+        assert_eq!(
+            kind_of_code("AccessDeniedException", ""),
+            ErrorKind::Permission
+        );
+        assert_eq!(
+            kind_of_code("UnrecognizedClientException", ""),
+            ErrorKind::Permission
+        );
         assert_eq!(
             kind_of_code("InternalServerError", ""),
             ErrorKind::Connection
@@ -192,8 +257,11 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Configuration);
         assert!(e.to_string().contains("table \"t1\" does not exist"), "{e}");
 
+        assert_eq!(service_code(&e), Some(RESOURCE_NOT_FOUND));
+
         let e = map_sdk_error(service("ThrottlingException", "Rate exceeded"), "t1");
-        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(e.kind(), ErrorKind::Throttled);
+        assert_eq!(service_code(&e), Some("ThrottlingException"));
         assert!(e.is_temporary());
         assert!(
             e.to_string().contains("ThrottlingException: Rate exceeded"),

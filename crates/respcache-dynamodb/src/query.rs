@@ -112,7 +112,6 @@ pub(crate) fn pages(shared: Arc<Shared>, spec: QuerySpec) -> BoxStream<'static, 
             let Some(start) = state else {
                 return Ok(None);
             };
-            shared.check_open()?;
             let out = request(&shared, spec, start)
                 .send()
                 .await

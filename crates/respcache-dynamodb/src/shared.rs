@@ -1,20 +1,18 @@
 //! [`Shared`]: what a backend and all its stores use together.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use respcache_core::{Error, ErrorKind, Result};
+use respcache_core::{BackendGuard, Error, ErrorKind};
 
 use crate::NAME;
 use crate::config::DynamoDbConfig;
 use crate::error::{backend_error, map_sdk_error};
 
 /// The client, the table and the settings every request needs (one per
-/// table; the backend and all its tables share the `closed` flag).
+/// table; the backend and all its tables share one [`BackendGuard`]).
 pub(crate) struct Shared {
     pub(crate) client: Client,
     pub(crate) table: String,
@@ -22,7 +20,8 @@ pub(crate) struct Shared {
     pub(crate) batch_concurrency: usize,
     pub(crate) batch_retry_timeout: Duration,
     pub(crate) page_size: i32,
-    closed: Arc<AtomicBool>,
+    /// The closed flag every store is checked against.
+    pub(crate) guard: BackendGuard,
 }
 
 impl Shared {
@@ -34,11 +33,11 @@ impl Shared {
             batch_concurrency: config.batch_concurrency.max(1),
             batch_retry_timeout: config.batch_retry_timeout,
             page_size: i32::try_from(config.page_size.max(1)).unwrap_or(i32::MAX),
-            closed: Arc::new(AtomicBool::new(false)),
+            guard: BackendGuard::new(NAME),
         }
     }
 
-    /// The same client, settings and `closed` flag, on `table`.
+    /// The same client, settings and guard, on `table`.
     pub(crate) fn for_table(&self, table: String) -> Self {
         Shared {
             client: self.client.clone(),
@@ -47,20 +46,8 @@ impl Shared {
             batch_concurrency: self.batch_concurrency,
             batch_retry_timeout: self.batch_retry_timeout,
             page_size: self.page_size,
-            closed: Arc::clone(&self.closed),
+            guard: self.guard.clone(),
         }
-    }
-
-    /// `Closed` after [`close`](Shared::close).
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::closed(NAME));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
     }
 
     /// Maps an SDK error, naming this table.
@@ -82,7 +69,7 @@ impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("table", &self.table)
-            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("closed", &self.guard.is_closed())
             .finish_non_exhaustive()
     }
 }

@@ -14,7 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use respcache_core::entry::is_fresh;
 use respcache_core::stats::record_undecodable;
 use respcache_core::{
-    Entry, Error, ErrorKind, Key, Operation, Result, Select, Store, StoreSpec, Timestamp, envelope,
+    Entry, Error, ErrorKind, Key, Result, Select, Store, StoreSpec, Timestamp, envelope,
 };
 
 use crate::NAME;
@@ -65,10 +65,6 @@ impl DynamoDbStore {
     /// The partition key of this store's entries.
     pub fn partition_key(&self) -> &str {
         &self.pk
-    }
-
-    fn context(&self, operation: Operation) -> impl Fn(Error) -> Error + '_ {
-        move |e| e.in_context(NAME, self.spec.repository.as_str(), operation)
     }
 
     fn undecodable(&self, error: &Error) {
@@ -696,7 +692,7 @@ enum Only<'a> {
 
 fn contention() -> Error {
     backend_error(
-        ErrorKind::Timeout,
+        ErrorKind::Contention,
         format!(
             "the entry was replaced by concurrent writers {MAX_REPLACE_ATTEMPTS} times in a row; \
              try again"
@@ -725,87 +721,49 @@ pub(crate) async fn wipe_partition(shared: &Arc<Shared>, pk: &str) -> Result<u64
 #[async_trait]
 impl Store for DynamoDbStore {
     async fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let run = async {
-            self.shared.check_open()?;
-            let item_key = ItemKey::of(key);
-            match self.get_item(&item_key.sk, None).await? {
-                Some(found) => self.resolve(Some(key), &item_key.sk, found).await,
-                None => Ok(None),
-            }
-        };
-        run.await.map_err(self.context(Operation::Get))
+        let item_key = ItemKey::of(key);
+        match self.get_item(&item_key.sk, None).await? {
+            Some(found) => self.resolve(Some(key), &item_key.sk, found).await,
+            None => Ok(None),
+        }
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Entry>>> {
-        let run = async {
-            self.shared.check_open()?;
-            self.get_many_inner(keys).await
-        };
-        run.await.map_err(self.context(Operation::GetMany))
+        self.get_many_inner(keys).await
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        let run = async {
-            self.shared.check_open()?;
-            self.put_entry(&entry).await
-        };
-        run.await.map_err(self.context(Operation::Put))
+        self.put_entry(&entry).await
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        let run = async {
-            self.shared.check_open()?;
-            self.put_many_inner(entries).await
-        };
-        run.await.map_err(self.context(Operation::PutMany))
+        self.put_many_inner(entries).await
     }
 
     async fn delete(&self, key: &Key) -> Result<bool> {
-        let run = async {
-            self.shared.check_open()?;
-            self.delete_inner(key).await
-        };
-        run.await.map_err(self.context(Operation::Delete))
+        self.delete_inner(key).await
     }
 
     async fn delete_many(&self, keys: &[Key]) -> Result<u64> {
-        let run = async {
-            self.shared.check_open()?;
-            self.delete_many_inner(keys).await
-        };
-        run.await.map_err(self.context(Operation::DeleteMany))
+        self.delete_many_inner(keys).await
     }
 
     async fn contains(&self, key: &Key, now: Timestamp) -> Result<bool> {
-        let run = async {
-            self.shared.check_open()?;
-            self.contains_inner(key, now).await
-        };
-        run.await.map_err(self.context(Operation::Contains))
+        self.contains_inner(key, now).await
     }
 
     async fn count(&self, select: Select, now: Timestamp) -> Result<u64> {
-        let run = async {
-            self.shared.check_open()?;
-            let spec =
-                QuerySpec::partition(self.pk.as_ref()).entries(select, now, Timestamp::now());
-            query::count(Arc::clone(&self.shared), spec).await
-        };
-        run.await.map_err(self.context(Operation::Count))
+        let spec = QuerySpec::partition(self.pk.as_ref()).entries(select, now, Timestamp::now());
+        query::count(Arc::clone(&self.shared), spec).await
     }
 
     async fn clear(&self, select: Select, now: Timestamp) -> Result<u64> {
-        let run = async {
-            self.shared.check_open()?;
-            self.clear_inner(select, now).await
-        };
-        run.await.map_err(self.context(Operation::Clear))
+        self.clear_inner(select, now).await
     }
 
     fn scan(&self, select: Select, now: Timestamp) -> BoxStream<'static, Result<Entry>> {
         let store = self.clone();
         let spec = QuerySpec::partition(self.pk.as_ref()).entries(select, now, Timestamp::now());
-        let repository = self.spec.repository.clone();
         query::pages(Arc::clone(&self.shared), spec)
             .then(move |page| {
                 let store = store.clone();
@@ -835,25 +793,16 @@ impl Store for DynamoDbStore {
                 }
             })
             .flat_map(futures::stream::iter)
-            .map(move |r| r.map_err(|e| e.in_context(NAME, repository.as_str(), Operation::Scan)))
             .boxed()
     }
 
     async fn purge_tag(&self, tag: &str) -> Result<u64> {
-        let run = async {
-            respcache_core::tags::validate_tag(tag).map_err(|e| e.with_backend(crate::NAME))?;
-            self.shared.check_open()?;
-            self.purge_tag_inner(tag).await
-        };
-        run.await.map_err(self.context(Operation::PurgeTag))
+        respcache_core::tags::validate_tag(tag)?;
+        self.purge_tag_inner(tag).await
     }
 
     async fn set_expiry(&self, key: &Key, expires_at: Option<Timestamp>) -> Result<bool> {
-        let run = async {
-            self.shared.check_open()?;
-            self.set_expiry_inner(key, expires_at).await
-        };
-        run.await.map_err(self.context(Operation::SetExpiry))
+        self.set_expiry_inner(key, expires_at).await
     }
 
     /// A conditional `PutItem` (see [`crate::lease`]).
@@ -862,28 +811,19 @@ impl Store for DynamoDbStore {
         key: &Key,
         ttl: std::time::Duration,
     ) -> Result<Option<respcache_core::LeaseToken>> {
-        let run = async {
-            self.shared.check_open()?;
-            let token = respcache_core::LeaseToken::generate();
-            let now = Timestamp::now();
-            let expires = now.saturating_add(std::time::Duration::from_millis(
-                respcache_core::lease::ttl_millis(ttl),
-            ));
-            let taken =
-                crate::lease::acquire(&self.shared, &self.leases_pk, key, &token, expires, now)
-                    .await?;
-            Ok(taken.then_some(token))
-        };
-        run.await.map_err(self.context(Operation::AcquireLease))
+        let token = respcache_core::LeaseToken::generate();
+        let now = Timestamp::now();
+        let expires = now.saturating_add(std::time::Duration::from_millis(
+            respcache_core::lease::ttl_millis(ttl),
+        ));
+        let taken =
+            crate::lease::acquire(&self.shared, &self.leases_pk, key, &token, expires, now).await?;
+        Ok(taken.then_some(token))
     }
 
     /// A conditional `DeleteItem`.
     async fn release_lease(&self, key: &Key, token: &respcache_core::LeaseToken) -> Result<bool> {
-        let run = async {
-            self.shared.check_open()?;
-            crate::lease::release(&self.shared, &self.leases_pk, key, token, Timestamp::now()).await
-        };
-        run.await.map_err(self.context(Operation::ReleaseLease))
+        crate::lease::release(&self.shared, &self.leases_pk, key, token, Timestamp::now()).await
     }
 }
 

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::waiters::table_exists::WaitUntilTableExistsError;
 use aws_sdk_dynamodb::waiters::table_not_exists::WaitUntilTableNotExistsError;
 use respcache_core::{ErrorKind, Result};
 
-use crate::error::{backend_error, chain};
+use crate::error::{RESOURCE_NOT_FOUND, backend_error, chain};
 use crate::item::{PK, PURGE_AT, SK};
 use crate::shared::{Shared, build_error};
 
@@ -116,10 +116,10 @@ pub(crate) async fn delete(shared: &Shared) -> Result<()> {
 }
 
 /// Whether `err` is DynamoDB's `ResourceNotFoundException` (the table is
-/// missing), after [`map_sdk_error`](crate::error::map_sdk_error) — which
-/// keeps the service's error code in the message.
+/// missing), by the service's error code that
+/// [`map_sdk_error`](crate::error::map_sdk_error) keeps.
 pub(crate) fn is_missing_table(err: &respcache_core::Error) -> bool {
-    err.kind() == ErrorKind::Configuration && err.to_string().contains("ResourceNotFoundException")
+    crate::error::service_code(err) == Some(RESOURCE_NOT_FOUND)
 }
 
 async fn wait_deleted(shared: &Shared) -> Result<()> {

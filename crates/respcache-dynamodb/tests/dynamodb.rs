@@ -936,6 +936,11 @@ async fn closed_backend_refuses_calls(ctx: Ctx) -> TestResult {
     backend.close().await?;
     let err = s.get(&key("k")).await.err().ok_or("get after close")?;
     check(err.kind() == ErrorKind::Closed, "get is Closed")?;
+    check(
+        err.to_string()
+            .starts_with("dynamodb: get in repository \"r\": closed"),
+        format!("message: {err}"),
+    )?;
     let err = s.scan(Select::All, Timestamp::now()).next().await;
     check(
         matches!(err, Some(Err(ref e)) if e.kind() == ErrorKind::Closed),
@@ -1058,6 +1063,38 @@ async fn per_cache_missing_table_without_create_is_a_configuration_error(ctx: Ct
         !table_exists(ctx.client(), &table).await,
         "no table was created",
     )?;
+    Ok(())
+}
+
+/// A cache whose table does not exist: DynamoDB answers
+/// `ResourceNotFoundException`, which the backend recognises by its code
+/// (not by the message) as "no stores".
+async fn per_cache_a_cache_without_its_table_has_no_stores(ctx: Ctx) -> TestResult {
+    let backend =
+        DynamoDbBackend::connect_with(per_cache_config()?.with_create_table(false)).await?;
+    let table = backend.table_for(&ctx.cache)?;
+    check(!table_exists(ctx.client(), &table).await, "no table yet")?;
+    check(
+        backend.list_stores(&ctx.cache).await?.is_empty(),
+        "no table, no stores",
+    )?;
+    backend.drop_store(&ctx.cache, &Name::new("r")?).await?;
+    // Opening still refuses, naming the table, the repository and the call.
+    let err = backend
+        .open_store(&ctx.spec("r"))
+        .await
+        .err()
+        .ok_or("opened a store without its table")?;
+    check(
+        err.kind() == ErrorKind::Configuration,
+        format!("kind {:?}", err.kind()),
+    )?;
+    check(
+        err.to_string()
+            .starts_with("dynamodb: open_store in repository \"r\": configuration error: "),
+        format!("message: {err}"),
+    )?;
+    check(!table_exists(ctx.client(), &table).await, "still no table")?;
     Ok(())
 }
 
@@ -1244,6 +1281,7 @@ fn tests() -> Vec<(&'static str, TestFn)> {
         per_cache_tables_hold_one_cache_each,
         per_cache_missing_table_without_create_is_a_configuration_error,
         per_cache_open_racing_the_last_drop_never_hangs,
+        per_cache_a_cache_without_its_table_has_no_stores,
         black_hole_connect_fails_within_the_configured_deadline,
         black_hole_connect_fails_within_the_default_deadline,
         frozen_endpoint_fails_calls_within_the_deadline,
