@@ -260,6 +260,14 @@ pub type DynStore = dyn Store;
 ///   cache, never see each other's entries.
 /// - `close` makes every later call on the backend and its stores a
 ///   [`Closed`](crate::ErrorKind::Closed) error.
+/// - Every error of a store names the backend, the repository and the
+///   operation.
+///
+/// A backend keeps the last two promises the way every built-in one does:
+/// it holds one [`BackendGuard`](crate::BackendGuard), returns each store
+/// from `open_store` through [`BackendGuard::wrap`](crate::BackendGuard::wrap),
+/// checks the guard in its own calls and closes it in `close`. Its store
+/// code then neither checks a closed flag nor adds context.
 #[async_trait]
 pub trait Backend: Send + Sync + fmt::Debug {
     /// A short lowercase name: `memory`, `sqlite`, `fs`, `redis`, ...
