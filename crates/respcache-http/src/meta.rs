@@ -266,6 +266,27 @@ fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
 
+impl<'a, C> WireResponse<'a, C> {
+    /// `m` in wire form, with `body` as its body check.
+    fn of(m: &'a ResponseMeta, body: Option<C>) -> Self {
+        WireResponse {
+            status: m.status,
+            version: m.version,
+            response_time: m.response_time,
+            initial_age: m.initial_age,
+            body,
+            headers: m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect(),
+            vary: m.vary.clone(),
+            url: &m.url,
+            method: &m.method,
+        }
+    }
+}
+
 impl<'a> From<WireMeta<'a, BodyCheckV3>> for WireMeta<'a> {
     fn from(v3: WireMeta<'a, BodyCheckV3>) -> Self {
         match v3 {
@@ -307,21 +328,7 @@ impl StoredMeta {
     pub(crate) fn encode(&self) -> Result<Bytes, MetaError> {
         let encode_error = |e: postcard::Error| MetaError(format!("encode: {e}"));
         let wire = match self {
-            StoredMeta::Response(m) => WireMeta::Response(WireResponse {
-                status: m.status,
-                version: m.version,
-                response_time: m.response_time,
-                initial_age: m.initial_age,
-                body: m.body,
-                headers: m
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_slice()))
-                    .collect(),
-                vary: m.vary.clone(),
-                url: &m.url,
-                method: &m.method,
-            }),
+            StoredMeta::Response(m) => WireMeta::Response(WireResponse::of(m, m.body)),
             StoredMeta::VaryIndex(index) => WireMeta::VaryIndex(index.clone()),
         };
         let out = postcard::to_extend(&wire, vec![META_VERSION]).map_err(encode_error)?;
@@ -513,24 +520,11 @@ mod tests {
             len: u64,
             blake3: [u8; 32],
         }
-        let wire = WireMeta::<CheckV3>::Response(WireResponse {
-            status: m.status,
-            version: m.version,
-            response_time: m.response_time,
-            initial_age: m.initial_age,
-            body: Some(CheckV3 {
-                len: body.len() as u64,
-                blake3: *blake3::hash(body).as_bytes(),
-            }),
-            headers: m
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice()))
-                .collect(),
-            vary: m.vary.clone(),
-            url: &m.url,
-            method: &m.method,
-        });
+        let check = CheckV3 {
+            len: body.len() as u64,
+            blake3: *blake3::hash(body).as_bytes(),
+        };
+        let wire = WireMeta::Response(WireResponse::of(m, Some(check)));
         Bytes::from(postcard::to_extend(&wire, vec![META_VERSION_3]).unwrap())
     }
 
