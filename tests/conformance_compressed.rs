@@ -18,4 +18,6 @@ respcache_conformance::main!(
     })
     // The wrapper passes leases through to the backend it wraps.
     .with_leases()
+    // Each handle wraps a new, empty memory.
+    .not_persistent()
 );

@@ -7,4 +7,6 @@ respcache_conformance::main!(
     })
     .with_budget(|budget| async move { Ok(respcache_core::MemoryBackend::with_budget(budget)) })
     .with_leases()
+    // Each handle is a new, empty memory.
+    .not_persistent()
 );

@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use respcache_core::budget::Budget;
 use respcache_core::{Backend, Name, Result};
+
+use crate::check::CaseResult;
 
 type ConnectFn = dyn Fn() -> BoxFuture<'static, Result<Arc<dyn Backend>>> + Send + Sync;
 type BudgetFn = dyn Fn(Budget) -> BoxFuture<'static, Result<Arc<dyn Backend>>> + Send + Sync;
@@ -16,13 +18,17 @@ type BudgetFn = dyn Fn(Budget) -> BoxFuture<'static, Result<Arc<dyn Backend>>> +
 /// `connect` is called once up front to check the service is reachable, and
 /// again for every case. A backend is *persistent* when a new handle from
 /// `connect` sees the data an earlier, closed handle wrote (SQLite on a
-/// file, the filesystem, Redis...); only persistent backends run the
-/// "reopened backend sees its data" case.
+/// file, the filesystem, Redis...). Every factory says which it is:
+/// [`persistent`](Self::persistent) runs the cases that reopen the backend;
+/// [`not_persistent`](Self::not_persistent) (memory, say) reports them
+/// *ignored* because the backend cannot persist. A factory that says
+/// neither reports them ignored as *not run* — and under `CI=true` they
+/// fail, so a forgotten `.persistent()` never silently shrinks the suite.
 #[derive(Clone)]
 pub struct Factory {
     name: String,
     connect: Arc<ConnectFn>,
-    persistent: bool,
+    persistence: Persistence,
     budgeted: Option<Arc<BudgetFn>>,
     leases: bool,
 }
@@ -42,7 +48,7 @@ impl Factory {
                 let fut = connect();
                 Box::pin(async move { fut.await.map(|b| Arc::new(b) as Arc<dyn Backend>) })
             }),
-            persistent: false,
+            persistence: Persistence::Undeclared,
             budgeted: None,
             leases: false,
         }
@@ -80,9 +86,19 @@ impl Factory {
         }
     }
 
-    /// Declares that handles from `connect` share their data.
+    /// Declares that handles from `connect` share their data: the cases
+    /// that reopen the backend run.
     pub fn persistent(mut self) -> Self {
-        self.persistent = true;
+        self.persistence = Persistence::Persistent;
+        self
+    }
+
+    /// Declares that the backend cannot persist by nature (each handle
+    /// from `connect` is a new, empty backend, like memory): the cases
+    /// that reopen it are reported *ignored* with that reason, also under
+    /// `CI=true`.
+    pub fn not_persistent(mut self) -> Self {
+        self.persistence = Persistence::NotByNature;
         self
     }
 
@@ -106,9 +122,15 @@ impl Factory {
         &self.name
     }
 
-    /// Whether handles share their data.
+    /// Whether handles share their data (declared with
+    /// [`persistent`](Self::persistent)).
     pub fn is_persistent(&self) -> bool {
-        self.persistent
+        self.persistence == Persistence::Persistent
+    }
+
+    /// What the factory declared about persistence.
+    pub fn persistence(&self) -> Persistence {
+        self.persistence
     }
 
     /// A new handle onto the backend.
@@ -121,9 +143,37 @@ impl fmt::Debug for Factory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Factory")
             .field("name", &self.name)
-            .field("persistent", &self.persistent)
+            .field("persistence", &self.persistence)
             .field("leases", &self.leases)
             .finish()
+    }
+}
+
+/// What a [`Factory`] declared about persistence, which decides how the
+/// cases that reopen the backend are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// [`Factory::persistent`]: they run.
+    Persistent,
+    /// [`Factory::not_persistent`]: ignored, the backend cannot persist.
+    NotByNature,
+    /// Neither was called: ignored as not run, and failed under `CI=true`.
+    Undeclared,
+}
+
+impl Persistence {
+    /// Why the cases that reopen the backend do not run, if they do not.
+    pub fn why_not_run(self) -> Option<&'static str> {
+        match self {
+            Persistence::Persistent => None,
+            Persistence::NotByNature => {
+                Some("the factory declared .not_persistent(): reopening cases cannot run")
+            }
+            Persistence::Undeclared => Some(
+                "factory has no .persistent(): reopening cases not run \
+                 (declare .persistent() or .not_persistent())",
+            ),
+        }
     }
 }
 
@@ -136,6 +186,21 @@ pub struct TestContext {
     pub cache: Name,
     /// The factory, to open more handles.
     pub factory: Factory,
+    /// Set by [`ignore`](Self::ignore): the case did not apply.
+    pub(crate) ignored: Arc<Mutex<Option<String>>>,
+}
+
+impl TestContext {
+    /// Ends the case as *ignored* with `reason` (shown in the test output):
+    /// for a case that does not apply to this backend, found out while
+    /// running (an optional feature the backend answers `Unsupported` to,
+    /// say). Return its value from the case.
+    pub fn ignore(&self, reason: impl Into<String>) -> CaseResult {
+        if let Ok(mut slot) = self.ignored.lock() {
+            *slot = Some(reason.into());
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for TestContext {

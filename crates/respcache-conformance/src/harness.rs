@@ -1,18 +1,31 @@
 //! Runs every case as a libtest-mimic trial on one shared runtime.
+//!
+//! Every case is listed for every backend, so the output always shows the
+//! whole suite: a case the backend cannot run is reported *ignored* with
+//! the reason, never left out —
+//!
+//! - the service is unreachable (a failure under `CI=true`);
+//! - the case reopens the backend and the factory declared
+//!   [`not_persistent`](Factory::not_persistent) (also ignored under CI:
+//!   such a backend cannot persist), or declared nothing (a failure under
+//!   CI: a forgotten [`persistent`](Factory::persistent));
+//! - a budget case and the factory has no
+//!   [`with_budget`](Factory::with_budget) (budgets are optional);
+//! - the case found out while running that it does not apply
+//!   ([`TestContext::ignore`]: leases on a backend without them).
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use respcache_core::Name;
 
-use crate::cases::all_cases;
-use crate::factory::{Factory, TestContext};
+use crate::cases::{Case, all_cases};
+use crate::factory::{Factory, Persistence, TestContext};
+use crate::services::{Gate, under_ci};
 
-/// Whether the run is under CI (`CI=true`): an unreachable service fails.
-pub(crate) fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
+/// Why budget cases do not run on a factory without a budget.
+const NO_BUDGET: &str = "factory has no .with_budget(): budget cases not run";
 
 fn unique_cache(case: &str) -> String {
     let suffix: u32 = rand::random();
@@ -25,84 +38,93 @@ fn unique_cache(case: &str) -> String {
 /// libtest arguments (filters, `--list`, `--test-threads`...).
 pub fn run(factory: Factory) -> ExitCode {
     let args = Arguments::from_args();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match trials(factory) {
+        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
+        Err(e) => {
+            eprintln!("conformance: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The suite's trials against `factory`'s backend: one per case, every
+/// case listed, those the backend cannot run ignored with the reason (see
+/// the module's documentation). Probes the backend once.
+///
+/// # Errors
+///
+/// When no tokio runtime can be started.
+pub fn trials(factory: Factory) -> Result<Vec<Trial>, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => Arc::new(rt),
-        Err(e) => {
-            eprintln!("conformance: cannot start a tokio runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        .map(Arc::new)
+        .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
     let backend_name = factory.name().to_owned();
 
     // One probe up front: is the service reachable at all?
-    let unavailable = match runtime.block_on(factory.connect()) {
-        Ok(backend) => {
-            let _ = runtime.block_on(backend.close());
-            None
-        }
-        Err(e) => Some(e.to_string()),
-    };
-    let ci = under_ci();
-    if let Some(reason) = &unavailable {
-        if ci {
-            eprintln!(
-                "conformance::{backend_name}: backend unreachable under CI=true, every case fails: {reason}"
-            );
-        } else {
-            eprintln!(
-                "conformance::{backend_name}: backend unreachable, every case is ignored: {reason}"
-            );
-        }
-    }
+    let probe = runtime.block_on(async {
+        let backend = factory.connect().await?;
+        backend.close().await
+    });
+    let gate = Gate::probe(format!("conformance::{backend_name}: the backend"), probe);
 
-    let budget_cases = if factory.supports_budget() {
-        crate::cases::budget::cases()
-    } else {
-        Vec::new()
-    };
+    let budget_cases = crate::cases::budget::cases();
     let trials = all_cases()
         .into_iter()
-        .chain(budget_cases)
-        .filter(|case| !case.needs_persistence || factory.is_persistent())
-        .map(|case| {
+        .map(|case| (case, None))
+        .chain(budget_cases.into_iter().map(|case| {
+            let skip = (!factory.supports_budget()).then_some(NO_BUDGET);
+            (case, skip)
+        }))
+        .map(|(case, skip)| {
             let name = format!("conformance::{backend_name}::{}", case.name);
             let runtime = Arc::clone(&runtime);
             let factory = factory.clone();
-            let unavailable = unavailable.clone();
-            let ignored = unavailable.is_some() && !ci;
-            Trial::test(name, move || {
-                if let Some(reason) = unavailable {
-                    return Err(Failed::from(format!("backend unreachable: {reason}")));
+            gate.ignorable_trial(name, move || {
+                if let Some(reason) = skip {
+                    return Ok(Completion::ignored_with(reason));
                 }
-                runtime.block_on(async move {
-                    let backend = factory
-                        .connect()
-                        .await
-                        .map_err(|e| Failed::from(format!("connect failed: {e}")))?;
-                    let cache = Name::new(unique_cache(case.name))
-                        .map_err(|e| Failed::from(e.to_string()))?;
-                    let ctx = TestContext {
-                        backend: Arc::clone(&backend),
-                        cache: cache.clone(),
-                        factory,
-                    };
-                    let outcome = (case.run)(ctx).await;
-                    // Leave nothing behind, whatever the outcome.
-                    if let Ok(stores) = backend.list_stores(&cache).await {
-                        for store in stores {
-                            let _ = backend.drop_store(&cache, &store).await;
+                if case.needs_persistence {
+                    let persistence = factory.persistence();
+                    if let Some(reason) = persistence.why_not_run() {
+                        if persistence == Persistence::Undeclared && under_ci() {
+                            return Err(Failed::from(format!("{reason} (CI=true)")));
                         }
+                        return Ok(Completion::ignored_with(reason));
                     }
-                    let _ = backend.close().await;
-                    outcome.map_err(|f| Failed::from(f.0))
-                })
+                }
+                runtime.block_on(run_case(case, factory))
             })
-            .with_ignored_flag(ignored)
         })
         .collect();
+    Ok(trials)
+}
 
-    libtest_mimic::run(&args, trials).exit_code()
+/// Runs `case` on a new handle in a cache of its own, then drops the
+/// cache's stores, whatever the outcome.
+async fn run_case(case: Case, factory: Factory) -> Result<Completion, Failed> {
+    let backend = factory
+        .connect()
+        .await
+        .map_err(|e| Failed::from(format!("connect failed: {e}")))?;
+    let cache = Name::new(unique_cache(case.name)).map_err(|e| Failed::from(e.to_string()))?;
+    let ignored = Arc::new(Mutex::new(None));
+    let ctx = TestContext {
+        backend: Arc::clone(&backend),
+        cache: cache.clone(),
+        factory,
+        ignored: Arc::clone(&ignored),
+    };
+    let outcome = (case.run)(ctx).await;
+    // Leave nothing behind, whatever the outcome.
+    if let Ok(stores) = backend.list_stores(&cache).await {
+        for store in stores {
+            let _ = backend.drop_store(&cache, &store).await;
+        }
+    }
+    let _ = backend.close().await;
+    outcome.map_err(|f| Failed::from(f.0))?;
+    let reason = ignored.lock().ok().and_then(|mut slot| slot.take());
+    Ok(reason.map_or(Completion::Completed, Completion::ignored_with))
 }

@@ -417,7 +417,7 @@ fn reachable(
             let _ = runtime.block_on(backend.close());
             Ok(Some(format!("xp-{:08x}", rand::random::<u32>())))
         }
-        Err(e) if crate::harness::under_ci() => Err(Failure(format!(
+        Err(e) if crate::services::under_ci() => Err(Failure(format!(
             "{}: backend unreachable under CI=true: {e}",
             factory.name()
         ))),

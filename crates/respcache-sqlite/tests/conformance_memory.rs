@@ -9,4 +9,5 @@ respcache_conformance::main!(
     })
     .with_budget(|budget| SqliteConfig::memory().with_budget(budget).connect())
     .with_leases()
+    .not_persistent()
 );

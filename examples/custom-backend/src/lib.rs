@@ -25,7 +25,8 @@
 //! ```no_run
 //! respcache_conformance::main!(respcache_conformance::Factory::new("blob", || async {
 //!     Ok(respcache_example_custom_backend::BlobBackend::new())
-//! }));
+//! })
+//! .not_persistent()); // each `new()` is its own map
 //! ```
 //!
 //! and this stanza in `Cargo.toml`:

@@ -1,0 +1,471 @@
+//! A local HTTP origin for tests (feature `origin`): a hyper server on a
+//! spare port of 127.0.0.1 whose answers a closure decides, counting what
+//! it receives. Dropping it stops it and closes every connection.
+//!
+//! Two ways to answer:
+//!
+//! - [`Origin::start`]: the closure sees each request as a [`Seen`] (body
+//!   read whole) and returns a [`Reply`] (status, headers, body, an
+//!   optional delay); the origin keeps every `Seen` and counts requests per
+//!   path;
+//! - [`Origin::streaming`]: the closure gets the hyper request itself and
+//!   builds the response, bodies streamed both ways.
+//!
+//! [`OriginBuilder`] sets what differs between tests: whether hyper adds a
+//! `Date` header (tests on a manual clock turn it off, since real time
+//! would look like a skewed origin clock, RFC 9111 §4.2.3).
+//!
+//! ```
+//! use respcache_conformance::origin::{Origin, Reply};
+//!
+//! # async fn demo() {
+//! let origin = Origin::start(|seen| {
+//!     Reply::ok(format!("hello {}", seen.path)).header("cache-control", "max-age=60")
+//! })
+//! .await;
+//! let url = origin.url("/a"); // http://127.0.0.1:PORT/a
+//! # let _ = url;
+//! assert_eq!(origin.count("/a"), 0);
+//! # }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo());
+//! ```
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A response body the streaming handler builds.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// What the origin saw of one request.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// The method.
+    pub method: Method,
+    /// Path and query.
+    pub target: String,
+    /// The path alone.
+    pub path: String,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The whole request body.
+    pub body: Bytes,
+    /// How many requests this path had, this one included.
+    pub n: usize,
+}
+
+/// What the origin answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Header lines, in order (a name may repeat).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+    /// How long to wait before answering.
+    pub delay: Option<Duration>,
+}
+
+impl Reply {
+    /// `200` with `body`.
+    pub fn ok(body: impl Into<Bytes>) -> Self {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: None,
+        }
+    }
+
+    /// `status` with an empty body.
+    pub fn status(status: u16) -> Self {
+        Reply {
+            status,
+            ..Reply::ok("")
+        }
+    }
+
+    /// Adds a header line.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// Answers after `d`.
+    #[must_use]
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = Some(d);
+        self
+    }
+}
+
+type ReplyFn = dyn Fn(&Seen) -> Reply + Send + Sync;
+type StreamFn = dyn Fn(http::Request<Incoming>) -> Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>
+    + Send
+    + Sync;
+
+/// How an [`Origin`] is set up before it starts.
+#[derive(Debug, Clone)]
+pub struct OriginBuilder {
+    date: bool,
+}
+
+impl Default for OriginBuilder {
+    fn default() -> Self {
+        OriginBuilder { date: true }
+    }
+}
+
+impl OriginBuilder {
+    /// Whether hyper adds a `Date` header to each answer (the default);
+    /// a handler's own `Date` is kept either way.
+    #[must_use]
+    pub fn date(mut self, date: bool) -> Self {
+        self.date = date;
+        self
+    }
+
+    /// Starts an origin answering with `handler`'s [`Reply`].
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound (it is test support: that fails
+    /// the test that asked for the origin).
+    pub async fn start(self, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        let handler: Arc<ReplyFn> = Arc::new(handler);
+        let counts = Arc::new(Counts::default());
+        let c = Arc::clone(&counts);
+        let stream: Arc<StreamFn> = Arc::new(move |req| {
+            let (handler, c) = (Arc::clone(&handler), Arc::clone(&c));
+            Box::pin(async move { answer(req, handler.as_ref(), &c).await })
+        });
+        self.serve(stream, counts).await
+    }
+
+    /// Starts an origin whose `handler` builds each response from the
+    /// request itself, streaming bodies both ways. It counts requests
+    /// ([`total`](Origin::total)) and connections, and keeps no [`Seen`].
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn streaming<F, Fut>(self, handler: F) -> Origin
+    where
+        F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    {
+        let counts = Arc::new(Counts::default());
+        let c = Arc::clone(&counts);
+        let stream: Arc<StreamFn> = Arc::new(move |req| {
+            c.total.fetch_add(1, Ordering::SeqCst);
+            Box::pin(handler(req))
+        });
+        self.serve(stream, counts).await
+    }
+
+    #[allow(clippy::expect_used)] // test support: documented panics above
+    async fn serve(self, handler: Arc<StreamFn>, counts: Arc<Counts>) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("the origin binds a loopback port");
+        let addr = listener
+            .local_addr()
+            .expect("the origin's listener has an address");
+        let c = Arc::clone(&counts);
+        let date = self.date;
+        // Dropping the origin aborts this task, whose JoinSet aborts every
+        // connection: the port then refuses connections.
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                while connections.try_join_next().is_some() {}
+                c.connections.fetch_add(1, Ordering::SeqCst);
+                let handler = Arc::clone(&handler);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let answer = handler(req);
+                        async move { Ok::<_, Infallible>(answer.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .auto_date_header(date)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Origin { addr, counts, task }
+    }
+}
+
+/// What an origin counted and kept.
+#[derive(Default)]
+struct Counts {
+    per_path: Mutex<HashMap<String, usize>>,
+    total: AtomicUsize,
+    connections: AtomicUsize,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A running origin; dropping it stops it.
+pub struct Origin {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    counts: Arc<Counts>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin").field("addr", &self.addr).finish()
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Origin {
+    /// How to set one up (a `Date` header or not).
+    pub fn builder() -> OriginBuilder {
+        OriginBuilder::default()
+    }
+
+    /// [`OriginBuilder::start`] with the defaults.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        Origin::builder().start(handler).await
+    }
+
+    /// [`OriginBuilder::streaming`] with the defaults.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn streaming<F, Fut>(handler: F) -> Origin
+    where
+        F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    {
+        Origin::builder().streaming(handler).await
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Requests received for `path` (without query).
+    pub fn count(&self, path: &str) -> usize {
+        lock(&self.counts.per_path).get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests received in all.
+    pub fn total(&self) -> usize {
+        self.counts.total.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted in all.
+    pub fn connections(&self) -> usize {
+        self.counts.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every request received, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        lock(&self.counts.seen).clone()
+    }
+
+    /// The requests received for `path`, in order.
+    pub fn seen_at(&self, path: &str) -> Vec<Seen> {
+        lock(&self.counts.seen)
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// The last request received.
+    pub fn last(&self) -> Option<Seen> {
+        lock(&self.counts.seen).last().cloned()
+    }
+}
+
+async fn answer(
+    req: http::Request<Incoming>,
+    handler: &ReplyFn,
+    counts: &Counts,
+) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    let n = {
+        let mut per_path = lock(&counts.per_path);
+        let n = per_path.entry(path.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    counts.total.fetch_add(1, Ordering::SeqCst);
+    let seen = Seen {
+        method: parts.method,
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        path,
+        headers: parts.headers,
+        body,
+        n,
+    };
+    lock(&counts.seen).push(seen.clone());
+    let reply = handler(&seen);
+    if let Some(d) = reply.delay {
+        tokio::time::sleep(d).await;
+    }
+    response(reply)
+}
+
+/// The hyper response for `reply`; a status or header hyper refuses is a
+/// `500` naming it, so the test sees what went wrong.
+fn response(reply: Reply) -> http::Response<Body> {
+    let mut resp = http::Response::new(Full::new(reply.body).boxed());
+    match StatusCode::from_u16(reply.status) {
+        Ok(status) => *resp.status_mut() = status,
+        Err(_) => return broken(format!("invalid status {}", reply.status)),
+    }
+    for (name, value) in reply.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                resp.headers_mut().append(n, v);
+            }
+            _ => return broken(format!("invalid header {name}: {value}")),
+        }
+    }
+    resp
+}
+
+fn broken(why: String) -> http::Response<Body> {
+    let mut resp = http::Response::new(Full::new(Bytes::from(format!("origin: {why}"))).boxed());
+    *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}
+
+/// A whole body for a streaming handler's response.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A server on a spare loopback port that accepts connections, reads a
+/// little of the request and resets the connection without answering;
+/// stops when the task is aborted.
+///
+/// # Panics
+///
+/// When no loopback port can be bound.
+#[allow(clippy::expect_used)] // test support: documented panics above
+pub async fn resetting_origin() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("the origin binds a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("the origin's listener has an address");
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.readable().await;
+            let _ = stream.try_read(&mut buf);
+            let _ = stream.set_zero_linger();
+            drop(stream);
+        }
+    });
+    (addr, task)
+}
+
+/// An HTTP date (RFC 9110 §5.6.7) `offset` seconds from now (negative: in
+/// the past).
+pub fn http_date(offset: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    format_http_date(now.saturating_add(offset))
+}
+
+fn format_http_date(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    let day = usize::try_from(days.rem_euclid(7)).unwrap_or(0);
+    let month = usize::try_from(mo - 1).unwrap_or(0);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        DAYS.get(day).copied().unwrap_or("Thu"),
+        d,
+        MONTHS.get(month).copied().unwrap_or("Jan"),
+        y,
+        h,
+        m,
+        s
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_format_like_rfc9110() {
+        assert_eq!(
+            format_http_date(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}
