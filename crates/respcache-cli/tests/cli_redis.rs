@@ -2,7 +2,8 @@
 //! `redis://127.0.0.1:6379/`): copy a SQLite cache there, inspect and purge
 //! it, and copy it back. An unreachable server reports the tests that need
 //! it as *ignored* with the reason (libtest-mimic: a skipped test never
-//! counts as passed), or fails them under `CI=true`.
+//! counts as passed), or fails them under `CI=true` (the kit's
+//! `services::Gate`).
 
 // Test helpers assert: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -12,40 +13,36 @@ mod cli_common;
 use std::sync::Arc;
 
 use cli_common::*;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Trial};
 use respcache::{Backend, Name};
+use respcache_conformance::services::{Gate, REDIS};
 use serde_json::Value;
 
-/// The Redis URL, and why it cannot be used (unreachable), if so.
-fn redis() -> (String, Option<String>) {
-    let url = std::env::var("RESPCACHE_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+/// The Redis URL, and the gate of the tests that need it (closed when the
+/// server is unreachable).
+fn redis() -> (String, Gate) {
+    let url = REDIS.url();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let probe = rt.block_on(async {
         let backend = respcache::connect(&url).await?;
         backend.list_stores(&Name::new("probe")?).await?;
         backend.close().await
     });
-    let why = probe.err().map(|e| {
-        format!("Redis at {url} is unreachable ({e}); run `cargo xtask services up` or set RESPCACHE_REDIS_URL")
+    let probe = probe.map_err(|e| {
+        format!("Redis at {url}: {e}; run `cargo xtask services up` or set RESPCACHE_REDIS_URL")
     });
-    (url, why)
+    (url.clone(), Gate::probe("cli_redis: Redis", probe))
 }
 
 fn main() {
     let args = Arguments::from_args();
-    let (url, unreachable) = redis();
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let (url, gate) = redis();
     let needs_redis = |name: &'static str, test: fn(String)| {
-        let (url, why) = (url.clone(), unreachable.clone());
-        Trial::test(name, move || match why {
-            Some(why) => Err(Failed::from(why)),
-            None => {
-                test(url);
-                Ok(())
-            }
+        let url = url.clone();
+        gate.trial(name, move || {
+            test(url);
+            Ok(())
         })
-        .with_ignored_flag(unreachable.is_some() && !ci)
     };
     let trials = vec![
         needs_redis(
@@ -64,12 +61,6 @@ fn main() {
             },
         ),
     ];
-    if let Some(why) = &unreachable {
-        eprintln!(
-            "cli_redis: {why}; its Redis tests are {}",
-            if ci { "failed (CI=true)" } else { "ignored" }
-        );
-    }
     libtest_mimic::run(&args, trials).exit();
 }
 

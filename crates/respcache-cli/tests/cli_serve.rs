@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use respcache_conformance::origin::{Origin, Reply, Seen};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -28,16 +29,7 @@ use serve_common::Proxy;
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// One request as the origin saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// A local origin that records every request. Paths:
+/// A local origin (the test kit's) that records every request. Paths:
 /// - `/fresh`: `max-age=60`;
 /// - `/private`: `private, max-age=60`;
 /// - `/nostore`: `no-store`;
@@ -46,115 +38,54 @@ struct Seen {
 /// - `/flaky`: `max-age=0, stale-if-error=60` the first time, then 503;
 /// - `/drain`: answers after 700 ms;
 /// - anything else: 200, `no-store`, body `PATH METHOD`.
-#[derive(Clone)]
-struct Origin {
-    url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
+async fn start_origin() -> Origin {
+    Origin::start(answer).await
 }
 
-impl Origin {
-    async fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&seen);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let log = Arc::clone(&log);
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let seen = Seen {
-                                method: parts.method,
-                                path: parts.uri.path().to_owned(),
-                                headers: parts.headers,
-                                body,
-                            };
-                            log.lock().unwrap().push(seen.clone());
-                            if seen.path == "/drain" {
-                                tokio::time::sleep(Duration::from_millis(700)).await;
-                            }
-                            let answer = answer(&seen);
-                            Ok::<_, Infallible>(answer)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Origin { url, seen }
-    }
-
-    /// The requests for `path`, in order.
-    fn seen(&self, path: &str) -> Vec<Seen> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| s.path == path)
-            .cloned()
-            .collect()
-    }
-}
-
-/// How often `/flaky` was asked for (one test uses it).
-static FLAKY: AtomicUsize = AtomicUsize::new(0);
-
-fn answer(seen: &Seen) -> Response<Full<Bytes>> {
-    let b = Response::builder();
-    let b = match seen.path.as_str() {
-        "/fresh" => b.header("cache-control", "max-age=60"),
-        "/private" => b.header("cache-control", "private, max-age=60"),
-        "/nostore" => b.header("cache-control", "no-store"),
+fn answer(seen: &Seen) -> Reply {
+    let ok = |cache_control: &str| Reply::ok("").header("cache-control", cache_control);
+    let reply = match seen.path.as_str() {
+        "/fresh" => ok("max-age=60"),
+        "/private" => ok("private, max-age=60"),
+        "/nostore" => ok("no-store"),
         "/etag" => {
-            let b = b
-                .header("cache-control", "max-age=0")
-                .header("etag", "\"v1\"");
             if seen
                 .headers
                 .get("if-none-match")
                 .is_some_and(|v| v == "\"v1\"")
             {
-                return b.status(304).body(Full::new(Bytes::new())).unwrap();
+                return ok("max-age=0").header("etag", "\"v1\"").with_status(304);
             }
-            b
+            ok("max-age=0").header("etag", "\"v1\"")
         }
         "/flaky" => {
-            if FLAKY.fetch_add(1, Ordering::SeqCst) > 0 {
-                return b
-                    .status(503)
-                    .body(Full::new(Bytes::from_static(b"down")))
-                    .unwrap();
+            if seen.n > 1 {
+                return Reply::ok("down").with_status(503);
             }
-            b.header("cache-control", "max-age=0, stale-if-error=60")
+            ok("max-age=0, stale-if-error=60")
         }
-        "/big" => b.header("cache-control", "max-age=60"),
+        "/big" => ok("max-age=60"),
         "/redirect" => {
-            return b
-                .status(302)
-                .header("location", "/fresh")
-                .body(Full::new(Bytes::from_static(b"moved")))
-                .unwrap();
+            return Reply::ok("moved")
+                .with_status(302)
+                .header("location", "/fresh");
         }
-        _ => b.header("cache-control", "no-store"),
+        "/drain" => ok("no-store").delay(Duration::from_millis(700)),
+        _ => ok("no-store"),
     };
-    let body = format!("{} {}", seen.path, seen.method);
     let body = if seen.path == "/big" {
         "b".repeat(100)
     } else {
-        body
+        format!("{} {}", seen.path, seen.method)
     };
-    b.header("x-origin", "yes")
-        .header("connection", "x-hop-response")
-        .header("x-hop-response", "must not pass")
-        .header("keep-alive", "timeout=5")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
+    Reply {
+        body: Bytes::from(body),
+        ..reply
+    }
+    .header("x-origin", "yes")
+    .header("connection", "x-hop-response")
+    .header("x-hop-response", "must not pass")
+    .header("keep-alive", "timeout=5")
 }
 
 /// An answer as the test client read it.
@@ -199,10 +130,10 @@ async fn get(url: &str) -> Got {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cacheable_get_is_a_miss_then_a_hit_with_age() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     assert!(
-        proxy.start_line.contains(&origin.url),
+        proxy.start_line.contains(&origin.url("")),
         "{}",
         proxy.start_line
     );
@@ -235,13 +166,13 @@ async fn a_cacheable_get_is_a_miss_then_a_hit_with_age() {
     );
     let age: u64 = second.header("age").parse().expect("a numeric Age");
     assert!(age < 60, "{age}");
-    assert_eq!(origin.seen("/fresh").len(), 1);
+    assert_eq!(origin.seen_at("/fresh").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_no_store_answer_is_never_cached() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     for _ in 0..3 {
         let got = get(&format!("{}/nostore", proxy.url)).await;
         assert_eq!(got.status, 200);
@@ -252,13 +183,13 @@ async fn a_no_store_answer_is_never_cached() {
             "{status}"
         );
     }
-    assert_eq!(origin.seen("/nostore").len(), 3);
+    assert_eq!(origin.seen_at("/nostore").len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_answer_is_revalidated_and_the_client_gets_the_body() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     let first = get(&format!("{}/etag", proxy.url)).await;
     assert_eq!(first.status, 200);
     let second = get(&format!("{}/etag", proxy.url)).await;
@@ -268,7 +199,7 @@ async fn a_stale_answer_is_revalidated_and_the_client_gets_the_body() {
     let status = second.header("cache-status");
     assert!(status.contains("fwd-status=304"), "{status}");
     assert!(status.contains("detail=revalidated"), "{status}");
-    let seen = origin.seen("/etag");
+    let seen = origin.seen_at("/etag");
     assert_eq!(seen.len(), 2);
     assert!(seen[0].headers.get("if-none-match").is_none());
     assert_eq!(seen[1].headers["if-none-match"], "\"v1\"");
@@ -276,8 +207,8 @@ async fn a_stale_answer_is_revalidated_and_the_client_gets_the_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_and_extension_methods_reach_the_origin_with_body_and_headers() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     for method in ["POST", "PURGEX"] {
         let req = Request::builder()
             .method(method)
@@ -296,7 +227,7 @@ async fn post_and_extension_methods_reach_the_origin_with_body_and_headers() {
         assert_eq!(got.body, format!("/echo {method}"));
         assert!(got.header("cache-status").starts_with("respcache"));
     }
-    let seen = origin.seen("/echo");
+    let seen = origin.seen_at("/echo");
     assert_eq!(seen.len(), 2);
     for (s, method) in seen.iter().zip(["POST", "PURGEX"]) {
         assert_eq!(s.method.as_str(), method);
@@ -307,38 +238,41 @@ async fn post_and_extension_methods_reach_the_origin_with_body_and_headers() {
         assert_eq!(s.headers["content-type"], "application/json");
         assert!(s.headers.get("x-hop").is_none(), "{:?}", s.headers);
         assert!(s.headers.get("proxy-authorization").is_none());
-        assert_eq!(s.headers["host"], origin.url.trim_start_matches("http://"));
+        assert_eq!(
+            s.headers["host"],
+            origin.url("").trim_start_matches("http://")
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_is_passed_back_not_followed() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     let got = get(&format!("{}/redirect", proxy.url)).await;
     assert_eq!(got.status, 302);
     assert_eq!(got.header("location"), "/fresh");
     assert_eq!(got.body, "moved");
-    assert_eq!(origin.seen("/redirect").len(), 1);
-    assert!(origin.seen("/fresh").is_empty());
+    assert_eq!(origin.seen_at("/redirect").len(), 1);
+    assert!(origin.seen_at("/fresh").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_answers_are_cached_only_by_a_private_cache() {
-    let origin = Origin::start().await;
-    let private = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let private = Proxy::start(&origin.url(""), &[]);
     get(&format!("{}/private", private.url)).await;
     let second = get(&format!("{}/private", private.url)).await;
     assert!(second.header("cache-status").contains("hit"));
-    assert_eq!(origin.seen("/private").len(), 1);
+    assert_eq!(origin.seen_at("/private").len(), 1);
 
-    let shared = Proxy::start(&origin.url, &["--shared"]);
+    let shared = Proxy::start(&origin.url(""), &["--shared"]);
     for _ in 0..2 {
         let got = get(&format!("{}/private", shared.url)).await;
         assert_eq!(got.status, 200);
         assert!(!got.header("cache-status").contains("hit"));
     }
-    assert_eq!(origin.seen("/private").len(), 3);
+    assert_eq!(origin.seen_at("/private").len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,20 +311,20 @@ async fn an_upstream_that_drops_the_connection_gives_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_shuts_the_proxy_down_with_exit_code_0() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     assert_eq!(get(&format!("{}/fresh", proxy.url)).await.status, 200);
     assert_eq!(proxy.interrupt(), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_lets_a_request_in_flight_finish() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     let url = format!("{}/drain", proxy.url);
     let pending = tokio::spawn(async move { get(&url).await });
     let deadline = Instant::now() + WAIT;
-    while origin.seen("/drain").is_empty() && Instant::now() < deadline {
+    while origin.seen_at("/drain").is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let code = tokio::task::spawn_blocking(move || proxy.interrupt())
@@ -404,8 +338,8 @@ async fn sigint_lets_a_request_in_flight_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_upstream_gives_the_stale_answer_where_stale_if_error_allows() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     let first = get(&format!("{}/flaky", proxy.url)).await;
     assert_eq!(first.status, 200);
     let second = get(&format!("{}/flaky", proxy.url)).await;
@@ -414,13 +348,13 @@ async fn a_failing_upstream_gives_the_stale_answer_where_stale_if_error_allows()
     let status = second.header("cache-status");
     assert!(status.contains("fwd-status=503"), "{status}");
     assert!(status.contains("detail=stale-if-error"), "{status}");
-    assert_eq!(origin.seen("/flaky").len(), 2);
+    assert_eq!(origin.seen_at("/flaky").len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_is_answered_from_a_stored_get_with_its_length() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &[]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &[]);
     get(&format!("{}/fresh", proxy.url)).await;
     let head = send(
         Request::head(format!("{}/fresh", proxy.url))
@@ -432,40 +366,35 @@ async fn head_is_answered_from_a_stored_get_with_its_length() {
     assert!(head.body.is_empty());
     assert_eq!(head.header("content-length"), "10");
     assert!(head.header("cache-status").contains("hit"));
-    assert_eq!(origin.seen("/fresh").len(), 1);
+    assert_eq!(origin.seen_at("/fresh").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_body_over_the_limit_gets_413_a_post_body_streams_on() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--max-body-size", "16"]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &["--max-body-size", "16"]);
     // A GET body is part of the cache key: read whole, so bounded.
     let req = Request::get(format!("{}/echo", proxy.url))
         .body(Full::new(Bytes::from(vec![b'x'; 17])))
         .unwrap();
     assert_eq!(send(req).await.status, 413);
-    assert!(origin.seen("/echo").is_empty());
+    assert!(origin.seen_at("/echo").is_empty());
     // Other methods' bodies stream to the upstream whatever their size.
     let req = Request::post(format!("{}/echo", proxy.url))
         .body(Full::new(Bytes::from(vec![b'x'; 17])))
         .unwrap();
     assert_eq!(send(req).await.status, 200);
-    let seen = origin.seen("/echo");
+    let seen = origin.seen_at("/echo");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body, vec![b'x'; 17]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_never_answers_gives_504_after_the_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
-    let proxy = Proxy::start(&url, &["--timeout", "500ms"]);
+    let hole = respcache_conformance::net::BlackHole::start()
+        .await
+        .unwrap();
+    let proxy = Proxy::start(&hole.http_url(), &["--timeout", "500ms"]);
     let started = Instant::now();
     let got = get(&format!("{}/slow", proxy.url)).await;
     assert_eq!(got.status, 504);
@@ -478,21 +407,21 @@ async fn an_upstream_that_never_answers_gives_504_after_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_over_the_body_limit_is_passed_on_but_not_stored() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--max-body-size", "64"]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &["--max-body-size", "64"]);
     for _ in 0..2 {
         let got = get(&format!("{}/big", proxy.url)).await;
         assert_eq!(got.status, 200);
         assert_eq!(got.body, "b".repeat(100));
         assert!(!got.header("cache-status").contains("hit"));
     }
-    assert_eq!(origin.seen("/big").len(), 2);
+    assert_eq!(origin.seen_at("/big").len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_proxy_does_not_serve_one_users_authorized_answer_to_another() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--shared"]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &["--shared"]);
     for token in ["Bearer alice", "Bearer bob"] {
         let req = Request::get(format!("{}/fresh", proxy.url))
             .header("authorization", token)
@@ -502,7 +431,7 @@ async fn a_shared_proxy_does_not_serve_one_users_authorized_answer_to_another() 
         assert_eq!(got.status, 200);
         assert!(!got.header("cache-status").contains("hit"), "{token}");
     }
-    let seen = origin.seen("/fresh");
+    let seen = origin.seen_at("/fresh");
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].headers["authorization"], "Bearer bob");
 }
@@ -531,39 +460,20 @@ fn channel_body() -> (
 ///   first chunk, answers with the byte count.
 struct StreamingUpstream {
     url: String,
-    requests: Arc<AtomicUsize>,
+    origin: Origin,
     gate: Arc<Notify>,
     got_first: Arc<Notify>,
 }
 
 impl StreamingUpstream {
     async fn start(size: usize) -> StreamingUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (requests, gate, got_first) = (
-            Arc::new(AtomicUsize::new(0)),
-            Arc::new(Notify::new()),
-            Arc::new(Notify::new()),
-        );
-        let (n, g, f) = (requests.clone(), gate.clone(), got_first.clone());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (n, g, f) = (n.clone(), g.clone(), f.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        n.fetch_add(1, Ordering::SeqCst);
-                        let (g, f) = (g.clone(), f.clone());
-                        async move { Ok::<_, Infallible>(stream_answer(req, size, g, f).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (gate, got_first) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let (g, f) = (gate.clone(), got_first.clone());
+        let origin =
+            Origin::streaming(move |req| stream_answer(req, size, g.clone(), f.clone())).await;
         StreamingUpstream {
-            url,
-            requests,
+            url: origin.url(""),
+            origin,
             gate,
             got_first,
         }
@@ -708,7 +618,7 @@ async fn a_large_body_streams_through_while_the_upstream_is_still_sending() {
         assert_eq!(count_body(body, b'b').await, 1 << 20);
     }
     // Larger than --max-body-size: passed on both times, never stored.
-    assert_eq!(upstream.requests.load(Ordering::SeqCst), 2);
+    assert_eq!(upstream.origin.total(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -769,32 +679,17 @@ async fn an_upload_streams_to_the_upstream_whatever_its_size() {
 
 type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// An upstream whose answers `f` builds; returns its URL and request count.
-async fn upstream_with<F, Fut>(f: F) -> (String, Arc<AtomicUsize>)
+/// An upstream (the test kit's streaming origin) whose answers `f` builds
+/// from the request's index and the request; returns its URL and the
+/// origin, which stops when dropped.
+async fn upstream_with<F, Fut>(f: F) -> (String, Origin)
 where
     F: Fn(usize, Request<Incoming>) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Response<BoxedBody>> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let n = Arc::new(AtomicUsize::new(0));
-    let count = n.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (f, count) = (f.clone(), count.clone());
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let i = count.fetch_add(1, Ordering::SeqCst);
-                    let f = f.clone();
-                    async move { Ok::<_, Infallible>(f(i, req).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, n)
+    let count = Arc::new(AtomicUsize::new(0));
+    let origin = Origin::streaming(move |req| f(count.fetch_add(1, Ordering::SeqCst), req)).await;
+    (origin.url(""), origin)
 }
 
 fn answer_with(headers: &[(&'static str, &str)], body: BoxedBody) -> Response<BoxedBody> {
@@ -811,7 +706,7 @@ fn answer_with(headers: &[(&'static str, &str)], body: BoxedBody) -> Response<Bo
 /// allows, as for an upstream that is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stalls_falls_back_to_stale_if_error() {
-    let (url, _) = upstream_with(|i, _req| async move {
+    let (url, _origin) = upstream_with(|i, _req| async move {
         if i == 0 {
             return answer_with(
                 &[("cache-control", "max-age=1, stale-if-error=600")],
@@ -847,7 +742,7 @@ async fn a_body_that_stalls_falls_back_to_stale_if_error() {
 /// --timeout is not cut off: the limit counts from its last chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_longer_than_the_timeout_that_never_idles_passes() {
-    let (url, _) = upstream_with(|_, req| async move {
+    let (url, _origin) = upstream_with(|_, req| async move {
         let n = match req.into_body().collect().await {
             Ok(b) => b.to_bytes().len(),
             Err(_) => 0,
@@ -887,7 +782,7 @@ async fn an_upload_longer_than_the_timeout_that_never_idles_passes() {
 async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
     let released = Arc::new(Notify::new());
     let r = released.clone();
-    let (url, _) = upstream_with(move |_, _req| {
+    let (url, _origin) = upstream_with(move |_, _req| {
         let r = r.clone();
         async move {
             let (tx, body) = channel_body();
@@ -919,7 +814,7 @@ async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_mid_stream_is_an_error_for_the_client() {
     for length in [None, Some("5000")] {
-        let (url, _) = upstream_with(move |_, _req| async move {
+        let (url, _origin) = upstream_with(move |_, _req| async move {
             let (tx, body) = channel_body();
             tokio::spawn(async move {
                 let _ = tx.send(Bytes::from(vec![b'a'; 1000])).await;
@@ -951,7 +846,7 @@ async fn a_stall_mid_stream_is_an_error_for_the_client() {
 /// A streamed POST still invalidates the stored GET of its URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_post_invalidates() {
-    let (url, n) = upstream_with(|_, req| async move {
+    let (url, origin) = upstream_with(|_, req| async move {
         let m = req.method().clone();
         let _ = req.into_body().collect().await;
         answer_with(
@@ -981,13 +876,13 @@ async fn a_streamed_post_invalidates() {
         "{}",
         b.header("cache-status")
     );
-    assert_eq!(n.load(Ordering::SeqCst), 3);
+    assert_eq!(origin.total(), 3);
 }
 
 /// HEAD on a miss that is streamed keeps the upstream's Content-Length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_miss_keeps_content_length() {
-    let (url, _) = upstream_with(|_, _req| async move {
+    let (url, _origin) = upstream_with(|_, _req| async move {
         answer_with(
             &[("cache-control", "no-store"), ("content-length", "11")],
             Full::new(Bytes::from_static(b"hello world")).boxed(),
@@ -1012,7 +907,7 @@ async fn head_miss_keeps_content_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_stream_reaches_the_client_as_it_comes() {
     for cc in [Some("no-cache"), None] {
-        let (url, _) = upstream_with(move |_, _req| async move {
+        let (url, _origin) = upstream_with(move |_, _req| async move {
             let (tx, body) = channel_body();
             tokio::spawn(async move {
                 let _ = tx.send(Bytes::from_static(b"data: one\n\n")).await;
@@ -1058,8 +953,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served_in_prometheus_text_form() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::start(&origin.url, &["--metrics", "127.0.0.1:0"]);
+    let origin = start_origin().await;
+    let proxy = Proxy::start(&origin.url(""), &["--metrics", "127.0.0.1:0"]);
     let metrics = proxy
         .start_line
         .split(", metrics ")
@@ -1115,14 +1010,14 @@ async fn metrics_are_served_in_prometheus_text_form() {
 /// port that was closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_that_is_down_at_start_does_not_stop_the_proxy() {
-    let origin = Origin::start().await;
+    let origin = start_origin().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let cache = format!("redis://127.0.0.1:{port}/0?cache=down");
-    let proxy = Proxy::launch(&origin.url, &[], Some(&cache), None);
+    let proxy = Proxy::launch(&origin.url(""), &[], Some(&cache), None);
     let first = get(&format!("{}/fresh", proxy.url)).await;
     assert_eq!(first.status, 200);
     assert!(

@@ -23,6 +23,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use respcache_conformance::origin::{Origin, Reply};
+
 mod serve_common;
 use serve_common::Proxy;
 
@@ -32,44 +34,11 @@ const MIB: usize = 1 << 20;
 
 type BoxedBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-/// A local origin that records every request target it receives and
-/// answers `200 ok` (`no-store`).
-struct Origin {
-    url: String,
-    targets: Arc<Mutex<Vec<String>>>,
-}
-
-impl Origin {
-    async fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let targets = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&targets);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let log = Arc::clone(&log);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        log.lock().unwrap().push(req.uri().to_string());
-                        async move {
-                            let mut r = Response::new(Full::new(Bytes::from_static(b"ok")));
-                            r.headers_mut()
-                                .insert("cache-control", "no-store".parse().unwrap());
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Origin { url, targets }
-    }
-
-    fn targets(&self) -> Vec<String> {
-        self.targets.lock().unwrap().clone()
-    }
+/// A local origin (the test kit's) that records every request target it
+/// receives (`Origin::targets`, as each arrives) and answers `200 ok`
+/// (`no-store`).
+async fn start_origin() -> Origin {
+    Origin::start(|_| Reply::ok("ok").header("cache-control", "no-store")).await
 }
 
 /// Sends `raw` over a new connection and reads the answer's head (bounded):
@@ -105,8 +74,8 @@ fn get(path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_leave_the_upstream_base_get_400_and_never_reach_it() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&format!("{}/api/v1", origin.url), &[], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&format!("{}/api/v1", origin.url("")), &[], None, None);
     for path in [
         "/../../admin",
         "/%2e%2e/%2e%2e/admin",
@@ -144,8 +113,8 @@ async fn paths_that_leave_the_upstream_base_get_400_and_never_reach_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_doubled_host_gets_400() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &[], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &[], None, None);
     let (status, _) = raw(&proxy.addr, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, 400);
     let (status, _) = raw(
@@ -163,8 +132,8 @@ async fn a_missing_or_doubled_host_gets_400() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_asterisk_is_answered_by_the_proxy_and_connect_is_refused() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &[], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &[], None, None);
     let (status, head) = raw(
         &proxy.addr,
         "OPTIONS * HTTP/1.1\r\nHost: proxy.test\r\nConnection: close\r\n\r\n",
@@ -277,9 +246,9 @@ async fn closed_by(mut stream: TcpStream, deadline: tokio::time::Instant) -> boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_within_the_header_timeout() {
-    let origin = Origin::start().await;
+    let origin = start_origin().await;
     let proxy = Proxy::start(
-        &origin.url,
+        &origin.url(""),
         &["--header-timeout", "1s", "--idle-timeout", "60s"],
     );
     let mut held = Vec::new();
@@ -310,9 +279,9 @@ async fn slowloris_connections_are_closed_within_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_idle_connections_are_closed_within_the_idle_timeout() {
-    let origin = Origin::start().await;
+    let origin = start_origin().await;
     let proxy = Proxy::start(
-        &origin.url,
+        &origin.url(""),
         &["--idle-timeout", "2s", "--header-timeout", "30s"],
     );
     let mut held = Vec::new();
@@ -377,8 +346,8 @@ async fn with_256_file_descriptors_300_idle_connections_do_not_stop_the_proxy() 
 /// past the idle limit, checks it answers again and keeps stderr short;
 /// returns stderr.
 async fn serves_after_300_idle_connections(args: &[&str]) -> String {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, args, None, Some(256));
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), args, None, Some(256));
     let mut held = Vec::new();
     for _ in 0..300 {
         held.push(TcpStream::connect(&proxy.addr).await.unwrap());
@@ -416,8 +385,8 @@ async fn serves_after_300_idle_connections(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_body_that_stalls_gets_408_after_the_body_timeout() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &["--body-timeout", "1s"], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &["--body-timeout", "1s"], None, None);
     let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
     s.write_all(b"GET /b HTTP/1.1\r\nHost: proxy.test\r\nContent-Length: 100\r\n\r\n0123456789")
         .await
@@ -440,8 +409,8 @@ async fn a_get_body_that_stalls_gets_408_after_the_body_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_wait_until_one_closes() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &["--max-connections", "2"], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &["--max-connections", "2"], None, None);
     let first = TcpStream::connect(&proxy.addr).await.unwrap();
     let second = TcpStream::connect(&proxy.addr).await.unwrap();
     // Let the proxy take both before the third arrives.
@@ -464,27 +433,17 @@ async fn connections_over_the_cap_wait_until_one_closes() {
 async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_timeout() {
     const SIZE: usize = 64 * MIB;
     // An upstream with a large answer the proxy streams (not storable).
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|_req: Request<Incoming>| async {
-                    let chunks =
-                        futures::stream::iter((0..SIZE / MIB).map(|_| {
-                            Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'u'; MIB])))
-                        }));
-                    let mut r: Response<BoxedBody> = Response::new(StreamBody::new(chunks).boxed());
-                    r.headers_mut()
-                        .insert("cache-control", "no-store".parse().unwrap());
-                    Ok::<_, Infallible>(r)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let upstream = Origin::streaming(|_req| async {
+        let chunks = futures::stream::iter(
+            (0..SIZE / MIB).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'u'; MIB])))),
+        );
+        let mut r: Response<BoxedBody> = Response::new(StreamBody::new(chunks).boxed());
+        r.headers_mut()
+            .insert("cache-control", "no-store".parse().unwrap());
+        r
+    })
+    .await;
+    let url = upstream.url("");
     let proxy = Proxy::launch(&url, &["--idle-timeout", "2s"], None, None);
     let mut s = TcpStream::connect(&proxy.addr).await.unwrap();
     s.write_all(get("/big").replace("Connection: close\r\n", "").as_bytes())
@@ -517,8 +476,8 @@ async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_ti
 /// connection is closed once idle for the idle limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed_too() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &["--idle-timeout", "2s"], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &["--idle-timeout", "2s"], None, None);
     let stream = TcpStream::connect(&proxy.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
@@ -568,8 +527,8 @@ async fn settled_rss(proxy: &Proxy) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_get_body_over_the_budget_gets_503_with_retry_after() {
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &["--buffer-budget", "1000"], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &["--buffer-budget", "1000"], None, None);
     let body = "x".repeat(2000);
     for (length, chunked) in [(Some(2000), false), (None, true)] {
         let head = match length {
@@ -607,8 +566,8 @@ async fn a_get_body_over_the_budget_gets_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_clients_stalled_mid_get_body_stay_within_the_budget() {
     const BUDGET: u64 = 256 << 20;
-    let origin = Origin::start().await;
-    let proxy = Proxy::launch(&origin.url, &["--timeout", "60s"], None, None);
+    let origin = start_origin().await;
+    let proxy = Proxy::launch(&origin.url(""), &["--timeout", "60s"], None, None);
     let before = proxy.rss();
     let body = Arc::new(vec![b'x'; 14 * MIB]);
     let over_budget = Arc::new(AtomicUsize::new(0));
@@ -666,47 +625,36 @@ async fn twenty_stalled_storable_downloads_stay_within_the_budget() {
     // Half the default, so the bound is far from the unbudgeted ~340 MiB.
     const BUDGET: u64 = 128 << 20;
     // Storable (max-age), chunked: 15 MiB, then a stall.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let sent_all = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&sent_all);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
+    let upstream = Origin::streaming(move |_req| {
+        let counter = Arc::clone(&counter);
+        async move {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
             tokio::spawn(async move {
-                let service = service_fn(move |_req: Request<Incoming>| {
-                    let counter = Arc::clone(&counter);
-                    async move {
-                        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(2);
-                        tokio::spawn(async move {
-                            let chunk = Bytes::from(vec![b'd'; MIB]);
-                            for _ in 0..15 {
-                                if tx.send(chunk.clone()).await.is_err() {
-                                    return;
-                                }
-                            }
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_secs(60)).await;
-                            drop(tx);
-                        });
-                        let stream = futures::stream::unfold(rx, |mut rx| async move {
-                            rx.recv()
-                                .await
-                                .map(|c| (Ok::<_, Infallible>(Frame::data(c)), rx))
-                        });
-                        let mut r: Response<BoxedBody> =
-                            Response::new(StreamBody::new(stream).boxed());
-                        r.headers_mut()
-                            .insert("cache-control", "max-age=600".parse().unwrap());
-                        Ok::<_, Infallible>(r)
+                let chunk = Bytes::from(vec![b'd'; MIB]);
+                for _ in 0..15 {
+                    if tx.send(chunk.clone()).await.is_err() {
+                        return;
                     }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(tx);
             });
+            let stream = futures::stream::unfold(rx, |mut rx| async move {
+                rx.recv()
+                    .await
+                    .map(|c| (Ok::<_, Infallible>(Frame::data(c)), rx))
+            });
+            let mut r: Response<BoxedBody> = Response::new(StreamBody::new(stream).boxed());
+            r.headers_mut()
+                .insert("cache-control", "max-age=600".parse().unwrap());
+            r
         }
-    });
+    })
+    .await;
+    let url = upstream.url("");
     let budget = BUDGET.to_string();
     let proxy = Proxy::start(&url, &["--timeout", "60s", "--buffer-budget", &budget]);
     let before = proxy.rss();

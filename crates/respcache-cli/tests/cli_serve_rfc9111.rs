@@ -23,92 +23,36 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use respcache_conformance::origin::{Origin, Reply, Seen};
+
 mod serve_common;
 use serve_common::Proxy;
 
 /// Every bounded wait in these tests.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The scripted origin: counts requests per path and query.
-struct Origin {
-    url: String,
-    counts: Arc<Mutex<HashMap<String, usize>>>,
-    task: JoinHandle<()>,
+/// The scripted origin (the test kit's, counting requests per path and
+/// query): the query sets the answer's status (`status=`), body (`body=`,
+/// else `answer N`) and headers (`h=name: value`, repeatable).
+async fn start_origin() -> Origin {
+    Origin::builder().count_by_target().start(answer).await
 }
 
-impl Origin {
-    async fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let counts = Arc::new(Mutex::new(HashMap::new()));
-        let log = Arc::clone(&counts);
-        let task = tokio::spawn(async move {
-            // Connections live in the set: aborting the accept loop drops
-            // them too, so a dropped origin is unreachable at once.
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                while connections.try_join_next().is_some() {}
-                let log = Arc::clone(&log);
-                connections.spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let log = Arc::clone(&log);
-                        async move { Ok::<_, Infallible>(answer(&req, &log)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Origin { url, counts, task }
-    }
-
-    fn count(&self, path_and_query: &str) -> usize {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(path_and_query)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-fn answer(req: &Request<Incoming>, log: &Mutex<HashMap<String, usize>>) -> Response<Full<Bytes>> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let n = {
-        let mut counts = log.lock().unwrap();
-        let n = counts.entry(pq.clone()).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let url = url::Url::parse(&format!("http://o{pq}")).unwrap();
-    let mut b = Response::builder();
-    let mut body = format!("answer {n}");
+fn answer(seen: &Seen) -> Reply {
+    let url = url::Url::parse(&format!("http://o{}", seen.target)).unwrap();
+    let mut reply = Reply::ok(format!("answer {}", seen.n));
     for (k, v) in url.query_pairs() {
         match &*k {
-            "status" => b = b.status(v.parse::<u16>().unwrap()),
-            "body" => body = v.into_owned(),
+            "status" => reply = reply.with_status(v.parse::<u16>().unwrap()),
+            "body" => reply.body = Bytes::from(v.into_owned()),
             "h" => {
                 let (name, value) = v.split_once(':').unwrap();
-                b = b.header(name, value.trim());
+                reply = reply.header(name, value.trim());
             }
             _ => {}
         }
     }
-    b.body(Full::new(Bytes::from(body))).unwrap()
+    reply
 }
 
 /// `/path?…` with the response headers `hs` (and optionally a status).
@@ -181,9 +125,9 @@ async fn get(url: &str) -> Got {
 
 /// Both proxies over one origin.
 async fn both() -> (Origin, [Proxy; 2]) {
-    let origin = Origin::start().await;
-    let private = proxy(&origin.url, false);
-    let shared = proxy(&origin.url, true);
+    let origin = start_origin().await;
+    let private = proxy(&origin.url(""), false);
+    let shared = proxy(&origin.url(""), true);
     (origin, [private, shared])
 }
 
@@ -427,8 +371,8 @@ async fn cdn_cache_control_targets_the_proxy() {
 /// served — unless it says `must-revalidate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_answer_is_served_while_the_upstream_is_unreachable() {
-    let origin = Origin::start().await;
-    let proxy = proxy(&origin.url, false);
+    let origin = start_origin().await;
+    let proxy = proxy(&origin.url(""), false);
     let lax = script("/lax", None, &[("Cache-Control", "max-age=1")]);
     let strict = script(
         "/strict",

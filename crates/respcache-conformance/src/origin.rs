@@ -65,7 +65,8 @@ pub struct Seen {
     pub headers: HeaderMap,
     /// The whole request body.
     pub body: Bytes,
-    /// How many requests this path had, this one included.
+    /// How many requests this path had, this one included (path and
+    /// query with [`OriginBuilder::count_by_target`]).
     pub n: usize,
 }
 
@@ -101,6 +102,13 @@ impl Reply {
         }
     }
 
+    /// The same reply with `status`.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
     /// Adds a header line.
     #[must_use]
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -125,11 +133,15 @@ type StreamFn = dyn Fn(http::Request<Incoming>) -> Pin<Box<dyn Future<Output = h
 #[derive(Debug, Clone)]
 pub struct OriginBuilder {
     date: bool,
+    by_target: bool,
 }
 
 impl Default for OriginBuilder {
     fn default() -> Self {
-        OriginBuilder { date: true }
+        OriginBuilder {
+            date: true,
+            by_target: false,
+        }
     }
 }
 
@@ -142,6 +154,15 @@ impl OriginBuilder {
         self
     }
 
+    /// Counts requests per path *and query* (what [`Seen::n`] and
+    /// [`Origin::count`] say), for tests that script answers in the query;
+    /// by default per path alone.
+    #[must_use]
+    pub fn count_by_target(mut self) -> Self {
+        self.by_target = true;
+        self
+    }
+
     /// Starts an origin answering with `handler`'s [`Reply`].
     ///
     /// # Panics
@@ -150,7 +171,10 @@ impl OriginBuilder {
     /// the test that asked for the origin).
     pub async fn start(self, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
         let handler: Arc<ReplyFn> = Arc::new(handler);
-        let counts = Arc::new(Counts::default());
+        let counts = Arc::new(Counts {
+            by_target: self.by_target,
+            ..Counts::default()
+        });
         let c = Arc::clone(&counts);
         let stream: Arc<StreamFn> = Arc::new(move |req| {
             let (handler, c) = (Arc::clone(&handler), Arc::clone(&c));
@@ -197,9 +221,10 @@ impl OriginBuilder {
             while let Ok((stream, _)) = listener.accept().await {
                 while connections.try_join_next().is_some() {}
                 c.connections.fetch_add(1, Ordering::SeqCst);
-                let handler = Arc::clone(&handler);
+                let (handler, c) = (Arc::clone(&handler), Arc::clone(&c));
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
+                    let service = service_fn(move |req: http::Request<Incoming>| {
+                        lock(&c.arrived).push(req.uri().to_string());
                         let answer = handler(req);
                         async move { Ok::<_, Infallible>(answer.await) }
                     });
@@ -217,9 +242,13 @@ impl OriginBuilder {
 /// What an origin counted and kept.
 #[derive(Default)]
 struct Counts {
+    /// Whether `per_path` is keyed by path and query.
+    by_target: bool,
     per_path: Mutex<HashMap<String, usize>>,
     total: AtomicUsize,
     connections: AtomicUsize,
+    /// Request targets as they arrived, before their bodies.
+    arrived: Mutex<Vec<String>>,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -262,6 +291,17 @@ impl Origin {
         Origin::builder().start(handler).await
     }
 
+    /// [`OriginBuilder::start`] without an automatic `Date` header: for
+    /// clients on a manual clock, against which the real time would look
+    /// like a skewed origin clock (RFC 9111 §4.2.3 counts it in the age).
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound.
+    pub async fn without_date(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Origin {
+        Origin::builder().date(false).start(handler).await
+    }
+
     /// [`OriginBuilder::streaming`] with the defaults.
     ///
     /// # Panics
@@ -280,9 +320,15 @@ impl Origin {
         format!("http://{}{}", self.addr, path)
     }
 
-    /// Requests received for `path` (without query).
+    /// Requests received for `path` (without query; with it when built
+    /// with [`count_by_target`](OriginBuilder::count_by_target)).
     pub fn count(&self, path: &str) -> usize {
         lock(&self.counts.per_path).get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests received per path (without query).
+    pub fn counts(&self) -> HashMap<String, usize> {
+        lock(&self.counts.per_path).clone()
     }
 
     /// Requests received in all.
@@ -309,6 +355,13 @@ impl Origin {
             .collect()
     }
 
+    /// The target (path and query) of every request, in order, recorded
+    /// as it arrived — before its body, so a request whose body never
+    /// came is here and not in [`seen`](Self::seen).
+    pub fn targets(&self) -> Vec<String> {
+        lock(&self.counts.arrived).clone()
+    }
+
     /// The last request received.
     pub fn last(&self) -> Option<Seen> {
         lock(&self.counts.seen).last().cloned()
@@ -327,20 +380,22 @@ async fn answer(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let path = parts.uri.path().to_owned();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let n = {
+        let key = if counts.by_target { &target } else { &path };
         let mut per_path = lock(&counts.per_path);
-        let n = per_path.entry(path.clone()).or_insert(0);
+        let n = per_path.entry(key.clone()).or_insert(0);
         *n += 1;
         *n
     };
     counts.total.fetch_add(1, Ordering::SeqCst);
     let seen = Seen {
         method: parts.method,
-        target: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
+        target,
         path,
         headers: parts.headers,
         body,

@@ -49,6 +49,37 @@ const COMPUTE: Duration = Duration::from_millis(50);
 /// How long a child may run.
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
 
+/// Whether this process runs as a child of a multi-process test.
+pub fn is_child() -> bool {
+    std::env::var_os(ROLE).is_some()
+}
+
+/// A path in the temporary folder that a multi-process test and the
+/// children it starts share: `respcache-xp-<name>-<pid>`, where `pid` is
+/// the test process's (a child finds it as its parent's), so two runs never
+/// share it. For a file backend's database or folder.
+pub fn shared_temp_path(name: &str) -> PathBuf {
+    let owner = if is_child() {
+        std::os::unix::process::parent_id()
+    } else {
+        std::process::id()
+    };
+    std::env::temp_dir().join(format!("respcache-xp-{name}-{owner}"))
+}
+
+/// Removes what a test kept at a [`shared_temp_path`] — a folder, or a file
+/// with its SQLite companions (`-wal`, `-shm`) — in the test process only
+/// (children leave it to their parent).
+pub fn remove_shared(path: &Path) {
+    if is_child() {
+        return;
+    }
+    let _ = std::fs::remove_dir_all(path);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
 /// `N` processes ask one cross-process key/value cache for the same `keys`
 /// keys at once; each computation appends a line to a shared file. Passes
 /// when every key was computed exactly once. Returns a one-line report, or

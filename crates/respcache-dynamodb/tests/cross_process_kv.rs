@@ -8,17 +8,11 @@ use std::time::Duration;
 
 use respcache_conformance::Factory;
 use respcache_conformance::processes::{computed_once_across_processes, dead_holder_is_replaced};
+use respcache_conformance::services::DYNAMODB;
 use respcache_dynamodb::DynamoDbBackend;
 
-const DEFAULT_URL: &str =
-    "dynamodb://respcache-test?endpoint=http://127.0.0.1:8000&region=us-east-1";
-
 fn factory() -> Factory {
-    let url = std::env::var("RESPCACHE_DYNAMODB_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-    Factory::new("dynamodb", move || {
-        let url = url.clone();
-        async move { DynamoDbBackend::connect(&url).await }
-    })
+    DYNAMODB.factory(|url| async move { DynamoDbBackend::connect(&url).await })
 }
 
 #[test]

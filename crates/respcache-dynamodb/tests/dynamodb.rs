@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
+use respcache_conformance::services::{DYNAMODB, Gate};
 use respcache_core::{
     Backend, DynStore, Entry, ErrorKind, FieldKind, Key, KeyPart, KeySchema, Name, Select,
     StoreSpec, Timestamp,
@@ -29,15 +30,13 @@ use respcache_dynamodb::aws_sdk_dynamodb::types::{
 };
 use respcache_dynamodb::{DynamoDbBackend, DynamoDbConfig, aws_sdk_dynamodb};
 
-const DEFAULT_URL: &str =
-    "dynamodb://respcache-test?endpoint=http://127.0.0.1:8000&region=us-east-1";
 const MB: usize = 1024 * 1024;
 
 type TestResult = Result<(), Failed>;
 type TestFn = fn(Ctx) -> Pin<Box<dyn Future<Output = TestResult> + Send>>;
 
 fn url() -> String {
-    std::env::var("RESPCACHE_DYNAMODB_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+    DYNAMODB.url()
 }
 
 /// What a test gets: a backend on the test table and a cache of its own.
@@ -1296,27 +1295,15 @@ fn main() -> ExitCode {
             .build()
             .unwrap(),
     );
-    let unavailable = runtime
-        .block_on(DynamoDbBackend::connect(&url()))
-        .err()
-        .map(|e| e.to_string());
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    if let Some(reason) = &unavailable {
-        eprintln!(
-            "dynamodb: server unreachable, every test is {}: {reason}",
-            if ci { "failed (CI=true)" } else { "ignored" }
-        );
-    }
+    let gate = Gate::probe(
+        "dynamodb: the server",
+        runtime.block_on(DynamoDbBackend::connect(&url())),
+    );
     let trials = tests()
         .into_iter()
         .map(|(name, test)| {
             let runtime = Arc::clone(&runtime);
-            let unavailable = unavailable.clone();
-            let ignored = unavailable.is_some() && !ci;
-            Trial::test(format!("dynamodb::{name}"), move || {
-                if let Some(reason) = unavailable {
-                    return Err(format!("server unreachable: {reason}").into());
-                }
+            gate.trial(format!("dynamodb::{name}"), move || {
                 runtime.block_on(async move {
                     let backend = DynamoDbBackend::connect(&url()).await?;
                     let cache = Name::new(unique("dt"))?;
@@ -1334,7 +1321,6 @@ fn main() -> ExitCode {
                     outcome
                 })
             })
-            .with_ignored_flag(ignored)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit_code()

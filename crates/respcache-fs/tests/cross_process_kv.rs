@@ -3,26 +3,17 @@
 //! for the same keys at once, and each value is computed once; a holder
 //! killed mid-computation is replaced when its lease ends.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use respcache_conformance::Factory;
-use respcache_conformance::processes::{computed_once_across_processes, dead_holder_is_replaced};
+use respcache_conformance::processes::{
+    computed_once_across_processes, dead_holder_is_replaced, remove_shared, shared_temp_path,
+};
 use respcache_fs::{FsBackend, FsConfig};
 
-/// The root of `test`, shared by the test process and its children (which
-/// find it through their parent's pid).
-fn root(test: &str) -> PathBuf {
-    let owner = if std::env::var_os("RESPCACHE_XP_ROLE").is_some() {
-        std::os::unix::process::parent_id()
-    } else {
-        std::process::id()
-    };
-    std::env::temp_dir().join(format!("respcache-xp-fs-{owner}-{test}"))
-}
-
+/// One folder per test, shared with its children.
 fn factory(test: &str) -> Factory {
-    let root = root(test);
+    let root = shared_temp_path(&format!("fs-{test}"));
     Factory::new("fs", move || {
         FsBackend::connect(FsConfig::new(root.clone()))
     })
@@ -32,7 +23,7 @@ fn factory(test: &str) -> Factory {
 fn kv_values_are_computed_once_across_six_processes() {
     const TEST: &str = "kv_values_are_computed_once_across_six_processes";
     let outcome = computed_once_across_processes(TEST, factory(TEST), 6, 100);
-    let _ = std::fs::remove_dir_all(root(TEST));
+    remove_shared(&shared_temp_path(&format!("fs-{TEST}")));
     eprintln!(
         "{}",
         outcome.unwrap().expect("a folder is always reachable")
@@ -43,7 +34,7 @@ fn kv_values_are_computed_once_across_six_processes() {
 fn kv_holder_killed_mid_computation_is_replaced_after_its_lease() {
     const TEST: &str = "kv_holder_killed_mid_computation_is_replaced_after_its_lease";
     let outcome = dead_holder_is_replaced(TEST, factory(TEST), Duration::from_secs(2));
-    let _ = std::fs::remove_dir_all(root(TEST));
+    remove_shared(&shared_temp_path(&format!("fs-{TEST}")));
     eprintln!(
         "{}",
         outcome.unwrap().expect("a folder is always reachable")

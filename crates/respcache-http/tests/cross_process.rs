@@ -9,19 +9,19 @@
 // Test code asserts like tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use respcache_conformance::Factory;
 use respcache_conformance::Failure;
-use respcache_conformance::processes::{ChildContext, holder_killed, in_processes};
+use respcache_conformance::origin::{Origin, Reply};
+use respcache_conformance::processes::{
+    ChildContext, holder_killed, in_processes, remove_shared, shared_temp_path,
+};
+use respcache_conformance::services::{DYNAMODB, MONGODB, REDIS, REDIS_CLUSTER};
 use respcache_core::CrossProcess;
 use respcache_http::CachedClient;
 
@@ -34,11 +34,13 @@ const CHILD_HANG: Duration = Duration::from_secs(120);
 /// The variable the children read the origin's address from.
 const ORIGIN: &str = "RESPCACHE_XP_ORIGIN";
 
-/// A counting origin on a spare loopback port, on its own runtime (the
-/// process harness runs its own), alive while the value lives.
+/// The kit's counting origin on its own runtime (the process harness runs
+/// its own), alive while the value lives: every path answers after 50 ms
+/// with `max-age=600`, except the first request for `/hang`, which never
+/// gets an answer (its process is killed meanwhile); `/count/hang` says how
+/// often `/hang` was asked, for the holder.
 struct CountingOrigin {
-    addr: std::net::SocketAddr,
-    served: Arc<Mutex<HashMap<String, usize>>>,
+    origin: Origin,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -49,59 +51,27 @@ impl CountingOrigin {
             .enable_all()
             .build()
             .unwrap();
-        let served = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let counts = Arc::clone(&served);
-        runtime.spawn(async move {
-            // Ends with the runtime, when the test ends.
-            while let Ok((stream, _)) = listener.accept().await {
-                let counts = Arc::clone(&counts);
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<_>| {
-                        let counts = Arc::clone(&counts);
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            // How often a path was asked, for the holder.
-                            if let Some(asked) = path.strip_prefix("/count") {
-                                let n = counts.lock().unwrap().get(asked).copied().unwrap_or(0);
-                                return Ok(hyper::Response::new(Full::new(Bytes::from(
-                                    n.to_string(),
-                                ))));
-                            }
-                            let n = {
-                                let mut counts = counts.lock().unwrap();
-                                let n = counts.entry(path.clone()).or_default();
-                                *n += 1;
-                                *n
-                            };
-                            // The first request for /hang never gets an
-                            // answer (its process is killed meanwhile).
-                            let delay = if path == "/hang" && n == 1 {
-                                CHILD_HANG
-                            } else {
-                                ORIGIN_DELAY
-                            };
-                            tokio::time::sleep(delay).await;
-                            let mut r = hyper::Response::new(Full::new(Bytes::from(format!(
-                                "answer for {path}"
-                            ))));
-                            r.headers_mut()
-                                .insert("cache-control", "max-age=600".parse().unwrap());
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let hang_asked = Arc::new(AtomicUsize::new(0));
+        let origin = runtime.block_on(Origin::start(move |seen| {
+            if seen.path == "/count/hang" {
+                return Reply::ok(hang_asked.load(Ordering::SeqCst).to_string());
             }
-        });
+            let delay = if seen.path == "/hang" {
+                hang_asked.fetch_add(1, Ordering::SeqCst);
+                if seen.n == 1 {
+                    CHILD_HANG
+                } else {
+                    ORIGIN_DELAY
+                }
+            } else {
+                ORIGIN_DELAY
+            };
+            Reply::ok(format!("answer for {}", seen.path))
+                .header("cache-control", "max-age=600")
+                .delay(delay)
+        }));
         CountingOrigin {
-            addr,
-            served,
+            origin,
             _runtime: runtime,
         }
     }
@@ -157,7 +127,7 @@ fn fetched_once(test: &str, factory: Factory) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let origin = CountingOrigin::start();
-    let addr = origin.addr.to_string();
+    let addr = origin.origin.addr.to_string();
     let ran = in_processes(
         test,
         &factory,
@@ -177,7 +147,7 @@ fn fetched_once(test: &str, factory: Factory) {
     let Some(ran) = ran else {
         return; // unreachable outside CI: reported by the harness
     };
-    let served = origin.served.lock().unwrap().clone();
+    let served = origin.origin.counts();
     let twice: Vec<_> = served.iter().filter(|(_, n)| **n > 1).collect();
     let total: usize = served.values().sum();
     eprintln!(
@@ -242,7 +212,7 @@ fn dead_holder_replaced(test: &str, factory: Factory) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let origin = CountingOrigin::start();
-    let addr = origin.addr.to_string();
+    let addr = origin.origin.addr.to_string();
     let lease = Duration::from_secs(3);
     let holder = |ctx: ChildContext| {
         let factory = factory.clone();
@@ -272,7 +242,7 @@ fn dead_holder_replaced(test: &str, factory: Factory) {
     let Some(killed) = killed else {
         return; // unreachable outside CI: reported by the harness
     };
-    let asked = origin.served.lock().unwrap().get("/hang").copied();
+    let asked = Some(origin.origin.count("/hang")).filter(|n| *n > 0);
     eprintln!(
         "{}: holder killed mid-fetch; the waiter had the answer {:?} later (lease {lease:?})",
         factory.name(),
@@ -289,19 +259,9 @@ fn dead_holder_replaced(test: &str, factory: Factory) {
     );
 }
 
-/// A path shared by the test process and its children (found through the
-/// parent's pid).
+/// The shared database file or folder of `test` on `kind`.
 fn shared_path(kind: &str, test: &str) -> PathBuf {
-    let owner = if std::env::var_os("RESPCACHE_XP_ROLE").is_some() {
-        std::os::unix::process::parent_id()
-    } else {
-        std::process::id()
-    };
-    std::env::temp_dir().join(format!("respcache-xp-http-{kind}-{owner}-{test}"))
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+    shared_temp_path(&format!("http-{kind}-{test}"))
 }
 
 fn sqlite(test: &str) -> Factory {
@@ -313,12 +273,7 @@ fn sqlite(test: &str) -> Factory {
 }
 
 fn remove_sqlite(test: &str) {
-    if std::env::var_os("RESPCACHE_XP_ROLE").is_none() {
-        let path = shared_path("sqlite", test);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
+    remove_shared(&shared_path("sqlite", test));
 }
 
 fn fs(test: &str) -> Factory {
@@ -330,48 +285,28 @@ fn fs(test: &str) -> Factory {
 }
 
 fn remove_fs(test: &str) {
-    if std::env::var_os("RESPCACHE_XP_ROLE").is_none() {
-        let _ = std::fs::remove_dir_all(shared_path("fs", test));
-    }
+    remove_shared(&shared_path("fs", test));
 }
 
 fn redis() -> Factory {
-    let url = env_or("RESPCACHE_REDIS_URL", "redis://127.0.0.1:6379/");
-    Factory::new("redis", move || {
-        let url = url.clone();
-        async move { respcache_redis::RedisBackend::connect(&url).await }
-    })
+    REDIS.factory(|url| async move { respcache_redis::RedisBackend::connect(&url).await })
 }
 
 fn redis_cluster() -> Factory {
-    let url = env_or(
-        "RESPCACHE_REDIS_CLUSTER_URL",
-        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/",
-    );
-    Factory::new("redis-cluster", move || {
-        let url = url.clone();
-        async move { respcache_redis::RedisBackend::connect(&url).await }
-    })
+    REDIS_CLUSTER.factory(|url| async move { respcache_redis::RedisBackend::connect(&url).await })
 }
 
 fn mongodb() -> Factory {
-    Factory::new("mongodb", || async {
-        respcache_mongodb::MongoDbBackend::connect_from_env().await
-    })
+    MONGODB.factory(|url| async move { respcache_mongodb::MongoDbBackend::connect(&url).await })
 }
 
 fn dynamodb() -> Factory {
-    let url = env_or(
-        "RESPCACHE_DYNAMODB_URL",
-        "dynamodb://respcache-test?endpoint=http://127.0.0.1:8000&region=us-east-1",
-    );
     // DynamoDB Local (one JVM on a shared 2-core machine) takes longer than
     // the default 2 s per attempt under 8 × 200 requests at once, which
     // would open the breakers: a longer limit for this load alone.
-    let url = format!("{url}&timeout=30s&operation_timeout=60s");
-    Factory::new("dynamodb", move || {
-        let url = url.clone();
-        async move { respcache_dynamodb::DynamoDbBackend::connect(&url).await }
+    let url = format!("{}&timeout=30s&operation_timeout=60s", DYNAMODB.url());
+    DYNAMODB.factory_at("dynamodb", url, |url| async move {
+        respcache_dynamodb::DynamoDbBackend::connect(&url).await
     })
 }
 

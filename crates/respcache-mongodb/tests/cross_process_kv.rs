@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use respcache_conformance::Factory;
 use respcache_conformance::processes::{computed_once_across_processes, dead_holder_is_replaced};
+use respcache_conformance::services::MONGODB;
 use respcache_mongodb::MongoDbBackend;
 
 fn factory() -> Factory {
-    Factory::new("mongodb", || async {
-        MongoDbBackend::connect_from_env().await
-    })
+    MONGODB.factory(|url| async move { MongoDbBackend::connect(&url).await })
 }
 
 #[test]

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed};
+use respcache_conformance::services::{Gate, MONGODB};
 use respcache_core::{
     Backend, DynStore, Entry, ErrorKind, FieldKind, Key, KeySchema, Name, Select, StoreSpec,
     Timestamp,
@@ -1174,10 +1175,6 @@ impl Drop for Proxy {
     }
 }
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 fn tests() -> Vec<(&'static str, TestFn)> {
     macro_rules! list {
         ($($name:ident),* $(,)?) => { vec![$((stringify!($name), (|ctx| Box::pin($name(ctx))) as TestFn)),*] };
@@ -1220,49 +1217,37 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let runtime = Arc::new(runtime);
-    let config = match MongoDbConfig::from_env() {
+    let config = match MongoDbConfig::from_url(&MONGODB.url()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mongodb tests: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let unavailable = match runtime.block_on(MongoDbBackend::connect_with(config.clone())) {
-        Ok(b) => {
+    let probe = runtime
+        .block_on(MongoDbBackend::connect_with(config.clone()))
+        .map(|b| {
             let _ = runtime.block_on(b.close());
-            None
-        }
-        Err(e) => Some(format!(
-            "MongoDB at {} unreachable: {e}",
-            config.redacted_url()
-        )),
-    };
-    let no_emulator = nx27017().is_none().then(|| {
-        "nx-27017 not found (run `cargo xtask services up`, or set RESPCACHE_NX27017_BIN)"
-            .to_owned()
-    });
-    let ci = under_ci();
-    if let Some(reason) = &unavailable {
-        eprintln!(
-            "mongodb tests: {reason}; every test is {}",
-            if ci { "failed (CI=true)" } else { "ignored" }
-        );
-    }
+        })
+        .map_err(|e| format!("at {}: {e}", config.redacted_url()));
+    let server = Gate::probe("mongodb tests: MongoDB", probe);
+    let emulator = Gate::probe(
+        "mongodb tests: the emulator",
+        nx27017().ok_or(
+            "nx-27017 not found (run `cargo xtask services up`, or set RESPCACHE_NX27017_BIN)",
+        ),
+    );
     let trials = tests()
         .into_iter()
         .map(|(name, run)| {
-            let skip = if name == "server_restart_is_survived" {
-                no_emulator.clone().or_else(|| unavailable.clone())
+            let gate = if name == "server_restart_is_survived" {
+                emulator.and(&server)
             } else {
-                unavailable.clone()
+                server.clone()
             };
             let runtime = Arc::clone(&runtime);
             let config = config.clone();
-            let ignored = skip.is_some() && !ci;
-            Trial::test(format!("mongodb::{name}"), move || {
-                if let Some(reason) = skip {
-                    return Err(Failed::from(reason));
-                }
+            gate.trial(format!("mongodb::{name}"), move || {
                 runtime.block_on(async move {
                     let backend = MongoDbBackend::connect_with(config.clone())
                         .await
@@ -1285,7 +1270,6 @@ fn main() -> ExitCode {
                     outcome
                 })
             })
-            .with_ignored_flag(ignored)
         })
         .collect();
     libtest_mimic::run(&args, trials).exit_code()

@@ -2,14 +2,12 @@
 //! (default `redis://127.0.0.1:6379/`). Unreachable: every case is ignored,
 //! or failed under `CI=true`.
 
-fn url() -> String {
-    std::env::var("RESPCACHE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
-}
+use respcache_conformance::services::REDIS;
+use respcache_redis::RedisBackend;
 
 respcache_conformance::main!(
-    respcache_conformance::Factory::new("redis", || async {
-        respcache_redis::RedisBackend::connect(&url()).await
-    })
-    .persistent()
-    .with_leases()
+    REDIS
+        .factory(|url| async move { RedisBackend::connect(&url).await })
+        .persistent()
+        .with_leases()
 );

@@ -3,16 +3,12 @@
 //! `cargo xtask services up redis-cluster` starts on 127.0.0.1:7000-7002).
 //! Unreachable: every case is ignored, or failed under `CI=true`.
 
-fn url() -> String {
-    std::env::var("RESPCACHE_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
-        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/".to_owned()
-    })
-}
+use respcache_conformance::services::REDIS_CLUSTER;
+use respcache_redis::RedisBackend;
 
 respcache_conformance::main!(
-    respcache_conformance::Factory::new("redis-cluster", || async {
-        respcache_redis::RedisBackend::connect(&url()).await
-    })
-    .persistent()
-    .with_leases()
+    REDIS_CLUSTER
+        .factory(|url| async move { RedisBackend::connect(&url).await })
+        .persistent()
+        .with_leases()
 );

@@ -8,25 +8,15 @@ use std::time::Duration;
 
 use respcache_conformance::Factory;
 use respcache_conformance::processes::{computed_once_across_processes, dead_holder_is_replaced};
+use respcache_conformance::services::{REDIS, REDIS_CLUSTER};
 use respcache_redis::RedisBackend;
 
 fn server() -> Factory {
-    let url = std::env::var("RESPCACHE_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
-    Factory::new("redis", move || {
-        let url = url.clone();
-        async move { RedisBackend::connect(&url).await }
-    })
+    REDIS.factory(|url| async move { RedisBackend::connect(&url).await })
 }
 
 fn cluster() -> Factory {
-    let url = std::env::var("RESPCACHE_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
-        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/".to_owned()
-    });
-    Factory::new("redis-cluster", move || {
-        let url = url.clone();
-        async move { RedisBackend::connect(&url).await }
-    })
+    REDIS_CLUSTER.factory(|url| async move { RedisBackend::connect(&url).await })
 }
 
 #[test]

@@ -3,98 +3,65 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
-use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
+use respcache_conformance::origin::{Origin, Reply};
 use respcache_core::{Backend, MemoryBackend};
 use respcache_http::CachedClient;
 use respcache_reqwest::{Cache, CacheFacts, CacheOutcome, CacheStatus, RequestOptions};
 
-/// Requests seen per path, and the last POST body.
-#[derive(Default)]
-struct Seen {
-    counts: HashMap<String, usize>,
-    posted: Vec<Bytes>,
-}
-
 /// An origin: `/fresh` (max-age=60), `/etag` (no-cache + ETag, 304 to a
 /// matching If-None-Match), `/plain` (no cache headers), `/lang` (Vary:
-/// Accept-Language), POST anywhere (201, body recorded).
-async fn origin() -> (String, Arc<Mutex<Seen>>) {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let s = s.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let s = s.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let n = {
-                            let mut seen = s.lock().unwrap();
-                            let n = seen.counts.entry(path.clone()).or_default();
-                            *n += 1;
-                            *n
-                        };
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes();
-                        let mut r = hyper::Response::builder();
-                        let out = if parts.method == http::Method::POST {
-                            s.lock().unwrap().posted.push(body);
-                            r = r.status(201);
-                            format!("created #{n}")
-                        } else {
-                            match path.as_str() {
-                                "/fresh" => r = r.header("cache-control", "max-age=60"),
-                                "/etag" => {
-                                    r = r
-                                        .header("cache-control", "no-cache")
-                                        .header("etag", "\"v1\"");
-                                    if parts
-                                        .headers
-                                        .get("if-none-match")
-                                        .is_some_and(|v| v == "\"v1\"")
-                                    {
-                                        r = r.status(304);
-                                    }
-                                }
-                                "/lang" => {
-                                    r = r
-                                        .header("cache-control", "max-age=60")
-                                        .header("vary", "accept-language");
-                                }
-                                _ => {}
-                            }
-                            let lang = parts
-                                .headers
-                                .get("accept-language")
-                                .map_or("-", |v| v.to_str().unwrap());
-                            format!("{path} #{n} {lang}")
-                        };
-                        Ok::<_, Infallible>(r.body(Full::new(Bytes::from(out))).unwrap())
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+/// Accept-Language), POST anywhere (201, body recorded). Each body is
+/// `PATH #N LANG` (`created #N` for a POST), `N` the path's request count.
+async fn origin() -> Origin {
+    Origin::start(|seen| {
+        let n = seen.n;
+        if seen.method == http::Method::POST {
+            return Reply::ok(format!("created #{n}")).with_status(201);
         }
-    });
-    (base, seen)
+        let path = seen.path.as_str();
+        let lang = seen
+            .headers
+            .get("accept-language")
+            .map_or("-", |v| v.to_str().unwrap());
+        let reply = Reply::ok(format!("{path} #{n} {lang}"));
+        match path {
+            "/fresh" => reply.header("cache-control", "max-age=60"),
+            "/etag" => {
+                let reply = reply
+                    .header("cache-control", "no-cache")
+                    .header("etag", "\"v1\"");
+                if seen
+                    .headers
+                    .get("if-none-match")
+                    .is_some_and(|v| v == "\"v1\"")
+                {
+                    reply.with_status(304)
+                } else {
+                    reply
+                }
+            }
+            "/lang" => reply
+                .header("cache-control", "max-age=60")
+                .header("vary", "accept-language"),
+            _ => reply,
+        }
+    })
+    .await
 }
 
-fn count(seen: &Mutex<Seen>, path: &str) -> usize {
-    seen.lock().unwrap().counts.get(path).copied().unwrap_or(0)
+/// The bodies of the POSTs `origin` received.
+fn posted(origin: &Origin) -> Vec<Bytes> {
+    origin
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == http::Method::POST)
+        .map(|s| s.body)
+        .collect()
 }
 
 async fn client(backend: Arc<dyn Backend>) -> (ClientWithMiddleware, Cache) {
@@ -120,7 +87,8 @@ fn status(r: &reqwest::Response) -> CacheStatus {
 }
 
 async fn hit_after_miss_with_facts_in_extensions(b: Arc<dyn Backend>) {
-    let (base, seen) = origin().await;
+    let origin = origin().await;
+    let base = origin.url("");
     let (c, cache) = client(b).await;
     let url = format!("{base}/fresh?x=1");
     let first = c.get(&url).send().await.unwrap();
@@ -136,12 +104,13 @@ async fn hit_after_miss_with_facts_in_extensions(b: Arc<dyn Backend>) {
     assert_eq!(second.url().as_str(), url);
     assert_eq!(second.status(), 200);
     assert_eq!(second.text().await.unwrap(), "/fresh #1 -");
-    assert_eq!(count(&seen, "/fresh"), 1);
+    assert_eq!(origin.count("/fresh"), 1);
     assert_eq!(cache.client().stats().hits, 1);
 }
 
 async fn per_request_options_from_extensions(b: Arc<dyn Backend>) {
-    let (base, seen) = origin().await;
+    let origin = origin().await;
+    let base = origin.url("");
     let (c, _) = client(b).await;
     // only-if-cached: never the origin; 504 when nothing is stored.
     let r = c
@@ -151,14 +120,14 @@ async fn per_request_options_from_extensions(b: Arc<dyn Backend>) {
         .await
         .unwrap();
     assert_eq!(r.status(), 504);
-    assert_eq!(count(&seen, "/fresh"), 0);
+    assert_eq!(origin.count("/fresh"), 0);
     // expire_after stores an answer without cache headers.
     let plain = format!("{base}/plain");
     let opts = RequestOptions::new().expire_after(Duration::from_secs(60));
     c.get(&plain).with_extension(opts).send().await.unwrap();
     let r = c.get(&plain).send().await.unwrap();
     assert_eq!(status(&r).outcome(), CacheOutcome::Hit);
-    assert_eq!(count(&seen, "/plain"), 1);
+    assert_eq!(origin.count("/plain"), 1);
     // refresh revalidates: the origin answers 304, the stored body stays.
     let etag = format!("{base}/etag");
     assert_eq!(
@@ -173,7 +142,7 @@ async fn per_request_options_from_extensions(b: Arc<dyn Backend>) {
         .unwrap();
     assert_eq!(status(&r).outcome(), CacheOutcome::Revalidated);
     assert_eq!(r.text().await.unwrap(), "/etag #1 -");
-    assert_eq!(count(&seen, "/etag"), 2);
+    assert_eq!(origin.count("/etag"), 2);
     // force_refresh fetches anew.
     let fresh = format!("{base}/fresh");
     c.get(&fresh).send().await.unwrap();
@@ -188,7 +157,8 @@ async fn per_request_options_from_extensions(b: Arc<dyn Backend>) {
 }
 
 async fn vary_and_unsafe_methods(b: Arc<dyn Backend>) {
-    let (base, seen) = origin().await;
+    let origin = origin().await;
+    let base = origin.url("");
     let (c, _) = client(b).await;
     let url = format!("{base}/lang");
     let get = |lang: &'static str| {
@@ -215,7 +185,7 @@ async fn vary_and_unsafe_methods(b: Arc<dyn Backend>) {
     // A POST goes through with its body and invalidates the URL.
     let r = c.post(&url).body("a new track").send().await.unwrap();
     assert_eq!(r.status(), 201);
-    assert_eq!(seen.lock().unwrap().posted, [Bytes::from("a new track")]);
+    assert_eq!(posted(&origin), [Bytes::from("a new track")]);
     assert_eq!(get("en").await.0, CacheOutcome::Miss);
 }
 

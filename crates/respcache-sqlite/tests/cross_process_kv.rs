@@ -3,26 +3,17 @@
 //! children) ask for the same keys at once, and each value is computed
 //! once; a holder killed mid-computation is replaced when its lease ends.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use respcache_conformance::Factory;
-use respcache_conformance::processes::{computed_once_across_processes, dead_holder_is_replaced};
+use respcache_conformance::processes::{
+    computed_once_across_processes, dead_holder_is_replaced, remove_shared, shared_temp_path,
+};
 use respcache_sqlite::SqliteBackend;
 
-/// The database file of `test`, shared by the test process and its
-/// children (which find it through their parent's pid).
-fn db_path(test: &str) -> PathBuf {
-    let owner = if std::env::var_os("RESPCACHE_XP_ROLE").is_some() {
-        std::os::unix::process::parent_id()
-    } else {
-        std::process::id()
-    };
-    std::env::temp_dir().join(format!("respcache-xp-{owner}-{test}.sqlite"))
-}
-
+/// One database file per test, shared with its children.
 fn factory(test: &str) -> Factory {
-    let path = db_path(test);
+    let path = shared_temp_path(&format!("sqlite-{test}.sqlite"));
     Factory::new("sqlite-file", move || {
         let path = path.clone();
         async move { SqliteBackend::open(path).await }
@@ -30,10 +21,7 @@ fn factory(test: &str) -> Factory {
 }
 
 fn remove_db(test: &str) {
-    let path = db_path(test);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    remove_shared(&shared_temp_path(&format!("sqlite-{test}.sqlite")));
 }
 
 #[test]

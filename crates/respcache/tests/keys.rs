@@ -8,13 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use respcache::http::{HeaderValue, header};
 use respcache::{
     CachedClient, ErrorKind, FieldKind, JsonCodec, Key, KeyValueCache, Request, ResponseCache,
     TemplateSettings, TextCodec,
 };
+use respcache_conformance::origin::{Origin, Reply};
 use serde_json::{Value, json};
 
 fn file_url(dir: &tempfile::TempDir) -> String {
@@ -238,19 +237,12 @@ async fn get_or_set_with_over_sqlite() {
 async fn the_http_client_keys_by_every_header() {
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&hits);
-    let app = Router::new().route(
-        "/v1/tracks/{id}",
-        get(move || {
-            let counter = Arc::clone(&counter);
-            async move {
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                ([("cache-control", "max-age=600")], format!("answer {n}"))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let origin = Origin::start(move |_| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        Reply::ok(format!("answer {n}")).header("cache-control", "max-age=600")
+    })
+    .await;
+    let addr = origin.addr;
 
     for all_headers in [true, false] {
         hits.store(0, Ordering::SeqCst);
@@ -295,5 +287,5 @@ async fn the_http_client_keys_by_every_header() {
             assert_eq!(repo.count(true).await.unwrap(), 1);
         }
     }
-    server.abort();
+    drop(origin);
 }

@@ -12,21 +12,15 @@
 )]
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use respcache::{
     Backend, Entry, Key, KeyPart, ResponseCache, TemplateSettings, TextCodec, Timestamp,
 };
+use respcache_conformance::origin::{Origin, Reply};
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 pub const DAY: Duration = Duration::from_secs(86_400);
 pub const HOUR: Duration = Duration::from_secs(3_600);
@@ -204,7 +198,8 @@ pub fn fill(backend_url: &str, cache: &str) -> Filled {
             .await
             .unwrap();
 
-        let origin = start_origin().await;
+        let server = start_origin().await;
+        let origin = server.url("");
         let client = respcache_http::CachedClient::builder()
             .cache_name(cache)
             .build(backend.clone())
@@ -217,39 +212,24 @@ pub fn fill(backend_url: &str, cache: &str) -> Filled {
         drop(client);
         responses.close().await.unwrap();
         backend.close().await.unwrap();
+        drop(server);
         Filled { origin, now }
     })
 }
 
 /// A local HTTP origin answering every path with a body from
 /// [`PAGES_OVER_HTTP`] (or the path) and `cache-control: max-age=3600`.
-async fn start_origin() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|req: hyper::Request<Incoming>| async move {
-                    let path = req.uri().path().to_owned();
-                    let body = PAGES_OVER_HTTP
-                        .iter()
-                        .find(|(p, _)| *p == path)
-                        .map_or(path.clone(), |(_, b)| (*b).to_owned());
-                    Ok::<_, Infallible>(
-                        hyper::Response::builder()
-                            .header("cache-control", "max-age=3600")
-                            .header("content-type", "text/plain")
-                            .body(Full::new(Bytes::from(body)))
-                            .unwrap(),
-                    )
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    format!("http://{addr}")
+async fn start_origin() -> Origin {
+    Origin::start(|seen| {
+        let body = PAGES_OVER_HTTP
+            .iter()
+            .find(|(p, _)| *p == seen.path)
+            .map_or(seen.path.clone(), |(_, b)| (*b).to_owned());
+        Reply::ok(body)
+            .header("cache-control", "max-age=3600")
+            .header("content-type", "text/plain")
+    })
+    .await
 }
 
 /// A new SQLite file in a temporary folder: (folder guard, backend URL).

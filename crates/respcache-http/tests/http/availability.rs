@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use respcache_conformance::services::{DYNAMODB, MONGODB, answers};
 use respcache_core::Backend;
 use respcache_http::{BreakerState, CacheOutcome, CachedClient, CachedClientBuilder, StoreState};
 use respcache_redis::RedisBackend;
@@ -19,7 +20,8 @@ use crate::relay::Relay;
 const TIMEOUT: Duration = Duration::from_millis(400);
 
 async fn fast_origin() -> Origin {
-    Origin::start(|_| Reply::ok("{\"ok\":true}").header("cache-control", "max-age=600")).await
+    Origin::without_date(|_| Reply::ok("{\"ok\":true}").header("cache-control", "max-age=600"))
+        .await
 }
 
 async fn client_over(
@@ -248,21 +250,6 @@ async fn configuration_errors_still_fail_the_build_and_degraded_start_can_be_ref
 /// The per-call deadline of the frozen-server tests.
 const CACHE_TIMEOUT: Duration = Duration::from_millis(300);
 
-/// Whether a service answers on `addr`; under `CI=true` it must.
-async fn reachable(addr: std::net::SocketAddr) -> bool {
-    let ok = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
-        .await
-        .is_ok_and(|c| c.is_ok());
-    assert!(
-        ok || std::env::var("CI").as_deref() != Ok("true"),
-        "{addr} is unreachable (CI=true)"
-    );
-    if !ok {
-        eprintln!("skipped: nothing answers on {addr}");
-    }
-    ok
-}
-
 /// With the server behind `relay` frozen: one cache timeout per request
 /// until the breaker opens, then nothing.
 async fn frozen_server_is_skipped(backend: Arc<dyn Backend>, relay: &Relay, cache: &str) {
@@ -302,10 +289,10 @@ async fn frozen_server_is_skipped(backend: Arc<dyn Backend>, relay: &Relay, cach
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_mongodb_costs_one_cache_timeout_then_is_skipped() {
-    let server: std::net::SocketAddr = "127.0.0.1:27017".parse().unwrap();
-    if !reachable(server).await {
+    if !answers("MongoDB", MONGODB.addr()).await {
         return;
     }
+    let server = MONGODB.addr().unwrap();
     let relay = Relay::start(server).await;
     let url = |addr: std::net::SocketAddr| format!("mongodb://{addr}/?directConnection=true");
     let cache = format!("frozen-mongo-{}", relay.addr.port());
@@ -323,10 +310,10 @@ async fn a_frozen_mongodb_costs_one_cache_timeout_then_is_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_dynamodb_costs_one_cache_timeout_then_is_skipped() {
-    let server: std::net::SocketAddr = "127.0.0.1:8000".parse().unwrap();
-    if !reachable(server).await {
+    if !answers("DynamoDB", DYNAMODB.addr()).await {
         return;
     }
+    let server = DYNAMODB.addr().unwrap();
     let relay = Relay::start(server).await;
     let url = |addr: std::net::SocketAddr| {
         format!("dynamodb://respcache-test?endpoint=http://{addr}&region=us-east-1")

@@ -42,9 +42,10 @@ async fn an_invalid_url_is_an_error_without_a_request(b: B) {
 }
 
 async fn json_on_a_body_that_is_not_json_is_a_decode_error(b: B) {
-    let origin =
-        Origin::start(|_| Reply::ok("<html>not json</html>").header("cache-control", "max-age=60"))
-            .await;
+    let origin = Origin::without_date(|_| {
+        Reply::ok("<html>not json</html>").header("cache-control", "max-age=60")
+    })
+    .await;
     let clock = clock();
     let c = client(b, &clock, |b| b).await;
     for _ in 0..2 {
@@ -70,7 +71,8 @@ async fn an_origin_that_resets_the_connection_is_a_connection_error(b: B) {
 
 async fn a_slow_origin_is_a_timeout(b: B) {
     let origin =
-        Origin::start(|_| Reply::ok("late").delay(std::time::Duration::from_millis(500))).await;
+        Origin::without_date(|_| Reply::ok("late").delay(std::time::Duration::from_millis(500)))
+            .await;
     let clock = clock();
     let c = client(b, &clock, |b| b).await;
     let e = c
@@ -85,7 +87,7 @@ async fn a_slow_origin_is_a_timeout(b: B) {
 }
 
 async fn a_body_over_the_limit_is_returned_but_not_stored(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         let size = if s.path == "/big" { 10_000 } else { 100 };
         Reply::ok(vec![b'x'; size]).header("cache-control", "max-age=60")
     })
@@ -102,9 +104,10 @@ async fn a_body_over_the_limit_is_returned_but_not_stored(b: B) {
 }
 
 async fn a_cache_backend_that_is_down_never_fails_a_request(b: B) {
-    let origin =
-        Origin::start(|s| Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60"))
-            .await;
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60")
+    })
+    .await;
     let clock = clock();
     let c = client(b.clone(), &clock, |b| b).await;
     c.get(&origin.url("/a")).send().await.unwrap();
@@ -125,9 +128,10 @@ async fn a_cache_backend_that_is_down_never_fails_a_request(b: B) {
 }
 
 async fn undecodable_meta_is_a_counted_miss(b: B) {
-    let origin =
-        Origin::start(|s| Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60"))
-            .await;
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60")
+    })
+    .await;
     let clock = clock();
     let c = client(b.clone(), &clock, |b| b.cache_name("corrupt")).await;
     let first = c.get(&origin.url("/c")).send().await.unwrap();
@@ -160,7 +164,7 @@ async fn undecodable_meta_is_a_counted_miss(b: B) {
 /// length with other bytes — is never served: a counted undecodable miss,
 /// fetched and stored anew.
 async fn a_payload_that_does_not_match_its_meta_is_a_counted_miss(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("body #{}", s.n)).header("cache-control", "max-age=600")
     })
     .await;
@@ -199,9 +203,10 @@ async fn a_payload_that_does_not_match_its_meta_is_a_counted_miss(b: B) {
 /// response meta with 25 000 tiny headers (about 100 KB) must be a counted
 /// miss; the hit path's `HeaderMap::with_capacity` panics on it instead.
 async fn meta_with_very_many_headers_is_a_counted_miss_not_a_panic(b: B) {
-    let origin =
-        Origin::start(|s| Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60"))
-            .await;
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("#{}", s.n)).header("cache-control", "max-age=60")
+    })
+    .await;
     let clock = clock();
     let c = client(b.clone(), &clock, |b| b.cache_name("hostile")).await;
     let first = c.get(&origin.url("/h")).send().await.unwrap();
@@ -230,7 +235,7 @@ fn clock_now(c: &respcache_http::CachedClient) -> respcache_core::Timestamp {
 }
 
 async fn cached_response_converts_to_and_from_http_response(b: B) {
-    let origin = Origin::start(|_| {
+    let origin = Origin::without_date(|_| {
         Reply::ok(r#"{"id": 7, "name": "Hey Jude"}"#)
             .header("content-type", "application/json")
             .header("cache-control", "max-age=60")
@@ -271,14 +276,14 @@ async fn cached_response_converts_to_and_from_http_response(b: B) {
 }
 
 async fn counters_and_cache_status_tell_what_happened(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(vec![b'a'; 10])
             .header("cache-control", "max-age=10")
             .header("etag", "\"e\"")
             .header("x-n", s.n.to_string())
     })
     .await;
-    let origin304 = Origin::start(|s| {
+    let origin304 = Origin::without_date(|s| {
         if s.headers.contains_key("if-none-match") {
             Reply::status(304)
                 .header("etag", "\"e\"")
@@ -364,7 +369,7 @@ mod capture {
 }
 
 async fn tracing_span_records_each_outcome(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         let r = Reply::ok("x").header("cache-control", "max-age=60");
         if s.path == "/slow" {
             r.delay(secs(10))
@@ -409,7 +414,7 @@ async fn a_damaged_fs_envelope_shows_in_the_clients_stats() {
             .await
             .unwrap(),
     );
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("body #{}", s.n)).header("cache-control", "max-age=600")
     })
     .await;

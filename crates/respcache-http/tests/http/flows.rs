@@ -21,7 +21,7 @@ crate::backend_tests!(
 );
 
 async fn successful_unsafe_methods_invalidate_stored_answers(b: B, kind: Kind) {
-    let origin = Origin::start(|s| match s.method.as_str() {
+    let origin = Origin::without_date(|s| match s.method.as_str() {
         "GET" => Reply::ok(format!("{} #{}", s.path, s.n)).header("cache-control", "max-age=600"),
         _ if s.path == "/items" => Reply::status(201).header("location", "/items/2"),
         _ => Reply::status(204),
@@ -84,7 +84,7 @@ async fn successful_unsafe_methods_invalidate_stored_answers(b: B, kind: Kind) {
 }
 
 async fn failed_unsafe_methods_invalidate_nothing(b: B, kind: Kind) {
-    let origin = Origin::start(|s| match s.method.as_str() {
+    let origin = Origin::without_date(|s| match s.method.as_str() {
         "GET" => Reply::ok("x").header("cache-control", "max-age=600"),
         _ => Reply::status(500),
     })
@@ -100,7 +100,7 @@ async fn failed_unsafe_methods_invalidate_nothing(b: B, kind: Kind) {
 }
 
 async fn head_is_answered_from_a_stored_get(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok("twelve bytes")
             .header("cache-control", "max-age=60")
             .header("x-method", s.method.as_str())
@@ -127,7 +127,7 @@ async fn head_is_answered_from_a_stored_get(b: B, kind: Kind) {
 }
 
 async fn redirects_store_the_final_response_and_both_urls_hit(b: B, kind: Kind) {
-    let origin = Origin::start(|s| match s.path.as_str() {
+    let origin = Origin::without_date(|s| match s.path.as_str() {
         "/old" => Reply::status(301).header("location", "/middle"),
         "/middle" => Reply::status(302).header("location", "/new?x=1"),
         _ => Reply::ok(format!("final #{}", s.n)).header("cache-control", "max-age=60"),
@@ -158,7 +158,7 @@ async fn redirects_store_the_final_response_and_both_urls_hit(b: B, kind: Kind) 
 }
 
 async fn concurrent_identical_misses_make_one_origin_request_and_one_write(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("slow #{}", s.n))
             .header("cache-control", "max-age=60")
             .delay(Duration::from_millis(300))
@@ -200,7 +200,7 @@ async fn concurrent_identical_misses_make_one_origin_request_and_one_write(b: B,
 }
 
 async fn different_requests_are_not_coalesced(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("{} #{}", s.path, s.n)).delay(Duration::from_millis(200))
     })
     .await;
@@ -219,7 +219,7 @@ async fn different_requests_are_not_coalesced(b: B, kind: Kind) {
 /// `cross_process`, a miss both have at once is fetched once (the other
 /// serves what the lease holder stored); without it, twice.
 async fn clients_sharing_a_backend_fetch_once_with_cross_process(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("slow #{}", s.n))
             .header("cache-control", "max-age=60")
             .delay(Duration::from_millis(300))

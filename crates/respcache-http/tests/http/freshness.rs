@@ -26,7 +26,7 @@ crate::backend_tests!(
 );
 
 async fn fresh_hit_reads_exactly_like_the_origin_response(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("cache-control", "max-age=60")
             .header("content-type", "text/plain")
@@ -79,7 +79,7 @@ async fn fresh_hit_reads_exactly_like_the_origin_response(b: B, kind: Kind) {
 }
 
 async fn max_age_counts_the_age_header(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("cache-control", "max-age=60")
             .header("age", "50")
@@ -104,7 +104,7 @@ async fn max_age_counts_the_age_header(b: B, kind: Kind) {
 /// An `Age` too large to add to (`CachePolicy::age` overflowed on it once
 /// the response had been stored for any time, a panic in the request).
 async fn a_huge_age_header_is_stale_not_a_panic(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("cache-control", "max-age=60")
             .header("age", u64::MAX.to_string())
@@ -121,7 +121,7 @@ async fn a_huge_age_header_is_stale_not_a_panic(b: B, kind: Kind) {
 }
 
 async fn s_maxage_applies_only_to_a_shared_cache(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=10, s-maxage=100")
     })
     .await;
@@ -155,7 +155,7 @@ async fn s_maxage_applies_only_to_a_shared_cache(b: B) {
 /// clock is 1000 s behind, with `Expires` 1100 s after its `Date`, gives
 /// 100 s of freshness.
 async fn expires_is_relative_to_date(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("date", http_date(-1000))
             .header("expires", http_date(100))
@@ -173,7 +173,7 @@ async fn expires_is_relative_to_date(b: B, kind: Kind) {
 
 async fn heuristic_freshness_from_last_modified(b: B, kind: Kind) {
     // Modified 10 days before Date: 10% heuristic = 1 day fresh.
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n))
             .header("date", http_date(0))
             .header("last-modified", http_date(-10 * 86_400))
@@ -188,14 +188,18 @@ async fn heuristic_freshness_from_last_modified(b: B, kind: Kind) {
     let r = c.get(&origin.url("/h")).send().await.unwrap();
     assert_eq!(origin.count("/h"), 2);
     assert!(
-        origin.last().headers.contains_key("if-modified-since"),
+        origin
+            .last()
+            .unwrap()
+            .headers
+            .contains_key("if-modified-since"),
         "revalidated with Last-Modified"
     );
     assert!(!r.from_cache());
 }
 
 async fn no_store_is_never_stored(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n)).header("cache-control", "no-store, max-age=60")
     })
     .await;
@@ -207,9 +211,10 @@ async fn no_store_is_never_stored(b: B, kind: Kind) {
     assert!(!second.from_cache());
     assert_eq!(second.text(), "v2");
     // A request's own no-store is honoured too.
-    let origin2 =
-        Origin::start(|s| Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=60"))
-            .await;
+    let origin2 = Origin::without_date(|s| {
+        Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=60")
+    })
+    .await;
     c.get(&origin2.url("/r"))
         .header("cache-control", "no-store")
         .send()
@@ -220,7 +225,7 @@ async fn no_store_is_never_stored(b: B, kind: Kind) {
 }
 
 async fn no_cache_is_stored_but_always_revalidated(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         if s.headers.get("if-none-match").is_some_and(|v| v == "\"x\"") {
             Reply::status(304).header("etag", "\"x\"")
         } else {
@@ -241,7 +246,7 @@ async fn no_cache_is_stored_but_always_revalidated(b: B, kind: Kind) {
 }
 
 async fn private_is_stored_only_by_a_private_cache(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("v{}", s.n)).header("cache-control", "private, max-age=60")
     })
     .await;
@@ -273,7 +278,7 @@ async fn private_is_stored_only_by_a_private_cache(b: B) {
 /// (`max-age=0`), not on a forced one (`no-cache`), and `immutable` alone
 /// gives no freshness of its own.
 async fn immutable_is_not_revalidated_on_reload(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         let cc = if s.path == "/i" {
             "max-age=100, immutable"
         } else {
@@ -312,9 +317,10 @@ async fn immutable_is_not_revalidated_on_reload(b: B, kind: Kind) {
 }
 
 async fn request_max_age_min_fresh_and_max_stale(b: B, kind: Kind) {
-    let origin =
-        Origin::start(|s| Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=100"))
-            .await;
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=100")
+    })
+    .await;
     let clock = clock();
     let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/r");
@@ -379,9 +385,10 @@ async fn request_max_age_min_fresh_and_max_stale(b: B, kind: Kind) {
 }
 
 async fn request_only_if_cached_directive(b: B, kind: Kind) {
-    let origin =
-        Origin::start(|s| Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=100"))
-            .await;
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("v{}", s.n)).header("cache-control", "max-age=100")
+    })
+    .await;
     let clock = clock();
     let c = front(kind, b, &clock, |b| b).await;
     let url = origin.url("/o");
@@ -413,7 +420,7 @@ async fn request_only_if_cached_directive(b: B, kind: Kind) {
 }
 
 async fn default_expiry_applies_without_cache_headers(b: B, kind: Kind) {
-    let origin = Origin::start(|s| Reply::ok(format!("v{}", s.n))).await;
+    let origin = Origin::without_date(|s| Reply::ok(format!("v{}", s.n))).await;
     let clock = clock();
     let c = front(kind, b, &clock, |b| b.default_expiry(secs(60))).await;
     c.get(&origin.url("/d")).send().await.unwrap();
@@ -425,7 +432,7 @@ async fn default_expiry_applies_without_cache_headers(b: B, kind: Kind) {
 }
 
 async fn no_headers_and_no_default_means_revalidate(b: B, kind: Kind) {
-    let origin = Origin::start(|s| Reply::ok(format!("v{}", s.n))).await;
+    let origin = Origin::without_date(|s| Reply::ok(format!("v{}", s.n))).await;
     let clock = clock();
     let c = front(kind, b, &clock, |b| b).await;
     let first = c.get(&origin.url("/z")).send().await.unwrap();

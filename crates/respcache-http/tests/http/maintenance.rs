@@ -28,7 +28,7 @@ async fn stored_urls(c: &CachedClient) -> Vec<String> {
 }
 
 async fn has_url_and_urls_list_what_is_stored(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("{} #{}", s.path, s.n))
             .header("cache-control", "max-age=60")
             .header("vary", "accept")
@@ -65,7 +65,7 @@ async fn has_url_and_urls_list_what_is_stored(b: B, kind: Kind) {
 }
 
 async fn delete_expired_keeps_the_fresh_and_clear_removes_everything(b: B, kind: Kind) {
-    let origin = Origin::start(|s| match s.path.as_str() {
+    let origin = Origin::without_date(|s| match s.path.as_str() {
         "/short" => Reply::ok("short").header("cache-control", "max-age=10"),
         _ => Reply::ok("long").header("cache-control", "max-age=600"),
     })
@@ -88,7 +88,7 @@ async fn delete_expired_keeps_the_fresh_and_clear_removes_everything(b: B, kind:
 }
 
 async fn delete_urls_removes_each_url_and_its_redirect(b: B, kind: Kind) {
-    let origin = Origin::start(|s| match s.path.as_str() {
+    let origin = Origin::without_date(|s| match s.path.as_str() {
         "/old" => Reply::status(301).header("location", "/new"),
         _ => Reply::ok(format!("{} #{}", s.path, s.n)).header("cache-control", "max-age=600"),
     })
@@ -125,7 +125,7 @@ async fn the_backend_and_stores_are_reachable(b: B, kind: Kind) {
 }
 
 async fn maintenance_over_a_response_cache_sees_each_repository(b: B) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("{{\"n\": {}}}", s.n)).header("cache-control", "max-age=60")
     })
     .await;
@@ -155,7 +155,7 @@ async fn maintenance_over_a_response_cache_sees_each_repository(b: B) {
 }
 
 async fn purge_tag_removes_every_answer_carrying_the_tag(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         let r = Reply::ok(format!("{} #{}", s.path, s.n)).header("cache-control", "max-age=600");
         match s.path.as_str() {
             "/p/1" => r.header("cache-tag", "product-1, catalog"),
@@ -197,7 +197,7 @@ async fn purge_tag_removes_every_answer_carrying_the_tag(b: B, kind: Kind) {
 }
 
 async fn tag_headers_are_configurable(b: B, kind: Kind) {
-    let origin = Origin::start(|s| {
+    let origin = Origin::without_date(|s| {
         Reply::ok(format!("{} #{}", s.path, s.n))
             .header("cache-control", "max-age=600")
             .header("x-tags", "mine")

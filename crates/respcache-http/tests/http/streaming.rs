@@ -5,20 +5,15 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use respcache_conformance::origin::{Body, Origin, full};
 use respcache_http::{CacheOutcome, ErrorKind, ResponseBody};
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 
 use crate::{B, client, clock};
@@ -44,73 +39,14 @@ crate::backend_tests!(
 /// Must not take longer: a body held whole would deadlock on the gates.
 const LIMIT: Duration = Duration::from_secs(10);
 
-type Body = BoxBody<Bytes, Infallible>;
-type Handler = Arc<
-    dyn Fn(http::Request<Incoming>) -> Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>
-        + Send
-        + Sync,
->;
-
-/// An origin whose handler builds each answer, bodies included, itself.
-struct Origin {
-    addr: SocketAddr,
-    requests: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Origin {
-    async fn start<F, Fut>(f: F) -> Origin
-    where
-        F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = http::Response<Body>> + Send + 'static,
-    {
-        let handler: Handler = Arc::new(move |req| Box::pin(f(req)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let n = requests.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (handler, n) = (handler.clone(), n.clone());
-                connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        n.fetch_add(1, Ordering::SeqCst);
-                        let answer = handler(req);
-                        async move { Ok::<_, Infallible>(answer.await) }
-                    });
-                    // No automatic `Date` (see `origin.rs`): the client runs
-                    // on a manual clock.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .auto_date_header(false)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Origin {
-            addr,
-            requests,
-            task,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
+/// The kit's streaming origin, without an automatic `Date` (see
+/// `origin.rs`: the client runs on a manual clock).
+async fn streaming_origin<F, Fut>(f: F) -> Origin
+where
+    F: Fn(http::Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    Origin::builder().date(false).streaming(f).await
 }
 
 /// A body fed chunk by chunk through the returned sender.
@@ -122,10 +58,6 @@ fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
             .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
     });
     (tx, BodyExt::boxed(StreamBody::new(stream)))
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    BodyExt::boxed(Full::new(bytes.into()))
 }
 
 fn response(headers: &[(&str, String)], body: Body) -> http::Response<Body> {
@@ -155,7 +87,7 @@ async fn gated_origin(
     second: Bytes,
     gate: Arc<Notify>,
 ) -> Origin {
-    Origin::start(move |_req| {
+    streaming_origin(move |_req| {
         let (headers, first, second, gate) =
             (headers.clone(), first.clone(), second.clone(), gate.clone());
         async move {
@@ -225,7 +157,7 @@ async fn a_large_storable_body_streams_before_the_origin_finishes(b: B) {
         .unwrap();
     assert!(!again.from_cache());
     assert_eq!(again.bytes().len(), 2 << 20);
-    assert_eq!(origin.requests(), 2);
+    assert_eq!(origin.total(), 2);
     assert_eq!(c.stats().stored, 0);
 }
 
@@ -286,7 +218,7 @@ async fn a_content_length_over_the_limit_streams_at_once(b: B) {
 }
 
 async fn a_small_storable_body_comes_whole_and_is_stored(b: B) {
-    let origin = Origin::start(|_| async {
+    let origin = streaming_origin(|_| async {
         response(&[("cache-control", "max-age=600".into())], full("tracks"))
     })
     .await;
@@ -302,14 +234,14 @@ async fn a_small_storable_body_comes_whole_and_is_stored(b: B) {
     assert!(second.body().is_whole());
     let cached = second.into_cached().await.unwrap();
     assert_eq!(cached.bytes(), "tracks");
-    assert_eq!(origin.requests(), 1);
+    assert_eq!(origin.total(), 1);
 }
 
 async fn a_request_body_streams_to_the_origin(b: B) {
     let got_first = Arc::new(Notify::new());
     let received = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let (g, r) = (got_first.clone(), received.clone());
-    let origin = Origin::start(move |req| {
+    let origin = streaming_origin(move |req| {
         let (g, r) = (g.clone(), r.clone());
         async move {
             let mut body = req.into_body();
@@ -356,7 +288,7 @@ async fn a_request_body_streams_to_the_origin(b: B) {
 }
 
 async fn a_streamed_request_body_of_a_cached_method_is_part_of_the_key(b: B) {
-    let origin = Origin::start(|req| async move {
+    let origin = streaming_origin(|req| async move {
         let body = req.into_body().collect().await.unwrap().to_bytes();
         response(
             &[("cache-control", "max-age=600".into())],
@@ -397,7 +329,7 @@ async fn a_streamed_request_body_of_a_cached_method_is_part_of_the_key(b: B) {
         .unwrap();
     assert!(!other.from_cache());
     assert_eq!(other.text(), "answer to other");
-    assert_eq!(origin.requests(), 2);
+    assert_eq!(origin.total(), 2);
 }
 
 async fn a_stalled_body_is_a_timeout(b: B) {
@@ -431,7 +363,7 @@ async fn concurrent_streaming_requests_each_get_the_whole_body(b: B) {
     // only while reading; requests that waited for it must ask again.
     let big = pattern(200_000, 7);
     let body = big.clone();
-    let origin = Origin::start(move |_| {
+    let origin = streaming_origin(move |_| {
         let body = body.clone();
         async move {
             let (tx, out) = channel_body();
@@ -461,13 +393,13 @@ async fn concurrent_streaming_requests_each_get_the_whole_body(b: B) {
     }
     // Each request asked the origin once: the one that led a flight, and
     // each that waited for it and found it streamed to its leader alone.
-    assert_eq!(origin.requests(), 6);
+    assert_eq!(origin.total(), 6);
     assert_eq!(c.in_flight(), 0);
     assert_eq!(c.stats().stored, 0);
 }
 
 async fn a_redirect_that_would_resend_a_streamed_body_is_returned(b: B) {
-    let origin = Origin::start(|req| async move {
+    let origin = streaming_origin(|req| async move {
         match req.uri().path() {
             "/old" => {
                 let mut r = response(&[("location", "/new".into())], full(""));
@@ -504,7 +436,7 @@ async fn a_redirect_that_would_resend_a_streamed_body_is_returned(b: B) {
         .unwrap();
     assert_eq!(streamed.status(), 307);
     assert_eq!(streamed.headers()["location"], "/new");
-    assert_eq!(origin.requests(), 3);
+    assert_eq!(origin.total(), 3);
 }
 
 async fn answers_that_could_never_be_served_again_are_not_held_back(b: B) {
@@ -546,7 +478,7 @@ async fn answers_that_could_never_be_served_again_are_not_held_back(b: B) {
 async fn stale_if_error_covers_a_body_that_stalls_while_read_to_store(b: B) {
     let n = Arc::new(AtomicUsize::new(0));
     let count = n.clone();
-    let origin = Origin::start(move |_| {
+    let origin = streaming_origin(move |_| {
         let first = count.fetch_add(1, Ordering::SeqCst) == 0;
         async move {
             if first {
@@ -593,7 +525,7 @@ async fn stale_if_error_covers_a_body_that_stalls_while_read_to_store(b: B) {
 
 /// An origin that reads the whole request body and answers `got N`.
 async fn counting_origin() -> Origin {
-    Origin::start(|req| async move {
+    streaming_origin(|req| async move {
         let n = req
             .into_body()
             .collect()
@@ -659,7 +591,7 @@ async fn an_upload_that_stalls_is_a_timeout(b: B) {
 }
 
 async fn concurrent_streaming_requests_for_a_small_storable_body_coalesce(b: B) {
-    let origin = Origin::start(|_| async {
+    let origin = streaming_origin(|_| async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         response(&[("cache-control", "max-age=600".into())], full("shared"))
     })
@@ -680,7 +612,7 @@ async fn concurrent_streaming_requests_for_a_small_storable_body_coalesce(b: B) 
             "shared"
         );
     }
-    assert_eq!(origin.requests(), 1);
+    assert_eq!(origin.total(), 1);
     assert_eq!(c.stats().coalesced, 4);
 }
 
@@ -690,7 +622,7 @@ async fn a_request_body_too_large_to_key_goes_past_the_cache_streaming(b: B) {
     // past the cache, streaming on from what was read.
     let got_first = Arc::new(Notify::new());
     let g = got_first.clone();
-    let origin = Origin::start(move |req| {
+    let origin = streaming_origin(move |req| {
         let g = g.clone();
         async move {
             let mut body = req.into_body();
@@ -742,5 +674,5 @@ async fn a_request_body_too_large_to_key_goes_past_the_cache_streaming(b: B) {
             .unwrap();
         assert_eq!(r.text(), "got 5");
     }
-    assert_eq!(origin.requests(), 2);
+    assert_eq!(origin.total(), 2);
 }
