@@ -80,6 +80,68 @@ pub fn remove_shared(path: &Path) {
     }
 }
 
+/// The variable that marks a child started by [`in_child_with_env`].
+const ENV_CHILD: &str = "RESPCACHE_ENV_CHILD";
+
+/// For a test that needs environment variables of its own (`HOME`, say),
+/// which a test cannot set safely while other tests run: re-runs the test
+/// `test` — its path in the test binary, with or without the crate name,
+/// e.g. `concat!(module_path!(), "::my_test")` — alone in a child process
+/// with `env` set, and says whether this process is that child.
+///
+/// The test goes on with its assertions when this returns `Ok(true)` and
+/// returns when `Ok(false)`: the child ran them, and passed.
+///
+/// # Errors
+///
+/// In the test process, a [`Failure`] when the child failed (with its
+/// output) or ran over 60 s.
+pub fn in_child_with_env(test: &str, env: &[(&str, &Path)]) -> Result<bool, Failure> {
+    let name = test.split_once("::").map_or(test, |(_, rest)| rest);
+    if std::env::var(ENV_CHILD).is_ok_and(|t| t == name) {
+        return Ok(true);
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure(format!("cannot find the test binary: {e}")))?;
+    let child = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ENV_CHILD, name)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure(format!("cannot start a child process: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut child = child;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure(format!("{name}: the child ran over 60 s")));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(Failure(format!("cannot wait for the child: {e}"))),
+        }
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure(format!("cannot read the child's output: {e}")))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // libtest passes when the filter matched nothing: "1 passed" proves
+    // the test ran.
+    if out.status.success() && stdout.contains("1 passed") {
+        Ok(false)
+    } else {
+        Err(Failure(format!(
+            "{name} failed in a child with {env:?} ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
 /// `N` processes ask one cross-process key/value cache for the same `keys`
 /// keys at once; each computation appends a line to a shared file. Passes
 /// when every key was computed exactly once. Returns a one-line report, or

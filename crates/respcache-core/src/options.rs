@@ -192,10 +192,16 @@ mod tests {
 
     #[test]
     fn a_tilde_is_the_home_directory() {
-        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-            return; // no home to expand into; the error case is covered below
-        };
-        let home = PathBuf::from(home);
+        // Always with a HOME of its own: without one the test proved nothing.
+        let home = std::env::temp_dir().join("respcache-core-home");
+        let test = concat!(module_path!(), "::a_tilde_is_the_home_directory");
+        if !respcache_conformance::processes::in_child_with_env(test, &[("HOME", &home)]).unwrap() {
+            return; // the child with that HOME passed
+        }
+        assert_eq!(
+            std::env::var_os("HOME"),
+            Some(home.clone().into_os_string())
+        );
         assert_eq!(
             path("~/cache/a.sqlite").unwrap(),
             home.join("cache/a.sqlite")
@@ -203,5 +209,21 @@ mod tests {
         assert_eq!(path("~").unwrap(), home);
         assert_eq!(path("/abs/~x").unwrap(), PathBuf::from("/abs/~x"));
         assert_eq!(path("~user/x").unwrap(), PathBuf::from("~user/x"));
+    }
+
+    #[test]
+    fn a_tilde_without_a_home_is_a_configuration_error() {
+        let test = concat!(
+            module_path!(),
+            "::a_tilde_without_a_home_is_a_configuration_error"
+        );
+        let empty = std::path::Path::new("");
+        if !respcache_conformance::processes::in_child_with_env(test, &[("HOME", empty)]).unwrap() {
+            return; // the child with an empty HOME passed
+        }
+        let e = path("~/cache/a.sqlite").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Configuration);
+        assert!(e.to_string().contains("HOME is not set"), "{e}");
+        assert_eq!(path("/abs/x").unwrap(), PathBuf::from("/abs/x"));
     }
 }

@@ -216,12 +216,19 @@ mod tests {
 
     #[test]
     fn a_tilde_is_the_home_directory() {
-        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-            return;
-        };
+        // Always with a HOME of its own: without one the test proved nothing.
+        let home = std::env::temp_dir().join("respcache-fs-home");
+        let test = concat!(module_path!(), "::a_tilde_is_the_home_directory");
+        if !respcache_conformance::processes::in_child_with_env(test, &[("HOME", &home)]).unwrap() {
+            return; // the child with that HOME passed
+        }
+        assert_eq!(
+            std::env::var_os("HOME"),
+            Some(home.clone().into_os_string())
+        );
         assert_eq!(
             FsConfig::from_url("fs:~/cache/app").unwrap().root,
-            std::path::PathBuf::from(home).join("cache/app")
+            home.join("cache/app")
         );
     }
 

@@ -351,12 +351,19 @@ mod tests {
 
     #[test]
     fn a_tilde_is_the_home_directory() -> Result<()> {
-        let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
-            return Ok(());
-        };
+        // Always with a HOME of its own: without one the test proved nothing.
+        let home = std::env::temp_dir().join("respcache-sqlite-home");
+        let test = concat!(module_path!(), "::a_tilde_is_the_home_directory");
+        if !respcache_conformance::processes::in_child_with_env(test, &[("HOME", &home)]).unwrap() {
+            return Ok(()); // the child with that HOME passed
+        }
+        assert_eq!(
+            std::env::var_os("HOME"),
+            Some(home.clone().into_os_string())
+        );
         assert_eq!(
             parse("sqlite://~/cache/a.sqlite")?.location,
-            Location::File(std::path::PathBuf::from(home).join("cache/a.sqlite"))
+            Location::File(home.join("cache/a.sqlite"))
         );
         Ok(())
     }
