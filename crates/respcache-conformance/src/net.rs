@@ -1,17 +1,16 @@
 //! Loopback network faults for backend tests: a [`BlackHole`] that accepts
 //! connections and never answers, and a [`FreezableProxy`] that forwards to
-//! a real server until it is frozen.
+//! a real server until it is frozen (and again once thawed).
 //!
 //! Both listen on a spare port of 127.0.0.1 and stop (closing every
 //! connection they hold) when dropped.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A TCP listener on `127.0.0.1:0` that accepts every connection, reads
@@ -73,13 +72,14 @@ async fn swallow(mut socket: TcpStream) {
 }
 
 /// A TCP proxy on `127.0.0.1:0` to a real server, which can be
-/// [frozen](FreezableProxy::freeze): from then on nothing more is
-/// forwarded either way and new connections are accepted but never served
-/// — the server looks alive at the TCP level and never answers.
+/// [frozen](FreezableProxy::freeze): from then on the bytes it receives,
+/// either way and on new connections too, are held instead of forwarded —
+/// the server looks alive at the TCP level and never answers — until it is
+/// [thawed](FreezableProxy::thaw), when they go on in order.
 #[derive(Debug)]
 pub struct FreezableProxy {
     addr: SocketAddr,
-    frozen: Arc<AtomicBool>,
+    frozen: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
 
@@ -92,26 +92,17 @@ impl FreezableProxy {
     pub async fn start(target: SocketAddr) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let frozen = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&frozen);
+        let (frozen, watch) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut held = tokio::task::JoinSet::new();
             while let Ok((client, _)) = listener.accept().await {
-                let flag = Arc::clone(&flag);
-                held.spawn(async move {
-                    if flag.load(Ordering::Acquire) {
-                        return swallow(client).await;
-                    }
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::join!(
-                        pipe(cr, sw, Arc::clone(&flag)),
-                        pipe(sr, cw, Arc::clone(&flag))
-                    );
-                });
+                let Ok(server) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                held.spawn(pipe(cr, sw, watch.clone()));
+                held.spawn(pipe(sr, cw, watch.clone()));
             }
         });
         Ok(FreezableProxy { addr, frozen, task })
@@ -122,9 +113,19 @@ impl FreezableProxy {
         self.addr
     }
 
-    /// Stops forwarding: bytes sent from now on are held, never delivered.
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops forwarding: bytes received from now on are held.
     pub fn freeze(&self) {
-        self.frozen.store(true, Ordering::Release);
+        self.frozen.send_replace(true);
+    }
+
+    /// Forwards again, the held bytes first.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
     }
 }
 
@@ -134,12 +135,12 @@ impl Drop for FreezableProxy {
     }
 }
 
-/// Copies `from` to `to` until either side closes; once `frozen` is set,
-/// whatever arrives is held forever instead.
+/// Copies `from` to `to` until either side closes; while `frozen` is set,
+/// what arrives is held until it is cleared (or the proxy ends).
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<AtomicBool>,
+    mut frozen: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -147,8 +148,8 @@ async fn pipe(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if frozen.load(Ordering::Acquire) {
-            std::future::pending::<()>().await;
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
         }
         let Some(chunk) = buf.get(..n) else { return };
         if to.write_all(chunk).await.is_err() {

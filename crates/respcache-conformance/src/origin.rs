@@ -185,7 +185,8 @@ impl OriginBuilder {
 
     /// Starts an origin whose `handler` builds each response from the
     /// request itself, streaming bodies both ways. It counts requests
-    /// ([`total`](Origin::total)) and connections, and keeps no [`Seen`].
+    /// ([`total`](Origin::total), [`targets`](Origin::targets)) and
+    /// connections, and keeps no [`Seen`].
     ///
     /// # Panics
     ///
@@ -196,11 +197,7 @@ impl OriginBuilder {
         Fut: Future<Output = http::Response<Body>> + Send + 'static,
     {
         let counts = Arc::new(Counts::default());
-        let c = Arc::clone(&counts);
-        let stream: Arc<StreamFn> = Arc::new(move |req| {
-            c.total.fetch_add(1, Ordering::SeqCst);
-            Box::pin(handler(req))
-        });
+        let stream: Arc<StreamFn> = Arc::new(move |req| Box::pin(handler(req)));
         self.serve(stream, counts).await
     }
 
@@ -224,6 +221,7 @@ impl OriginBuilder {
                 let (handler, c) = (Arc::clone(&handler), Arc::clone(&c));
                 connections.spawn(async move {
                     let service = service_fn(move |req: http::Request<Incoming>| {
+                        c.total.fetch_add(1, Ordering::SeqCst);
                         lock(&c.arrived).push(req.uri().to_string());
                         let answer = handler(req);
                         async move { Ok::<_, Infallible>(answer.await) }
@@ -331,7 +329,8 @@ impl Origin {
         lock(&self.counts.per_path).clone()
     }
 
-    /// Requests received in all.
+    /// Requests received in all, counted as each arrives (before its
+    /// body).
     pub fn total(&self) -> usize {
         self.counts.total.load(Ordering::SeqCst)
     }
@@ -392,7 +391,6 @@ async fn answer(
         *n += 1;
         *n
     };
-    counts.total.fetch_add(1, Ordering::SeqCst);
     let seen = Seen {
         method: parts.method,
         target,

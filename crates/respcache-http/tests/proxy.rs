@@ -20,6 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use respcache_conformance::origin::{Origin, Reply};
 use respcache_core::MemoryBackend;
 use respcache_http::proxy::UpstreamError;
 use respcache_http::{ErrorKind, Proxy, ProxyBuilder};
@@ -40,64 +41,22 @@ impl Drop for Task {
     }
 }
 
-/// The origin: counts requests, keeps the headers of the last one, and
+/// The origin (the test kit's): counts requests, keeps their headers, and
 /// answers `hello N` cacheable for a minute, with hop-by-hop headers of
 /// its own that must not reach the proxy's client.
-struct Origin {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    last_headers: Arc<Mutex<Option<HeaderMap>>>,
-    _task: Task,
-}
-
-impl Origin {
-    async fn start() -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let hits = Arc::new(AtomicUsize::new(0));
-        let last_headers = Arc::new(Mutex::new(None));
-        let (h, l) = (Arc::clone(&hits), Arc::clone(&last_headers));
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (h, l) = (Arc::clone(&h), Arc::clone(&l));
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let n = h.fetch_add(1, Ordering::SeqCst) + 1;
-                    *l.lock().unwrap() = Some(req.headers().clone());
-                    async move {
-                        let answer = Response::builder()
-                            .header("cache-control", "max-age=60")
-                            .header("content-type", "text/plain")
-                            .header("connection", "x-origin-hop")
-                            .header("x-origin-hop", "per connection")
-                            .header("proxy-authenticate", "Basic realm=origin")
-                            .header("x-end-to-end", "kept")
-                            .body(Full::new(Bytes::from(format!("hello {n}"))))
-                            .unwrap();
-                        Ok::<_, Infallible>(answer)
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Origin {
-            url,
-            hits,
-            last_headers,
-            _task: Task(task),
-        }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    fn last_headers(&self) -> HeaderMap {
-        self.last_headers.lock().unwrap().clone().unwrap()
-    }
+async fn start_origin() -> Origin {
+    let hits = AtomicUsize::new(0);
+    Origin::start(move |_| {
+        let n = hits.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::ok(format!("hello {n}"))
+            .header("cache-control", "max-age=60")
+            .header("content-type", "text/plain")
+            .header("connection", "x-origin-hop")
+            .header("x-origin-hop", "per connection")
+            .header("proxy-authenticate", "Basic realm=origin")
+            .header("x-end-to-end", "kept")
+    })
+    .await
 }
 
 /// A proxy in front of `upstream` over a fresh memory backend.
@@ -184,8 +143,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 
 #[tokio::test]
 async fn an_embedded_proxy_answers_the_second_get_from_the_cache() {
-    let origin = Origin::start().await;
-    let (addr, _server) = serve(proxy(&origin.url, |b| b).await).await;
+    let origin = start_origin().await;
+    let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
     let url = format!("http://{addr}/tracks/7?market=SE");
 
     let (status, first, body) = get(&url, &[]).await;
@@ -202,13 +161,13 @@ async fn an_embedded_proxy_answers_the_second_get_from_the_cache() {
     assert_eq!(body, "hello 1", "the stored answer");
     let cache_status = header(&second, "cache-status");
     assert!(cache_status.starts_with("respcache; hit"), "{cache_status}");
-    assert_eq!(origin.hits(), 1, "one upstream request for two GETs");
+    assert_eq!(origin.total(), 1, "one upstream request for two GETs");
 }
 
 #[tokio::test]
 async fn a_path_that_climbs_above_the_base_path_is_400_and_not_forwarded() {
-    let origin = Origin::start().await;
-    let upstream = format!("{}/api/v1", origin.url);
+    let origin = start_origin().await;
+    let upstream = format!("{}/api/v1", origin.url(""));
     let (addr, _server) = serve(proxy(&upstream, |b| b).await).await;
     for target in [
         "/../admin",
@@ -220,7 +179,7 @@ async fn a_path_that_climbs_above_the_base_path_is_400_and_not_forwarded() {
         let request = format!("GET {target} HTTP/1.1\r\nHost: proxy.test\r\n\r\n");
         assert_eq!(raw_status(addr, &request).await, 400, "{target}");
     }
-    assert_eq!(origin.hits(), 0, "no escape reached the upstream");
+    assert_eq!(origin.total(), 0, "no escape reached the upstream");
     // Dot segments within the base are fine.
     let (status, _, body) = get(&format!("http://{addr}/a/../b"), &[]).await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "hello 1"));
@@ -228,21 +187,21 @@ async fn a_path_that_climbs_above_the_base_path_is_400_and_not_forwarded() {
 
 #[tokio::test]
 async fn connect_is_501_and_options_asterisk_is_answered_by_the_proxy() {
-    let origin = Origin::start().await;
-    let (addr, _server) = serve(proxy(&origin.url, |b| b).await).await;
+    let origin = start_origin().await;
+    let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
     let connect = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";
     assert_eq!(raw_status(addr, connect).await, 501);
     let options = "OPTIONS * HTTP/1.1\r\nHost: proxy.test\r\n\r\n";
     assert_eq!(raw_status(addr, options).await, 200);
     let no_host = "GET / HTTP/1.1\r\n\r\n";
     assert_eq!(raw_status(addr, no_host).await, 400);
-    assert_eq!(origin.hits(), 0);
+    assert_eq!(origin.total(), 0);
 }
 
 #[tokio::test]
 async fn hop_by_hop_headers_are_not_forwarded_either_way() {
-    let origin = Origin::start().await;
-    let (addr, _server) = serve(proxy(&origin.url, |b| b).await).await;
+    let origin = start_origin().await;
+    let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
     let (status, answer, _) = get(
         &format!("http://{addr}/hop"),
         &[
@@ -256,7 +215,7 @@ async fn hop_by_hop_headers_are_not_forwarded_either_way() {
     )
     .await;
     assert_eq!(status, 200);
-    let seen = origin.last_headers();
+    let seen = origin.last().unwrap().headers;
     for hop in ["x-client-hop", "keep-alive", "proxy-authorization", "te"] {
         assert!(
             seen.get(hop).is_none(),
@@ -305,8 +264,8 @@ async fn called_directly_an_unreachable_upstream_is_502_with_the_error_attached(
 
 #[tokio::test]
 async fn called_directly_a_get_body_over_the_limit_is_413_and_not_forwarded() {
-    let origin = Origin::start().await;
-    let proxy = proxy(&origin.url, |b| b.max_body_size(16)).await;
+    let origin = start_origin().await;
+    let proxy = proxy(&origin.url(""), |b| b.max_body_size(16)).await;
     let request = Request::get("/search")
         .header("host", "proxy.test")
         .body(Full::new(Bytes::from(vec![b'x'; 17])))
@@ -316,7 +275,7 @@ async fn called_directly_a_get_body_over_the_limit_is_413_and_not_forwarded() {
         .expect("an answer in time")
         .unwrap();
     assert_eq!(answer.status(), 413);
-    assert_eq!(origin.hits(), 0);
+    assert_eq!(origin.total(), 0);
     // Within the limit it goes through, and is a cache key like any other.
     let request = Request::get("/search")
         .header("host", "proxy.test")
@@ -324,7 +283,7 @@ async fn called_directly_a_get_body_over_the_limit_is_413_and_not_forwarded() {
         .unwrap();
     let answer = proxy.oneshot(request).await.unwrap();
     assert_eq!(answer.status(), 200);
-    assert_eq!(origin.hits(), 1);
+    assert_eq!(origin.total(), 1);
 }
 
 #[test]

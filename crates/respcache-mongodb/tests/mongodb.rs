@@ -11,13 +11,13 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use libtest_mimic::{Arguments, Failed};
+use respcache_conformance::net::FreezableProxy;
 use respcache_conformance::services::{Gate, MONGODB};
 use respcache_core::{
     Backend, DynStore, Entry, ErrorKind, FieldKind, Key, KeySchema, Name, Select, StoreSpec,
@@ -652,16 +652,10 @@ async fn an_unreachable_server_is_a_timeout(_ctx: Ctx) -> TestResult {
 
 async fn a_silent_server_is_a_timeout(_ctx: Ctx) -> TestResult {
     // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let hole = respcache_conformance::net::BlackHole::start()
         .await
         .map_err(fail)?;
-    let port = listener.local_addr().map_err(fail)?.port();
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            open.push(socket);
-        }
-    });
+    let port = hole.addr().port();
     let config = MongoDbConfig::from_url(&format!(
         "mongodb://127.0.0.1:{port}/?directConnection=true"
     ))
@@ -672,16 +666,16 @@ async fn a_silent_server_is_a_timeout(_ctx: Ctx) -> TestResult {
         .await
         .err()
         .ok_or("a silent server answered")?;
-    held.abort();
+    drop(hole);
     ensure!(err.kind() == ErrorKind::Timeout, "{err}");
     Ok(())
 }
 
 async fn a_hung_call_hits_the_operation_timeout(ctx: Ctx) -> TestResult {
-    let proxy = Proxy::start(&ctx.config.url).await?;
+    let proxy = freezable_proxy().await?;
     let url = format!(
         "mongodb://127.0.0.1:{}/?directConnection=true&socketTimeoutMS=700",
-        proxy.port
+        proxy.addr().port()
     );
     let backend = MongoDbBackend::connect(&url).await.map_err(fail)?;
     let store = backend
@@ -692,14 +686,14 @@ async fn a_hung_call_hits_the_operation_timeout(ctx: Ctx) -> TestResult {
         .put(Entry::new(key("k"), Timestamp::now(), "v"))
         .await
         .map_err(fail)?;
-    proxy.freeze.store(true, Ordering::SeqCst);
+    proxy.freeze();
     let err = store
         .get(&key("k"))
         .await
         .err()
         .ok_or("a frozen server answered")?;
     ensure!(err.kind() == ErrorKind::Timeout, "{err}");
-    proxy.freeze.store(false, Ordering::SeqCst);
+    proxy.thaw();
     // The held request reaches the server now; wait for it before cleaning up.
     let started = Instant::now();
     while store.get(&key("k")).await.is_err() {
@@ -767,8 +761,11 @@ async fn a_frozen_server_fails_a_call_within_the_default_deadline(ctx: Ctx) -> T
         default <= Duration::from_secs(10),
         "the default per-call deadline is {default:?}, not seconds"
     );
-    let proxy = Proxy::start(&ctx.config.url).await?;
-    let url = format!("mongodb://127.0.0.1:{}/?directConnection=true", proxy.port);
+    let proxy = freezable_proxy().await?;
+    let url = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true",
+        proxy.addr().port()
+    );
     let backend = MongoDbBackend::connect(&url).await.map_err(fail)?;
     let store = backend
         .open_store(&spec(&ctx, "frozen", None)?)
@@ -778,7 +775,7 @@ async fn a_frozen_server_fails_a_call_within_the_default_deadline(ctx: Ctx) -> T
         .put(Entry::new(key("k"), Timestamp::now(), "v"))
         .await
         .map_err(fail)?;
-    proxy.freeze.store(true, Ordering::SeqCst);
+    proxy.freeze();
     let started = Instant::now();
     let outcome = tokio::time::timeout(Duration::from_secs(60), store.get(&key("k")))
         .await
@@ -788,7 +785,7 @@ async fn a_frozen_server_fails_a_call_within_the_default_deadline(ctx: Ctx) -> T
     eprintln!("mongodb: get on a frozen server, default deadlines: {took:?}: {err}");
     ensure!(err.kind() == ErrorKind::Timeout, "{err}");
     ensure!(took < default * 2, "took {took:?}");
-    proxy.freeze.store(false, Ordering::SeqCst);
+    proxy.thaw();
     let started = Instant::now();
     while store.get(&key("k")).await.is_err() {
         ensure!(
@@ -1112,67 +1109,12 @@ impl Drop for Emulator {
     }
 }
 
-/// A TCP proxy to the test server that can stop forwarding requests.
-struct Proxy {
-    port: u16,
-    freeze: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(url: &str) -> Result<Self, Failed> {
-        let options = ClientOptions::parse(url).await.map_err(fail)?;
-        let target = options
-            .hosts
-            .first()
-            .map(ToString::to_string)
-            .ok_or("no host in the URL")?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(fail)?;
-        let port = listener.local_addr().map_err(fail)?.port();
-        let freeze = Arc::new(AtomicBool::new(false));
-        let frozen = Arc::clone(&freeze);
-        let task = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
-                    continue;
-                };
-                let frozen = Arc::clone(&frozen);
-                tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                    let (mut ri, mut wi) = inbound.into_split();
-                    let (mut ro, mut wo) = outbound.into_split();
-                    let up = async {
-                        let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let n = match ri.read(&mut buf).await {
-                                Ok(0) | Err(_) => break,
-                                Ok(n) => n,
-                            };
-                            while frozen.load(Ordering::SeqCst) {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            if wo.write_all(&buf[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    };
-                    let down = async {
-                        let _ = tokio::io::copy(&mut ro, &mut wi).await;
-                    };
-                    tokio::join!(up, down);
-                });
-            }
-        });
-        Ok(Proxy { port, freeze, task })
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+/// A TCP proxy to the test server that can stop forwarding (the kit's).
+async fn freezable_proxy() -> Result<FreezableProxy, Failed> {
+    let target = MONGODB
+        .addr()
+        .ok_or("no server address in the MongoDB URL")?;
+    FreezableProxy::start(target).await.map_err(fail)
 }
 
 fn tests() -> Vec<(&'static str, TestFn)> {

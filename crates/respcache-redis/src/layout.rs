@@ -145,8 +145,7 @@ mod tests {
     /// server at `RESPCACHE_REDIS_URL`).
     #[tokio::test]
     async fn redis_matches_the_escaped_prefix_literally() {
-        let url = std::env::var("RESPCACHE_REDIS_URL")
-            .unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+        let url = respcache_conformance::services::REDIS.url();
         let mut con = redis::Client::open(url.as_str())
             .unwrap()
             .get_multiplexed_async_connection()

@@ -21,9 +21,7 @@ const TASKS: usize = 64;
 const ROUNDS: usize = 5;
 
 fn url() -> String {
-    std::env::var("RESPCACHE_REDIS_CLUSTER_URL").unwrap_or_else(|_| {
-        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002/".to_owned()
-    })
+    respcache_conformance::services::REDIS_CLUSTER.url()
 }
 
 fn keys(tagged: bool) -> Vec<String> {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use respcache_conformance::net::FreezableProxy;
 use respcache_conformance::services::{DYNAMODB, MONGODB, answers};
 use respcache_core::Backend;
 use respcache_http::{BreakerState, CacheOutcome, CachedClient, CachedClientBuilder, StoreState};
@@ -14,7 +15,6 @@ use respcache_redis::RedisBackend;
 
 use crate::origin::{Origin, Reply};
 use crate::redis_child::{self, RedisChild};
-use crate::relay::Relay;
 
 /// The Redis command timeout of these tests.
 const TIMEOUT: Duration = Duration::from_millis(400);
@@ -252,7 +252,7 @@ const CACHE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// With the server behind `relay` frozen: one cache timeout per request
 /// until the breaker opens, then nothing.
-async fn frozen_server_is_skipped(backend: Arc<dyn Backend>, relay: &Relay, cache: &str) {
+async fn frozen_server_is_skipped(backend: Arc<dyn Backend>, relay: &FreezableProxy, cache: &str) {
     let origin = fast_origin().await;
     let client = CachedClient::builder()
         .cache_name(cache)
@@ -293,11 +293,11 @@ async fn a_frozen_mongodb_costs_one_cache_timeout_then_is_skipped() {
         return;
     }
     let server = MONGODB.addr().unwrap();
-    let relay = Relay::start(server).await;
+    let relay = FreezableProxy::start(server).await.unwrap();
     let url = |addr: std::net::SocketAddr| format!("mongodb://{addr}/?directConnection=true");
-    let cache = format!("frozen-mongo-{}", relay.addr.port());
+    let cache = format!("frozen-mongo-{}", relay.addr().port());
     let backend = Arc::new(
-        respcache_mongodb::MongoDbBackend::connect(&url(relay.addr))
+        respcache_mongodb::MongoDbBackend::connect(&url(relay.addr()))
             .await
             .unwrap(),
     );
@@ -314,13 +314,13 @@ async fn a_frozen_dynamodb_costs_one_cache_timeout_then_is_skipped() {
         return;
     }
     let server = DYNAMODB.addr().unwrap();
-    let relay = Relay::start(server).await;
+    let relay = FreezableProxy::start(server).await.unwrap();
     let url = |addr: std::net::SocketAddr| {
         format!("dynamodb://respcache-test?endpoint=http://{addr}&region=us-east-1")
     };
-    let cache = format!("frozen-dynamo-{}", relay.addr.port());
+    let cache = format!("frozen-dynamo-{}", relay.addr().port());
     let backend = Arc::new(
-        respcache_dynamodb::DynamoDbBackend::connect(&url(relay.addr))
+        respcache_dynamodb::DynamoDbBackend::connect(&url(relay.addr()))
             .await
             .unwrap(),
     );

@@ -17,7 +17,6 @@ mod layer;
 mod maintenance;
 mod origin;
 mod redis_child;
-mod relay;
 
 mod availability;
 mod faults;

@@ -20,7 +20,7 @@ use respcache_core::{FieldKind, Key, KeyPart, KeySchema, Name, StoreSpec};
 
 /// The shared server the suite uses.
 pub fn shared_url() -> String {
-    std::env::var("RESPCACHE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+    respcache_conformance::services::REDIS.url()
 }
 
 /// A raw `redis` connection to `url`, for looking behind the backend's back.
