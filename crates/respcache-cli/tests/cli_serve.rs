@@ -277,11 +277,7 @@ async fn private_answers_are_cached_only_by_a_private_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_is_down_gives_502_quickly() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = respcache_conformance::net::spare_port().unwrap();
     let proxy = Proxy::start(&format!("http://127.0.0.1:{port}"), &[]);
     let started = Instant::now();
     let got = get(&format!("{}/anything", proxy.url)).await;
@@ -1010,11 +1006,7 @@ async fn metrics_are_served_in_prometheus_text_form() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_that_is_down_at_start_does_not_stop_the_proxy() {
     let origin = start_origin().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = respcache_conformance::net::spare_port().unwrap();
     let cache = format!("redis://127.0.0.1:{port}/0?cache=down");
     let proxy = Proxy::launch(&origin.url(""), &[], Some(&cache), None);
     let first = get(&format!("{}/fresh", proxy.url)).await;

@@ -213,11 +213,7 @@ async fn passwords_never_appear_in_what_serve_prints() {
     }
     // A client's secret query parameter, in the note about a failed
     // upstream request.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = respcache_conformance::net::spare_port().unwrap();
     let proxy = Proxy::launch(&format!("http://127.0.0.1:{port}"), &[], None, None);
     let (status, _) = raw(&proxy.addr, &get(&format!("/x?password={SECRET}&n=1"))).await;
     assert_eq!(status, 502);

@@ -13,6 +13,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// A loopback port nothing listens on: bound once on `127.0.0.1:0`, then
+/// released — for "the server is down" (another process may take it in
+/// between; on a test machine that does not happen in practice).
+///
+/// # Errors
+///
+/// When no loopback port can be bound.
+pub fn spare_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// A TCP listener on `127.0.0.1:0` that accepts every connection, reads
 /// and discards what it is sent, and never answers: a server that is up at
 /// the TCP level but frozen.

@@ -1206,16 +1206,7 @@ async fn black_hole_connect_fails_within_the_default_deadline(_ctx: Ctx) -> Test
 /// A store opened through a proxy that then freezes: `get` and `put` fail
 /// within the deadline instead of hanging.
 async fn frozen_endpoint_fails_calls_within_the_deadline(ctx: Ctx) -> TestResult {
-    let config = DynamoDbConfig::from_url(&url())?;
-    let endpoint = config
-        .endpoint
-        .clone()
-        .ok_or("the test URL names no endpoint")?;
-    let target = url::Url::parse(&endpoint)?
-        .socket_addrs(|| Some(80))?
-        .into_iter()
-        .next()
-        .ok_or("endpoint has no address")?;
+    let target = DYNAMODB.addr().ok_or("the test URL names no endpoint")?;
     let proxy = respcache_conformance::net::FreezableProxy::start(target).await?;
     let through = format!(
         "dynamodb://{}?endpoint=http://{}&region=us-east-1&{ONE_SECOND}",

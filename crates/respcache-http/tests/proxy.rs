@@ -6,16 +6,14 @@
 // Tests assert: a failed call is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -236,11 +234,7 @@ async fn hop_by_hop_headers_are_not_forwarded_either_way() {
 #[tokio::test]
 async fn called_directly_an_unreachable_upstream_is_502_with_the_error_attached() {
     // A port nothing listens on: bound, then closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = respcache_conformance::net::spare_port().unwrap();
     let proxy = proxy(&format!("http://127.0.0.1:{port}"), |b| {
         b.timeout(Duration::from_secs(5))
     })

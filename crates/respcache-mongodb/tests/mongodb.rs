@@ -1031,8 +1031,7 @@ async fn server_restart_is_survived(ctx: Ctx) -> TestResult {
 // ------------------------------------------------------------- machinery
 
 fn free_port() -> Result<u16, Failed> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(fail)?;
-    Ok(l.local_addr().map_err(fail)?.port())
+    respcache_conformance::net::spare_port().map_err(fail)
 }
 
 /// The emulator program: `RESPCACHE_NX27017_BIN`, or the venv that

@@ -191,9 +191,8 @@ async fn vary_and_unsafe_methods(b: Arc<dyn Backend>) {
 
 async fn origin_errors_are_middleware_errors(b: Arc<dyn Backend>) {
     // A port nothing listens on.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/gone", listener.local_addr().unwrap());
-    drop(listener);
+    let port = respcache_conformance::net::spare_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}/gone");
     let (c, _) = client(b).await;
     let e = c.get(&url).send().await.unwrap_err();
     assert!(

@@ -21,10 +21,9 @@ pub(crate) fn available() -> bool {
     respcache_conformance::services::available(REDIS_SERVER, probe)
 }
 
-/// A port nothing listens on (bound once, then released).
+/// A port nothing listens on (the kit's: bound once, then released).
 pub(crate) fn spare_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    respcache_conformance::net::spare_port().unwrap()
 }
 
 /// A running (or frozen, or killed) `redis-server`.

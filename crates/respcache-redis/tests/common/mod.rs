@@ -11,7 +11,7 @@
 )]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -255,8 +255,7 @@ fn which_redis_server() -> &'static str {
 }
 
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    respcache_conformance::net::spare_port().expect("a spare loopback port")
 }
 
 fn wait_until_listening(port: u16) {
