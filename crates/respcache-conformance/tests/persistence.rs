@@ -3,6 +3,9 @@
 //! with the reason (failed under `CI=true`), and one that declared
 //! `.not_persistent()` shows them ignored even under CI — never absent.
 
+// Test helpers assert: a failed call is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use libtest_mimic::{Arguments, Conclusion};
 use respcache_conformance::services::under_ci;
 use respcache_conformance::{Factory, Persistence, trials};
