@@ -472,7 +472,17 @@ async fn a_client_that_leaves_an_answer_unread_is_disconnected_after_the_idle_ti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_connection_is_closed_too() {
     let origin = start_origin().await;
-    let proxy = Proxy::launch(&origin.url(""), &["--idle-timeout", "2s"], None, None);
+    // The header timeout too: a control frame the client sends after the
+    // answer (a WINDOW_UPDATE, a SETTINGS ack) is a byte received, which
+    // starts the header clock instead of the idle one — whether it arrives
+    // before or after the answer's end is a race (the test failed 1 run in
+    // 3-6 on a loaded machine, waiting for the 10 s default).
+    let proxy = Proxy::launch(
+        &origin.url(""),
+        &["--idle-timeout", "2s", "--header-timeout", "2s"],
+        None,
+        None,
+    );
     let stream = TcpStream::connect(&proxy.addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
