@@ -111,23 +111,8 @@ pub fn in_child_with_env(test: &str, env: &[(&str, &Path)]) -> Result<bool, Fail
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Failure(format!("cannot start a child process: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut child = child;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Failure(format!("{name}: the child ran over 60 s")));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(Failure(format!("cannot wait for the child: {e}"))),
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Failure(format!("cannot read the child's output: {e}")))?;
+    let out = output_within(child, Duration::from_secs(60))
+        .map_err(|Failure(why)| Failure(format!("{name}: {why}")))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     // libtest passes when the filter matched nothing: "1 passed" proves
     // the test ran.
@@ -557,23 +542,8 @@ fn spawn(
 }
 
 /// The child's `CHILD-OK` report; a failure if it failed or ran too long.
-fn wait(mut child: Child) -> Result<String, Failure> {
-    let deadline = Instant::now() + CHILD_LIMIT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Failure(format!("a child ran longer than {CHILD_LIMIT:?}")));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => return Err(Failure(format!("cannot wait for a child: {e}"))),
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| Failure(format!("cannot read a child's output: {e}")))?;
+fn wait(child: Child) -> Result<String, Failure> {
+    let out = output_within(child, CHILD_LIMIT)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = stdout
         .lines()
@@ -586,6 +556,27 @@ fn wait(mut child: Child) -> Result<String, Failure> {
             String::from_utf8_lossy(&out.stderr)
         ))),
     }
+}
+
+/// The output of `child` once it has exited; a failure (the child killed)
+/// when it runs longer than `limit`.
+fn output_within(mut child: Child, limit: Duration) -> Result<std::process::Output, Failure> {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Failure(format!("a child ran longer than {limit:?}")));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(Failure(format!("cannot wait for a child: {e}"))),
+        }
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| Failure(format!("cannot read a child's output: {e}")))
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>, Failure> {

@@ -30,12 +30,18 @@ fn names(factory: Factory) -> Vec<String> {
         .collect()
 }
 
-/// Runs the one trial named `conformance::memory::<case>` of `factory`.
+/// Runs the one trial named `conformance::memory::<case>` of `factory`,
+/// its report written to a log file: the inner harness writes to the
+/// process's stdout directly, past the test's capture, and a "FAILED" line
+/// this test expects would read as a failure to whoever reads the output
+/// (the `xtask test` summary does).
 fn run_one(factory: Factory, case: &str) -> Conclusion {
+    let dir = tempfile::tempdir().unwrap();
     let args = Arguments {
         filter: Some(format!("conformance::memory::{case}")),
         exact: true,
         test_threads: Some(1),
+        logfile: Some(dir.path().join("trials.log").display().to_string()),
         ..Arguments::default()
     };
     libtest_mimic::run(&args, trials(factory).unwrap())
