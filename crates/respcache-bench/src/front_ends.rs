@@ -20,22 +20,13 @@ use respcache_http::{CacheOutcome, CacheService, CacheStatus, CachedClient, Requ
 use tower::ServiceExt as _;
 
 use crate::Result;
-use crate::data::SMALL;
 use crate::origin::Origin;
-use crate::session::HIT_URLS;
+use crate::session::{HIT_URLS, body_len};
 
 fn hit_urls(origin: &Origin, tag: &str) -> Vec<String> {
     (0..HIT_URLS)
         .map(|i| origin.url(&format!("/front/{tag}/{i}")))
         .collect()
-}
-
-fn body_len(n: usize) -> Result<()> {
-    if n == SMALL {
-        Ok(())
-    } else {
-        Err(format!("a {n} B body, wanted {SMALL}").into())
-    }
 }
 
 /// `CacheLayer` over a plain pooled hyper-util client, as a

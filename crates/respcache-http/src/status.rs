@@ -1,8 +1,9 @@
 //! How each request was answered: [`CacheOutcome`] and an RFC 9211
 //! `Cache-Status`-style [`CacheStatus`].
 
-use http::HeaderValue;
 use std::fmt;
+
+use http::HeaderValue;
 
 /// How the cache answered one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
