@@ -13,7 +13,9 @@
 //! - **Trim**: when a write takes the estimate over the budget, one walk
 //!   collects every entry's use time and size (16 bytes each, no paths), the
 //!   cut-off time that frees enough is chosen, and a second walk removes
-//!   the files used at or before it, down to [`Budget::low_water`].
+//!   the files used before it and, of those used at it (file times are
+//!   coarse: several entries can share one), just as many as the count
+//!   needs — down to [`Budget::low_water`], never further.
 //!
 //! An entry counts its file's length plus [`FILE_OVERHEAD`] (about what the
 //! core's `entry_size` adds to an envelope's length). On disk a file also
@@ -178,40 +180,60 @@ fn usage_of(items: &[(u64, u64)]) -> Usage {
     }
 }
 
-/// The latest use time whose removal (with everything used before it)
-/// brings `items` within `target`; `None` if nothing needs to go.
-fn cut_off(items: &mut [(u64, u64)], target: Budget) -> Option<u64> {
+/// Where a trim cuts: every entry used before `used` goes, and `at_cut` of
+/// the entries used exactly at `used`. File systems keep use times at their
+/// own granularity (a clock tick, 2 s on FAT), so several entries can share
+/// the cut's time; removing all of them would trim more than asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    used: u64,
+    at_cut: u64,
+}
+
+/// The cut whose removals (oldest use first) bring `items` within
+/// `target`; `None` if nothing needs to go.
+fn cut_off(items: &mut [(u64, u64)], target: Budget) -> Option<Cut> {
     let mut usage = usage_of(items);
     if !target.is_exceeded_by(usage) {
         return None;
     }
     items.sort_unstable();
+    let mut cut = Cut { used: 0, at_cut: 0 };
     for (used, size) in items.iter() {
         usage.bytes = usage.bytes.saturating_sub(*size);
         usage.entries = usage.entries.saturating_sub(1);
+        cut.at_cut = if *used == cut.used { cut.at_cut + 1 } else { 1 };
+        cut.used = *used;
         if !target.is_exceeded_by(usage) {
-            return Some(*used);
+            break;
         }
     }
-    items.last().map(|(used, _)| *used)
+    Some(cut)
 }
 
-/// The second walk: removes the entries used at or before `cut`, sending
-/// progress after every `batch` removals.
+/// The second walk: removes the entries used before the cut and the cut's
+/// share of those used at it, sending progress after every `batch`
+/// removals.
 fn remove_used_before(
     root: &Path,
-    cut: u64,
+    mut cut: Cut,
     batch: u64,
     tx: &mpsc::UnboundedSender<TrimProgress>,
 ) -> io::Result<TrimProgress> {
     let mut done = TrimProgress::default();
     for dir in store_dirs(root)? {
         walk(&dir, true, |f| {
-            if let Found::Entry(path) = f
-                && let Some((used, size)) = use_and_size(path)?
-                && used <= cut
-                && crate::file::remove(path)?
-            {
+            let Found::Entry(path) = f else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let Some((used, size)) = use_and_size(path)? else {
+                return Ok(ControlFlow::Continue(()));
+            };
+            let goes = used < cut.used || (used == cut.used && cut.at_cut > 0);
+            if goes && crate::file::remove(path)? {
+                if used == cut.used {
+                    cut.at_cut -= 1;
+                }
                 done.removed += 1;
                 done.freed += size;
                 if done.removed.is_multiple_of(batch) {
@@ -337,9 +359,36 @@ mod tests {
     #[test]
     fn the_cut_off_frees_just_enough_oldest_first() {
         let mut items = vec![(30, 10), (10, 10), (20, 10), (40, 10)];
-        assert_eq!(cut_off(&mut items, Budget::bytes(25)), Some(20));
-        assert_eq!(cut_off(&mut items, Budget::entries(3)), Some(10));
+        let at = |used, at_cut| Some(Cut { used, at_cut });
+        assert_eq!(cut_off(&mut items, Budget::bytes(25)), at(20, 1));
+        assert_eq!(cut_off(&mut items, Budget::entries(3)), at(10, 1));
         assert_eq!(cut_off(&mut items, Budget::bytes(100)), None);
-        assert_eq!(cut_off(&mut items, Budget::bytes(0)), Some(40));
+        assert_eq!(cut_off(&mut items, Budget::bytes(0)), at(40, 1));
+    }
+
+    #[test]
+    fn a_cut_through_tied_use_times_takes_only_its_share() {
+        let mut items = vec![(10, 10), (20, 10), (20, 10), (20, 10), (30, 10)];
+        let cut = cut_off(&mut items, Budget::entries(3));
+        assert_eq!(
+            cut,
+            Some(Cut {
+                used: 20,
+                at_cut: 1
+            })
+        );
+        let cut = cut_off(&mut items, Budget::entries(0));
+        assert_eq!(
+            cut,
+            Some(Cut {
+                used: 30,
+                at_cut: 1
+            })
+        );
+        let mut tied = vec![(5, 10); 4];
+        assert_eq!(
+            cut_off(&mut tied, Budget::entries(0)),
+            Some(Cut { used: 5, at_cut: 4 })
+        );
     }
 }

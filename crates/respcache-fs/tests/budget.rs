@@ -171,3 +171,37 @@ fn store_path(root: &Path, key: &Key) -> std::path::PathBuf {
         .join(&hex[2..4])
         .join(hex.as_str())
 }
+
+/// File systems keep modification times at their own granularity (a clock
+/// tick on ext4 under load, 2 s on FAT): entries written close together
+/// share a use time, and a trim must still remove just what it was asked.
+#[tokio::test]
+async fn a_trim_removes_exactly_enough_when_use_times_tie() -> TestResult {
+    let backend = FsBackend::temp().await?;
+    let store = backend
+        .open_store(&StoreSpec::new(
+            Name::new("c")?,
+            Name::new("r")?,
+            KeySchema::new([("id", FieldKind::Text)])?,
+        ))
+        .await?;
+    let key = |i: u32| Key::new("GET", [KeyPart::Text(format!("k{i}"))]);
+    let same = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    for i in 0..10 {
+        store
+            .put(Entry::new(key(i), Timestamp::from_millis(1), "v"))
+            .await?;
+        std::fs::File::open(store_path(backend.root(), &key(i)))?.set_modified(same)?;
+    }
+    let done = backend
+        .eviction()
+        .unwrap()
+        .trim_to(Budget::entries(3), &|_| {})
+        .await?;
+    assert_eq!(done.removed, 7, "entries removed");
+    let left = (0..10)
+        .filter(|i| store_path(backend.root(), &key(*i)).exists())
+        .count();
+    assert_eq!(left, 3, "entries left");
+    Ok(())
+}
