@@ -237,7 +237,8 @@ impl CachedClient {
     }
 
     /// Takes a request through the engine, with its span, its counters and
-    /// the client's own preconditions.
+    /// the client's own preconditions. The future owns the client: it is
+    /// the whole of a `send()` future, with no wrapper around it.
     ///
     /// Not an `async fn`: an `async fn` keeps each argument twice in its
     /// future (the argument, and the local it is moved into), and this
@@ -248,10 +249,10 @@ impl CachedClient {
         reason = "an async fn keeps its arguments twice"
     )]
     pub(crate) fn execute(
-        &self,
-        request: Prepared,
+        self,
+        request: Box<Prepared>,
         stream: Option<RequestStream>,
-    ) -> impl Future<Output = Result<CachedResponse>> + Send + '_ {
+    ) -> impl Future<Output = Result<CachedResponse>> + Send + 'static {
         async move {
             let inner = &self.inner;
             // Neither the line nor the redacted URL is written unless used

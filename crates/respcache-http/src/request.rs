@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::{self, Either, FutureExt as _};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use respcache_core::Expiry;
@@ -79,7 +80,10 @@ impl Prepared {
 #[must_use = "a request does nothing until it is sent"]
 pub struct RequestBuilder {
     client: CachedClient,
-    request: Result<Prepared>,
+    /// Boxed: the request moves through several futures (the builder's,
+    /// the client's, the engine's, the exchange); one pointer moves
+    /// instead of ~300 bytes at each, and the hit future stays small.
+    request: Result<Box<Prepared>>,
     /// A body sent as it is produced ([`body_stream`](Self::body_stream)).
     stream: Option<RequestStream>,
 }
@@ -111,14 +115,16 @@ fn parse_url(url: &str) -> Result<Url> {
 
 impl RequestBuilder {
     pub(crate) fn new(client: CachedClient, method: Method, url: &str) -> Self {
-        let request = parse_url(url).map(|url| Prepared {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: Bytes::new(),
-            per: PerRequest::default(),
-            streaming: false,
-            extensions: http::Extensions::new(),
+        let request = parse_url(url).map(|url| {
+            Box::new(Prepared {
+                method,
+                url,
+                headers: HeaderMap::new(),
+                body: Bytes::new(),
+                per: PerRequest::default(),
+                streaming: false,
+                extensions: http::Extensions::new(),
+            })
         });
         RequestBuilder {
             client,
@@ -331,14 +337,18 @@ impl RequestBuilder {
     /// fails and no stale response may stand in. Cache failures are never
     /// errors here.
     pub fn send(self) -> impl Future<Output = Result<CachedResponse>> + Send + 'static {
-        // Not an `async fn` (which keeps its argument twice in the future):
-        // the request goes straight into the engine's future.
+        // Not an `async fn` (which keeps its argument twice in the future),
+        // nor a block around the engine's future: the engine's future itself
+        // (or the request's error), so a hit moves and polls nothing more.
         let RequestBuilder {
             client,
             request,
             stream,
         } = self;
-        async move { client.execute(request?, stream).await }
+        match request {
+            Ok(request) => Either::Left(client.execute(request, stream)),
+            Err(e) => Either::Right(future::ready(Err(e))),
+        }
     }
 
     /// Sends the request through the cache and returns as soon as the
@@ -388,13 +398,16 @@ impl RequestBuilder {
     ) -> impl Future<Output = Result<StreamingResponse>> + Send + 'static {
         let RequestBuilder {
             client,
-            mut request,
+            request,
             stream,
         } = self;
-        let idle = request.as_mut().ok().and_then(|r| client.streaming(r));
-        async move {
-            let head = client.execute(request?, stream).await?;
-            Ok(StreamingResponse::of(head, idle))
+        match request {
+            Ok(mut request) => {
+                let idle = client.streaming(&mut request);
+                let head = client.execute(request, stream);
+                Either::Left(head.map(move |head| Ok(StreamingResponse::of(head?, idle))))
+            }
+            Err(e) => Either::Right(future::ready(Err(e))),
         }
     }
 }

@@ -22,7 +22,7 @@ pub(super) enum Step {
 
 impl Engine {
     pub(super) fn decide(&self, ex: &Exchange<'_>) -> Step {
-        self.decide_on(ex.read.found.as_ref(), ex)
+        self.decide_on(ex.read.found.as_deref(), ex)
     }
 
     /// [`decide`](Self::decide) for `found`, a stored response read for

@@ -13,7 +13,7 @@ use crate::target::Slot;
 /// One request the cache may answer, and what the stages learnt about it.
 pub(crate) struct Exchange<'a> {
     /// The request (its body read whole: it is part of the key).
-    pub(crate) req: Prepared,
+    pub(crate) req: Box<Prepared>,
     /// "METHOD url" for logs and errors, written on first use.
     pub(crate) line: &'a RequestLine<'a>,
     /// The request's digest (method, normalised URL, body, matched headers).

@@ -93,10 +93,10 @@ impl Engine {
                     "the cache failed while waiting for another process",
                 ));
             }
-            Ok(match self.decide_on(read.found.as_ref(), ex) {
+            Ok(match self.decide_on(read.found.as_deref(), ex) {
                 Step::Serve(_) => read.found.map(|found| {
                     self.stored_response(
-                        found,
+                        *found,
                         req.url.clone(),
                         &req.method,
                         CacheOutcome::Coalesced,
@@ -138,7 +138,7 @@ impl Engine {
     /// rules allow.
     pub(super) async fn fetch(self: &Arc<Self>, ex: &Exchange<'_>) -> Answer {
         let req = &ex.req;
-        let found = ex.read.found.as_ref().filter(|_| !ex.is_head());
+        let found = ex.read.found.as_deref().filter(|_| !ex.is_head());
         let forward = if req.per.force_refresh || req.per.refresh || ex.req_cc.no_cache {
             Forward::Request
         } else if ex.read.found.is_some() {
@@ -309,7 +309,7 @@ impl Engine {
     /// body streaming), invalidating after an unsafe method.
     pub(super) async fn bypass(
         self: &Arc<Self>,
-        req: Prepared,
+        req: Box<Prepared>,
         stream: Option<RequestStream>,
         line: &str,
     ) -> Answer {

@@ -108,7 +108,7 @@ impl Engine {
     )]
     pub(crate) fn run<'a>(
         self: &'a Arc<Self>,
-        mut req: Prepared,
+        mut req: Box<Prepared>,
         stream: Option<RequestStream>,
         line: &'a RequestLine<'_>,
     ) -> impl Future<Output = Answer> + Send + 'a {
@@ -166,7 +166,7 @@ impl Engine {
                         // Nothing reads the stored response after this: it is
                         // taken, not cloned.
                         return Ok(self.stored_response(
-                            found,
+                            *found,
                             ex.req.url,
                             &ex.req.method,
                             outcome,

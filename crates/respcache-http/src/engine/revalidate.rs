@@ -66,7 +66,7 @@ impl Engine {
         status: Option<u16>,
         unreachable: bool,
     ) -> Option<CachedResponse> {
-        let f = ex.read.found.as_ref().filter(|_| !ex.is_head())?;
+        let f = ex.read.found.as_deref().filter(|_| !ex.is_head())?;
         let directives = self.response_directives(&f.head.headers);
         let stored = self.stored_view(f, &directives);
         if !freshness::stale_if_error_allows(

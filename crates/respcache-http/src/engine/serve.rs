@@ -73,7 +73,7 @@ impl Engine {
             return self.only_if_cached_miss(ex);
         };
         let answer = self.stored_response(
-            found.clone(),
+            Found::clone(found),
             ex.req.url.clone(),
             &ex.req.method,
             CacheOutcome::StaleWhileRevalidate,
