@@ -81,8 +81,10 @@ enum Turn<'a, T> {
 /// over.
 struct Lead<'a, T> {
     flights: &'a SingleFlight<T>,
-    key: String,
+    key: &'a str,
     slot: Arc<Slot<T>>,
+    /// Out of the map already ([`Lead::leave`]).
+    left: bool,
 }
 
 impl<T> SingleFlight<T> {
@@ -106,7 +108,7 @@ impl<T> SingleFlight<T> {
         self.lock().get(key).map_or(0, |slot| slot.receiver_count())
     }
 
-    fn join(&self, key: &str) -> Turn<'_, T> {
+    fn join<'a>(&'a self, key: &'a str) -> Turn<'a, T> {
         let mut map = self.lock();
         if let Some(slot) = map.get(key) {
             return Turn::Wait(slot.subscribe());
@@ -115,8 +117,9 @@ impl<T> SingleFlight<T> {
         map.insert(key.to_owned(), Arc::clone(&slot));
         Turn::Lead(Lead {
             flights: self,
-            key: key.to_owned(),
+            key,
             slot,
+            left: false,
         })
     }
 }
@@ -134,12 +137,17 @@ impl<T: Clone> SingleFlight<T> {
     {
         loop {
             match self.join(key) {
-                Turn::Lead(lead) => {
+                Turn::Lead(mut lead) => {
                     let outcome = AssertUnwindSafe(async move { work().await })
                         .catch_unwind()
                         .await
                         .unwrap_or_else(on_panic);
-                    lead.slot.send_replace(Some(outcome.clone()));
+                    // Out of the map first: no caller subscribes after that,
+                    // so the outcome is cloned only for callers already
+                    // waiting (most flights have none).
+                    if lead.leave() {
+                        lead.slot.send_replace(Some(outcome.clone()));
+                    }
                     return (outcome, true);
                 }
                 Turn::Wait(mut rx) => {
@@ -157,17 +165,29 @@ impl<T: Clone> SingleFlight<T> {
     }
 }
 
-impl<T> Drop for Lead<'_, T> {
-    fn drop(&mut self) {
+impl<T> Lead<'_, T> {
+    /// Takes this flight out of the map; whether any caller waits for it.
+    fn leave(&mut self) -> bool {
         let removed = {
             let mut map = self.flights.lock();
-            match map.get(&self.key) {
-                Some(slot) if Arc::ptr_eq(slot, &self.slot) => map.remove(&self.key),
+            match map.get(self.key) {
+                Some(slot) if Arc::ptr_eq(slot, &self.slot) => map.remove(self.key),
                 _ => None,
             }
         };
-        // The map's handle goes first; ours, the last, closes the channel.
+        self.left = true;
+        // Outside the lock: the map's handle goes first; ours, the last,
+        // closes the channel when the lead drops.
         drop(removed);
+        self.slot.receiver_count() > 0
+    }
+}
+
+impl<T> Drop for Lead<'_, T> {
+    fn drop(&mut self) {
+        if !self.left {
+            self.leave();
+        }
     }
 }
 
@@ -256,6 +276,34 @@ mod tests {
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert_eq!(flights.in_flight(), 0);
+    }
+
+    /// Counts its clones.
+    #[derive(Debug)]
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Counted(self.0.clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flight_nobody_waits_for_clones_nothing() {
+        let flights = SingleFlight::<Counted>::new();
+        let clones = Arc::new(AtomicUsize::new(0));
+        let (out, led) = flights
+            .run(
+                "k",
+                || async { Counted(clones.clone()) },
+                |_| unreachable!(),
+            )
+            .await;
+        assert!(led);
+        assert_eq!(clones.load(Ordering::SeqCst), 0, "the outcome was cloned");
+        assert_eq!(flights.in_flight(), 0);
+        drop(out);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,19 +158,20 @@ enum WireMeta<'a, C = BodyCheck> {
     VaryIndex(VaryIndex),
 }
 
-/// A [`ResponseMeta`] in versions 3 and 4.
+/// A [`ResponseMeta`] in versions 3 and 4; what the store stage encodes
+/// straight from a response it holds ([`WireResponse::encode`]).
 #[derive(Serialize, Deserialize)]
-struct WireResponse<'a, C = BodyCheck> {
-    status: u16,
-    version: u8,
-    response_time: i64,
-    initial_age: u64,
-    body: Option<C>,
+pub(crate) struct WireResponse<'a, C = BodyCheck> {
+    pub(crate) status: u16,
+    pub(crate) version: u8,
+    pub(crate) response_time: i64,
+    pub(crate) initial_age: u64,
+    pub(crate) body: Option<C>,
     #[serde(borrow)]
-    headers: Vec<(&'a str, &'a [u8])>,
-    vary: Option<VaryMatch>,
-    url: &'a str,
-    method: &'a str,
+    pub(crate) headers: Vec<(&'a str, &'a [u8])>,
+    pub(crate) vary: Option<VaryMatch>,
+    pub(crate) url: &'a str,
+    pub(crate) method: &'a str,
 }
 
 /// Version 2's wire form (its policy bytes are skipped).
@@ -266,6 +267,31 @@ fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
 
+impl WireResponse<'_> {
+    /// Encodes in the current version, into a buffer sized for it once
+    /// (a miss does not grow it through reallocations).
+    pub(crate) fn encode(self) -> Result<Bytes, MetaError> {
+        let strings: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        let vary: usize = self.vary.as_ref().map_or(0, |v| {
+            40 + v.names.iter().map(|n| n.len() + 2).sum::<usize>()
+        });
+        let size = 64 + strings + vary + self.url.len() + self.method.len();
+        encode_wire(&WireMeta::Response(self), size)
+    }
+}
+
+/// The version byte and the postcard encoding of `wire`.
+fn encode_wire(wire: &WireMeta<'_>, size: usize) -> Result<Bytes, MetaError> {
+    let mut out = Vec::with_capacity(size);
+    out.push(META_VERSION);
+    let out = postcard::to_extend(wire, out).map_err(|e| MetaError(format!("encode: {e}")))?;
+    Ok(Bytes::from(out))
+}
+
 impl<'a, C> WireResponse<'a, C> {
     /// `m` in wire form, with `body` as its body check.
     fn of(m: &'a ResponseMeta, body: Option<C>) -> Self {
@@ -326,13 +352,10 @@ fn wire(bytes: &[u8]) -> Result<WireMeta<'_>, MetaError> {
 impl StoredMeta {
     /// Encodes in the current version.
     pub(crate) fn encode(&self) -> Result<Bytes, MetaError> {
-        let encode_error = |e: postcard::Error| MetaError(format!("encode: {e}"));
-        let wire = match self {
-            StoredMeta::Response(m) => WireMeta::Response(WireResponse::of(m, m.body)),
-            StoredMeta::VaryIndex(index) => WireMeta::VaryIndex(index.clone()),
-        };
-        let out = postcard::to_extend(&wire, vec![META_VERSION]).map_err(encode_error)?;
-        Ok(Bytes::from(out))
+        match self {
+            StoredMeta::Response(m) => WireResponse::of(m, m.body).encode(),
+            StoredMeta::VaryIndex(index) => encode_wire(&WireMeta::VaryIndex(index.clone()), 64),
+        }
     }
 
     /// Decodes all of it.
@@ -461,11 +484,11 @@ impl ResponseMeta {
     }
 }
 
-/// Headers as an ordered list of pairs, every value kept.
-pub(crate) fn header_list(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
-    headers
+/// Owned copies of header pairs, every value kept.
+pub(crate) fn header_list(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    pairs
         .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
         .collect()
 }
 
@@ -483,7 +506,12 @@ mod tests {
             .unwrap();
         ResponseMeta {
             status: 200,
-            headers: header_list(res.headers()),
+            headers: header_list(
+                &res.headers()
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                    .collect::<Vec<_>>(),
+            ),
             url: "http://h/a".into(),
             method: "GET".into(),
             response_time: 5,

@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::body::{Progress, RequestStream, within};
 use crate::error::{Error, ErrorKind, Result};
+use crate::line::RequestLine;
 use crate::origin::{Origin, OriginStream, RequestBody};
 
 /// A request on its way to the origin.
@@ -180,7 +181,7 @@ impl Transport {
         &self,
         request: OriginRequest,
         mut stream: Option<RequestStream>,
-        line: &str,
+        line: &RequestLine<'_>,
         mode: BodyMode,
     ) -> Result<OriginResponse> {
         let mut req = request;
@@ -214,11 +215,11 @@ impl Transport {
                     } else {
                         format!("no answer within {t:?}")
                     };
-                    Error::new(ErrorKind::Timeout, what).with_url(line)
+                    Error::new(ErrorKind::Timeout, what).with_url(line.text())
                 })?,
                 None => one.await,
             }
-            .map_err(|e| e.with_url(line))?;
+            .map_err(|e| e.with_url(line.text()))?;
             let to_get = status == StatusCode::SEE_OTHER
                 || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                     && req.method == Method::POST);
@@ -254,7 +255,7 @@ impl Transport {
                     ErrorKind::TooManyRedirects,
                     format!("more than {} redirects", self.options.max_redirects),
                 )
-                .with_url(line));
+                .with_url(line.text()));
             }
             if to_get {
                 if req.method != Method::HEAD {

@@ -74,12 +74,17 @@ impl Exchange<'_> {
     /// string form: as fine or finer, and a miss does not pay for encoding
     /// the key.)
     pub(crate) fn coalesce_key(&self, engine: &Engine) -> String {
-        format!(
-            "{}|{}|{}",
-            self.req.method,
-            self.digest,
-            engine.options.rules.headers_digest(&self.req.headers)
-        )
+        let method = self.req.method.as_str();
+        let mut key = String::with_capacity(method.len() + self.digest.len() + 66);
+        key.push_str(method);
+        key.push('|');
+        key.push_str(&self.digest);
+        key.push('|');
+        engine
+            .options
+            .rules
+            .push_headers_digest(&self.req.headers, &mut key);
+        key
     }
 
     /// The request line's text.

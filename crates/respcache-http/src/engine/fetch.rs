@@ -21,6 +21,7 @@ use crate::body::{self, RequestStream};
 use crate::budget;
 use crate::error::{Error, ErrorKind, Result};
 use crate::freshness;
+use crate::line::RequestLine;
 use crate::metrics::NotStored;
 use crate::request::Prepared;
 use crate::response::{CacheKey, CachedResponse, Tail};
@@ -152,7 +153,7 @@ impl Engine {
         let conditional =
             found.is_some_and(|f| super::revalidate::ask_conditionally(&mut origin, f));
         let result = self
-            .send_origin(origin, ex.line(), Self::body_mode(req))
+            .send_origin(origin, ex.line, Self::body_mode(req))
             .await;
         let resp = match result {
             Ok(resp) => resp,
@@ -283,7 +284,7 @@ impl Engine {
             return false;
         }
         let now = self.now();
-        let Ok(verdict) = self.storability(req, resp.status, &resp.headers, now) else {
+        let Ok(verdict) = self.storability(ex, resp.status, &resp.headers, now) else {
             return false;
         };
         let directives = verdict.directives;
@@ -311,7 +312,7 @@ impl Engine {
         self: &Arc<Self>,
         req: Box<Prepared>,
         stream: Option<RequestStream>,
-        line: &str,
+        line: &RequestLine<'_>,
     ) -> Answer {
         let origin = req.origin_request();
         let started = Instant::now();
@@ -354,7 +355,7 @@ impl Engine {
     pub(super) async fn send_origin(
         &self,
         origin: OriginRequest,
-        line: &str,
+        line: &RequestLine<'_>,
         mode: BodyMode,
     ) -> Result<OriginResponse> {
         let started = Instant::now();

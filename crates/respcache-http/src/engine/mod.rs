@@ -114,7 +114,7 @@ impl Engine {
     ) -> impl Future<Output = Answer> + Send + 'a {
         async move {
             if !self.caches_in(self.mode(&req), &req.method) {
-                return Box::pin(self.bypass(req, stream, line.text())).await;
+                return Box::pin(self.bypass(req, stream, line)).await;
             }
             // The body of a request the cache may answer is part of its key:
             // it is read whole, up to the size limit; a larger one goes past
@@ -136,13 +136,13 @@ impl Engine {
                     body::Read::Whole(bytes) => req.body = bytes,
                     body::Read::Partial(prefix, rest) => {
                         let stream = Some(body::prefixed(prefix, rest));
-                        return Box::pin(self.bypass(req, stream, line.text())).await;
+                        return Box::pin(self.bypass(req, stream, line)).await;
                     }
                 }
             }
             let Some((digest, slot)) = self.locate(&req) else {
                 // No store for this request (a repository that does not match).
-                return Box::pin(self.bypass(req, None, line.text())).await;
+                return Box::pin(self.bypass(req, None, line)).await;
             };
             // The exchange is made after the lookup: its room for what the
             // lookup finds is not held while the lookup runs (the hit future

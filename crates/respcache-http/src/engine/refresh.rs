@@ -48,6 +48,7 @@ impl Engine {
         let this = Arc::clone(self);
         let mut req = ex.req.clone();
         req.per.refresh = false;
+        let no_store = ex.req_cc.no_store;
         let (digest, slot, read) = (ex.digest.clone(), ex.slot.clone(), ex.read.clone());
         let span = tracing::info_span!("respcache_http.background_refresh", url = %self.options.rules.redact_url(&req.url));
         tokio::spawn(
@@ -62,8 +63,13 @@ impl Engine {
                     line: &line,
                     digest,
                     slot,
-                    // The refresh asks as the cache, not as the caller.
-                    req_cc: Directives::default(),
+                    // The refresh asks as the cache, not as the caller —
+                    // but stores nothing the caller's `no-store` forbids
+                    // (the request headers go to the origin as they were).
+                    req_cc: Directives {
+                        no_store,
+                        ..Directives::default()
+                    },
                     read,
                 };
                 let (answer, _) = this

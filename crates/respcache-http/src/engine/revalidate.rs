@@ -200,7 +200,7 @@ impl Engine {
     async fn refetch(self: &Arc<Self>, ex: &Exchange<'_>, forward: Forward) -> Answer {
         let origin = ex.req.origin_request();
         let full = self
-            .send_origin(origin, ex.line(), Self::body_mode(&ex.req))
+            .send_origin(origin, ex.line, Self::body_mode(&ex.req))
             .await?;
         self.complete(ex, full, forward).await
     }
@@ -224,7 +224,7 @@ fn merge_304(
         .cloned()
         .collect();
     out.extend(
-        header_list(&o.rules.redact_headers(fresh))
+        header_list(&o.rules.stored_headers(fresh))
             .into_iter()
             .filter(|(n, _)| replaced(n)),
     );

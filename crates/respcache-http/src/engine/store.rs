@@ -15,10 +15,9 @@ use super::exchange::Exchange;
 use super::serve::version_code;
 use crate::directives::Directives;
 use crate::freshness;
-use crate::meta::{BodyCheck, ResponseMeta, StoredMeta, VaryIndex, VaryMatch, header_list};
+use crate::meta::{BodyCheck, StoredMeta, VaryIndex, VaryMatch, WireResponse};
 use crate::metrics::NotStored;
 use crate::normalize::{vary_digest, vary_names};
-use crate::request::Prepared;
 use crate::response::CachedResponse;
 use crate::rules::age;
 use crate::rules::lifetime::{self, Freshness};
@@ -58,7 +57,7 @@ impl Engine {
     /// count.
     pub(super) fn storability(
         &self,
-        req: &Prepared,
+        ex: &Exchange<'_>,
         status: StatusCode,
         headers: &HeaderMap,
         now: Timestamp,
@@ -76,13 +75,13 @@ impl Engine {
             });
         }
         let directives = self.response_directives(headers);
-        let req_cc = Directives::parse(&req.headers);
+        // The request's directives were parsed once, into the exchange.
         let explicit = lifetime::has_explicit(headers, &directives, o.shared);
         storable::check(Stored {
             status,
             response: &directives,
-            request: &req_cc,
-            request_headers: &req.headers,
+            request: &ex.req_cc,
+            request_headers: &ex.req.headers,
             explicit,
             allowed_by_user,
             shared: o.shared,
@@ -132,8 +131,7 @@ impl Engine {
         let final_url = r.url.clone().unwrap_or_else(|| req.url.clone());
         let now = self.now();
         let redacted_url = o.rules.redact_url(&final_url);
-        let stored_headers = o.rules.redact_headers(&r.headers);
-        let verdict = match self.storability(req, r.status, &r.headers, now) {
+        let verdict = match self.storability(ex, r.status, &r.headers, now) {
             Ok(v) => v,
             Err(why) => {
                 tracing::debug!(reason = why.as_str(), "respcache-http: not stored");
@@ -174,18 +172,20 @@ impl Engine {
             digest: vary_digest(&names, &req.headers),
             names: names.clone(),
         });
-        let meta = ResponseMeta {
+        // Encoded from the response as it is: no owned copy of its headers.
+        let meta_bytes = WireResponse {
             status: r.status.as_u16(),
-            headers: header_list(&stored_headers),
-            url: redacted_url.to_string(),
-            method: req.method.to_string(),
+            version: version_code(r.version),
             response_time: now.as_millis(),
             initial_age: verdict.initial_age.as_secs(),
             body: Some(BodyCheck::of(&r.body)),
+            headers: o.rules.stored_headers(&r.headers),
             vary: vary.clone(),
-            version: version_code(r.version),
-        };
-        let meta_bytes = StoredMeta::Response(Box::new(meta)).encode().ok()?;
+            url: redacted_url.as_str(),
+            method: req.method.as_str(),
+        }
+        .encode()
+        .ok()?;
         let repo = store_slot.repository.clone();
         let key = match &vary {
             Some(v) if store_slot.variants => {
