@@ -16,6 +16,7 @@ pub mod metrics;
 mod normalize;
 mod opening;
 mod origin;
+mod parsed_urls;
 mod per_request;
 mod precondition;
 pub mod proxy;

@@ -102,7 +102,7 @@ impl fmt::Debug for RequestBuilder {
 }
 
 fn parse_url(url: &str) -> Result<Url> {
-    let parsed = Url::parse(url)
+    let parsed = crate::parsed_urls::parse(url)
         .map_err(|e| Error::new(ErrorKind::InvalidUrl, format!("{url:?}: {e}")).with_source(e))?;
     match parsed.scheme() {
         "http" | "https" if parsed.host_str().is_some() => Ok(parsed),

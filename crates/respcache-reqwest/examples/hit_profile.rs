@@ -56,10 +56,14 @@ fn main() {
     let front = args.next().unwrap_or_else(|| "client".to_owned());
     let hits: usize = args.next().map_or(200_000, |n| n.parse().unwrap());
     let backend_name = args.next().unwrap_or_else(|| "memory".to_owned());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // `HIT_PROFILE_RT=multi`: the benches' multi-thread runtime (the
+    // origin still runs on it), to see what thread hops add.
+    let mut rt = if std::env::var("HIT_PROFILE_RT").as_deref() == Ok("multi") {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(async {
         let base = origin().await;
         let urls: Vec<String> = (0..URLS).map(|i| format!("{base}/hit/{i}")).collect();
