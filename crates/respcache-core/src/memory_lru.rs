@@ -27,8 +27,9 @@ pub(crate) struct State {
     next_tick: u64,
     /// tick → (table id, key): the least recently used first.
     order: BTreeMap<u64, (u64, String)>,
-    /// table id → key → (tick, size).
-    live: HashMap<u64, HashMap<String, (u64, u64)>>,
+    /// table id → key → (tick, size); keys hashed with foldhash (seeded per
+    /// process), not SipHash: a key is ~100 bytes and every hit hashes one.
+    live: HashMap<u64, foldhash::HashMap<String, (u64, u64)>>,
     usage: Usage,
     tables: HashMap<u64, Weak<Table>>,
 }

@@ -20,7 +20,6 @@
 //!   leader, so the map is empty whenever nothing runs.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -49,13 +48,15 @@ type Slot<T> = watch::Sender<Option<T>>;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(demo());
 /// ```
 pub struct SingleFlight<T> {
-    map: Mutex<HashMap<String, Arc<Slot<T>>>>,
+    /// Keys hashed with foldhash (seeded per process), not SipHash: a key
+    /// is hashed twice per flight and an HTTP one is ~140 bytes.
+    map: Mutex<foldhash::HashMap<String, Arc<Slot<T>>>>,
 }
 
 impl<T> Default for SingleFlight<T> {
     fn default() -> Self {
         SingleFlight {
-            map: Mutex::new(HashMap::new()),
+            map: Mutex::new(foldhash::HashMap::default()),
         }
     }
 }
@@ -93,7 +94,7 @@ impl<T> SingleFlight<T> {
         SingleFlight::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Slot<T>>>> {
+    fn lock(&self) -> MutexGuard<'_, foldhash::HashMap<String, Arc<Slot<T>>>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
