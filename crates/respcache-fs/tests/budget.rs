@@ -10,7 +10,7 @@ use std::path::Path;
 use respcache_core::Bytes;
 use respcache_core::budget::Budget;
 use respcache_core::{
-    Backend, BytesCodec, Entry, FieldKind, Key, KeyPart, KeySchema, Name, Repository,
+    Backend, BytesCodec, DynStore, Entry, FieldKind, Key, KeyPart, KeySchema, Name, Repository,
     RepositoryOptions, Request, StoreSpec, TemplateSettings, Timestamp,
 };
 use respcache_fs::{FsBackend, FsConfig};
@@ -96,14 +96,7 @@ async fn a_fifty_megabyte_budget_keeps_the_folder_under_sixty_with_two_hundred_w
 
 #[tokio::test]
 async fn hits_are_recorded_in_memory_and_reorder_the_trim() -> TestResult {
-    let backend = FsBackend::temp().await?;
-    let store = backend
-        .open_store(&StoreSpec::new(
-            Name::new("c")?,
-            Name::new("r")?,
-            KeySchema::new([("id", FieldKind::Text)])?,
-        ))
-        .await?;
+    let (backend, store) = temp_store().await?;
     let key = |i: u32| Key::new("GET", [KeyPart::Text(format!("k{i}"))]);
     for i in 0..5 {
         store
@@ -142,14 +135,7 @@ async fn hits_are_recorded_in_memory_and_reorder_the_trim() -> TestResult {
 
 #[tokio::test]
 async fn close_writes_the_recorded_hits_without_walking() -> TestResult {
-    let backend = FsBackend::temp().await?;
-    let store = backend
-        .open_store(&StoreSpec::new(
-            Name::new("c")?,
-            Name::new("r")?,
-            KeySchema::new([("id", FieldKind::Text)])?,
-        ))
-        .await?;
+    let (backend, store) = temp_store().await?;
     let key = Key::new("GET", [KeyPart::Text("k".into())]);
     store
         .put(Entry::new(key.clone(), Timestamp::from_millis(1), "v"))
@@ -162,6 +148,20 @@ async fn close_writes_the_recorded_hits_without_walking() -> TestResult {
     backend.close().await?;
     assert!(std::fs::metadata(&path)?.modified()? > written);
     Ok(())
+}
+
+/// A temporary backend and its store `c/r` (keys: one text field), whose
+/// files [`store_path`] finds.
+async fn temp_store() -> Result<(FsBackend, std::sync::Arc<DynStore>), Box<dyn std::error::Error>> {
+    let backend = FsBackend::temp().await?;
+    let store = backend
+        .open_store(&StoreSpec::new(
+            Name::new("c")?,
+            Name::new("r")?,
+            KeySchema::new([("id", FieldKind::Text)])?,
+        ))
+        .await?;
+    Ok((backend, store))
 }
 
 fn store_path(root: &Path, key: &Key) -> std::path::PathBuf {
@@ -177,14 +177,7 @@ fn store_path(root: &Path, key: &Key) -> std::path::PathBuf {
 /// share a use time, and a trim must still remove just what it was asked.
 #[tokio::test]
 async fn a_trim_removes_exactly_enough_when_use_times_tie() -> TestResult {
-    let backend = FsBackend::temp().await?;
-    let store = backend
-        .open_store(&StoreSpec::new(
-            Name::new("c")?,
-            Name::new("r")?,
-            KeySchema::new([("id", FieldKind::Text)])?,
-        ))
-        .await?;
+    let (backend, store) = temp_store().await?;
     let key = |i: u32| Key::new("GET", [KeyPart::Text(format!("k{i}"))]);
     let same = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
     for i in 0..10 {
