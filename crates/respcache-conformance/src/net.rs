@@ -26,6 +26,18 @@ pub fn spare_port() -> io::Result<u16> {
         .port())
 }
 
+/// A listener on a spare loopback port, and its address: what every test
+/// server of this kit starts from.
+///
+/// # Errors
+///
+/// When no loopback port can be bound.
+pub async fn loopback_listener() -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
 /// A TCP listener on `127.0.0.1:0` that accepts every connection, reads
 /// and discards what it is sent, and never answers: a server that is up at
 /// the TCP level but frozen.
@@ -50,8 +62,7 @@ impl BlackHole {
     ///
     /// When no loopback port can be bound.
     pub async fn start() -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = loopback_listener().await?;
         let task = tokio::spawn(async move {
             let mut held = tokio::task::JoinSet::new();
             while let Ok((socket, _)) = listener.accept().await {
@@ -103,8 +114,7 @@ impl FreezableProxy {
     ///
     /// When no loopback port can be bound.
     pub async fn start(target: SocketAddr) -> io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let (listener, addr) = loopback_listener().await?;
         let (frozen, watch) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut held = tokio::task::JoinSet::new();

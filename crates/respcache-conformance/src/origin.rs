@@ -46,7 +46,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 /// A response body the streaming handler builds.
@@ -203,12 +202,9 @@ impl OriginBuilder {
 
     #[allow(clippy::expect_used)] // test support: documented panics above
     async fn serve(self, handler: Arc<StreamFn>, counts: Arc<Counts>) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let (listener, addr) = crate::net::loopback_listener()
             .await
             .expect("the origin binds a loopback port");
-        let addr = listener
-            .local_addr()
-            .expect("the origin's listener has an address");
         let c = Arc::clone(&counts);
         let date = self.date;
         // Dropping the origin aborts this task, whose JoinSet aborts every
@@ -449,12 +445,9 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 /// When no loopback port can be bound.
 #[allow(clippy::expect_used)] // test support: documented panics above
 pub async fn resetting_origin() -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let (listener, addr) = crate::net::loopback_listener()
         .await
         .expect("the origin binds a loopback port");
-    let addr = listener
-        .local_addr()
-        .expect("the origin's listener has an address");
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let mut buf = [0u8; 1024];

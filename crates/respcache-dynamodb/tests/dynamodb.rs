@@ -1040,10 +1040,12 @@ async fn per_cache_tables_hold_one_cache_each(ctx: Ctx) -> TestResult {
     Ok(())
 }
 
-async fn per_cache_missing_table_without_create_is_a_configuration_error(ctx: Ctx) -> TestResult {
-    let config = per_cache_config()?.with_create_table(false);
-    let backend = DynamoDbBackend::connect_with(config).await?;
-    let table = backend.table_for(&ctx.cache)?;
+/// Opens store `r` of a cache whose table is missing: the error, which must
+/// be a configuration error.
+async fn open_without_table(
+    backend: &DynamoDbBackend,
+    ctx: &Ctx,
+) -> Result<respcache_core::Error, Failed> {
     let err = backend
         .open_store(&ctx.spec("r"))
         .await
@@ -1053,6 +1055,14 @@ async fn per_cache_missing_table_without_create_is_a_configuration_error(ctx: Ct
         err.kind() == ErrorKind::Configuration,
         format!("kind {:?}", err.kind()),
     )?;
+    Ok(err)
+}
+
+async fn per_cache_missing_table_without_create_is_a_configuration_error(ctx: Ctx) -> TestResult {
+    let config = per_cache_config()?.with_create_table(false);
+    let backend = DynamoDbBackend::connect_with(config).await?;
+    let table = backend.table_for(&ctx.cache)?;
+    let err = open_without_table(&backend, &ctx).await?;
     let text = err.to_string();
     check(
         text.contains(&table) && text.contains("create_table"),
@@ -1079,15 +1089,7 @@ async fn per_cache_a_cache_without_its_table_has_no_stores(ctx: Ctx) -> TestResu
     )?;
     backend.drop_store(&ctx.cache, &Name::new("r")?).await?;
     // Opening still refuses, naming the table, the repository and the call.
-    let err = backend
-        .open_store(&ctx.spec("r"))
-        .await
-        .err()
-        .ok_or("opened a store without its table")?;
-    check(
-        err.kind() == ErrorKind::Configuration,
-        format!("kind {:?}", err.kind()),
-    )?;
+    let err = open_without_table(&backend, &ctx).await?;
     check(
         err.to_string()
             .starts_with("dynamodb: open_store in repository \"r\": configuration error: "),

@@ -301,11 +301,7 @@ impl<'a, C> WireResponse<'a, C> {
             response_time: m.response_time,
             initial_age: m.initial_age,
             body,
-            headers: m
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice()))
-                .collect(),
+            headers: m.header_pairs(),
             vary: m.vary.clone(),
             url: &m.url,
             method: &m.method,
@@ -443,6 +439,14 @@ impl Head {
 }
 
 impl ResponseMeta {
+    /// The headers as borrowed (name, value) pairs: the wire form's.
+    fn header_pairs(&self) -> Vec<(&str, &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect()
+    }
+
     /// Encodes this meta as the HTTP layer stores it (version byte + postcard).
     pub fn encode(&self) -> Option<Bytes> {
         StoredMeta::Response(Box::new(self.clone())).encode().ok()
@@ -611,11 +615,7 @@ mod tests {
             status: m.status,
             version: m.version,
             response_time: m.response_time,
-            headers: m
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice()))
-                .collect(),
+            headers: m.header_pairs(),
             vary: m.vary.clone(),
             url: &m.url,
             method: &m.method,
