@@ -30,10 +30,13 @@ use tower::ServiceExt as _;
 const URLS: usize = 64;
 
 async fn origin() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
+    let serve = async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).unwrap();
             tokio::spawn(async move {
                 let service = service_fn(|_req| async {
                     let mut r = hyper::Response::new(Full::new(Bytes::from(vec![b'x'; 1024])));
@@ -47,7 +50,20 @@ async fn origin() -> String {
                     .await;
             });
         }
-    });
+    };
+    // `HIT_PROFILE_ORIGIN=thread`: the origin on a thread and a one-thread
+    // runtime of its own, as in the bench table.
+    if std::env::var("HIT_PROFILE_ORIGIN").as_deref() == Ok("thread") {
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(serve);
+        });
+    } else {
+        tokio::spawn(serve);
+    }
     format!("http://{addr}")
 }
 

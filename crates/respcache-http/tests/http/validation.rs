@@ -21,6 +21,7 @@ crate::backend_tests!(
         stale_if_error_on_connection_error,
         stale_if_error_on_5xx_and_its_limits,
         stale_while_revalidate_serves_stale_and_refreshes_once,
+        a_refresh_started_by_a_no_store_request_stores_nothing,
 );
 
 async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: Kind) {
@@ -337,4 +338,46 @@ async fn stale_while_revalidate_serves_stale_and_refreshes_once(b: B, kind: Kind
     clock.advance(secs(100));
     let r = c.get(&url).send().await.unwrap();
     assert_eq!((r.outcome(), r.text().as_str()), (CacheOutcome::Miss, "v3"));
+}
+
+/// RFC 9111 §5.2.1.5: nothing of a response to a `no-store` request is
+/// stored — also when it is the background refresh that request started
+/// (stale-while-revalidate): the stale entry stays, and the next request
+/// without `no-store` refreshes it.
+async fn a_refresh_started_by_a_no_store_request_stores_nothing(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        Reply::ok(format!("v{}", s.n))
+            .header("cache-control", "max-age=10, stale-while-revalidate=60")
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    let url = origin.url("/swr-no-store");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(20));
+    let r = c
+        .get(&url)
+        .header("cache-control", "no-store")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.outcome(), r.text().as_str()),
+        (CacheOutcome::StaleWhileRevalidate, "v1")
+    );
+    c.wait_background().await;
+    assert_eq!(origin.count("/swr-no-store"), 2, "the refresh went out");
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        (r.outcome(), r.text().as_str()),
+        (CacheOutcome::StaleWhileRevalidate, "v1"),
+        "the no-store request's refresh was not stored"
+    );
+    c.wait_background().await;
+    let r = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        (r.outcome(), r.text().as_str()),
+        (CacheOutcome::Hit, "v3"),
+        "a plain request's refresh is"
+    );
 }
