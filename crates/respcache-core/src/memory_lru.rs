@@ -2,7 +2,7 @@
 //! order, shared by all its stores.
 //!
 //! Lock order: the accountant's mutex first, then a table's lock. A read
-//! takes its table's lock, lets it go, and only then touches the order, so
+//! takes its table's lock, lets it go, and only then marks its use, so
 //! nothing ever waits for the accountant while holding a table.
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,14 +22,21 @@ pub(crate) struct Lru {
 }
 
 /// Every stored entry's last use and size, in use order.
+///
+/// A hit only sets its entry's `used` tick; the order catches up when an
+/// eviction reaches the entry (a hit is frequent, an eviction rare). Each
+/// entry sits in `order` once, under a tick no later than its `used`: the
+/// first of `order` whose tick is still its `used` is the least recently
+/// used entry, exactly; one whose tick is older was used since and moves
+/// to its place then.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     next_tick: u64,
-    /// tick → (table id, key): the least recently used first.
+    /// tick → (table id, key), in tick order.
     order: BTreeMap<u64, (u64, String)>,
-    /// table id → key → (tick, size); keys hashed with foldhash (seeded per
+    /// table id → key → its use; keys hashed with foldhash (seeded per
     /// process), not SipHash: a key is ~100 bytes and every hit hashes one.
-    live: HashMap<u64, foldhash::HashMap<String, (u64, u64)>>,
+    live: HashMap<u64, foldhash::HashMap<String, Use>>,
     usage: Usage,
     tables: HashMap<u64, Weak<Table>>,
 }
@@ -56,6 +63,16 @@ impl Lru {
     }
 }
 
+/// One entry's accounting.
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    /// Its last use.
+    used: u64,
+    /// Where it sits in `order` (at most `used`).
+    placed: u64,
+    size: u64,
+}
+
 impl State {
     /// Makes table `id` known, so eviction can reach it.
     pub(crate) fn register(&mut self, id: u64, table: Weak<Table>) {
@@ -72,25 +89,27 @@ impl State {
         let Some(slot) = self.live.get_mut(&id).and_then(|t| t.get_mut(key)) else {
             return;
         };
-        let old = std::mem::replace(&mut slot.0, tick);
+        slot.used = tick;
         self.next_tick = tick;
-        if let Some(v) = self.order.remove(&old) {
-            self.order.insert(tick, v);
-        }
     }
 
     /// Records a write of `size` bytes under `key` (new or replaced).
     pub(crate) fn record(&mut self, id: u64, key: String, size: u64) {
         let tick = self.tick();
         let table = self.live.entry(id).or_default();
+        let placed = Use {
+            used: tick,
+            placed: tick,
+            size,
+        };
         match table.get_mut(&key) {
             Some(slot) => {
-                self.usage.bytes = self.usage.bytes.saturating_sub(slot.1) + size;
-                let old = std::mem::replace(slot, (tick, size));
-                self.order.remove(&old.0);
+                self.usage.bytes = self.usage.bytes.saturating_sub(slot.size) + size;
+                let old = std::mem::replace(slot, placed);
+                self.order.remove(&old.placed);
             }
             None => {
-                table.insert(key.clone(), (tick, size));
+                table.insert(key.clone(), placed);
                 self.usage.bytes += size;
                 self.usage.entries += 1;
             }
@@ -101,16 +120,16 @@ impl State {
     /// Changes the size of a stored entry without making it recent.
     pub(crate) fn resize(&mut self, id: u64, key: &str, size: u64) {
         if let Some(slot) = self.live.get_mut(&id).and_then(|t| t.get_mut(key)) {
-            self.usage.bytes = self.usage.bytes.saturating_sub(slot.1) + size;
-            slot.1 = size;
+            self.usage.bytes = self.usage.bytes.saturating_sub(slot.size) + size;
+            slot.size = size;
         }
     }
 
     /// Forgets a removed entry.
     pub(crate) fn forget(&mut self, id: u64, key: &str) {
-        if let Some((tick, size)) = self.live.get_mut(&id).and_then(|t| t.remove(key)) {
-            self.order.remove(&tick);
-            self.usage.bytes = self.usage.bytes.saturating_sub(size);
+        if let Some(slot) = self.live.get_mut(&id).and_then(|t| t.remove(key)) {
+            self.order.remove(&slot.placed);
+            self.usage.bytes = self.usage.bytes.saturating_sub(slot.size);
             self.usage.entries = self.usage.entries.saturating_sub(1);
         }
     }
@@ -118,9 +137,9 @@ impl State {
     /// Forgets every entry of table `id` (it was emptied).
     pub(crate) fn forget_table(&mut self, id: u64) {
         if let Some(table) = self.live.remove(&id) {
-            for (tick, size) in table.into_values() {
-                self.order.remove(&tick);
-                self.usage.bytes = self.usage.bytes.saturating_sub(size);
+            for slot in table.into_values() {
+                self.order.remove(&slot.placed);
+                self.usage.bytes = self.usage.bytes.saturating_sub(slot.size);
                 self.usage.entries = self.usage.entries.saturating_sub(1);
             }
         }
@@ -139,11 +158,18 @@ impl State {
             let Some((_, (id, key))) = self.order.pop_first() else {
                 break;
             };
-            let size = self
-                .live
-                .get_mut(&id)
-                .and_then(|t| t.remove(&key))
-                .map_or(0, |(_, size)| size);
+            let Some(table) = self.live.get_mut(&id) else {
+                continue;
+            };
+            // Used since it was placed: to its place in the order, and on.
+            if let Some(slot) = table.get_mut(&key)
+                && slot.used != slot.placed
+            {
+                slot.placed = slot.used;
+                self.order.insert(slot.used, (id, key));
+                continue;
+            }
+            let size = table.remove(&key).map_or(0, |slot| slot.size);
             self.usage.bytes = self.usage.bytes.saturating_sub(size);
             self.usage.entries = self.usage.entries.saturating_sub(1);
             if let Some(table) = self.tables.get(&id).and_then(Weak::upgrade) {
@@ -156,5 +182,51 @@ impl State {
             done.freed += size;
         }
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn left(state: &State) -> Vec<String> {
+        let mut keys: Vec<String> = state.live[&1].keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Hits only mark their entry; evictions still go in exact
+    /// least-recently-used order, one entry at a time.
+    #[test]
+    fn evictions_follow_the_last_use_exactly() {
+        let mut state = State::default();
+        for k in ["a", "b", "c", "d", "e"] {
+            state.record(1, k.to_owned(), 10);
+        }
+        // Use order now: a b c d e, then c a e (twice: a repeated hit).
+        for k in ["c", "a", "e", "a"] {
+            state.touch(1, k);
+        }
+        // Least recently used first: b, d, c, e, a.
+        let expected_left = [
+            vec!["a", "c", "d", "e"],
+            vec!["a", "c", "e"],
+            vec!["a", "e"],
+            vec!["a"],
+        ];
+        for (n, want) in (1..=4u64).rev().zip(expected_left) {
+            let done = state.evict(Budget::entries(n));
+            assert_eq!(done.removed, 1);
+            assert_eq!(left(&state), want);
+            assert_eq!(state.usage().entries, n);
+            assert_eq!(state.usage().bytes, n * 10);
+        }
+        // What was moved while evicting keeps its place: a write makes the
+        // other entry the older one.
+        state.record(1, "f".to_owned(), 10);
+        state.touch(1, "a");
+        state.evict(Budget::entries(1));
+        assert_eq!(left(&state), ["a"]);
+        assert_eq!(state.order.len(), 1, "one place per entry");
     }
 }
