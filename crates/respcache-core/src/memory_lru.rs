@@ -36,7 +36,7 @@ pub(crate) struct State {
     order: BTreeMap<u64, (u64, String)>,
     /// table id → key → its use; keys hashed with foldhash (seeded per
     /// process), not SipHash: a key is ~100 bytes and every hit hashes one.
-    live: HashMap<u64, foldhash::HashMap<String, Use>>,
+    live: foldhash::HashMap<u64, foldhash::HashMap<String, Use>>,
     usage: Usage,
     tables: HashMap<u64, Weak<Table>>,
 }

@@ -168,11 +168,18 @@ pub(crate) struct WireResponse<'a, C = BodyCheck> {
     pub(crate) initial_age: u64,
     pub(crate) body: Option<C>,
     #[serde(borrow)]
-    pub(crate) headers: Vec<(&'a str, &'a [u8])>,
+    pub(crate) headers: WireHeaders<'a>,
     pub(crate) vary: Option<VaryMatch>,
-    pub(crate) url: &'a str,
-    pub(crate) method: &'a str,
+    pub(crate) url: &'a [u8],
+    pub(crate) method: &'a [u8],
 }
+
+/// Header names and values as the wire holds them. Names, the URL and the
+/// method were written as strings; postcard writes a string and a byte
+/// slice alike (a length, then the bytes), so they read back as bytes:
+/// a hit does not check UTF-8 that `HeaderName::from_bytes` checks anyway,
+/// nor that of a URL and method it does not use.
+pub(crate) type WireHeaders<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// Version 2's wire form (its policy bytes are skipped).
 #[derive(Deserialize)]
@@ -188,10 +195,10 @@ struct WireResponseV2<'a> {
     version: u8,
     response_time: i64,
     #[serde(borrow)]
-    headers: Vec<(&'a str, &'a [u8])>,
+    headers: WireHeaders<'a>,
     vary: Option<VaryMatch>,
-    url: &'a str,
-    method: &'a str,
+    url: &'a [u8],
+    method: &'a [u8],
     #[allow(dead_code)]
     policy: &'a [u8],
 }
@@ -217,7 +224,7 @@ impl<'a> From<WireMetaV2<'a>> for WireMeta<'a> {
                 w.initial_age = w
                     .headers
                     .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("age"))
+                    .find(|(n, _)| n.eq_ignore_ascii_case(b"age"))
                     .and_then(|(_, v)| std::str::from_utf8(v).ok())
                     .and_then(|v| age::delta_seconds(v.split(',').next().unwrap_or("").trim()))
                     .unwrap_or(0);
@@ -263,6 +270,11 @@ fn too_many(_: http::header::MaxSizeReached) -> MetaError {
     MetaError("more headers than a HeaderMap holds".to_owned())
 }
 
+/// `bytes` as text, or the error naming `what` was not.
+fn text(bytes: &[u8], what: &str) -> Result<String, MetaError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| MetaError(format!("{what} is not UTF-8")))
+}
+
 fn decode_error(e: postcard::Error) -> MetaError {
     MetaError(format!("decode: {e}"))
 }
@@ -303,8 +315,8 @@ impl<'a, C> WireResponse<'a, C> {
             body,
             headers: m.header_pairs(),
             vary: m.vary.clone(),
-            url: &m.url,
-            method: &m.method,
+            url: m.url.as_bytes(),
+            method: m.method.as_bytes(),
         }
     }
 }
@@ -362,10 +374,10 @@ impl StoredMeta {
                 headers: r
                     .headers
                     .iter()
-                    .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
-                    .collect(),
-                url: r.url.to_owned(),
-                method: r.method.to_owned(),
+                    .map(|(n, v)| Ok((text(n, "a header name")?, v.to_vec())))
+                    .collect::<Result<_, MetaError>>()?,
+                url: text(r.url, "the URL")?,
+                method: text(r.method, "the method")?,
                 response_time: r.response_time,
                 initial_age: r.initial_age,
                 body: r.body,
@@ -388,7 +400,7 @@ impl StoredHead {
                 // so `slice_ref` shares it without a copy.
                 for (name, value) in r.headers {
                     if let (Ok(n), Ok(v)) = (
-                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderName::from_bytes(name),
                         HeaderValue::from_maybe_shared(bytes.slice_ref(value)),
                     ) {
                         headers.try_append(n, v).map_err(too_many)?;
@@ -440,10 +452,10 @@ impl Head {
 
 impl ResponseMeta {
     /// The headers as borrowed (name, value) pairs: the wire form's.
-    fn header_pairs(&self) -> Vec<(&str, &[u8])> {
+    fn header_pairs(&self) -> WireHeaders<'_> {
         self.headers
             .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .map(|(n, v)| (n.as_bytes(), v.as_slice()))
             .collect()
     }
 
@@ -489,10 +501,10 @@ impl ResponseMeta {
 }
 
 /// Owned copies of header pairs, every value kept.
-pub(crate) fn header_list(pairs: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn header_list(pairs: &[(&[u8], &[u8])]) -> Vec<(String, Vec<u8>)> {
     pairs
         .iter()
-        .map(|(n, v)| ((*n).to_owned(), v.to_vec()))
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
         .collect()
 }
 
@@ -513,7 +525,7 @@ mod tests {
             headers: header_list(
                 &res.headers()
                     .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                    .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
                     .collect::<Vec<_>>(),
             ),
             url: "http://h/a".into(),
@@ -615,7 +627,12 @@ mod tests {
             status: m.status,
             version: m.version,
             response_time: m.response_time,
-            headers: m.header_pairs(),
+            // Written as strings, as that release did (read back as bytes).
+            headers: m
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect(),
             vary: m.vary.clone(),
             url: &m.url,
             method: &m.method,

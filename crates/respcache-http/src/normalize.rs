@@ -6,6 +6,7 @@
 //! sorting the rest. Every part is length-prefixed before it is hashed, so
 //! two different requests never share an input to the digest.
 
+use crate::meta::WireHeaders;
 use http::{HeaderMap, HeaderName, Method};
 use url::Url;
 
@@ -98,7 +99,7 @@ impl KeyRules {
     /// `headers` as they are stored: (name, value) pairs in order, the
     /// values of ignored headers replaced by [`REDACTED`]; borrowed, no
     /// header copied.
-    pub(crate) fn stored_headers<'h>(&self, headers: &'h HeaderMap) -> Vec<(&'h str, &'h [u8])> {
+    pub(crate) fn stored_headers<'h>(&self, headers: &'h HeaderMap) -> WireHeaders<'h> {
         headers
             .iter()
             .map(|(name, value)| {
@@ -107,7 +108,7 @@ impl KeyRules {
                 } else {
                     value.as_bytes()
                 };
-                (name.as_str(), value)
+                (name.as_str().as_bytes(), value)
             })
             .collect()
     }
@@ -412,8 +413,8 @@ mod tests {
         h.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
         h.insert("accept", HeaderValue::from_static("*/*"));
         let red = r.stored_headers(&h);
-        assert!(red.contains(&("authorization", REDACTED.as_bytes())));
-        assert!(red.contains(&("accept", b"*/*".as_slice())));
+        assert!(red.contains(&(b"authorization".as_slice(), REDACTED.as_bytes())));
+        assert!(red.contains(&(b"accept".as_slice(), b"*/*".as_slice())));
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //! text, so a URL from the memo is the URL the parser would give.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use url::Url;
 
@@ -32,7 +31,9 @@ fn cost(text: &str) -> usize {
 /// The parsed URLs and what they take.
 #[derive(Default)]
 struct Memo {
-    urls: HashMap<Box<str>, Url>,
+    /// Hashed with foldhash (seeded per process), not SipHash: every
+    /// request hashes its URL here.
+    urls: foldhash::HashMap<Box<str>, Url>,
     bytes: usize,
 }
 

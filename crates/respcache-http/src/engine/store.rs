@@ -181,8 +181,8 @@ impl Engine {
             body: Some(BodyCheck::of(&r.body)),
             headers: o.rules.stored_headers(&r.headers),
             vary: vary.clone(),
-            url: redacted_url.as_str(),
-            method: req.method.as_str(),
+            url: redacted_url.as_str().as_bytes(),
+            method: req.method.as_str().as_bytes(),
         }
         .encode()
         .ok()?;
