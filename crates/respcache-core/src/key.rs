@@ -213,7 +213,18 @@ impl Key {
     /// The canonical, injective text encoding.
     pub fn encode(&self) -> String {
         let fields = self.fields();
-        let mut out = String::with_capacity(16 + fields.len() * 12);
+        // Sized once: each text with its length prefix (`NN:`) and `|`; an
+        // integer takes at most 21 characters and its `#`.
+        let text = |t: &str| t.len() + 2 + (t.len().checked_ilog10().unwrap_or(0) as usize + 1);
+        let size = text(self.method())
+            + fields
+                .iter()
+                .map(|part| match part {
+                    KeyPart::Text(s) => 1 + text(s),
+                    KeyPart::Int(_) => 23,
+                })
+                .sum::<usize>();
+        let mut out = String::with_capacity(size);
         encode_text(&mut out, self.method());
         for part in fields {
             out.push('|');

@@ -3,10 +3,13 @@
 //! it implements internally but does not expose them, and it has no
 //! `stale-while-revalidate` / `stale-if-error` at all.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{CACHE_CONTROL, PRAGMA};
+
+use crate::text_memo::TextMemo;
 
 /// The directives of one header map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,35 +37,35 @@ pub(crate) struct Directives {
 }
 
 /// The members of a comma-separated list (RFC 9110 §5.6.1), trimmed and
-/// non-empty; commas inside quoted strings do not split.
+/// non-empty; commas inside quoted strings do not split. Scans bytes: the
+/// delimiters are ASCII, so every cut is at a character boundary.
 pub(crate) fn list_members(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
+    let bytes = text.as_bytes();
+    let mut at = 0;
     std::iter::from_fn(move || {
-        loop {
-            if rest.is_empty() {
-                return None;
-            }
-            let mut quoted = false;
-            let mut escaped = false;
-            let mut end = rest.len();
-            for (i, c) in rest.char_indices() {
-                match c {
+        while at < bytes.len() {
+            let start = at;
+            let mut end = bytes.len();
+            let (mut quoted, mut escaped) = (false, false);
+            for (i, &b) in bytes[start..].iter().enumerate() {
+                match b {
                     _ if escaped => escaped = false,
-                    '\\' if quoted => escaped = true,
-                    '"' => quoted = !quoted,
-                    ',' if !quoted => {
-                        end = i;
+                    b'\\' if quoted => escaped = true,
+                    b'"' => quoted = !quoted,
+                    b',' if !quoted => {
+                        end = start + i;
                         break;
                     }
                     _ => {}
                 }
             }
-            let member = rest[..end].trim_matches(|c| c == ' ' || c == '\t');
-            rest = rest.get(end + 1..).unwrap_or("");
+            at = end + 1;
+            let member = text.get(start..end).unwrap_or("").trim_matches([' ', '\t']);
             if !member.is_empty() {
                 return Some(member);
             }
         }
+        None
     })
 }
 
@@ -83,59 +86,52 @@ fn seconds(value: Option<&str>) -> Option<Duration> {
     ))
 }
 
+/// The most memory one thread's memo of field values takes.
+const MEMO_BYTES: usize = 64 * 1024;
+
+/// The longest field value kept in the memo.
+const MEMO_LEN: usize = 256;
+
+thread_local! {
+    /// One `Cache-Control` value's directives, by its text: a hit reads the
+    /// stored response's (the same few values, over and over).
+    static PARSED: RefCell<TextMemo<(Directives, bool)>> =
+        RefCell::new(TextMemo::new(MEMO_BYTES, MEMO_LEN));
+}
+
+/// The directives of one field value and whether it held any, from this
+/// thread's memo when it was read here before.
+fn of_text(text: &str) -> (Directives, bool) {
+    if let Some(read) = PARSED.with_borrow(|memo| memo.get(text)) {
+        return read;
+    }
+    let mut d = Directives::default();
+    let any = d.read(text);
+    let read = (d, any);
+    let cost = text.len() + std::mem::size_of::<(Directives, bool)>() + 32;
+    PARSED.with_borrow_mut(|memo| memo.keep(text, &read, cost));
+    read
+}
+
 impl Directives {
     /// Parses every `Cache-Control` header of `headers`; for requests, a
     /// `Pragma: no-cache` without `Cache-Control` counts as `no-cache`.
     pub(crate) fn parse(headers: &HeaderMap) -> Self {
-        let mut d = Directives::default();
-        let mut any = false;
-        for value in headers.get_all(CACHE_CONTROL) {
-            let Ok(text) = value.to_str() else { continue };
-            for part in list_members(text) {
-                any = true;
-                let (name, value) = match part.split_once('=') {
-                    Some((n, v)) => (n.trim(), Some(v)),
-                    None => (part, None),
-                };
-                // Names compare without case, and without a lowercased copy.
-                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
-                if is("no-store") {
-                    d.no_store = true;
-                } else if is("no-cache") {
-                    d.no_cache = true;
-                } else if is("must-revalidate") {
-                    d.must_revalidate = true;
-                } else if is("proxy-revalidate") {
-                    d.proxy_revalidate = true;
-                } else if is("private") {
-                    d.private = true;
-                } else if is("public") {
-                    d.public = true;
-                } else if is("immutable") {
-                    d.immutable = true;
-                } else if is("only-if-cached") {
-                    d.only_if_cached = true;
-                } else if is("must-understand") {
-                    d.must_understand = true;
-                } else if is("max-age") {
-                    // A malformed max-age means "stale" (RFC 9111 §5.2.2.1);
-                    // of two, the first counts (§4.2.1).
-                    d.max_age
-                        .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
-                } else if is("s-maxage") {
-                    d.s_maxage
-                        .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
-                } else if is("max-stale") {
-                    d.max_stale.get_or_insert(seconds(value));
-                } else if is("min-fresh") {
-                    d.min_fresh = d.min_fresh.or(seconds(value));
-                } else if is("stale-while-revalidate") {
-                    d.stale_while_revalidate = d.stale_while_revalidate.or(seconds(value));
-                } else if is("stale-if-error") {
-                    d.stale_if_error = d.stale_if_error.or(seconds(value));
+        let mut values = headers.get_all(CACHE_CONTROL).iter();
+        let (mut d, any) = match (values.next(), values.next()) {
+            // The common case, one field: its directives from the memo.
+            (Some(one), None) => one.to_str().map_or((Directives::default(), false), of_text),
+            _ => {
+                let mut d = Directives::default();
+                let mut any = false;
+                for value in headers.get_all(CACHE_CONTROL) {
+                    if let Ok(text) = value.to_str() {
+                        any |= d.read(text);
+                    }
                 }
+                (d, any)
             }
-        }
+        };
         if !any
             && headers
                 .get_all(PRAGMA)
@@ -147,6 +143,57 @@ impl Directives {
             d.no_cache = true;
         }
         d
+    }
+
+    /// Adds the directives of one field value; whether it held any.
+    fn read(&mut self, text: &str) -> bool {
+        let d = self;
+        let mut any = false;
+        for part in list_members(text) {
+            any = true;
+            let (name, value) = match part.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v)),
+                None => (part, None),
+            };
+            // Names compare without case, and without a lowercased copy.
+            let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+            if is("no-store") {
+                d.no_store = true;
+            } else if is("no-cache") {
+                d.no_cache = true;
+            } else if is("must-revalidate") {
+                d.must_revalidate = true;
+            } else if is("proxy-revalidate") {
+                d.proxy_revalidate = true;
+            } else if is("private") {
+                d.private = true;
+            } else if is("public") {
+                d.public = true;
+            } else if is("immutable") {
+                d.immutable = true;
+            } else if is("only-if-cached") {
+                d.only_if_cached = true;
+            } else if is("must-understand") {
+                d.must_understand = true;
+            } else if is("max-age") {
+                // A malformed max-age means "stale" (RFC 9111 §5.2.2.1);
+                // of two, the first counts (§4.2.1).
+                d.max_age
+                    .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
+            } else if is("s-maxage") {
+                d.s_maxage
+                    .get_or_insert(seconds(value).unwrap_or(Duration::ZERO));
+            } else if is("max-stale") {
+                d.max_stale.get_or_insert(seconds(value));
+            } else if is("min-fresh") {
+                d.min_fresh = d.min_fresh.or(seconds(value));
+            } else if is("stale-while-revalidate") {
+                d.stale_while_revalidate = d.stale_while_revalidate.or(seconds(value));
+            } else if is("stale-if-error") {
+                d.stale_if_error = d.stale_if_error.or(seconds(value));
+            }
+        }
+        any
     }
 
     /// Whether the response may ever be served stale (RFC 9111 §4.2.4):
@@ -188,6 +235,28 @@ mod tests {
         assert_eq!(r.min_fresh, Some(Duration::from_secs(5)));
         assert!(r.only_if_cached);
         assert_eq!(parse(&["max-age=abc"]).max_age, Some(Duration::ZERO));
+    }
+
+    /// A value read again comes from the memo, equal to a fresh read;
+    /// several fields still add up.
+    #[test]
+    fn a_value_from_the_memo_reads_as_parsed() {
+        for text in [
+            "max-age=60, stale-while-revalidate=30",
+            "No-Store, private",
+            ",",
+            "max-age=\"10\", max-age=20",
+        ] {
+            let mut fresh = Directives::default();
+            let any = fresh.read(text);
+            for _ in 0..2 {
+                assert_eq!(of_text(text), (fresh.clone(), any), "{text}");
+                assert_eq!(parse(&[text]), fresh, "{text}");
+            }
+        }
+        let both = parse(&["max-age=60", "no-cache"]);
+        assert_eq!(both.max_age, Some(Duration::from_secs(60)));
+        assert!(both.no_cache);
     }
 
     /// RFC 9111 §5.2: directive names are case-insensitive — a security

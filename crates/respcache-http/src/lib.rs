@@ -30,6 +30,7 @@ mod streaming;
 mod sync_body;
 mod tags;
 mod target;
+mod text_memo;
 mod transport;
 
 pub use body::{BoxError, ResponseBody};

@@ -4,17 +4,15 @@
 //! the host, percent-encoding, IPv4 forms) — about a quarter of the
 //! instructions of a hit on the memory backend. A request the cache
 //! answers asks for a URL that was asked for before, so its text is looked
-//! up here first and the parsed URL cloned (one allocation).
-//!
-//! Bounded by memory and lock-free: one map per thread, emptied when what
-//! it holds passes [`MAX_BYTES`] (no order to keep: a working set larger
-//! than that parses as before) — about 1,900 URLs of 100 bytes, freed with
-//! the thread; URLs longer than [`MAX_LEN`] are not kept. Parsing is a pure function of the
-//! text, so a URL from the memo is the URL the parser would give.
+//! up in a [`TextMemo`] first and the parsed URL cloned (one allocation):
+//! 512 KiB a thread, about 1,900 URLs of 100 bytes; URLs longer than
+//! [`MAX_LEN`] are not kept.
 
 use std::cell::RefCell;
 
 use url::Url;
+
+use crate::text_memo::TextMemo;
 
 /// The most memory one thread's memo takes, counted as [`cost`].
 const MAX_BYTES: usize = 512 * 1024;
@@ -28,35 +26,18 @@ fn cost(text: &str) -> usize {
     2 * text.len() + 160
 }
 
-/// The parsed URLs and what they take.
-#[derive(Default)]
-struct Memo {
-    /// Hashed with foldhash (seeded per process), not SipHash: every
-    /// request hashes its URL here.
-    urls: foldhash::HashMap<Box<str>, Url>,
-    bytes: usize,
-}
-
 thread_local! {
-    static PARSED: RefCell<Memo> = RefCell::new(Memo::default());
+    static PARSED: RefCell<TextMemo<Url>> = RefCell::new(TextMemo::new(MAX_BYTES, MAX_LEN));
 }
 
 /// `Url::parse(text)`, from this thread's memo when `text` was parsed here
 /// before.
 pub(crate) fn parse(text: &str) -> Result<Url, url::ParseError> {
-    if let Some(url) = PARSED.with_borrow(|memo| memo.urls.get(text).cloned()) {
+    if let Some(url) = PARSED.with_borrow(|memo| memo.get(text)) {
         return Ok(url);
     }
     let url = Url::parse(text)?;
-    if text.len() <= MAX_LEN {
-        PARSED.with_borrow_mut(|memo| {
-            if memo.bytes + cost(text) > MAX_BYTES {
-                *memo = Memo::default();
-            }
-            memo.bytes += cost(text);
-            memo.urls.insert(text.into(), url.clone());
-        });
-    }
+    PARSED.with_borrow_mut(|memo| memo.keep(text, &url, cost(text)));
     Ok(url)
 }
 
@@ -65,7 +46,7 @@ mod tests {
     use super::*;
 
     fn kept() -> usize {
-        PARSED.with_borrow(|memo| memo.urls.len())
+        PARSED.with_borrow(TextMemo::len)
     }
 
     #[test]
@@ -92,10 +73,10 @@ mod tests {
         for i in 0..most * 3 {
             parse(&format!("http://h/{i:05}")).unwrap();
             seen_most = seen_most.max(kept());
-            assert!(PARSED.with_borrow(|memo| memo.bytes) <= MAX_BYTES);
+            assert!(PARSED.with_borrow(TextMemo::bytes) <= MAX_BYTES);
         }
         assert_eq!(seen_most, most, "the memo filled to its bound");
-        PARSED.with_borrow_mut(|memo| *memo = Memo::default());
+        PARSED.with_borrow_mut(|memo| *memo = TextMemo::new(MAX_BYTES, MAX_LEN));
         let long = format!("http://h/{}", "x".repeat(MAX_LEN));
         parse(&long).unwrap();
         assert_eq!(kept(), 0, "a long URL was kept");

@@ -2,6 +2,8 @@
 //! (fresh, or stale where allowed), answers it while a background refresh
 //! runs (`stale-while-revalidate`), or the request goes to the origin.
 
+use respcache_core::Timestamp;
+
 use super::Engine;
 use super::exchange::Exchange;
 use super::lookup::Found;
@@ -32,14 +34,10 @@ impl Engine {
             return Step::Origin;
         };
         let directives = self.response_directives(&f.head.headers);
-        let stored = self.stored_view(f, &directives);
-        match freshness::decide(
-            stored,
-            &ex.req_cc,
-            ex.req.per.refresh,
-            self.rules(),
-            self.now(),
-        ) {
+        // One reading of the clock for the age and the decision.
+        let now = self.now();
+        let stored = self.stored_view(f, &directives, now);
+        match freshness::decide(stored, &ex.req_cc, ex.req.per.refresh, self.rules(), now) {
             Decision::Fresh => Step::Serve(CacheOutcome::Hit),
             Decision::StaleAllowed => Step::Serve(CacheOutcome::StaleHit),
             Decision::StaleWhileRevalidate => Step::ServeAndRefresh,
@@ -50,8 +48,12 @@ impl Engine {
     /// A stored response as the freshness rules see it: its expiry, its
     /// current age (RFC 9111 §4.2.3, or the time since it was stored when
     /// `Cache-Control` is not respected) and its directives.
-    pub(super) fn stored_view<'a>(&self, f: &Found, directives: &'a Directives) -> Stored<'a> {
-        let now = self.now();
+    pub(super) fn stored_view<'a>(
+        &self,
+        f: &Found,
+        directives: &'a Directives,
+        now: Timestamp,
+    ) -> Stored<'a> {
         let age = if self.options.respect_cache_control {
             f.head.age(now)
         } else {

@@ -68,14 +68,9 @@ impl Engine {
     ) -> Option<CachedResponse> {
         let f = ex.read.found.as_deref().filter(|_| !ex.is_head())?;
         let directives = self.response_directives(&f.head.headers);
-        let stored = self.stored_view(f, &directives);
-        if !freshness::stale_if_error_allows(
-            stored,
-            &ex.req_cc,
-            self.rules(),
-            unreachable,
-            self.now(),
-        ) {
+        let now = self.now();
+        let stored = self.stored_view(f, &directives, now);
+        if !freshness::stale_if_error_allows(stored, &ex.req_cc, self.rules(), unreachable, now) {
             return None;
         }
         let mut r = self.stored_response(
