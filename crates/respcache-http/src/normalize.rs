@@ -6,9 +6,12 @@
 //! sorting the rest. Every part is length-prefixed before it is hashed, so
 //! two different requests never share an input to the digest.
 
-use crate::meta::WireHeaders;
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName, Method};
 use url::Url;
+
+use crate::meta::WireHeaders;
 
 /// The value that replaces an ignored parameter or header in what is stored.
 pub const REDACTED: &str = "REDACTED";
@@ -55,7 +58,11 @@ impl KeyRules {
     /// `url` normalised for a key: fragment dropped, ignored parameters
     /// removed, the others sorted (by name, then value). The `url` crate
     /// already lowercases scheme and host and drops default ports.
-    pub(crate) fn normalize_url(&self, url: &Url) -> Url {
+    pub(crate) fn normalize_url<'u>(&self, url: &'u Url) -> Cow<'u, Url> {
+        // Most URLs are their own normal form: no copy for them.
+        if url.fragment().is_none() && url.query().is_none() {
+            return Cow::Borrowed(url);
+        }
         let mut out = url.clone();
         out.set_fragment(None);
         if url.query().is_some() {
@@ -71,7 +78,7 @@ impl KeyRules {
                 out.query_pairs_mut().clear().extend_pairs(pairs);
             }
         }
-        out
+        Cow::Owned(out)
     }
 
     /// `url` with the values of ignored query parameters replaced by
@@ -154,7 +161,7 @@ impl KeyRules {
                 push(&mut input, v.as_bytes());
             }
         }
-        blake3::hash(&input).to_hex().to_string()
+        digest_hex(&blake3::hash(&input))
     }
 
     /// Appends to `out` a digest of every header that is not ignored
@@ -180,6 +187,31 @@ impl KeyRules {
 }
 
 /// Appends `bytes`, length-prefixed as [`put`] hashes them.
+/// A digest in lowercase hex, in one allocation of its size (a `to_hex`
+/// then `to_string` writes it twice and grows the string).
+pub(crate) fn digest_hex(hash: &blake3::Hash) -> String {
+    let mut out = [0u8; 2 * blake3::OUT_LEN];
+    for (i, byte) in hash.as_bytes().iter().enumerate() {
+        let [high, low] = HEX_PAIRS[usize::from(*byte)];
+        out[2 * i] = high;
+        out[2 * i + 1] = low;
+    }
+    // Hex digits are ASCII: the check cannot fail.
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
+}
+
+/// Each byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
+
 fn push(input: &mut Vec<u8>, bytes: &[u8]) {
     input.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
     input.extend_from_slice(bytes);
@@ -331,6 +363,14 @@ mod tests {
             }
         }
         h.finalize().to_hex().to_string()
+    }
+
+    #[test]
+    fn digest_hex_is_blake3s_hex() {
+        for input in [&b""[..], b"a", &[0xff; 100]] {
+            let hash = blake3::hash(input);
+            assert_eq!(digest_hex(&hash), hash.to_hex().as_str());
+        }
     }
 
     #[test]

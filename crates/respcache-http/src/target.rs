@@ -62,7 +62,7 @@ pub(crate) trait Target: Send + Sync + fmt::Debug {
         h.update(vary);
         Key::new(
             slot.key.method(),
-            [KeyPart::Text(h.finalize().to_hex().to_string())],
+            [KeyPart::Text(crate::normalize::digest_hex(&h.finalize()))],
         )
     }
 
