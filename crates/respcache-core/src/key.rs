@@ -2,8 +2,11 @@
 //! [`KeySchema`] that declares the fields, a canonical injective encoding and
 //! a fixed-size digest.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::name::Name;
@@ -184,18 +187,29 @@ impl From<i64> for KeyPart {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(Arc<KeyParts>);
 
-/// What a [`Key`] holds.
+/// What a [`Key`] holds: one allocation for the common key (a standard
+/// method, at most two parts) besides its text parts.
 #[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct KeyParts {
-    method: String,
-    fields: Vec<KeyPart>,
+    method: Cow<'static, str>,
+    fields: SmallVec<[KeyPart; 2]>,
 }
+
+/// The methods a key names without a copy of their own.
+const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "QUERY", "TRACE",
+];
 
 impl Key {
     /// A key for `method` (e.g. `"GET"`) and the field parts in schema order.
-    pub fn new(method: impl Into<String>, fields: impl IntoIterator<Item = KeyPart>) -> Self {
+    pub fn new(method: impl AsRef<str>, fields: impl IntoIterator<Item = KeyPart>) -> Self {
+        let method = method.as_ref();
+        let method = match STANDARD_METHODS.iter().find(|m| **m == method) {
+            Some(standard) => Cow::Borrowed(*standard),
+            None => Cow::Owned(method.to_owned()),
+        };
         Key(Arc::new(KeyParts {
-            method: method.into(),
+            method,
             fields: fields.into_iter().collect(),
         }))
     }
@@ -381,8 +395,25 @@ mod tests {
     }
 
     fn key() -> impl Strategy<Value = Key> {
-        (any::<String>(), proptest::collection::vec(part(), 0..5))
-            .prop_map(|(m, parts)| Key::new(m, parts))
+        let method = prop_oneof![
+            any::<String>(),
+            "GET|HEAD|POST|PROPFIND|get".prop_map(String::from)
+        ];
+        (method, proptest::collection::vec(part(), 0..5)).prop_map(|(m, parts)| Key::new(m, parts))
+    }
+
+    /// A standard method is named without a copy; any other is kept as
+    /// given; either way the key is the same as built from a `String`.
+    #[test]
+    fn methods_standard_or_not_make_equal_keys() {
+        for m in ["GET", "POST", "PROPFIND", "get", ""] {
+            let a = Key::new(m, [KeyPart::Text("x".into())]);
+            let b = Key::new(m.to_owned(), vec![KeyPart::Text("x".into())]);
+            assert_eq!(a.method(), m);
+            assert_eq!(a, b);
+            assert_eq!(Key::decode(&a.encode()).ok(), Some(b));
+        }
+        assert!(Key::new("GET", []) < Key::new("POST", []));
     }
 
     proptest! {
