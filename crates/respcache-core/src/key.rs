@@ -408,7 +408,8 @@ mod tests {
     fn methods_standard_or_not_make_equal_keys() {
         for m in ["GET", "POST", "PROPFIND", "get", ""] {
             let a = Key::new(m, [KeyPart::Text("x".into())]);
-            let b = Key::new(m.to_owned(), vec![KeyPart::Text("x".into())]);
+            let owned: String = m.into();
+            let b = Key::new(owned, vec![KeyPart::Text("x".into())]);
             assert_eq!(a.method(), m);
             assert_eq!(a, b);
             assert_eq!(Key::decode(&a.encode()).ok(), Some(b));
