@@ -117,6 +117,10 @@ impl Directives {
     /// Parses every `Cache-Control` header of `headers`; for requests, a
     /// `Pragma: no-cache` without `Cache-Control` counts as `no-cache`.
     pub(crate) fn parse(headers: &HeaderMap) -> Self {
+        if headers.is_empty() {
+            // Most requests: no field to look up.
+            return Directives::default();
+        }
         let mut values = headers.get_all(CACHE_CONTROL).iter();
         let (mut d, any) = match (values.next(), values.next()) {
             // The common case, one field: its directives from the memo.
