@@ -55,6 +55,8 @@ mod schema;
 mod store;
 mod table;
 mod tag_index;
+mod thread_slot;
+mod touched;
 mod usage;
 
 pub use backend::{ReadCounts, SqliteBackend, WriteCounts};

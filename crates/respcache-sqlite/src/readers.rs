@@ -1,33 +1,13 @@
 //! [`Readers`]: the small pool of read-only connections that answer point
 //! reads inline, on the calling task, without a thread hop.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, TryLockError};
 
 use rusqlite::Connection;
 
 use crate::error::is_busy;
-
-/// Gives each thread its own starting slot, so the runtime's worker threads
-/// (about one per core, like the readers) mostly use a reader of their own
-/// and never touch a shared counter on the hot path.
-static THREADS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static HOME: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-fn home_slot() -> usize {
-    HOME.with(|home| match home.get() {
-        Some(n) => n,
-        None => {
-            let n = THREADS.fetch_add(1, Ordering::Relaxed);
-            home.set(Some(n));
-            n
-        }
-    })
-}
+use crate::thread_slot;
 
 /// One reader connection and how many reads it answered. Aligned to a cache
 /// line so two busy readers never share one.
@@ -84,7 +64,7 @@ impl Readers {
         if n == 0 {
             return None;
         }
-        let start = home_slot();
+        let start = thread_slot::home();
         for i in 0..n {
             let Some(slot) = self.slots.get((start + i) % n) else {
                 continue;

@@ -4,9 +4,6 @@
 //! Every method takes a plain `rusqlite::Connection`, so the same code runs
 //! inline on a reader connection and on the writer thread.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
-
 use bytes::Bytes;
 use respcache_core::{
     Entry, Error, ErrorKind, FieldKind, Key, KeyPart, KeySchema, Name, Select, Timestamp, stats,
@@ -18,6 +15,7 @@ use crate::NAME;
 use crate::error::is_missing_table;
 use crate::naming::{column_name, quote, table_name};
 use crate::tag_index;
+use crate::touched::Touched;
 use crate::usage::use_tick;
 
 /// How many rows one page of a scan reads.
@@ -41,7 +39,7 @@ pub(crate) struct Table {
     /// set insert, not a write; [`flush_touched`](Self::flush_touched)
     /// writes them in one transaction before a trim, on close, and once
     /// [`FLUSH_TOUCHED_AT`] have gathered.
-    touched: Mutex<HashSet<i64>>,
+    touched: Touched,
 }
 
 /// The statements of one table, built once when the store opens; the
@@ -204,7 +202,7 @@ impl Table {
             schema: schema.clone(),
             name,
             sql,
-            touched: Mutex::default(),
+            touched: Touched::default(),
         }
     }
 
@@ -261,19 +259,13 @@ impl Table {
 
     /// How many rows were read since their use times were last written.
     pub(crate) fn touched_len(&self) -> usize {
-        self.touched
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.touched.len()
     }
 
     /// Writes the use time of every row read since the last flush, in one
     /// transaction. Runs on the writer thread.
     pub(crate) fn flush_touched(&self, conn: &mut Connection) -> rusqlite::Result<usize> {
-        let rows: Vec<i64> =
-            std::mem::take(&mut *self.touched.lock().unwrap_or_else(PoisonError::into_inner))
-                .into_iter()
-                .collect();
+        let rows = self.touched.take();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -372,10 +364,7 @@ impl Table {
             None => Ok(None),
             Some(row) => {
                 if let Ok(rowid) = row.get::<_, i64>(6) {
-                    self.touched
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(rowid);
+                    self.touched.insert(rowid);
                 }
                 Ok(self.decode_value(key.clone(), row, 0))
             }
