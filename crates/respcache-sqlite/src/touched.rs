@@ -6,7 +6,6 @@
 //! of its own, and no cache line goes back and forth between cores on every
 //! hit. The count a flush is due at is an atomic, read without a lock.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
@@ -27,7 +26,7 @@ pub(crate) struct Touched {
 /// One shard, on a cache line of its own.
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Shard(Mutex<HashSet<i64, foldhash::fast::RandomState>>);
+struct Shard(Mutex<foldhash::HashSet<i64>>);
 
 impl Default for Touched {
     fn default() -> Self {
@@ -61,7 +60,7 @@ impl Touched {
 
     /// Every recorded row, once, leaving none.
     pub(crate) fn take(&self) -> Vec<i64> {
-        let mut rows = HashSet::<i64, foldhash::fast::RandomState>::default();
+        let mut rows = foldhash::HashSet::<i64>::default();
         for shard in self.shards.iter() {
             let taken =
                 std::mem::take(&mut *shard.0.lock().unwrap_or_else(PoisonError::into_inner));
