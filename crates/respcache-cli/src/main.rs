@@ -122,10 +122,13 @@ use crate::location::Location;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     redact::install(&cli.command.urls());
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // A server uses every core; the other commands are one job each.
+    let mut builder = if matches!(cli.command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return report(Failure::new(format!("cannot start the async runtime: {e}"))),
     };

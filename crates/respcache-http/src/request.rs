@@ -172,8 +172,13 @@ impl RequestBuilder {
     /// Adds every header of `headers`.
     pub fn headers(self, headers: HeaderMap) -> Self {
         self.map(|r| {
-            for (name, value) in &headers {
-                r.headers.append(name.clone(), value.clone());
+            if r.headers.is_empty() {
+                // Nothing to append to: the map itself.
+                r.headers = headers;
+            } else {
+                for (name, value) in &headers {
+                    r.headers.append(name.clone(), value.clone());
+                }
             }
             Ok(())
         })

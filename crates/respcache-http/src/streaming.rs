@@ -117,6 +117,12 @@ impl StreamingResponse {
         self.body
     }
 
+    /// The head (its body empty) and the body, apart: for the proxy, which
+    /// moves the head's fields into its own answer.
+    pub(crate) fn into_parts(self) -> (CachedResponse, ResponseBody) {
+        (self.head, self.body)
+    }
+
     /// Reads the rest of the body: the same answer as a [`CachedResponse`].
     ///
     /// # Errors

@@ -26,21 +26,19 @@ pub(crate) fn relay(response: StreamingResponse, head: bool) -> Answer {
             "the upstream switched protocols, which was not asked for",
         );
     }
-    let cache_status = response.cache_status().to_string();
-    let status = response.status();
-    let mut headers = response.headers().clone();
-    let body = response.into_body();
+    let (stored, body) = response.into_parts();
+    let mut headers = stored.headers;
     drop_hop_by_hop(&mut headers);
     if !head {
         // hyper sets the length from the body (whole, or streaming with
         // the upstream's exact length), else sends it chunked.
         headers.remove(header::CONTENT_LENGTH);
     }
-    if let Ok(v) = HeaderValue::from_str(&cache_status) {
+    if let Some(v) = stored.cache_status.header_value() {
         headers.append(CACHE_STATUS, v);
     }
     let mut answer = Response::new(body);
-    *answer.status_mut() = status;
+    *answer.status_mut() = stored.status;
     *answer.headers_mut() = headers;
     answer
 }

@@ -7,6 +7,11 @@ use http::header::{self, HeaderMap, HeaderName};
 /// `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
 /// `Transfer-Encoding` and `Upgrade`.
 pub(crate) fn drop_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none (and none is named without `Connection`):
+    // one pass over the names instead of a removal per name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -32,6 +37,17 @@ pub(crate) fn drop_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
+}
+
+/// Whether `name` is hop-by-hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name == "keep-alive"
+        || name.as_str().starts_with("proxy-")
 }
 
 #[cfg(test)]
@@ -61,5 +77,25 @@ mod tests {
         left.sort_unstable();
         assert_eq!(left, ["authorization", "x-custom"]);
         assert_eq!(h.get_all("x-custom").iter().count(), 2);
+    }
+
+    #[test]
+    fn each_hop_by_hop_header_alone_is_dropped() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-authenticate",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            drop_hop_by_hop(&mut h);
+            let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            assert_eq!(left, ["accept"], "{name}");
+        }
     }
 }
