@@ -244,9 +244,25 @@ pub(crate) struct ServeArgs {
     /// named in the start line).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics: Option<SocketAddr>,
+    /// The threads that serve connections. Default: one per core.
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) workers: Option<u16>,
 }
 
 impl Command {
+    /// The threads the command runs on: `serve`'s workers (default: one
+    /// per core); one for every other command (one job each).
+    pub(crate) fn threads(&self) -> usize {
+        match self {
+            Command::Serve(a) => a.workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                usize::from,
+            ),
+            _ => 1,
+        }
+    }
+
     /// The URLs given on the command line (their secrets are kept out of
     /// every message).
     pub(crate) fn urls(&self) -> Vec<&str> {

@@ -62,7 +62,8 @@
 //! - `serve --upstream URL [--listen 127.0.0.1:8080] [--shared]
 //!   [--max-body-size BYTES] [--timeout 60s] [--max-connections N]
 //!   [--header-timeout D] [--idle-timeout D] [--body-timeout D]
-//!   [--buffer-budget BYTES] [--metrics ADDR]`: a caching reverse proxy in
+//!   [--buffer-budget BYTES] [--metrics ADDR] [--workers N]`: a caching
+//!   reverse proxy, on `--workers` threads (default: one per core), in
 //!   front of `URL`, on the HTTP layer (`CachedClient`): every method,
 //!   body and end-to-end header is forwarded (hop-by-hop ones are not),
 //!   redirects are passed back, answers are cached by the HTTP rules alone
@@ -122,11 +123,13 @@ use crate::location::Location;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     redact::install(&cli.command.urls());
-    // A server uses every core; the other commands are one job each.
-    let mut builder = if matches!(cli.command, Command::Serve(_)) {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
+    let mut builder = match cli.command.threads() {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
     };
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,

@@ -1045,3 +1045,35 @@ async fn a_cache_that_is_down_at_start_does_not_stop_the_proxy() {
     let _ = redis.wait();
     assert!(hit, "no hit within 40 s of the backend coming up");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_number_of_workers_serves_and_caches() {
+    let origin = start_origin().await;
+    for workers in ["1", "3"] {
+        let proxy = Proxy::start(&origin.url(""), &["--workers", workers]);
+        let path = format!("/fresh?workers={workers}");
+        let first = get(&format!("{}{path}", proxy.url)).await;
+        let second = get(&format!("{}{path}", proxy.url)).await;
+        assert_eq!(first.status, 200, "{workers}");
+        assert_eq!(second.status, 200, "{workers}");
+        assert!(
+            second.header("cache-status").starts_with("respcache; hit"),
+            "--workers {workers}: {}",
+            second.header("cache-status")
+        );
+    }
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_respcache"))
+        .args([
+            "serve",
+            "--cache",
+            "memory://",
+            "--upstream",
+            &origin.url(""),
+        ])
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--workers"), "{stderr}");
+}

@@ -11,17 +11,23 @@
 //! A request in progress (from its head to the end of its answer's body)
 //! is otherwise bounded by `--timeout` (the upstream) and `--body-timeout`
 //! (a GET/HEAD body), not here.
+//!
+//! Nothing wakes the watchdog: every deadline is the time of an event (the
+//! first byte, the end of a request, a blocked write) plus a limit, so a
+//! watchdog that looks again at least once per shorter limit finds each
+//! deadline on time. A request costs its connection a few atomic stores,
+//! not a wake-up and a new timer per event.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// "Not set" for the millisecond marks.
 const NONE: u64 = u64::MAX;
@@ -47,8 +53,6 @@ pub(crate) struct Watch {
     first_read: AtomicU64,
     /// Since when a write has been waiting for the client to read, if one is.
     write_blocked: AtomicU64,
-    /// Wakes the watchdog when a deadline may have moved earlier.
-    wake: Notify,
 }
 
 impl Watch {
@@ -61,7 +65,6 @@ impl Watch {
             quiet_since: AtomicU64::new(0),
             first_read: AtomicU64::new(NONE),
             write_blocked: AtomicU64::new(NONE),
-            wake: Notify::new(),
         })
     }
 
@@ -77,13 +80,14 @@ impl Watch {
     }
 
     fn on_read(&self) {
-        if self.first_read.load(Ordering::Acquire) == NONE
-            && self
-                .first_read
-                .compare_exchange(NONE, self.now(), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            self.wake.notify_one();
+        if self.first_read.load(Ordering::Acquire) == NONE {
+            // Only the first byte's time counts; a later one loses the race.
+            let _ = self.first_read.compare_exchange(
+                NONE,
+                self.now(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
         }
     }
 
@@ -91,7 +95,6 @@ impl Watch {
         let was = self.write_blocked.load(Ordering::Acquire);
         if blocked && was == NONE {
             self.write_blocked.store(self.now(), Ordering::Release);
-            self.wake.notify_one();
         } else if !blocked && was != NONE {
             self.write_blocked.store(NONE, Ordering::Release);
         }
@@ -119,18 +122,19 @@ impl Watch {
 
     /// Returns once a time limit of the connection has passed.
     pub(crate) async fn expired(&self) {
+        // A deadline set after this look is at least the shorter limit
+        // away: looking again within it is on time (module docs).
+        let period = u64::try_from(self.timeouts.header.min(self.timeouts.idle).as_millis())
+            .unwrap_or(NONE / 2)
+            .max(1);
         loop {
             let now = self.now();
-            match self.deadline() {
+            let next = match self.deadline() {
                 Some(d) if d <= now => return,
-                Some(d) => {
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_millis(d - now)) => {}
-                        () = self.wake.notified() => {}
-                    }
-                }
-                None => self.wake.notified().await,
-            }
+                Some(d) => d.min(now.saturating_add(period)),
+                None => now.saturating_add(period),
+            };
+            tokio::time::sleep(Duration::from_millis(next - now)).await;
         }
     }
 }
@@ -144,7 +148,6 @@ impl Drop for InFlight {
         if w.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             w.first_read.store(NONE, Ordering::Release);
             w.quiet_since.store(w.now(), Ordering::Release);
-            w.wake.notify_one();
         }
     }
 }
@@ -259,6 +262,8 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
     use super::*;
 
     fn watch() -> Arc<Watch> {
@@ -283,5 +288,54 @@ mod tests {
         drop(request);
         let quiet = w.quiet_since.load(Ordering::Acquire);
         assert_eq!(w.deadline(), Some(quiet + 60_000));
+    }
+
+    /// When `expired` returns for `w`, in ms from its start, once the
+    /// events `act` makes on the paused clock have happened.
+    async fn expiry(w: &Arc<Watch>, act: impl Future<Output = ()>) -> u64 {
+        let watchdog = async {
+            w.expired().await;
+            w.now()
+        };
+        let (at, ()) = tokio::join!(watchdog, act);
+        at
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_limit_is_met_on_time_without_waking_the_watchdog() {
+        use tokio::time::sleep;
+        let s = Duration::from_secs;
+        // The first byte 25 s into a quiet connection: the head is due 10 s
+        // later, though the watchdog looked last at 20 s.
+        let w = watch();
+        let at = expiry(&w, async {
+            sleep(s(25)).await;
+            w.on_read();
+        })
+        .await;
+        assert_eq!(at, 35_000);
+        // A request from 5 s to 33 s, then quiet: idle from its end.
+        let w = watch();
+        let at = expiry(&w, async {
+            sleep(s(5)).await;
+            w.on_read();
+            let request = w.request();
+            sleep(s(28)).await;
+            drop(request);
+        })
+        .await;
+        assert_eq!(at, 93_000);
+        // An answer the client stops reading at 12 s: closed 60 s later.
+        let w = watch();
+        let at = expiry(&w, async {
+            sleep(s(2)).await;
+            w.on_read();
+            let _request = w.request();
+            sleep(s(10)).await;
+            w.on_write(true);
+            sleep(s(100)).await;
+        })
+        .await;
+        assert_eq!(at, 72_000);
     }
 }

@@ -70,6 +70,10 @@ pub(crate) async fn read_whole<B>(
 where
     B: Body<Data = Bytes>,
 {
+    if body.is_end_stream() {
+        // Most GETs: no body, nothing to hold or wait for.
+        return Ok(Bytes::new());
+    }
     let hint = body.size_hint();
     let mut body = std::pin::pin!(body);
     if hint.lower() > max as u64 {
