@@ -26,6 +26,7 @@ mod rules;
 mod server_layer;
 mod stats;
 mod status;
+mod stored_heads;
 mod streaming;
 mod sync_body;
 mod tags;

@@ -236,7 +236,7 @@ impl<'a> From<WireMetaV2<'a>> for WireMeta<'a> {
 
 /// What an entry's meta holds, as a request reads it: a stored response's
 /// [`Head`], or a vary index.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum StoredHead {
     Response(Head),
     VaryIndex(VaryIndex),

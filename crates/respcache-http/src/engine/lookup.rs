@@ -13,6 +13,7 @@ use crate::meta::{Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryInd
 use crate::normalize::vary_digest;
 use crate::request::Prepared;
 use crate::stats::Counters;
+use crate::stored_heads;
 use crate::target::{REDIRECTS_REPOSITORY, Slot, digest_key};
 
 /// A stored response found for a request.
@@ -181,7 +182,7 @@ impl Engine {
         let Some(bytes) = &entry.meta else {
             return Decoded::Raw;
         };
-        match StoredHead::decode(bytes) {
+        match stored_heads::decode(bytes) {
             Ok(m) => Decoded::Meta(m),
             Err(e) => {
                 self.undecodable(repository, &e);
