@@ -4,13 +4,14 @@
 //! up (a hash of its bytes) costs a fraction of parsing it again.
 //!
 //! Bounded by memory and lock-free: each memo lives in a `thread_local!`,
-//! drops an arbitrary text (the first its map iterates) for each one kept
-//! past its byte bound, keeps no text longer than its length bound, and is
-//! freed with its thread. Dropping one at a time, not all: a working set
-//! read in turn that is a little larger than the bound still mostly hits
-//! (emptying the memo when full made such a set miss every time). Only pure
-//! functions of the text go in one, so a value from a memo is the value the
-//! function gives.
+//! is emptied when what it holds would pass its byte bound (no order to
+//! keep: a working set larger than that parses as before), keeps no text
+//! longer than its length bound, and is freed with its thread. Dropping one
+//! arbitrary text per text kept instead (`extract_if(..).next()`) was tried
+//! and measured worse: once the memos had filled, hits through the layer,
+//! reqwest and SQLite took ~1.3 µs more in the bench. Only pure functions
+//! of the text go in one, so a value from a memo is the value the function
+//! gives.
 
 use std::hash::Hash;
 
@@ -46,18 +47,17 @@ where
     }
 
     /// Keeps `value` for `text`, counted as `cost` bytes (the text and what
-    /// the value holds); drops other texts first while it would pass its
+    /// the value holds); empties the memo first when it would pass its
     /// bound. A text over the length bound, or costing more than the whole
     /// bound, is not kept.
     pub(crate) fn keep(&mut self, text: &K, value: &V, cost: usize) {
         if text.as_ref().len() > self.max_len || cost > self.max_bytes {
             return;
         }
-        while self.bytes + cost > self.max_bytes {
-            match self.values.extract_if(|_, _| true).next() {
-                Some((_, (_, dropped))) => self.bytes -= dropped,
-                None => self.bytes = 0,
-            }
+        if self.bytes + cost > self.max_bytes {
+            self.values.clear();
+            self.values.shrink_to_fit();
+            self.bytes = 0;
         }
         if let Some((_, replaced)) = self.values.insert(text.into(), (value.clone(), cost)) {
             self.bytes -= replaced;
@@ -81,29 +81,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_working_set_read_in_turn_past_the_bound_still_mostly_hits() {
-        // Room for 100 texts of cost 10; 120 read in turn, ten rounds.
-        let mut memo: TextMemo<u32> = TextMemo::new(1_000, 64);
-        let (mut hits, mut reads) = (0, 0);
-        for _ in 0..10 {
-            for i in 0..120u32 {
-                let text = format!("text {i}");
-                reads += 1;
-                match memo.get(text.as_str()) {
-                    Some(v) => {
-                        assert_eq!(v, i);
-                        hits += 1;
-                    }
-                    None => memo.keep(text.as_str(), &i, 10),
-                }
-                assert!(memo.bytes() <= 1_000 && memo.len() <= 100);
-            }
-        }
-        // Emptying the memo when full: no hit at all here.
-        assert!(hits * 2 > reads, "{hits} hits of {reads} reads");
-    }
 
     #[test]
     fn keeping_a_text_again_counts_it_once() {
