@@ -63,7 +63,8 @@
 //!   [--max-body-size BYTES] [--timeout 60s] [--max-connections N]
 //!   [--header-timeout D] [--idle-timeout D] [--body-timeout D]
 //!   [--buffer-budget BYTES] [--metrics ADDR] [--workers N]`: a caching
-//!   reverse proxy, on `--workers` threads (default: one per core), in
+//!   reverse proxy, on `--workers` threads (default: half the cores, at
+//!   least one), in
 //!   front of `URL`, on the HTTP layer (`CachedClient`): every method,
 //!   body and end-to-end header is forwarded (hop-by-hop ones are not),
 //!   redirects are passed back, answers are cached by the HTTP rules alone
