@@ -307,28 +307,34 @@ async fn an_upstream_that_drops_the_connection_gives_502() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_shuts_the_proxy_down_with_exit_code_0() {
     let origin = start_origin().await;
-    let proxy = Proxy::start(&origin.url(""), &[]);
-    assert_eq!(get(&format!("{}/fresh", proxy.url)).await.status, 200);
-    assert_eq!(proxy.interrupt(), Some(0));
+    // One worker (a current-thread runtime) and several (a multi-thread one).
+    for workers in ["1", "3"] {
+        let proxy = Proxy::start(&origin.url(""), &["--workers", workers]);
+        assert_eq!(get(&format!("{}/fresh", proxy.url)).await.status, 200);
+        assert_eq!(proxy.interrupt(), Some(0), "--workers {workers}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_lets_a_request_in_flight_finish() {
     let origin = start_origin().await;
-    let proxy = Proxy::start(&origin.url(""), &[]);
-    let url = format!("{}/drain", proxy.url);
-    let pending = tokio::spawn(async move { get(&url).await });
-    let deadline = Instant::now() + WAIT;
-    while origin.seen_at("/drain").is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    for workers in ["1", "3"] {
+        let proxy = Proxy::start(&origin.url(""), &["--workers", workers]);
+        let url = format!("{}/drain", proxy.url);
+        let before = origin.seen_at("/drain").len();
+        let pending = tokio::spawn(async move { get(&url).await });
+        let deadline = Instant::now() + WAIT;
+        while origin.seen_at("/drain").len() == before && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let code = tokio::task::spawn_blocking(move || proxy.interrupt())
+            .await
+            .unwrap();
+        let got = pending.await.unwrap();
+        assert_eq!(got.status, 200, "--workers {workers}");
+        assert_eq!(got.body, "/drain GET");
+        assert_eq!(code, Some(0), "--workers {workers}");
     }
-    let code = tokio::task::spawn_blocking(move || proxy.interrupt())
-        .await
-        .unwrap();
-    let got = pending.await.unwrap();
-    assert_eq!(got.status, 200);
-    assert_eq!(got.body, "/drain GET");
-    assert_eq!(code, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -242,9 +242,18 @@ async fn closed_by(mut stream: TcpStream, deadline: tokio::time::Instant) -> boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_within_the_header_timeout() {
     let origin = start_origin().await;
+    // Two workers: the watchdog on a multi-thread runtime whatever the
+    // machine (the other tests take the default, one worker on 2 cores).
     let proxy = Proxy::start(
         &origin.url(""),
-        &["--header-timeout", "1s", "--idle-timeout", "60s"],
+        &[
+            "--header-timeout",
+            "1s",
+            "--idle-timeout",
+            "60s",
+            "--workers",
+            "2",
+        ],
     );
     let mut held = Vec::new();
     for i in 0..200 {
