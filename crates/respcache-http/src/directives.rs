@@ -4,12 +4,13 @@
 //! `stale-while-revalidate` / `stale-if-error` at all.
 
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{CACHE_CONTROL, PRAGMA};
 
-use crate::text_memo::TextMemo;
+use crate::text_memo::{TextMemo, memoized};
 
 /// The directives of one header map.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,14 +103,13 @@ thread_local! {
 /// The directives of one field value and whether it held any, from this
 /// thread's memo when it was read here before.
 fn of_text(text: &str) -> (Directives, bool) {
-    if let Some(read) = PARSED.with_borrow(|memo| memo.get(text)) {
-        return read;
-    }
-    let mut d = Directives::default();
-    let any = d.read(text);
-    let read = (d, any);
-    let cost = text.len() + std::mem::size_of::<(Directives, bool)>() + 32;
-    PARSED.with_borrow_mut(|memo| memo.keep(text, &read, cost));
+    let read = || {
+        let mut d = Directives::default();
+        let any = d.read(text);
+        Ok::<_, Infallible>((d, any))
+    };
+    let cost = |_: &_| text.len() + std::mem::size_of::<(Directives, bool)>() + 32;
+    let Ok(read) = memoized(&PARSED, text, read, cost);
     read
 }
 

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use url::Url;
 
-use crate::text_memo::TextMemo;
+use crate::text_memo::{TextMemo, memoized};
 
 /// The most memory one thread's memo takes, counted as [`cost`].
 const MAX_BYTES: usize = 512 * 1024;
@@ -33,12 +33,7 @@ thread_local! {
 /// `Url::parse(text)`, from this thread's memo when `text` was parsed here
 /// before.
 pub(crate) fn parse(text: &str) -> Result<Url, url::ParseError> {
-    if let Some(url) = PARSED.with_borrow(|memo| memo.get(text)) {
-        return Ok(url);
-    }
-    let url = Url::parse(text)?;
-    PARSED.with_borrow_mut(|memo| memo.keep(text, &url, cost(text)));
-    Ok(url)
+    memoized(&PARSED, text, || Url::parse(text), |_| cost(text))
 }
 
 #[cfg(test)]

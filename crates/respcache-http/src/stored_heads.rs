@@ -21,7 +21,7 @@ use std::cell::RefCell;
 use bytes::Bytes;
 
 use crate::meta::{MetaError, StoredHead};
-use crate::text_memo::TextMemo;
+use crate::text_memo::{TextMemo, memoized};
 
 /// The most memory one thread's memo takes, counted as [`cost`].
 const MAX_BYTES: usize = 2 * 1024 * 1024;
@@ -47,16 +47,15 @@ thread_local! {
 /// [`StoredHead::decode`], from this thread's memo when the same bytes
 /// were decoded here before.
 pub(crate) fn decode(bytes: &Bytes) -> Result<StoredHead, MetaError> {
-    if let Some(head) = DECODED.with_borrow(|memo| memo.get(bytes.as_ref())) {
-        return Ok(head);
-    }
     if bytes.len() > MAX_LEN {
         return StoredHead::decode(bytes);
     }
-    let own = Bytes::copy_from_slice(bytes);
-    let head = StoredHead::decode(&own)?;
-    DECODED.with_borrow_mut(|memo| memo.keep(bytes.as_ref(), &head, cost(bytes, &head)));
-    Ok(head)
+    memoized(
+        &DECODED,
+        bytes.as_ref(),
+        || StoredHead::decode(&Bytes::copy_from_slice(bytes)),
+        |head| cost(bytes, head),
+    )
 }
 
 #[cfg(test)]

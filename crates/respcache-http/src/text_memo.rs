@@ -13,7 +13,9 @@
 //! of the text go in one, so a value from a memo is the value the function
 //! gives.
 
+use std::cell::RefCell;
 use std::hash::Hash;
+use std::thread::LocalKey;
 
 /// Texts (`str` or bytes) and the values made of them, with what they take.
 pub(crate) struct TextMemo<V, K: ?Sized = str> {
@@ -76,6 +78,28 @@ where
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
+}
+
+/// `make()`'s value for `text`: from `memo` (a thread's) when it was made
+/// on this thread before, else made and kept there, counted as `cost` says.
+/// The one way the memos are read and filled.
+pub(crate) fn memoized<V, K, E>(
+    memo: &'static LocalKey<RefCell<TextMemo<V, K>>>,
+    text: &K,
+    make: impl FnOnce() -> Result<V, E>,
+    cost: impl FnOnce(&V) -> usize,
+) -> Result<V, E>
+where
+    V: Clone,
+    K: ?Sized + Eq + Hash + AsRef<[u8]>,
+    for<'a> Box<K>: From<&'a K>,
+{
+    if let Some(value) = memo.with_borrow(|m| m.get(text)) {
+        return Ok(value);
+    }
+    let value = make()?;
+    memo.with_borrow_mut(|m| m.keep(text, &value, cost(&value)));
+    Ok(value)
 }
 
 #[cfg(test)]

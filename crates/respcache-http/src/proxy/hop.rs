@@ -24,30 +24,25 @@ pub(crate) fn drop_hop_by_hop(headers: &mut HeaderMap) {
         .filter(|n| n.as_str().starts_with("proxy-"))
         .cloned()
         .collect();
-    for name in named.into_iter().chain(proxy) {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    for name in named.into_iter().chain(proxy).chain(ALWAYS) {
         headers.remove(name);
     }
 }
 
+/// The headers that are hop-by-hop whatever `Connection` says (besides
+/// `Proxy-*`).
+const ALWAYS: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
 /// Whether `name` is hop-by-hop whatever `Connection` says.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name == "keep-alive"
-        || name.as_str().starts_with("proxy-")
+    ALWAYS.contains(name) || name.as_str().starts_with("proxy-")
 }
 
 #[cfg(test)]
