@@ -193,8 +193,35 @@ pub(crate) enum Read<B> {
     Partial(Bytes, B),
 }
 
+/// The most of a declared length (`Content-Length`, the origin's word)
+/// reserved before the body arrives; a longer body grows the buffer as it
+/// comes, and an origin that declares more than it sends costs no more.
+const RESERVE_AT_MOST: usize = 4 << 20;
+
+/// Reads all of `body` into bytes of their own.
+///
+/// Never a slice of the connection's read buffer, as collecting hyper's
+/// frames gives for a body that came in one read: a kept answer would hold
+/// the whole buffer (8 KiB or more for a 1 KiB body) for as long as it is
+/// stored.
+pub(crate) async fn read_whole<B>(body: B) -> Result<Bytes>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    match read_up_to(body, usize::MAX, None).await? {
+        Read::Whole(b) => Ok(b),
+        // No more than `usize::MAX` bytes fit in memory.
+        Read::Partial(..) => Err(Error::new(
+            ErrorKind::Internal,
+            "a body larger than the address space",
+        )),
+    }
+}
+
 /// Reads `body` until its end or until more than `limit` bytes are in hand,
-/// each frame within `idle`.
+/// each frame within `idle`. A whole body is in bytes of its own (see
+/// [`read_whole`]).
 pub(crate) async fn read_up_to<B>(
     mut body: B,
     limit: usize,
@@ -205,11 +232,14 @@ where
     B::Error: Into<BoxError>,
 {
     // An exact length (checked against the limit already) is reserved at
-    // once; a chunked body grows the buffer as it comes.
-    let reserve = body
-        .size_hint()
-        .exact()
-        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
+    // once, up to `RESERVE_AT_MOST`; a chunked body grows the buffer as it
+    // comes.
+    let reserve = body.size_hint().exact().map_or(0, |n| {
+        usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(limit)
+            .min(RESERVE_AT_MOST)
+    });
     let mut buf = bytes::BytesMut::with_capacity(reserve);
     loop {
         let next = body.frame();
@@ -226,7 +256,8 @@ where
                 return Err(Error::new(
                     ErrorKind::Connection,
                     format!("reading the body failed: {e}"),
-                ));
+                )
+                .with_source(e));
             }
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {

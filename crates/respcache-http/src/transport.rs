@@ -12,14 +12,14 @@ use http::header::{
     AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, LOCATION, PROXY_AUTHORIZATION,
 };
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
-use http_body_util::{BodyExt, Either, Full};
+use http_body_util::{Either, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt as _;
 use url::Url;
 
-use crate::body::{Progress, RequestStream, within};
+use crate::body::{Progress, RequestStream, read_whole, within};
 use crate::error::{Error, ErrorKind, Result};
 use crate::line::RequestLine;
 use crate::origin::{Origin, OriginStream, RequestBody};
@@ -320,20 +320,6 @@ impl Transport {
             answered_by,
         ))
     }
-}
-
-async fn read_whole(body: OriginStream) -> Result<Bytes> {
-    Ok(body
-        .collect()
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Connection,
-                format!("reading the body failed: {e}"),
-            )
-            .with_source(e)
-        })?
-        .to_bytes())
 }
 
 fn map_client_error(e: hyper_util::client::legacy::Error) -> Error {
