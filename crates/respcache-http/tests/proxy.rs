@@ -289,3 +289,82 @@ fn an_upstream_url_with_credentials_is_refused_without_showing_them() {
         assert!(Proxy::builder(bad).is_err(), "{bad}");
     }
 }
+
+/// RFC 9111 §4.2.2: `public` lets a cache give any final status a
+/// heuristic lifetime (from `Last-Modified`); without it, only the
+/// heuristically cacheable statuses get one.
+#[tokio::test]
+async fn a_public_answer_of_any_status_is_reused_on_a_heuristic_lifetime() {
+    let origin = Origin::start(|seen| {
+        let reply = Reply::ok("unknown").with_status(599).header(
+            "last-modified",
+            respcache_conformance::origin::http_date(-100_000),
+        );
+        if seen.path == "/public" {
+            reply.header("cache-control", "public")
+        } else {
+            reply
+        }
+    })
+    .await;
+    for shared in [false, true] {
+        let (addr, _server) = serve(proxy(&origin.url(""), |b| b.shared(shared)).await).await;
+        for path in ["/public", "/not-public"] {
+            let before = origin.count(path);
+            for _ in 0..2 {
+                let (status, _, body) = get(&format!("http://{addr}{path}"), &[]).await;
+                assert_eq!((status.as_u16(), body.as_str()), (599, "unknown"));
+            }
+            let asked = origin.count(path) - before;
+            let want = if path == "/public" { 1 } else { 2 };
+            assert_eq!(asked, want, "{path}, shared: {shared}");
+        }
+    }
+}
+
+/// RFC 9110 §9.3.3: an answer to a `POST` with explicit freshness whose
+/// `Content-Location` names the request's URL is stored for later `GET`s of
+/// it; one naming another URL, or without explicit freshness, is not.
+#[tokio::test]
+async fn a_post_answer_naming_its_own_url_answers_the_next_get() {
+    let origin = Origin::start(|seen| {
+        let reply = Reply::ok(format!("{} {}", seen.method, seen.path));
+        match seen.path.as_str() {
+            "/itself" => reply
+                .header("cache-control", "max-age=3600")
+                .header("content-location", "/itself"),
+            "/other" => reply
+                .header("cache-control", "max-age=3600")
+                .header("content-location", "/elsewhere"),
+            _ => reply.header("content-location", "/no-freshness"),
+        }
+    })
+    .await;
+    let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    for path in ["/itself", "/other", "/no-freshness"] {
+        let url = format!("http://{addr}{path}");
+        let post = Request::post(&url)
+            .header("content-type", "text/plain")
+            .body(Full::new(Bytes::from_static(b"12345")))
+            .unwrap();
+        let answer = tokio::time::timeout(WAIT, client.request(post))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let stored = header(answer.headers(), "cache-status").contains("stored");
+        assert_eq!(stored, path == "/itself", "{path}: POST's Cache-Status");
+        let (status, headers, body) = get(&url, &[]).await;
+        assert_eq!(status, 200);
+        let cache_status = header(&headers, "cache-status");
+        if path == "/itself" {
+            assert_eq!(body, "POST /itself", "the POST's answer");
+            assert!(cache_status.starts_with("respcache; hit"), "{cache_status}");
+            assert_eq!(origin.count(path), 1, "{path}");
+        } else {
+            assert_eq!(body, format!("GET {path}"));
+            assert_eq!(origin.count(path), 2, "{path}");
+        }
+    }
+}

@@ -70,6 +70,9 @@ pub(crate) struct Options {
     /// Serve a stale response when the origin cannot be reached, where
     /// RFC 9111 §4.2.4 allows it.
     pub(crate) stale_when_unreachable: bool,
+    /// A `public` answer of any status may take a heuristic lifetime
+    /// (RFC 9111 §4.2.2), not only those in `allowed_codes`.
+    pub(crate) public_heuristic: bool,
     /// Targeted cache-control fields obeyed before `Cache-Control`.
     pub(crate) targeted_cache_control: Vec<http::HeaderName>,
     /// Bounds the memory of bodies read whole to be stored.
@@ -180,6 +183,7 @@ pub struct CachedClientBuilder {
     buffer_budget: Option<BufferBudget>,
     heuristic: f32,
     stale_when_unreachable: bool,
+    public_heuristic: bool,
     targeted_cache_control: Vec<http::HeaderName>,
     retention: Option<Duration>,
     transport: TransportOptions,
@@ -225,6 +229,7 @@ impl Default for CachedClientBuilder {
             buffer_budget: None,
             heuristic: 0.1,
             stale_when_unreachable: false,
+            public_heuristic: false,
             targeted_cache_control: Vec::new(),
             retention: None,
             transport: TransportOptions::default(),
@@ -402,6 +407,15 @@ impl CachedClientBuilder {
     /// do (nginx `proxy_cache_use_stale`, Varnish grace).
     pub fn stale_when_unreachable(mut self, serve: bool) -> Self {
         self.stale_when_unreachable = serve;
+        self
+    }
+
+    /// Lets a `public` answer of any final status take a heuristic lifetime
+    /// (RFC 9111 §4.2.2), as a cache following the HTTP rules alone does
+    /// (`respcache serve`); otherwise a heuristic lifetime is given only to
+    /// the statuses in [`allowed_codes`](Self::allowed_codes).
+    pub(crate) fn public_heuristic(mut self, allow: bool) -> Self {
+        self.public_heuristic = allow;
         self
     }
 
@@ -648,6 +662,7 @@ impl CachedClientBuilder {
             max_body_size: self.max_body_size,
             heuristic_fraction: self.heuristic,
             stale_when_unreachable: self.stale_when_unreachable,
+            public_heuristic: self.public_heuristic,
             targeted_cache_control: self.targeted_cache_control.clone(),
             buffer_budget: self.buffer_budget.clone(),
             breaker: self.breaker,

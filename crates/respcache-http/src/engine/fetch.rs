@@ -307,7 +307,8 @@ impl Engine {
     }
 
     /// A request the cache does not answer: straight to the origin (its
-    /// body streaming), invalidating after an unsafe method.
+    /// body streaming), invalidating after an unsafe method; a `POST`
+    /// answer that represents its URL is kept for later `GET`s.
     pub(super) async fn bypass(
         self: &Arc<Self>,
         req: Box<Prepared>,
@@ -325,6 +326,9 @@ impl Engine {
         if super::invalidate::is_unsafe(&req.method) {
             self.invalidate_after(&req, &resp).await;
         }
+        if let Some(get) = self.get_answered_by_post(&req, &resp) {
+            return self.keep_post_answer(get, resp, line).await;
+        }
         let status = CacheStatus::new(CacheOutcome::Bypass)
             .with_forward(Forward::Bypass)
             .with_forward_status(resp.status.as_u16());
@@ -332,7 +336,11 @@ impl Engine {
     }
 
     /// An origin answer as a response (its body whole, or streaming on).
-    fn network_response(&self, resp: OriginResponse, status: CacheStatus) -> CachedResponse {
+    pub(super) fn network_response(
+        &self,
+        resp: OriginResponse,
+        status: CacheStatus,
+    ) -> CachedResponse {
         let (body, tail) = match resp.body {
             OriginBody::Whole(b) => (b, Tail::default()),
             OriginBody::Unread(rest) => (Bytes::new(), Tail::new(rest)),

@@ -16,7 +16,9 @@
 //! 5. [`revalidate`]: the conditional request, the `304` merge, and
 //!    `stale-if-error`;
 //! 6. [`store`]: whether and how long the answer is kept, and writing it;
-//! 7. [`invalidate`]: after unsafe methods (RFC 9111 §4.4);
+//! 7. [`invalidate`]: after unsafe methods (RFC 9111 §4.4), and
+//!    [`post_answer`]: a `POST` answer kept for later `GET`s (RFC 9110
+//!    §9.3.3);
 //! 8. [`refresh`]: `stale-while-revalidate` in the background.
 //!
 //! Every cache call goes through [`calls`] (circuit breaker, deadline,
@@ -28,6 +30,7 @@ mod exchange;
 mod fetch;
 mod invalidate;
 mod lookup;
+mod post_answer;
 mod refresh;
 mod revalidate;
 mod serve;

@@ -53,7 +53,8 @@ impl Engine {
     /// is judged by the HTTP rules alone, whatever its status; one whose
     /// lifetime would come from this client (default, per-URL or
     /// per-request expiry) or from the heuristic is stored only when its
-    /// status is in `allowed_codes`. Without it, only `allowed_codes`
+    /// status is in `allowed_codes` (or, following the HTTP rules alone, when
+    /// it is `public`: RFC 9111 §4.2.2). Without it, only `allowed_codes`
     /// count.
     pub(super) fn storability(
         &self,
@@ -86,7 +87,10 @@ impl Engine {
             allowed_by_user,
             shared: o.shared,
         })?;
-        if !explicit && !allowed_by_user {
+        // A lifetime from this client or the heuristic: for the allowed
+        // codes, or any `public` answer when following the HTTP rules alone.
+        let heuristic_allowed = allowed_by_user || (o.public_heuristic && directives.public);
+        if !explicit && !heuristic_allowed {
             return Err(NotStorable::NoFreshness);
         }
         let freshness = lifetime::freshness(

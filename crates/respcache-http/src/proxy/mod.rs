@@ -318,6 +318,7 @@ impl ProxyBuilder {
             // and stale answers while the upstream is unreachable
             // (RFC 9111 §4.2.4).
             .allowed_codes(HEURISTICALLY_CACHEABLE)
+            .public_heuristic(true)
             .stale_when_unreachable(true)
             // A gateway cache: the origin's CDN-Cache-Control (RFC 9213) wins.
             .targeted_cache_control(http::HeaderName::from_static("cdn-cache-control"))

@@ -21,6 +21,7 @@ crate::backend_tests!(
         a_callers_conditional_on_a_stale_entry_revalidates_with_the_caches_validators,
         ranges_are_cut_from_a_stored_response,
         a_date_in_the_past_makes_a_response_old_on_arrival,
+        a_post_answer_for_its_own_url_is_reused_by_get,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -311,4 +312,30 @@ async fn a_targeted_field_overrides_cache_control(b: B) {
             .from_cache()
     );
     assert_eq!(origin.count("/t"), 3);
+}
+
+/// RFC 9110 §9.3.3: a `POST` answer with explicit freshness and its own URL
+/// in `Content-Location` answers the next `GET` of that URL; without
+/// `Content-Location` it does not.
+async fn a_post_answer_for_its_own_url_is_reused_by_get(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        let reply =
+            Reply::ok(format!("{} #{}", s.method, s.n)).header("cache-control", "max-age=3600");
+        if s.path == "/named" {
+            reply.header("content-location", "/named")
+        } else {
+            reply
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    for (p, reused) in [("/named", true), ("/unnamed", false)] {
+        let posted = c.post(&origin.url(p)).body("12345").send().await.unwrap();
+        assert_eq!(posted.text(), "POST #1", "{p}");
+        let got = c.get(&origin.url(p)).send().await.unwrap();
+        assert_eq!(got.from_cache(), reused, "{p}");
+        let want = if reused { "POST #1" } else { "GET #2" };
+        assert_eq!(got.text(), want, "{p}");
+    }
 }
