@@ -49,7 +49,10 @@ struct Slot {
 /// in exact least-recently-used order (a read or a write is a use), so
 /// [`with_budget`](Self::with_budget) bounds it: a write that takes it over
 /// the budget evicts the least recently used entries, of any store, until
-/// the budget holds again.
+/// the budget holds again. The budget counts entries as every backend does
+/// ([`entry_size`]); the backend's own structures add about 0.5 KB of heap
+/// per entry beyond that (`tests/memory_footprint.rs`), so a budget of many
+/// small entries holds a little more than it says.
 ///
 /// ```
 /// use respcache_core::{Backend, MemoryBackend};

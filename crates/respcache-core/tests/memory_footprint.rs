@@ -1,0 +1,66 @@
+//! What the memory backend's own structures cost per entry on the heap,
+//! beyond the entry's payload and metadata (which it keeps as they were
+//! given): its table slot, the encoded key, the entry's fields and its
+//! place in the recency order. A budget counts an entry at
+//! [`entry_size`] (payload, meta, name, key and 64 bytes, the same for
+//! every backend), so this is what a bounded memory backend holds beyond
+//! its budget per entry; 411–513 bytes when this test was written.
+//!
+//! A test binary of its own: it counts live heap bytes with dhat's global
+//! allocator.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use respcache_core::budget::entry_size;
+use respcache_core::{
+    Backend, Entry, FieldKind, Key, KeyPart, KeySchema, MemoryBackend, Name, StoreSpec, Timestamp,
+};
+
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_entry_costs_the_memory_backend_under_640_bytes_of_its_own() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let live = || dhat::HeapStats::get().curr_bytes;
+    let backend = Arc::new(MemoryBackend::new());
+    let schema = KeySchema::new([("id", FieldKind::Text)]).unwrap();
+    let spec = StoreSpec::new(Name::new("c").unwrap(), Name::new("http").unwrap(), schema);
+    let store = backend.open_store(&spec).await.unwrap();
+    // Bytes of the backend's own per entry, above which a change made
+    // every entry dearer.
+    const OWN_AT_MOST: u64 = 640;
+    for (payload, meta) in [(1024usize, 200usize), (100, 50), (16 * 1024, 300)] {
+        const N: usize = 500;
+        let entries: Vec<Entry> = (0..N)
+            .map(|i| {
+                Entry::new(
+                    Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
+                    Timestamp::from_millis(1),
+                    Bytes::from(vec![b'x'; payload]),
+                )
+                .with_meta(Bytes::from(vec![b'm'; meta]))
+                .with_expires_at(Some(Timestamp::from_millis(1)))
+            })
+            .collect();
+        let charged: u64 = entries.iter().map(entry_size).sum();
+        let before = live();
+        for entry in entries {
+            store.put(entry).await.unwrap();
+        }
+        // The payloads and metas were allocated before: what grew is the
+        // backend's own.
+        let own = (live() - before) as u64 / N as u64;
+        println!(
+            "payload {payload} B, meta {meta} B: {own} B of the backend's own per entry, charged {} B",
+            charged / N as u64
+        );
+        assert!(
+            own <= OWN_AT_MOST,
+            "{own} B per entry (payload {payload} B)"
+        );
+    }
+}
