@@ -102,6 +102,10 @@ impl Default for TransportOptions {
 pub(crate) struct Transport {
     origin: Origin,
     options: TransportOptions,
+    /// The origin service may follow redirects itself (a client service,
+    /// such as reqwest's, naming the URL that answered); never the
+    /// built-in hyper client or a server's service.
+    service_redirects: bool,
 }
 
 /// rustls settings with the aws-lc-rs provider (chosen explicitly, never by
@@ -137,7 +141,19 @@ fn default_tls() -> Result<rustls::ClientConfig> {
 impl Transport {
     /// Requests go through `origin`; the connection options do not apply.
     pub(crate) fn over(origin: Origin, options: TransportOptions) -> Self {
-        Transport { origin, options }
+        Transport {
+            origin,
+            service_redirects: !options.origin_form,
+            options,
+        }
+    }
+
+    /// Whether an answer may come from another URL than the request's: a
+    /// redirect followed here or by the origin service. Only then may a
+    /// stored redirect pointer answer a request (a proxy passes redirects
+    /// back, whoever else shares its cache).
+    pub(crate) fn may_redirect(&self) -> bool {
+        self.options.follow_redirects || self.service_redirects
     }
 
     /// Requests go through the built-in hyper client, which the connection
@@ -166,7 +182,11 @@ impl Transport {
                 .map_response(|r| r.map(OriginStream::new))
                 .map_err(map_client_error),
         );
-        Ok(Transport { origin, options })
+        Ok(Transport {
+            origin,
+            options,
+            service_redirects: false,
+        })
     }
 
     /// The time limit of a request: its own, else the client's.

@@ -368,3 +368,37 @@ async fn a_post_answer_naming_its_own_url_answers_the_next_get() {
         }
     }
 }
+
+/// A proxy passes redirects back: sharing a cache with a client that
+/// follows them (and so keeps a pointer from the redirecting URL to the
+/// final one), it still answers the redirecting URL with the redirect,
+/// never with the final URL's stored answer.
+#[tokio::test]
+async fn a_proxy_never_answers_through_another_clients_redirect_pointer() {
+    let origin = Origin::start(|seen| match seen.path.as_str() {
+        "/moved" => Reply::status(302).header("location", "/target"),
+        _ => Reply::ok("target").header("cache-control", "max-age=3600"),
+    })
+    .await;
+    let backend: Arc<dyn respcache_core::Backend> = Arc::new(MemoryBackend::new());
+    let following = respcache_http::CachedClient::builder()
+        .cache_name("shared")
+        .build(Arc::clone(&backend))
+        .await
+        .unwrap();
+    let followed = following.get(&origin.url("/moved")).send().await.unwrap();
+    assert_eq!(followed.text(), "target", "the client follows the redirect");
+    let again = following.get(&origin.url("/moved")).send().await.unwrap();
+    assert!(again.from_cache(), "and answers it through its pointer");
+
+    let proxy = Proxy::builder(&origin.url(""))
+        .unwrap()
+        .client(|c| c.cache_name("shared"))
+        .build(backend)
+        .await
+        .unwrap();
+    let (addr, _server) = serve(proxy).await;
+    let (status, headers, _) = get(&format!("http://{addr}/moved"), &[]).await;
+    assert_eq!(status, 302, "the proxy passes the redirect back");
+    assert_eq!(header(&headers, "location"), "/target");
+}

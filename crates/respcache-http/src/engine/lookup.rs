@@ -65,11 +65,15 @@ enum Decoded {
 }
 
 impl Engine {
-    /// What the cache holds for a request: its own slot, else the slot of
-    /// the final URL its redirect pointer names.
+    /// What the cache holds for a request: its own slot, else — when this
+    /// client's answers may come from another URL — the slot of the final
+    /// URL its redirect pointer names.
     pub(super) async fn lookup(&self, slot: &Slot, req: &Prepared, digest: &str) -> Read {
         let read = self.read_slot(slot, &req.url, &req.headers).await;
-        if read.found.is_some() || read.cache_failed {
+        // A client that never gets an answer from another URL never
+        // answers through a redirect pointer (another client sharing the
+        // cache may have written one).
+        if read.found.is_some() || read.cache_failed || !self.transport.may_redirect() {
             return read;
         }
         // Boxed: a hit does not carry the redirect lookup in its future.
