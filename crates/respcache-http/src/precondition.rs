@@ -2,7 +2,8 @@
 //! (RFC 9111 §4.3.2, RFC 9110 §13–14): `If-None-Match` / `If-Modified-Since`
 //! that the stored response satisfies give a `304 Not Modified`; a single
 //! byte `Range` gives a `206` with `Content-Range`, or `416` when no byte of
-//! it exists.
+//! it exists; a partial answer (`206`) is cut to the range asked for within
+//! it.
 
 use bytes::Bytes;
 use http::header::{
@@ -59,6 +60,9 @@ impl Asks {
     /// to a GET or HEAD.
     pub(crate) fn apply(&self, mut r: CachedResponse, now: Timestamp) -> CachedResponse {
         let get = self.method == Method::GET;
+        if r.status == StatusCode::PARTIAL_CONTENT && get && !r.tail.is_streaming() {
+            return self.cut_partial(r);
+        }
         if r.status != StatusCode::OK
             || r.tail.is_streaming()
             || !(get || self.method == Method::HEAD)
@@ -106,6 +110,34 @@ impl Asks {
                 set(&mut r.headers, CONTENT_LENGTH, "0".to_owned());
             }
         }
+        r
+    }
+}
+
+impl Asks {
+    /// A partial answer (a stored `206`, or the origin's) cut to the range
+    /// the request asks for, when it holds it (RFC 9111 §3.3); unchanged
+    /// otherwise.
+    fn cut_partial(&self, mut r: CachedResponse) -> CachedResponse {
+        let Some(held) = range::held(&r.headers, r.body.len() as u64) else {
+            return r;
+        };
+        let Some((first, last)) = range::within(&self.headers, &r.headers, held) else {
+            return r;
+        };
+        let (Ok(from), Ok(to)) = (
+            usize::try_from(first - held.first),
+            usize::try_from(last - held.first),
+        ) else {
+            return r;
+        };
+        r.body = r.body.slice(from..=to);
+        set(
+            &mut r.headers,
+            CONTENT_RANGE,
+            format!("bytes {first}-{last}/{}", held.complete),
+        );
+        set(&mut r.headers, CONTENT_LENGTH, r.body.len().to_string());
         r
     }
 }

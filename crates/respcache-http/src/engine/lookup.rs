@@ -3,7 +3,7 @@
 //! final URL its redirect pointer names — checked against its meta (the
 //! request's `Vary` values, the body's length and checksum).
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, StatusCode};
 use respcache_core::{Entry, ErrorKind as CoreErrorKind, Key};
 use url::Url;
 
@@ -12,6 +12,7 @@ use super::calls::CacheFailed;
 use crate::meta::{Head, MetaError, ResponseMeta, StoredHead, StoredMeta, VaryIndex};
 use crate::normalize::vary_digest;
 use crate::request::Prepared;
+use crate::rules::{conditional, range};
 use crate::stats::Counters;
 use crate::stored_heads;
 use crate::target::{REDIRECTS_REPOSITORY, Slot, digest_key};
@@ -69,7 +70,10 @@ impl Engine {
     /// client's answers may come from another URL — the slot of the final
     /// URL its redirect pointer names.
     pub(super) async fn lookup(&self, slot: &Slot, req: &Prepared, digest: &str) -> Read {
-        let read = self.read_slot(slot, &req.url, &req.headers).await;
+        let mut read = self.read_slot(slot, &req.url, &req.headers).await;
+        if read.found.as_deref().is_some_and(|f| !answers(f, req)) {
+            read.found = None;
+        }
         // A client that never gets an answer from another URL never
         // answers through a redirect pointer (another client sharing the
         // cache may have written one).
@@ -287,4 +291,18 @@ fn raw_head(entry: &Entry) -> Head {
         headers: HeaderMap::new(),
         vary: None,
     }
+}
+
+/// Whether a stored response may answer `req`: a complete one may; a
+/// partial one (`206`, RFC 9111 §3.3) only a plain GET for a range within
+/// the bytes it holds (a request with preconditions goes to the origin).
+fn answers(found: &Found, req: &Prepared) -> bool {
+    if found.head.status != StatusCode::PARTIAL_CONTENT.as_u16() {
+        return true;
+    }
+    req.method == Method::GET
+        && !conditional::is_conditional(&req.headers)
+        && range::content_range(&found.head.headers)
+            .and_then(|held| range::within(&req.headers, &found.head.headers, held))
+            .is_some()
 }

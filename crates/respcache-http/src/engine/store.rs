@@ -19,9 +19,9 @@ use crate::meta::{BodyCheck, StoredMeta, VaryIndex, VaryMatch, WireResponse};
 use crate::metrics::NotStored;
 use crate::normalize::{vary_digest, vary_names};
 use crate::response::CachedResponse;
-use crate::rules::age;
 use crate::rules::lifetime::{self, Freshness};
 use crate::rules::storable::{self, Exchange as Stored, NotStorable};
+use crate::rules::{age, range};
 use crate::stats::Counters;
 use crate::target::{REDIRECTS_REPOSITORY, digest_key};
 
@@ -78,6 +78,15 @@ impl Engine {
         let directives = self.response_directives(headers);
         // The request's directives were parsed once, into the exchange.
         let explicit = lifetime::has_explicit(headers, &directives, o.shared);
+        // A partial answer is kept where nothing complete is stored (a
+        // stored partial one it replaces).
+        let partial = status == StatusCode::PARTIAL_CONTENT
+            && range::content_range(headers).is_some()
+            && ex
+                .read
+                .found
+                .as_ref()
+                .is_none_or(|f| f.head.status == StatusCode::PARTIAL_CONTENT.as_u16());
         storable::check(Stored {
             status,
             response: &directives,
@@ -86,6 +95,7 @@ impl Engine {
             explicit,
             allowed_by_user,
             shared: o.shared,
+            partial,
         })?;
         // A lifetime from this client or the heuristic: for the allowed
         // codes, or any `public` answer when following the HTTP rules alone.
@@ -142,6 +152,12 @@ impl Engine {
                 return self.not_stored(NotStored::from(why));
             }
         };
+        // A partial answer whose body is not the range it names is not kept.
+        if r.status == StatusCode::PARTIAL_CONTENT
+            && range::held(&r.headers, r.body.len() as u64).is_none()
+        {
+            return self.not_stored(NotStored::from(NotStorable::Status));
+        }
         if let Some(filter) = &o.filter
             && !filter(r)
         {

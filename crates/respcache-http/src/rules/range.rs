@@ -3,10 +3,11 @@
 //! `Content-Range`; a range that cannot be satisfied gives `416`; anything
 //! this cache does not serve from storage — several ranges, another unit, a
 //! malformed header, an `If-Range` that does not match — gives the whole
-//! `200`, which RFC 9110 §14.2 allows.
+//! `200`, which RFC 9110 §14.2 allows. A stored partial answer (`206`)
+//! answers the ranges [`within`] what it [`held`].
 
 use http::HeaderMap;
-use http::header::{ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+use http::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 
 use super::conditional::strong_match;
 
@@ -97,6 +98,63 @@ fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
         .is_some_and(|lm| lm.trim() == cond)
 }
 
+/// The bytes a stored partial answer (`206`) holds: one range of a
+/// representation of known length (RFC 9111 §3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    /// The complete representation's length.
+    pub(crate) complete: u64,
+}
+
+/// What a `206` with `headers` and a body of `len` bytes holds: its one
+/// `Content-Range: bytes first-last/complete`, when that is well formed and
+/// matches the body. `None` for anything else (several parts, an unknown
+/// complete length, a body of another size), which is not stored.
+pub(crate) fn held(headers: &HeaderMap, len: u64) -> Option<Held> {
+    content_range(headers).filter(|h| h.last - h.first + 1 == len)
+}
+
+/// A `206`'s one well-formed `Content-Range: bytes first-last/complete`
+/// (its body not yet looked at).
+pub(crate) fn content_range(headers: &HeaderMap) -> Option<Held> {
+    let mut values = headers.get_all(CONTENT_RANGE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    let (unit, rest) = value.to_str().ok()?.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (span, complete) = rest.trim().split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let held = Held {
+        first: num(first)?,
+        last: num(last)?,
+        complete: num(complete)?,
+    };
+    (held.first <= held.last && held.last < held.complete).then_some(held)
+}
+
+/// The range `request` asks for, when it lies within what a stored partial
+/// answer (`stored` headers) holds: bytes `first..=last` of the complete
+/// representation. `None` when the request asks for more, for the whole,
+/// for several ranges, or its `If-Range` does not hold.
+pub(crate) fn within(request: &HeaderMap, stored: &HeaderMap, held: Held) -> Option<(u64, u64)> {
+    match answer(request, stored, held.complete) {
+        Answer::Partial { first, last } if held.first <= first && last <= held.last => {
+            Some((first, last))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +225,60 @@ mod tests {
         );
         req.insert(IF_RANGE, HeaderValue::from_static("\"v2\""));
         assert_eq!(answer(&req, &stored, 10), Answer::Whole);
+    }
+
+    fn content_range(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_RANGE, HeaderValue::from_static(value));
+        h
+    }
+
+    /// A stored `206` holds its one `Content-Range` when the body is that
+    /// range; anything else is not kept.
+    #[test]
+    fn a_partial_answer_holds_its_one_well_formed_range() {
+        let held = |v, len| super::held(&content_range(v), len);
+        let want = Held {
+            first: 2,
+            last: 6,
+            complete: 10,
+        };
+        assert_eq!(held("bytes 2-6/10", 5), Some(want));
+        assert_eq!(held("BYTES 2-6/10", 5), Some(want));
+        assert_eq!(held("bytes 2-6/10", 4), None, "a body of another size");
+        assert_eq!(held("bytes 2-6/*", 5), None, "an unknown complete length");
+        assert_eq!(held("bytes 6-2/10", 5), None);
+        assert_eq!(held("bytes 2-10/10", 9), None, "past the end");
+        assert_eq!(held("items 2-6/10", 5), None);
+        assert_eq!(held("bytes */10", 0), None);
+        let mut two = content_range("bytes 2-6/10");
+        two.append(CONTENT_RANGE, HeaderValue::from_static("bytes 2-6/10"));
+        assert_eq!(super::held(&two, 5), None);
+    }
+
+    /// A stored partial answers the ranges inside it, resolved against the
+    /// complete length.
+    #[test]
+    fn ranges_within_a_partial_answer() {
+        let held = Held {
+            first: 2,
+            last: 6,
+            complete: 10,
+        };
+        let within = |range: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(RANGE, HeaderValue::from_static(range));
+            super::within(&h, &HeaderMap::new(), held)
+        };
+        assert_eq!(within("bytes=2-6"), Some((2, 6)));
+        assert_eq!(within("bytes=3-4"), Some((3, 4)));
+        assert_eq!(within("bytes=1-4"), None);
+        assert_eq!(within("bytes=5-"), None, "up to the complete end");
+        assert_eq!(within("bytes=-4"), None, "the last 4 of 10");
+        assert_eq!(within("bytes=2-3,5-6"), None);
+        assert_eq!(
+            super::within(&HeaderMap::new(), &HeaderMap::new(), held),
+            None
+        );
     }
 }

@@ -64,13 +64,17 @@ pub(crate) struct Exchange<'a> {
     /// a cache extension in the RFC's terms.
     pub(crate) allowed_by_user: bool,
     pub(crate) shared: bool,
+    /// A `206` this cache can keep and answer ranges from (RFC 9111 §3.3:
+    /// one byte range of known length, and nothing complete stored);
+    /// another `206` is not stored.
+    pub(crate) partial: bool,
 }
 
 /// RFC 9111 §3: may the response be stored?
 pub(crate) fn check(x: Exchange<'_>) -> Result<(), NotStorable> {
     let status = x.status;
     if status.is_informational()
-        || status == StatusCode::PARTIAL_CONTENT
+        || (status == StatusCode::PARTIAL_CONTENT && !x.partial)
         || status == StatusCode::NOT_MODIFIED
     {
         return Err(NotStorable::Status);
@@ -141,7 +145,45 @@ mod tests {
             explicit: d.max_age.is_some() || (shared && d.s_maxage.is_some()),
             allowed_by_user: false,
             shared,
+            partial: false,
         })
+    }
+
+    /// §3.3: a partial answer the cache can answer ranges from is kept by
+    /// the same rules as a complete one.
+    #[test]
+    fn a_partial_answer_this_cache_can_serve_is_storable() {
+        let d = Directives::parse(&{
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=3600"),
+            );
+            h
+        });
+        let partial = |partial, response: &Directives| {
+            check(Exchange {
+                status: StatusCode::PARTIAL_CONTENT,
+                response,
+                request: &Directives::default(),
+                request_headers: &HeaderMap::new(),
+                explicit: response.max_age.is_some(),
+                allowed_by_user: false,
+                shared: false,
+                partial,
+            })
+        };
+        assert_eq!(partial(true, &d), Ok(()));
+        assert_eq!(partial(false, &d), Err(NotStorable::Status));
+        let no_store = Directives::parse(&{
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+            h
+        });
+        assert_eq!(partial(true, &no_store), Err(NotStorable::NoStore));
     }
 
     /// The security regression of issue 14: any spelling of `private` keeps
@@ -189,7 +231,8 @@ mod tests {
         }
         assert_eq!(
             run(206, "max-age=3600", false, false),
-            Err(NotStorable::Status)
+            Err(NotStorable::Status),
+            "a 206 this cache cannot answer ranges from"
         );
         assert_eq!(
             run(599, "max-age=3600, no-store, must-understand", false, false),

@@ -22,6 +22,7 @@ crate::backend_tests!(
         ranges_are_cut_from_a_stored_response,
         a_date_in_the_past_makes_a_response_old_on_arrival,
         a_post_answer_for_its_own_url_is_reused_by_get,
+        a_stored_partial_answer_serves_the_ranges_it_holds,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -338,4 +339,63 @@ async fn a_post_answer_for_its_own_url_is_reused_by_get(b: B, kind: Kind) {
         let want = if reused { "POST #1" } else { "GET #2" };
         assert_eq!(got.text(), want, "{p}");
     }
+}
+
+/// RFC 9111 §3.3: a `206` to a range request is stored when nothing
+/// complete is, and answers later requests for ranges inside it (cut to
+/// them); a range outside it, or a request for the whole, goes to the
+/// origin, and the complete answer replaces the partial one.
+async fn a_stored_partial_answer_serves_the_ranges_it_holds(b: B, kind: Kind) {
+    const BODY: &str = "0123456789";
+    let origin = Origin::without_date(|s| {
+        let range = s
+            .headers
+            .get("range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes="))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)));
+        match range {
+            Some((first, last)) => Reply::ok(BODY[first..=last].to_owned())
+                .with_status(206)
+                .header("content-range", format!("bytes {first}-{last}/10"))
+                .header("cache-control", "max-age=3600"),
+            None => Reply::ok(BODY).header("cache-control", "max-age=3600"),
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    let url = origin.url("/p");
+    let ask = |range: Option<&'static str>| {
+        let request = c.get(&url);
+        let request = match range {
+            Some(r) => request.header("range", r),
+            None => request,
+        };
+        request.send()
+    };
+    // (range asked, from the cache, status, body, Content-Range)
+    let steps: [(Option<&str>, bool, u16, &str, &str); 6] = [
+        (Some("bytes=2-6"), false, 206, "23456", "bytes 2-6/10"),
+        (Some("bytes=2-6"), true, 206, "23456", "bytes 2-6/10"),
+        (Some("bytes=3-4"), true, 206, "34", "bytes 3-4/10"),
+        (Some("bytes=1-4"), false, 206, "1234", "bytes 1-4/10"),
+        (None, false, 200, BODY, ""),
+        (Some("bytes=7-9"), true, 206, "789", "bytes 7-9/10"),
+    ];
+    for (i, (range, cached, status, body, content_range)) in steps.into_iter().enumerate() {
+        let r = ask(range).await.unwrap();
+        assert_eq!(
+            (r.from_cache(), r.status().as_u16(), r.text().as_str()),
+            (cached, status, body),
+            "step {i}: {range:?}"
+        );
+        let got = r
+            .headers()
+            .get("content-range")
+            .map_or("", |v| v.to_str().unwrap());
+        assert_eq!(got, content_range, "step {i}: {range:?}");
+    }
+    assert_eq!(origin.count("/p"), 3);
 }
