@@ -112,9 +112,7 @@ impl Asks {
         }
         r
     }
-}
 
-impl Asks {
     /// A partial answer (a stored `206`, or the origin's) cut to the range
     /// the request asks for, when it holds it (RFC 9111 §3.3); unchanged
     /// otherwise.
