@@ -123,7 +123,7 @@ pub struct DynamoDbConfig {
     /// [`Timeout`](ErrorKind::Timeout) after this long at most.
     pub operation_timeout: Option<Duration>,
     /// Time limit of opening a TCP (and TLS) connection
-    /// ([`DEFAULT_CONNECT_TIMEOUT`]; `None`: the SDK's).
+    /// ([`DEFAULT_CONNECT_TIMEOUT`]; `None`: none).
     pub connect_timeout: Option<Duration>,
     /// Batch requests in flight per `get_many` / `put_many` / `delete_many` /
     /// `clear` call.

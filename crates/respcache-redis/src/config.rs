@@ -423,7 +423,7 @@ impl RedisConfig {
         };
         if !addr.is_supported() {
             return Err(config_error(format!(
-                "{self} needs TLS: enable the `tls` feature of respcache-redis"
+                "{self} needs TLS: enable the `tls` feature of respcache-redis (`redis-tls` of the respcache crate)"
             )));
         }
         let mut settings = redis::RedisConnectionInfo::default().set_db(self.db);

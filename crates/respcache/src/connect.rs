@@ -11,7 +11,7 @@ pub const SCHEMES: &[(&str, &str)] = &[
     ("sqlite", "sqlite"),
     ("fs", "fs"),
     ("redis", "redis"),
-    ("rediss", "redis"),
+    ("rediss", "redis-tls"),
     ("redis+cluster", "redis"),
     ("mongodb", "mongodb"),
     ("mongodb+srv", "mongodb"),
@@ -25,7 +25,8 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// | `memory://` | in process memory | always |
 /// | `sqlite:///abs/path/cache.sqlite`, `sqlite://rel.sqlite`, `sqlite::memory:` | SQLite | `sqlite` (default) |
 /// | `fs:///abs/dir` | files on disk | `fs` |
-/// | `redis://host:6379/0`, `rediss://…` | Redis | `redis` |
+/// | `redis://host:6379/0` | Redis | `redis` |
+/// | `rediss://…` | Redis over TLS | `redis-tls` |
 /// | `redis+cluster://h1:7000,h2:7001/` | Redis Cluster | `redis` |
 /// | `mongodb://…`, `mongodb+srv://…` | MongoDB | `mongodb` |
 /// | `dynamodb://table?region=…&endpoint=…` | DynamoDB | `dynamodb` |
@@ -42,7 +43,9 @@ pub const SCHEMES: &[(&str, &str)] = &[
 /// an LRU policy instead (the Redis backend's docs say how).
 ///
 /// Every option follows one grammar ([`respcache_core::options`]): durations
-/// with their unit (`busy_timeout=5s`, `timeout=250ms`), booleans as
+/// with their unit (`busy_timeout=5s`, `timeout=250ms`; Redis's two time
+/// limits are whole milliseconds in their names, `connect_timeout_ms=`,
+/// `command_timeout_ms=`), booleans as
 /// `true`/`false`, paths with `~/` for the home directory. `cache=NAME`,
 /// which names a cache for the `respcache` command, is accepted and left
 /// to the caller ([`cache_name`] reads it).
