@@ -402,3 +402,30 @@ async fn a_proxy_never_answers_through_another_clients_redirect_pointer() {
     assert_eq!(status, 302, "the proxy passes the redirect back");
     assert_eq!(header(&headers, "location"), "/target");
 }
+
+/// An answer already stale when it arrives (its `Age` past its `max-age`),
+/// with nothing to revalidate it with, is still kept by the proxy: it may
+/// answer a request whose `max-stale` allows it, or stand in while the
+/// upstream is unreachable — as `CachedClient` (which reads bodies whole)
+/// already kept it.
+#[tokio::test]
+async fn an_answer_stale_on_arrival_is_kept_for_max_stale() {
+    let origin = Origin::start(|_| {
+        Reply::ok("old")
+            .header("cache-control", "max-age=1500")
+            .header("age", "2000")
+    })
+    .await;
+    let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
+    let url = format!("http://{addr}/aged");
+    let (status, _, body) = get(&url, &[]).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "old"));
+    let (status, headers, body) = get(&url, &[("cache-control", "max-stale=1000")]).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "old"));
+    let cache_status = header(&headers, "cache-status");
+    assert!(cache_status.starts_with("respcache; hit"), "{cache_status}");
+    assert_eq!(origin.count("/aged"), 1);
+    // Without max-stale it is stale: the upstream is asked.
+    let _ = get(&url, &[]).await;
+    assert_eq!(origin.count("/aged"), 2);
+}

@@ -25,6 +25,7 @@ use crate::line::RequestLine;
 use crate::metrics::NotStored;
 use crate::request::Prepared;
 use crate::response::{CacheKey, CachedResponse, Tail};
+use crate::rules::lifetime::Freshness;
 use crate::status::{CacheOutcome, CacheStatus, Forward};
 use crate::transport::{BodyMode, OriginBody, OriginRequest, OriginResponse};
 
@@ -259,9 +260,11 @@ impl Engine {
     /// before handing the head on, judged by the head alone: the rules let
     /// the cache store it (what `store` checks first; the body is judged
     /// again once read), and a stored copy could be served again — fresh
-    /// for a while, revalidatable, or usable stale. An answer stale at once
-    /// with nothing to revalidate with (`no-cache` alone, no cache headers
-    /// at all) and event streams pass on at once instead.
+    /// for a while, revalidatable, or usable stale (an explicit lifetime
+    /// already past on arrival is still one a request's `max-stale` may
+    /// accept). An answer stale at once with nothing to revalidate with
+    /// (`no-cache` alone, no cache headers at all) and event streams pass on
+    /// at once instead.
     fn worth_buffering(&self, ex: &Exchange<'_>, resp: &OriginResponse, limit: usize) -> bool {
         let o = &self.options;
         let req = &ex.req;
@@ -288,6 +291,11 @@ impl Engine {
             return false;
         };
         let directives = verdict.directives;
+        // Aged past an explicit lifetime on the way: a request's
+        // `max-stale` may still take it, as may a client while the origin
+        // is unreachable.
+        let explicit_stale_usable = matches!(verdict.freshness, Freshness::Explicit(_))
+            && directives.allows_stale(o.shared);
         let expires_at = freshness::expires_at(
             self.lifetime(req, &ex.slot, &resp.url),
             o.respect_cache_control,
@@ -303,7 +311,7 @@ impl Engine {
             || directives.stale_while_revalidate.is_some()
             || o.stale_if_error.is_some()
             || o.stale_while_revalidate.is_some();
-        fresh || validators || usable_stale
+        fresh || validators || usable_stale || explicit_stale_usable
     }
 
     /// A request the cache does not answer: straight to the origin (its
