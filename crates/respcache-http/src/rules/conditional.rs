@@ -20,9 +20,15 @@ fn parse_etag(text: &str) -> Option<(bool, &str)> {
     Some((weak, opaque))
 }
 
-/// Weak comparison (RFC 9110 §8.8.3.2): opaque parts equal.
+/// Weak comparison (RFC 9110 §8.8.3.2): opaque parts equal. A tag that is
+/// not well formed (unquoted, `w/`) matches only the very same text: a
+/// client sending back exactly the tag it was given still gets its `304`,
+/// as from the origin that minted it.
 fn weak_match(a: &str, b: &str) -> bool {
-    matches!((parse_etag(a), parse_etag(b)), (Some((_, x)), Some((_, y))) if x == y)
+    match (parse_etag(a), parse_etag(b)) {
+        (Some((_, x)), Some((_, y))) => x == y,
+        _ => a.trim() == b.trim(),
+    }
 }
 
 /// Strong comparison: both strong and equal.
@@ -174,5 +180,21 @@ mod tests {
         ));
         assert!(selects(&stored, &HeaderMap::new()));
         assert!(strong_match("\"a\"", "\"a\"") && !strong_match("W/\"a\"", "\"a\""));
+    }
+
+    /// Malformed tags (unquoted, a lower-case `w/`, a backslash) match only
+    /// their very same text; a well-formed one never matches a malformed one.
+    #[test]
+    fn malformed_entity_tags_match_only_themselves() {
+        for tag in ["abcdef", "w/\"abcdef\"", "W\\\"abcdef\"", "W\"abcdef\""] {
+            assert!(weak_match(tag, tag), "{tag}");
+        }
+        assert!(!weak_match("abcdef", "\"abcdef\""));
+        assert!(!weak_match("w/\"abcdef\"", "W/\"abcdef\""));
+        assert!(!weak_match("abcdef", "abcdeg"));
+        assert!(
+            !strong_match("abcdef", "abcdef"),
+            "strong comparison stays strict"
+        );
     }
 }
