@@ -56,8 +56,9 @@ impl Asks {
         })
     }
 
-    /// `r` as the request asks for it: unchanged unless it is a whole `200`
-    /// to a GET or HEAD.
+    /// `r` as the request asks for it: a whole `200` to a GET or HEAD
+    /// answers its preconditions and range, a partial answer (`206`) to a
+    /// GET is cut to the range asked within it; anything else is unchanged.
     pub(crate) fn apply(&self, mut r: CachedResponse, now: Timestamp) -> CachedResponse {
         let get = self.method == Method::GET;
         if r.status == StatusCode::PARTIAL_CONTENT && get && !r.tail.is_streaming() {

@@ -324,7 +324,8 @@ async fn a_public_answer_of_any_status_is_reused_on_a_heuristic_lifetime() {
 
 /// RFC 9110 §9.3.3: an answer to a `POST` with explicit freshness whose
 /// `Content-Location` names the request's URL is stored for later `GET`s of
-/// it; one naming another URL, or without explicit freshness, is not.
+/// it; one naming another URL, without explicit freshness, or not a success
+/// (a `500`), is not.
 #[tokio::test]
 async fn a_post_answer_naming_its_own_url_answers_the_next_get() {
     let origin = Origin::start(|seen| {
@@ -336,13 +337,17 @@ async fn a_post_answer_naming_its_own_url_answers_the_next_get() {
             "/other" => reply
                 .header("cache-control", "max-age=3600")
                 .header("content-location", "/elsewhere"),
+            "/failed" => reply
+                .with_status(500)
+                .header("cache-control", "max-age=3600")
+                .header("content-location", "/failed"),
             _ => reply.header("content-location", "/no-freshness"),
         }
     })
     .await;
     let (addr, _server) = serve(proxy(&origin.url(""), |b| b).await).await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    for path in ["/itself", "/other", "/no-freshness"] {
+    for path in ["/itself", "/other", "/no-freshness", "/failed"] {
         let url = format!("http://{addr}{path}");
         let post = Request::post(&url)
             .header("content-type", "text/plain")
@@ -352,11 +357,12 @@ async fn a_post_answer_naming_its_own_url_answers_the_next_get() {
             .await
             .expect("an answer in time")
             .unwrap();
-        assert_eq!(answer.status(), 200);
+        let want = if path == "/failed" { 500 } else { 200 };
+        assert_eq!(answer.status(), want, "{path}");
         let stored = header(answer.headers(), "cache-status").contains("stored");
         assert_eq!(stored, path == "/itself", "{path}: POST's Cache-Status");
         let (status, headers, body) = get(&url, &[]).await;
-        assert_eq!(status, 200);
+        assert_eq!(status, want, "{path}");
         let cache_status = header(&headers, "cache-status");
         if path == "/itself" {
             assert_eq!(body, "POST /itself", "the POST's answer");

@@ -410,10 +410,11 @@ impl CachedClientBuilder {
         self
     }
 
-    /// Lets a `public` answer of any final status take a heuristic lifetime
-    /// (RFC 9111 §4.2.2), as a cache following the HTTP rules alone does
-    /// (`respcache serve`); otherwise a heuristic lifetime is given only to
-    /// the statuses in [`allowed_codes`](Self::allowed_codes).
+    /// Lets a `public` answer of any final status without explicit freshness
+    /// take a lifetime of the cache's own — the heuristic of RFC 9111
+    /// §4.2.2, or this client's expiry when one is set — as a cache
+    /// following the HTTP rules alone does (`respcache serve`); otherwise
+    /// only the statuses in [`allowed_codes`](Self::allowed_codes) get one.
     pub(crate) fn public_heuristic(mut self, allow: bool) -> Self {
         self.public_heuristic = allow;
         self

@@ -81,7 +81,11 @@ impl Engine {
             return read;
         }
         // Boxed: a hit does not carry the redirect lookup in its future.
-        Box::pin(self.lookup_redirect(read, req, digest)).await
+        let mut via = Box::pin(self.lookup_redirect(read, req, digest)).await;
+        if via.found.as_deref().is_some_and(|f| !answers(f, req)) {
+            via.found = None;
+        }
+        via
     }
 
     /// The redirect half of [`lookup`](Self::lookup): the slot of the final
@@ -294,8 +298,9 @@ fn raw_head(entry: &Entry) -> Head {
 }
 
 /// Whether a stored response may answer `req`: a complete one may; a
-/// partial one (`206`, RFC 9111 §3.3) only a plain GET for a range within
-/// the bytes it holds (a request with preconditions goes to the origin).
+/// partial one (`206`, RFC 9111 §3.3) only a GET for a range within the
+/// bytes it holds, without `If-None-Match` / `If-Modified-Since` (those go
+/// to the origin).
 fn answers(found: &Found, req: &Prepared) -> bool {
     if found.head.status != StatusCode::PARTIAL_CONTENT.as_u16() {
         return true;

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use http::Method;
-use http::header::CONTENT_LOCATION;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_LOCATION, CONTENT_TYPE};
 
 use super::exchange::Exchange;
 use super::lookup::Read;
@@ -19,16 +19,22 @@ use crate::transport::OriginResponse;
 
 impl Engine {
     /// The `GET` of the same URL that `resp`, the answer to `req`, may be
-    /// stored for; `None` unless `req` is a `POST` whose answer names its
-    /// URL in `Content-Location` and has explicit freshness, and the client
-    /// caches `GET`s and follows `Cache-Control`.
+    /// stored for; `None` unless `req` is a `POST` whose successful answer
+    /// (2xx, not partial, from the URL asked) names that URL in
+    /// `Content-Location` and has explicit freshness, and the client caches
+    /// `GET`s and follows `Cache-Control`.
     pub(super) fn get_answered_by_post(
         &self,
         req: &Prepared,
         resp: &OriginResponse,
     ) -> Option<Box<Prepared>> {
+        // A successful, complete answer from the URL asked (RFC 9110 §8.7:
+        // only a 2xx's content is a representation of the resource).
         if req.method != Method::POST
             || resp.method != Method::POST
+            || resp.url != req.url
+            || !resp.status.is_success()
+            || resp.status == http::StatusCode::PARTIAL_CONTENT
             || !self.options.respect_cache_control
             || !self.writes(req)
             || !self.caches(&Method::GET)
@@ -43,10 +49,16 @@ impl Engine {
         if !lifetime::has_explicit(&resp.headers, &directives, self.options.shared) {
             return None;
         }
+        // The GET asks with the POST's headers, less those describing its
+        // body.
+        let mut headers = req.headers.clone();
+        for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING] {
+            headers.remove(name);
+        }
         Some(Box::new(Prepared {
             method: Method::GET,
             url: req.url.clone(),
-            headers: req.headers.clone(),
+            headers,
             body: Bytes::new(),
             per: req.per,
             streaming: req.streaming,

@@ -78,9 +78,11 @@ impl Engine {
         let directives = self.response_directives(headers);
         // The request's directives were parsed once, into the exchange.
         let explicit = lifetime::has_explicit(headers, &directives, o.shared);
-        // A partial answer is kept where nothing complete is stored (a
-        // stored partial one it replaces).
+        // A partial answer is kept where the lookup found nothing complete
+        // (a stored partial one it replaces; without a lookup — a forced
+        // refresh — it is not kept).
         let partial = status == StatusCode::PARTIAL_CONTENT
+            && !ex.req.per.force_refresh
             && range::content_range(headers).is_some()
             && ex
                 .read
@@ -152,9 +154,11 @@ impl Engine {
                 return self.not_stored(NotStored::from(why));
             }
         };
-        // A partial answer whose body is not the range it names is not kept.
+        // A partial answer is kept only where the lookup looked (not under
+        // the final URL of a redirect, which may hold a complete one), and
+        // only when its body is the range it names.
         if r.status == StatusCode::PARTIAL_CONTENT
-            && range::held(&r.headers, r.body.len() as u64).is_none()
+            && (final_url != req.url || range::held(&r.headers, r.body.len() as u64).is_none())
         {
             return self.not_stored(NotStored::from(NotStorable::Status));
         }

@@ -12,6 +12,7 @@ use crate::{B, client, clock, secs};
 crate::backend_tests!(
     a_shared_client_never_reuses_private_in_any_case,
     a_targeted_field_overrides_cache_control,
+    a_partial_answer_from_a_redirect_is_not_kept,
     ;
     fronts:
         callers_conditionals_are_answered_304_from_the_cache,
@@ -398,4 +399,38 @@ async fn a_stored_partial_answer_serves_the_ranges_it_holds(b: B, kind: Kind) {
         assert_eq!(got, content_range, "step {i}: {range:?}");
     }
     assert_eq!(origin.count("/p"), 3);
+}
+
+/// A partial answer that came through a redirect is not kept: stored under
+/// the final URL with a pointer from the URL asked, it would answer a
+/// request for the whole through that pointer.
+async fn a_partial_answer_from_a_redirect_is_not_kept(b: B) {
+    let origin = Origin::without_date(|s| match s.path.as_str() {
+        "/a" => Reply::status(302).header("location", "/b"),
+        _ if s.headers.contains_key("range") => Reply::ok("0123")
+            .with_status(206)
+            .header("content-range", "bytes 0-3/10")
+            .header("cache-control", "max-age=3600"),
+        _ => Reply::ok("0123456789").header("cache-control", "max-age=3600"),
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/a");
+    let part = c
+        .get(&url)
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (part.status().as_u16(), part.text()),
+        (206, "0123".to_owned())
+    );
+    let whole = c.get(&url).send().await.unwrap();
+    assert_eq!(
+        (whole.status().as_u16(), whole.text()),
+        (200, "0123456789".to_owned())
+    );
+    assert_eq!(origin.count("/b"), 2);
 }
