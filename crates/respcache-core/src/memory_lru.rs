@@ -8,8 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
+use std::sync::Arc;
+
 use crate::budget::{Budget, TrimProgress, Usage};
-use crate::memory_table::Entries;
+use crate::memory_table::{Entries, SharedKey};
 
 /// One store's entries by encoded key, with their tag index.
 pub(crate) type Table = RwLock<Entries>;
@@ -33,10 +35,10 @@ pub(crate) struct Lru {
 pub(crate) struct State {
     next_tick: u64,
     /// tick → (table id, key), in tick order.
-    order: BTreeMap<u64, (u64, String)>,
+    order: BTreeMap<u64, (u64, SharedKey)>,
     /// table id → key → its use; keys hashed with foldhash (seeded per
     /// process), not SipHash: a key is ~100 bytes and every hit hashes one.
-    live: foldhash::HashMap<u64, foldhash::HashMap<String, Use>>,
+    live: foldhash::HashMap<u64, foldhash::HashMap<SharedKey, Use>>,
     usage: Usage,
     tables: HashMap<u64, Weak<Table>>,
 }
@@ -94,7 +96,7 @@ impl State {
     }
 
     /// Records a write of `size` bytes under `key` (new or replaced).
-    pub(crate) fn record(&mut self, id: u64, key: String, size: u64) {
+    pub(crate) fn record(&mut self, id: u64, key: SharedKey, size: u64) {
         let tick = self.tick();
         let table = self.live.entry(id).or_default();
         let placed = Use {
@@ -109,7 +111,7 @@ impl State {
                 self.order.remove(&old.placed);
             }
             None => {
-                table.insert(key.clone(), placed);
+                table.insert(Arc::clone(&key), placed);
                 self.usage.bytes += size;
                 self.usage.entries += 1;
             }
@@ -190,7 +192,7 @@ mod tests {
     use super::*;
 
     fn left(state: &State) -> Vec<String> {
-        let mut keys: Vec<String> = state.live[&1].keys().cloned().collect();
+        let mut keys: Vec<String> = state.live[&1].keys().map(|k| k.to_string()).collect();
         keys.sort();
         keys
     }
@@ -201,7 +203,7 @@ mod tests {
     fn evictions_follow_the_last_use_exactly() {
         let mut state = State::default();
         for k in ["a", "b", "c", "d", "e"] {
-            state.record(1, k.to_owned(), 10);
+            state.record(1, k.into(), 10);
         }
         // Use order now: a b c d e, then c a e (twice: a repeated hit).
         for k in ["c", "a", "e", "a"] {
@@ -223,7 +225,7 @@ mod tests {
         }
         // What was moved while evicting keeps its place: a write makes the
         // other entry the older one.
-        state.record(1, "f".to_owned(), 10);
+        state.record(1, "f".into(), 10);
         state.touch(1, "a");
         state.evict(Budget::entries(1));
         assert_eq!(left(&state), ["a"]);

@@ -2,15 +2,21 @@
 //! table's one lock so the index can never disagree with the entries.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::RangeBounds;
+use std::ops::Bound;
+use std::sync::Arc;
 
 use crate::entry::Entry;
+
+/// An encoded key, held once: the table, its tag index and the recency
+/// order share it (three copies of a ~100-byte key were most of an entry's
+/// own cost).
+pub(crate) type SharedKey = Arc<str>;
 
 /// Entries by encoded key, and for each tag the encoded keys carrying it.
 #[derive(Debug, Default)]
 pub(crate) struct Entries {
-    by_key: BTreeMap<String, Entry>,
-    by_tag: HashMap<String, BTreeSet<String>>,
+    by_key: BTreeMap<SharedKey, Entry>,
+    by_tag: HashMap<String, BTreeSet<SharedKey>>,
 }
 
 impl Entries {
@@ -27,7 +33,7 @@ impl Entries {
 
     /// Inserts or replaces the entry under `key`, moving its index marks
     /// from the old entry's tags to the new one's.
-    pub(crate) fn insert(&mut self, key: String, entry: Entry) {
+    pub(crate) fn insert(&mut self, key: SharedKey, entry: Entry) {
         if let Some(old) = self.by_key.get(&key) {
             let old_tags = old.tags.clone();
             self.unindex(&key, &old_tags);
@@ -36,7 +42,7 @@ impl Entries {
             self.by_tag
                 .entry(tag.clone())
                 .or_default()
-                .insert(key.clone());
+                .insert(Arc::clone(&key));
         }
         self.by_key.insert(key, entry);
     }
@@ -50,11 +56,11 @@ impl Entries {
 
     /// Keeps only the entries `keep` accepts (given each key and entry).
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&str, &Entry) -> bool) {
-        let gone: Vec<String> = self
+        let gone: Vec<SharedKey> = self
             .by_key
             .iter()
             .filter(|(k, e)| !keep(k, e))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| Arc::clone(k))
             .collect();
         for key in gone {
             self.remove(&key);
@@ -62,7 +68,7 @@ impl Entries {
     }
 
     /// The encoded keys of the entries carrying `tag`.
-    pub(crate) fn keys_tagged(&self, tag: &str) -> Vec<String> {
+    pub(crate) fn keys_tagged(&self, tag: &str) -> Vec<SharedKey> {
         self.by_tag
             .get(tag)
             .map(|keys| keys.iter().cloned().collect())
@@ -90,12 +96,12 @@ impl Entries {
         self.by_key.values()
     }
 
-    /// Entries by key order within `range`.
-    pub(crate) fn range<R: RangeBounds<String>>(
+    /// Entries by key order from `from` on.
+    pub(crate) fn range_from(
         &self,
-        range: R,
-    ) -> impl Iterator<Item = (&String, &Entry)> {
-        self.by_key.range(range)
+        from: Bound<&str>,
+    ) -> impl Iterator<Item = (&SharedKey, &Entry)> {
+        self.by_key.range::<str, _>((from, Bound::Unbounded))
     }
 
     fn unindex(&mut self, key: &str, tags: &crate::tags::Tags) {
@@ -117,11 +123,11 @@ mod tests {
     use crate::tags::Tags;
     use crate::time::Timestamp;
 
-    fn entry(k: &str, tags: &[&str]) -> (String, Entry) {
+    fn entry(k: &str, tags: &[&str]) -> (SharedKey, Entry) {
         let key = Key::new("GET", [KeyPart::Text(k.into())]);
         let e = Entry::new(key.clone(), Timestamp::from_millis(1), "p")
             .with_tags(Tags::new(tags.iter().copied()).unwrap());
-        (key.encode(), e)
+        (key.encode().into(), e)
     }
 
     #[test]
