@@ -6,9 +6,7 @@
 //! nothing ever waits for the accountant while holding a table.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, Weak};
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use crate::budget::{Budget, TrimProgress, Usage};
 use crate::memory_table::{Entries, SharedKey};
