@@ -199,7 +199,8 @@ impl Engine {
     }
 
     /// A full answer from the origin: invalidate after unsafe methods,
-    /// store when the rules allow, and build the response.
+    /// freshen the stored answer after a `HEAD`, store when the rules
+    /// allow, and build the response.
     pub(super) async fn complete(
         self: &Arc<Self>,
         ex: &Exchange<'_>,
@@ -209,6 +210,16 @@ impl Engine {
         let req = &ex.req;
         if super::invalidate::is_unsafe(&req.method) {
             self.invalidate_after(req, &resp).await;
+        }
+        // A HEAD the cache sent (its stored GET answer stale, or the request
+        // asked): the answer freshens the stored one or marks it stale.
+        if ex.is_head()
+            && resp.status == StatusCode::OK
+            && self.writes(req)
+            && let Some(f) = ex.read.found.as_deref()
+            && f.head.status == StatusCode::OK.as_u16()
+        {
+            self.freshen_from_head(ex, f, &resp.headers).await;
         }
         // Streaming: a body the cache would keep and could serve again is
         // read into memory, up to the store limit; any other body streams

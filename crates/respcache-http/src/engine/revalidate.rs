@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use http::header::{CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use respcache_core::Entry;
 
 use super::exchange::Exchange;
@@ -20,6 +20,7 @@ use crate::response::CachedResponse;
 use crate::rules::{age, conditional, lifetime};
 use crate::stats::Counters;
 use crate::status::{CacheOutcome, Forward};
+use crate::target::Slot;
 use crate::transport::{OriginRequest, OriginResponse};
 
 /// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2).
@@ -100,19 +101,70 @@ impl Engine {
         resp: OriginResponse,
         forward: Forward,
     ) -> Answer {
-        let o = &self.options;
-        let req = &ex.req;
-        let now = self.now();
-        let url = f.via_redirect.as_ref().unwrap_or(&req.url);
-        let Some(old) = self.full_meta(f, url, &ex.slot.repository) else {
-            return self.refetch(ex, forward).await;
-        };
         // RFC 9111 §4.3.4: a 304 whose validators do not select the stored
         // response cannot freshen it.
         if !conditional::selects(&f.head.headers, &resp.headers) {
             return self.refetch(ex, forward).await;
         }
-        let merged = merge_304(&old.headers, &resp.headers, o);
+        let Some((fresh, stored)) = self.update_stored(ex, f, &resp.headers).await else {
+            return self.refetch(ex, forward).await;
+        };
+        let req = &ex.req;
+        let mut r = self.stored_response(
+            fresh,
+            req.url.clone(),
+            &req.method,
+            CacheOutcome::Revalidated,
+        );
+        r.revalidated = true;
+        r.cache_status = r
+            .cache_status
+            .with_forward(forward)
+            .with_forward_status(304)
+            .with_stored(stored);
+        Ok(r)
+    }
+
+    /// A `200` to a `HEAD` the cache sent, for the stored `GET` answer `f`
+    /// (RFC 9111 §4.3.5): when every validator it carries (`ETag`,
+    /// `Last-Modified`) and its `Content-Length` match the stored ones, its
+    /// headers update the stored answer as a `304`'s would; otherwise the
+    /// stored answer is stale from now on.
+    pub(super) async fn freshen_from_head(&self, ex: &Exchange<'_>, f: &Found, head: &HeaderMap) {
+        if head_matches(f, head) {
+            let _ = self.update_stored(ex, f, head).await;
+            return;
+        }
+        let now = self.now();
+        if f.entry.expires_at.is_some_and(|e| e <= now) {
+            return;
+        }
+        let store_slot = self.slot_of(ex, f);
+        let stale = Entry {
+            key: f.key.clone(),
+            expires_at: Some(now),
+            ..f.entry.clone()
+        };
+        self.cache_set_meta(&store_slot.store, stale, &store_slot.repository)
+            .await;
+    }
+
+    /// Merges `fresh` (a `304`'s or a `HEAD` answer's headers) into the
+    /// stored response `f`, recomputes its expiry and writes the new meta
+    /// and expiry in place. The freshened stored response and whether it
+    /// was written; `None` when `f`'s meta cannot be read.
+    async fn update_stored(
+        &self,
+        ex: &Exchange<'_>,
+        f: &Found,
+        fresh: &HeaderMap,
+    ) -> Option<(Found, bool)> {
+        let o = &self.options;
+        let req = &ex.req;
+        let now = self.now();
+        let url = f.via_redirect.as_ref().unwrap_or(&req.url);
+        let old = self.full_meta(f, url, &ex.slot.repository)?;
+        let merged = merge_304(&old.headers, fresh, o);
         let merged_map = ResponseMeta {
             headers: merged.clone(),
             ..old.clone()
@@ -127,8 +179,8 @@ impl Engine {
             now,
             o.heuristic_fraction,
         );
-        // The age counts afresh from the 304 (its own `Date` and `Age`).
-        let initial_age = age::initial(&resp.headers, now, now);
+        // The age counts afresh from the answer (its own `Date` and `Age`).
+        let initial_age = age::initial(fresh, now, now);
         let expires_at = freshness::expires_at(
             self.lifetime(req, &ex.slot, url),
             o.respect_cache_control,
@@ -151,12 +203,7 @@ impl Engine {
         if self.writes(req)
             && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
         {
-            let store_slot = match &f.via_redirect {
-                Some(final_url) => self
-                    .slot_for(&req.method, final_url, &req.headers)
-                    .unwrap_or_else(|| ex.slot.clone()),
-                None => ex.slot.clone(),
-            };
+            let store_slot = self.slot_of(ex, f);
             let updated = Entry {
                 key: f.key.clone(),
                 meta: Some(bytes),
@@ -175,19 +222,18 @@ impl Engine {
             key: f.key.clone(),
             via_redirect: f.via_redirect.clone(),
         };
-        let mut r = self.stored_response(
-            fresh,
-            req.url.clone(),
-            &req.method,
-            CacheOutcome::Revalidated,
-        );
-        r.revalidated = true;
-        r.cache_status = r
-            .cache_status
-            .with_forward(forward)
-            .with_forward_status(304)
-            .with_stored(stored);
-        Ok(r)
+        Some((fresh, stored))
+    }
+
+    /// Where `f` is stored: the request's slot, or its final URL's when it
+    /// was found through a redirect pointer.
+    fn slot_of(&self, ex: &Exchange<'_>, f: &Found) -> Slot {
+        match &f.via_redirect {
+            Some(final_url) => self
+                .slot_for(&ex.req.method, final_url, &ex.req.headers)
+                .unwrap_or_else(|| ex.slot.clone()),
+            None => ex.slot.clone(),
+        }
     }
 
     /// Asks the origin again without conditions, and completes with the
@@ -198,6 +244,24 @@ impl Engine {
             .send_origin(origin, ex.line, Self::body_mode(&ex.req))
             .await?;
         self.complete(ex, full, forward).await
+    }
+}
+
+/// Whether a `HEAD` answer describes the stored answer `f` (RFC 9111
+/// §4.3.5): the validators it carries select it (as a `304`'s would), and
+/// its `Content-Length`, when it has one, is the stored body's length.
+fn head_matches(f: &Found, head: &HeaderMap) -> bool {
+    if !conditional::selects(&f.head.headers, head) {
+        return false;
+    }
+    let length = |h: &HeaderMap| -> Option<u64> {
+        h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    };
+    match length(head) {
+        None => true,
+        Some(n) => length(&f.head.headers)
+            .or(f.head.body.as_ref().map(|b| b.len))
+            .is_none_or(|stored| stored == n),
     }
 }
 

@@ -24,6 +24,7 @@ crate::backend_tests!(
         a_date_in_the_past_makes_a_response_old_on_arrival,
         a_post_answer_for_its_own_url_is_reused_by_get,
         a_stored_partial_answer_serves_the_ranges_it_holds,
+        a_head_answer_freshens_or_staleness_marks_the_stored_get,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -433,4 +434,53 @@ async fn a_partial_answer_from_a_redirect_is_not_kept(b: B) {
         (200, "0123456789".to_owned())
     );
     assert_eq!(origin.count("/b"), 2);
+}
+
+/// RFC 9111 §4.3.5: a `200` to a `HEAD` the cache sent updates the stored
+/// `GET` answer when its validators (and `Content-Length`) match — new
+/// headers, a new lifetime — and otherwise marks it stale.
+async fn a_head_answer_freshens_or_staleness_marks_the_stored_get(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        let tag = if s.path == "/changed" && s.method == "HEAD" {
+            "\"v2\""
+        } else {
+            "\"v1\""
+        };
+        let reply = if s.method == "HEAD" {
+            Reply::status(200)
+                .header("template-a", "2")
+                .header("cache-control", "max-age=3600")
+        } else {
+            Reply::ok("body")
+                .header("template-a", "1")
+                .header("cache-control", "max-age=60")
+        };
+        reply.header("etag", tag)
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    // The same validator: the stale GET answer is fresh again, with the
+    // HEAD's headers.
+    let url = origin.url("/same");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(120));
+    let head = c.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let got = c.get(&url).send().await.unwrap();
+    assert!(got.from_cache(), "freshened by the HEAD");
+    assert_eq!(got.text(), "body");
+    assert_eq!(got.headers()["template-a"], "2");
+    assert_eq!(origin.count("/same"), 2, "one GET, one HEAD");
+    // Another validator: the fresh GET answer is stale from then on.
+    let url = origin.url("/changed");
+    c.get(&url).send().await.unwrap();
+    c.head(&url)
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap();
+    let got = c.get(&url).send().await.unwrap();
+    assert!(!got.from_cache(), "marked stale by the HEAD");
+    assert_eq!(origin.count("/changed"), 3, "GET, HEAD, GET");
 }
