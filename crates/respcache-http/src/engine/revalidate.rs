@@ -225,12 +225,17 @@ impl Engine {
         Some((fresh, stored))
     }
 
-    /// Where `f` is stored: the request's slot, or its final URL's when it
-    /// was found through a redirect pointer.
+    /// Where `f` is stored: the request's slot, or its final URL's (under
+    /// the method answers are stored for: a HEAD's is the GET's) when it was
+    /// found through a redirect pointer.
     fn slot_of(&self, ex: &Exchange<'_>, f: &Found) -> Slot {
         match &f.via_redirect {
             Some(final_url) => self
-                .slot_for(&ex.req.method, final_url, &ex.req.headers)
+                .slot_for(
+                    &super::exchange::lookup_method(&ex.req.method),
+                    final_url,
+                    &ex.req.headers,
+                )
                 .unwrap_or_else(|| ex.slot.clone()),
             None => ex.slot.clone(),
         }
