@@ -71,9 +71,7 @@ impl Engine {
     /// URL its redirect pointer names.
     pub(super) async fn lookup(&self, slot: &Slot, req: &Prepared, digest: &str) -> Read {
         let mut read = self.read_slot(slot, &req.url, &req.headers).await;
-        if read.found.as_deref().is_some_and(|f| !answers(f, req)) {
-            read.found = None;
-        }
+        keep_what_answers(&mut read, req);
         // A client that never gets an answer from another URL never
         // answers through a redirect pointer (another client sharing the
         // cache may have written one).
@@ -82,9 +80,7 @@ impl Engine {
         }
         // Boxed: a hit does not carry the redirect lookup in its future.
         let mut via = Box::pin(self.lookup_redirect(read, req, digest)).await;
-        if via.found.as_deref().is_some_and(|f| !answers(f, req)) {
-            via.found = None;
-        }
+        keep_what_answers(&mut via, req);
         via
     }
 
@@ -294,6 +290,13 @@ fn raw_head(entry: &Entry) -> Head {
         body: None,
         headers: HeaderMap::new(),
         vary: None,
+    }
+}
+
+/// Drops what `read` found when it cannot answer `req` (see [`answers`]).
+fn keep_what_answers(read: &mut Read, req: &Prepared) {
+    if read.found.as_deref().is_some_and(|f| !answers(f, req)) {
+        read.found = None;
     }
 }
 

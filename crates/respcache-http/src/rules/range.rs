@@ -44,12 +44,7 @@ pub(crate) fn answer(request: &HeaderMap, stored: &HeaderMap, len: u64) -> Answe
     let Some((first, last)) = spec.trim().split_once('-') else {
         return Answer::Whole;
     };
-    let num = |s: &str| -> Option<u64> {
-        let s = s.trim();
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
+    let num = |s: &str| byte_pos(s.trim());
     match (first.trim().is_empty(), num(first), num(last)) {
         // suffix-range: the last N bytes.
         (true, _, Some(n)) => {
@@ -98,6 +93,14 @@ fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
         .is_some_and(|lm| lm.trim() == cond)
 }
 
+/// A byte position or length: ASCII digits only (no sign, no space), and
+/// within `u64`.
+fn byte_pos(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
 /// The bytes a stored partial answer (`206`) holds: one range of a
 /// representation of known length (RFC 9111 §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,15 +132,10 @@ pub(crate) fn content_range(headers: &HeaderMap) -> Option<Held> {
     }
     let (span, complete) = rest.trim().split_once('/')?;
     let (first, last) = span.split_once('-')?;
-    let num = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
     let held = Held {
-        first: num(first)?,
-        last: num(last)?,
-        complete: num(complete)?,
+        first: byte_pos(first)?,
+        last: byte_pos(last)?,
+        complete: byte_pos(complete)?,
     };
     (held.first <= held.last && held.last < held.complete).then_some(held)
 }
