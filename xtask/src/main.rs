@@ -11,6 +11,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod failures;
 mod progress;
 mod services;
 mod summary;

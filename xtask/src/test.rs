@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode, Stdio};
 
 use clap::Args;
 
+use crate::failures::Failures;
 use crate::services::{self, Service};
 use crate::summary::Totals;
 use crate::{ALL_SERVICES, Result, cmd, project_root, under_ci};
@@ -52,7 +53,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<ExitCode> {
         .envs(env)
         .current_dir(project_root());
     eprintln!("xtask: {}", cmd::display(&cmd));
-    let (status, totals) = run_streaming(&mut cmd)?;
+    let (status, totals, failures) = run_streaming(&mut cmd)?;
 
     println!(
         "xtask: {} test runs: {} passed, {} failed, {} ignored, {} filtered out",
@@ -61,6 +62,7 @@ pub(crate) fn run(args: &TestArgs) -> Result<ExitCode> {
     if !status.success() && totals.failed == 0 {
         problems.push(format!("cargo test failed ({status}) without a failing test: a build error or a crashed test binary?"));
     }
+    print!("{}", failures.recap());
     for p in &problems {
         println!("xtask: {p}");
     }
@@ -96,13 +98,15 @@ fn start_services(services: &[Service]) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Runs `cmd` with its stdout echoed line by line while adding up libtest summaries.
-fn run_streaming(cmd: &mut Command) -> Result<(std::process::ExitStatus, Totals)> {
+/// Runs `cmd` with its stdout echoed line by line while adding up libtest summaries and
+/// keeping the failure sections.
+fn run_streaming(cmd: &mut Command) -> Result<(std::process::ExitStatus, Totals, Failures)> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run `{}`: {e}", cmd::display(cmd)))?;
     let mut totals = Totals::default();
+    let mut failures = Failures::default();
     if let Some(stdout) = child.stdout.take() {
         let mut reader = BufReader::new(stdout);
         let mut out = std::io::stdout().lock();
@@ -110,11 +114,13 @@ fn run_streaming(cmd: &mut Command) -> Result<(std::process::ExitStatus, Totals)
         while reader.read_until(b'\n', &mut line)? > 0 {
             out.write_all(&line)?;
             out.flush()?;
-            totals.add_line(&String::from_utf8_lossy(&line));
+            let text = String::from_utf8_lossy(&line);
+            totals.add_line(&text);
+            failures.add_line(&text);
             line.clear();
         }
     }
-    Ok((child.wait()?, totals))
+    Ok((child.wait()?, totals, failures))
 }
 
 /// The `KEY=VALUE` lines of the project's `.env` (if any) whose variable is not already set:
