@@ -23,10 +23,13 @@ use crate::status::{CacheOutcome, Forward};
 use crate::target::Slot;
 use crate::transport::{OriginRequest, OriginResponse};
 
-/// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2).
-const NOT_UPDATED_BY_304: [&str; 10] = [
+/// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2):
+/// `Content-Length` always, `Content-Range` as the RFC allows (it is what a
+/// stored partial answer is cut by). `Content-Encoding` is updated: only a
+/// cache that decoded the stored bytes may keep it, and these are the
+/// origin's own.
+const NOT_UPDATED_BY_304: [&str; 9] = [
     "content-length",
-    "content-encoding",
     "transfer-encoding",
     "content-range",
     "connection",

@@ -37,11 +37,13 @@ async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: K
                 .header("etag", "\"tag1\"")
                 .header("cache-control", "max-age=120")
                 .header("x-version", format!("{n}"))
+                .header("content-encoding", format!("x-coding-{n}"))
         } else {
             Reply::ok("the body")
                 .header("etag", "\"tag1\"")
                 .header("cache-control", "max-age=60")
                 .header("x-version", format!("{n}"))
+                .header("content-encoding", format!("x-coding-{n}"))
                 .header("x-keep", "1")
                 .header("x-keep", "2")
         }
@@ -65,6 +67,10 @@ async fn etag_revalidation_304_freshens_headers_and_keeps_the_body(b: B, kind: K
         "304 headers replace stored ones"
     );
     assert_eq!(r.headers()["cache-control"], "max-age=120");
+    // The stored bytes are the origin's own (never decoded here), so a
+    // 304's Content-Encoding replaces the stored one (RFC 9111 §3.2 lets
+    // only a cache that decoded them keep the old one).
+    assert_eq!(r.headers()["content-encoding"], "x-coding-2");
     assert_eq!(
         r.headers().get_all("x-keep").iter().count(),
         2,
