@@ -6,9 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt as _;
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, Method};
 use hyper::body::Body;
@@ -22,8 +22,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::origin::{RequestBody, origin_of};
 use crate::per_request::RequestOptions;
 use crate::request::RequestBuilder;
+use crate::response::CachedResponse;
 use crate::stats::StoreState;
-use crate::streaming::StreamingResponse;
+use crate::streaming;
 use crate::target::{Slot, Target};
 use crate::transport::{Transport, TransportOptions};
 
@@ -207,15 +208,18 @@ impl CacheService {
 pub(crate) fn respond(
     builder: RequestBuilder,
 ) -> impl Future<Output = Result<http::Response<ResponseBody>>> + Send + 'static {
-    // A combinator, not an `async fn` around `send_streaming`: no second
-    // state machine holding the first, so a hit's future is moved once.
-    builder.send_streaming().map(|r| r.map(with_cache_status))
+    // Straight from the engine's answer to an `http::Response`: no
+    // `StreamingResponse` between them, no second state machine holding the
+    // first, so a hit's response is moved as few times as it can be.
+    builder.send_then(http_response)
 }
 
-/// The response as an `http::Response`, its `Cache-Status` header added.
-fn with_cache_status(response: StreamingResponse) -> http::Response<ResponseBody> {
-    let value = response.cache_status().header_value();
-    let mut response = response.into_http();
+/// The engine's answer as an `http::Response`, its `Cache-Status` header
+/// added.
+fn http_response(mut head: CachedResponse, idle: Option<Duration>) -> http::Response<ResponseBody> {
+    let body = streaming::body_of(&mut head, idle);
+    let value = head.cache_status().header_value();
+    let mut response = head.into_http_with(body);
     if let Some(value) = value {
         response.headers_mut().append(CACHE_STATUS, value);
     }

@@ -401,6 +401,17 @@ impl RequestBuilder {
     pub fn send_streaming(
         self,
     ) -> impl Future<Output = Result<StreamingResponse>> + Send + 'static {
+        self.send_then(StreamingResponse::of)
+    }
+
+    /// Sends as [`send_streaming`](Self::send_streaming) and hands the
+    /// answer's head (its body read so far, the rest in its tail) and the
+    /// time limit for each chunk to `finish`: one conversion on the way out,
+    /// not one per wrapper (a hit's response is moved once less for each).
+    pub(crate) fn send_then<T: Send + 'static>(
+        self,
+        finish: fn(CachedResponse, Option<Duration>) -> T,
+    ) -> impl Future<Output = Result<T>> + Send + 'static {
         let RequestBuilder {
             client,
             request,
@@ -410,7 +421,7 @@ impl RequestBuilder {
             Ok(mut request) => {
                 let idle = client.streaming(&mut request);
                 let head = client.execute(request, stream);
-                Either::Left(head.map(move |head| Ok(StreamingResponse::of(head?, idle))))
+                Either::Left(head.map(move |head| Ok(finish(head?, idle))))
             }
             Err(e) => Either::Right(future::ready(Err(e))),
         }

@@ -287,8 +287,16 @@ impl CachedResponse {
     /// Converts into an `http::Response<Bytes>`; the final URL, the cache
     /// status and the rest of what the cache knows go into its extensions
     /// ([`FinalUrl`], [`CacheStatus`], [`CacheFacts`]).
-    pub fn into_http(self) -> http::Response<Bytes> {
-        let mut out = http::Response::new(self.body);
+    pub fn into_http(mut self) -> http::Response<Bytes> {
+        let body = std::mem::take(&mut self.body);
+        self.into_http_with(body)
+    }
+
+    /// [`into_http`](Self::into_http) with `body` as the response's body
+    /// (this one's own is dropped): the one conversion behind every
+    /// `http::Response` the crate hands out.
+    pub(crate) fn into_http_with<B>(self, body: B) -> http::Response<B> {
+        let mut out = http::Response::new(body);
         *out.status_mut() = self.status;
         *out.version_mut() = self.version;
         *out.headers_mut() = self.headers;

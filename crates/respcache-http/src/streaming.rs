@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use respcache_core::Timestamp;
 use url::Url;
@@ -38,12 +37,7 @@ impl StreamingResponse {
     /// The answer to a streaming request: what was read of its body, then
     /// the unread rest (with `idle` as the time limit for each chunk).
     pub(crate) fn of(mut head: CachedResponse, idle: Option<Duration>) -> Self {
-        let prefix = std::mem::take(&mut head.body);
-        let body = match head.tail.take() {
-            Some(rest) => ResponseBody::streaming(prefix, rest, idle),
-            None => ResponseBody::full(prefix),
-        };
-        head.tail = Tail::default();
+        let body = body_of(&mut head, idle);
         StreamingResponse::new(head, body)
     }
 
@@ -139,7 +133,20 @@ impl StreamingResponse {
     /// URL and the cache status go into its extensions
     /// ([`FinalUrl`](crate::FinalUrl), [`CacheStatus`]).
     pub fn into_http(self) -> http::Response<ResponseBody> {
-        self.head.into_http().map(|_: Bytes| self.body)
+        self.head.into_http_with(self.body)
+    }
+}
+
+/// The body of the answer to a streaming request, taken out of its head:
+/// what was read, then the unread rest (with `idle` as the time limit for
+/// each chunk).
+pub(crate) fn body_of(head: &mut CachedResponse, idle: Option<Duration>) -> ResponseBody {
+    let prefix = std::mem::take(&mut head.body);
+    let rest = head.tail.take();
+    head.tail = Tail::default();
+    match rest {
+        Some(rest) => ResponseBody::streaming(prefix, rest, idle),
+        None => ResponseBody::full(prefix),
     }
 }
 
@@ -155,6 +162,7 @@ impl fmt::Debug for StreamingResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use crate::response::FinalUrl;
 
     #[test]
