@@ -162,8 +162,8 @@ impl fmt::Debug for StreamingResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use crate::response::FinalUrl;
+    use bytes::Bytes;
 
     #[test]
     fn into_http_keeps_head_extensions_and_body() {
