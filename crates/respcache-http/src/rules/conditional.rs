@@ -37,7 +37,15 @@ pub(crate) fn strong_match(a: &str, b: &str) -> bool {
 }
 
 fn etag_of(headers: &HeaderMap) -> Option<&str> {
-    headers.get(ETAG)?.to_str().ok()
+    tag_text(headers.get(ETAG)?)
+}
+
+/// An `ETag` or `If-None-Match` value as text. Entity tags may hold
+/// obs-text (RFC 9110 §8.8.3), which `HeaderValue::to_str` refuses: the
+/// bytes are read as UTF-8 instead (what clients send; a tag in another
+/// encoding is not compared).
+pub(crate) fn tag_text(value: &http::HeaderValue) -> Option<&str> {
+    std::str::from_utf8(value.as_bytes()).ok()
 }
 
 /// When the stored response last changed: its `Last-Modified`, else its
@@ -68,7 +76,7 @@ pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap, received: Ti
         return request
             .get_all(IF_NONE_MATCH)
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .filter_map(tag_text)
             .flat_map(list_members)
             .any(|tag| tag == "*" || stored_tag.is_some_and(|s| weak_match(tag, s)));
     }
@@ -196,5 +204,27 @@ mod tests {
             !strong_match("abcdef", "abcdef"),
             "strong comparison stays strict"
         );
+    }
+
+    /// An entity tag may hold obs-text (RFC 9110 §8.8.3: `etagc` includes
+    /// bytes 0x80–0xFF), which `HeaderValue::to_str` refuses: a client
+    /// sending back a tag with `ü` in it gets its 304.
+    #[test]
+    fn entity_tags_with_obs_text_match() {
+        let tag = || HeaderValue::from_bytes("\"abcdefü\"".as_bytes()).unwrap();
+        let mut stored = HeaderMap::new();
+        stored.insert(ETAG, tag());
+        let mut request = HeaderMap::new();
+        request.insert(IF_NONE_MATCH, tag());
+        assert!(not_modified(&request, &stored, T));
+        let mut other = HeaderMap::new();
+        other.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_bytes("\"abcdefö\"".as_bytes()).unwrap(),
+        );
+        assert!(!not_modified(&other, &stored, T));
+        let mut answer = HeaderMap::new();
+        answer.insert(ETAG, tag());
+        assert!(selects(&stored, &answer));
     }
 }

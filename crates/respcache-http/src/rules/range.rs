@@ -9,7 +9,7 @@
 use http::HeaderMap;
 use http::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 
-use super::conditional::strong_match;
+use super::conditional::{strong_match, tag_text};
 
 /// What to send for a request's `Range` against a body of `len` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,14 +77,18 @@ pub(crate) fn answer(request: &HeaderMap, stored: &HeaderMap, len: u64) -> Answe
 /// validator is a strong match of the stored `ETag`, or equals its
 /// `Last-Modified`.
 fn if_range_holds(request: &HeaderMap, stored: &HeaderMap) -> bool {
-    let Some(cond) = request.get(IF_RANGE).and_then(|v| v.to_str().ok()) else {
+    let Some(cond) = request.get(IF_RANGE) else {
         return true;
+    };
+    // A validator that cannot be read fails: the whole answer is sent.
+    let Some(cond) = tag_text(cond) else {
+        return false;
     };
     let cond = cond.trim();
     if cond.starts_with('"') || cond.starts_with("W/") {
         return stored
             .get(ETAG)
-            .and_then(|v| v.to_str().ok())
+            .and_then(tag_text)
             .is_some_and(|e| strong_match(cond, e));
     }
     stored
@@ -222,6 +226,27 @@ mod tests {
             Answer::Partial { first: 0, last: 1 }
         );
         req.insert(IF_RANGE, HeaderValue::from_static("\"v2\""));
+        assert_eq!(answer(&req, &stored, 10), Answer::Whole);
+    }
+
+    /// Entity tags may hold obs-text: an `If-Range` naming the stored tag
+    /// gets its range; one that cannot be read (not UTF-8) gets the whole
+    /// answer, never an unchecked range.
+    #[test]
+    fn if_range_with_obs_text() {
+        let mut stored = HeaderMap::new();
+        stored.insert(ETAG, HeaderValue::from_bytes("\"vü\"".as_bytes()).unwrap());
+        let mut req = HeaderMap::new();
+        req.insert(RANGE, HeaderValue::from_static("bytes=0-1"));
+        req.insert(
+            IF_RANGE,
+            HeaderValue::from_bytes("\"vü\"".as_bytes()).unwrap(),
+        );
+        assert_eq!(
+            answer(&req, &stored, 10),
+            Answer::Partial { first: 0, last: 1 }
+        );
+        req.insert(IF_RANGE, HeaderValue::from_bytes(b"\"v\xfc\"").unwrap());
         assert_eq!(answer(&req, &stored, 10), Answer::Whole);
     }
 
