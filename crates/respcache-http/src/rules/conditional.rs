@@ -2,6 +2,8 @@
 //! request from a stored response (RFC 9111 §4.3.2), and whether a `304`
 //! freshens the stored response it answers (RFC 9111 §4.3.4).
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use http::header::{DATE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use respcache_core::Timestamp;
@@ -36,16 +38,21 @@ pub(crate) fn strong_match(a: &str, b: &str) -> bool {
     matches!((parse_etag(a), parse_etag(b)), (Some((false, x)), Some((false, y))) if x == y)
 }
 
-fn etag_of(headers: &HeaderMap) -> Option<&str> {
-    tag_text(headers.get(ETAG)?)
+fn etag_of(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    headers.get(ETAG).map(tag_text)
 }
 
-/// An `ETag` or `If-None-Match` value as text. Entity tags may hold
-/// obs-text (RFC 9110 §8.8.3), which `HeaderValue::to_str` refuses: the
-/// bytes are read as UTF-8 instead (what clients send; a tag in another
-/// encoding is not compared).
-pub(crate) fn tag_text(value: &http::HeaderValue) -> Option<&str> {
-    std::str::from_utf8(value.as_bytes()).ok()
+/// An `ETag`, `If-None-Match` or `If-Range` value as text. Entity tags may
+/// hold obs-text (RFC 9110 §8.8.3: bytes 0x80–0xFF), which
+/// `HeaderValue::to_str` refuses; such a value is read byte for byte as
+/// ISO-8859-1, which maps every byte to one character, so two values are
+/// equal as text exactly when their bytes are (whatever encoding the client
+/// meant). Visible ASCII, nearly every value, is borrowed as it is.
+pub(crate) fn tag_text(value: &http::HeaderValue) -> Cow<'_, str> {
+    match value.to_str() {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(value.as_bytes().iter().map(|&b| char::from(b)).collect()),
+    }
 }
 
 /// When the stored response last changed: its `Last-Modified`, else its
@@ -73,12 +80,10 @@ pub(crate) fn is_conditional(request: &HeaderMap) -> bool {
 pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap, received: Timestamp) -> bool {
     if request.contains_key(IF_NONE_MATCH) {
         let stored_tag = etag_of(stored);
-        return request
-            .get_all(IF_NONE_MATCH)
-            .iter()
-            .filter_map(tag_text)
-            .flat_map(list_members)
-            .any(|tag| tag == "*" || stored_tag.is_some_and(|s| weak_match(tag, s)));
+        return request.get_all(IF_NONE_MATCH).iter().any(|value| {
+            list_members(&tag_text(value))
+                .any(|tag| tag == "*" || stored_tag.as_deref().is_some_and(|s| weak_match(tag, s)))
+        });
     }
     let Some(since) = request
         .get(IF_MODIFIED_SINCE)
@@ -96,7 +101,7 @@ pub(crate) fn not_modified(request: &HeaderMap, stored: &HeaderMap, received: Ti
 /// a 304 with no validator selects the one response it was asked about.
 pub(crate) fn selects(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
     if let Some(tag) = etag_of(not_modified) {
-        return etag_of(stored).is_some_and(|s| weak_match(tag, s));
+        return etag_of(stored).is_some_and(|s| weak_match(&tag, &s));
     }
     if let Some(lm) = not_modified.get(LAST_MODIFIED) {
         return stored.get(LAST_MODIFIED).is_some_and(|s| s == lm);
@@ -226,5 +231,11 @@ mod tests {
         let mut answer = HeaderMap::new();
         answer.insert(ETAG, tag());
         assert!(selects(&stored, &answer));
+        // The same tag in ISO-8859-1 (as a browser or Node sends `ü`).
+        let latin1 = || HeaderValue::from_bytes(b"\"abcdef\xfc\"").unwrap();
+        stored.insert(ETAG, latin1());
+        request.insert(IF_NONE_MATCH, latin1());
+        assert!(not_modified(&request, &stored, T));
+        assert!(!not_modified(&other, &stored, T));
     }
 }
