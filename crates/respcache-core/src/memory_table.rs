@@ -25,6 +25,11 @@ impl Entries {
         self.by_key.get(key)
     }
 
+    /// The shared key the entry under `key` is held by, if there is one.
+    pub(crate) fn shared_key(&self, key: &str) -> Option<SharedKey> {
+        self.by_key.get_key_value(key).map(|(k, _)| Arc::clone(k))
+    }
+
     /// The entry under `key`, to change its expiry or metadata (never its
     /// tags, which the index mirrors).
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {

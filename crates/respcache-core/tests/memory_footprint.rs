@@ -6,7 +6,8 @@
 //! every backend), so this is what a bounded memory backend holds beyond
 //! its budget per entry: 411–513 bytes when this test was written, 287–377
 //! once the encoded key was held once (an `Arc<str>`) instead of three
-//! times.
+//! times. An overwrite adds nothing of its own (it kept a second copy of
+//! the key until the table reused the one it holds).
 //!
 //! A test binary of its own: it counts live heap bytes with dhat's global
 //! allocator.
@@ -65,4 +66,40 @@ async fn an_entry_costs_the_memory_backend_under_448_bytes_of_its_own() {
             "{own} B per entry (payload {payload} B)"
         );
     }
+    // Overwriting an entry (a refetch after expiry) frees the old payload
+    // and meta and costs nothing of the backend's own: the key stays held
+    // once (the table, the tag index and the recency order share it).
+    const N: usize = 500;
+    let (payload, meta) = (1024usize, 200usize);
+    let again: Vec<Entry> = (0..N)
+        .map(|i| {
+            Entry::new(
+                Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
+                Timestamp::from_millis(2),
+                Bytes::from(vec![b'y'; payload]),
+            )
+            .with_meta(Bytes::from(vec![b'n'; meta]))
+            .with_expires_at(Some(Timestamp::from_millis(2)))
+        })
+        .collect();
+    // The vector's own buffer is freed by the loop too.
+    let vector = (again.capacity() * std::mem::size_of::<Entry>() / N) as i64;
+    let before = live() as i64;
+    for entry in again {
+        store.put(entry).await.unwrap();
+    }
+    let grew = (live() as i64 - before) / N as i64;
+    // What the replaced entry frees: its payload, its meta and its key's
+    // own heap (measured on a key like it); and the vector's share.
+    let key = Key::new("GET", [KeyPart::Text(format!("{payload}-{:0>40}", 0))]);
+    let with_key = live() as i64;
+    drop(key);
+    let key_heap = with_key - live() as i64;
+    let freed = (payload + meta) as i64 + key_heap + vector;
+    println!("overwrite: {grew} B per entry ({freed} B of the old entry freed)");
+    assert!(
+        grew <= -freed + 24,
+        "an overwrite kept {} B per entry of the backend's own",
+        grew + freed
+    );
 }
