@@ -24,7 +24,9 @@ impl Failures {
     /// Reads one line of `cargo test` output.
     pub(crate) fn add_line(&mut self, line: &str) {
         let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim_start().starts_with("test result:") {
+        // A run's summary ends its section; so does the next binary's
+        // start, when a crashed binary printed no summary.
+        if line.trim_start().starts_with("test result:") || is_run_start(line) {
             self.inside = false;
             return;
         }
@@ -78,6 +80,13 @@ impl Failures {
     }
 }
 
+/// libtest's first line for a binary: `running 12 tests` (or `1 test`).
+fn is_run_start(line: &str) -> bool {
+    line.strip_prefix("running ")
+        .and_then(|rest| rest.split_once(' '))
+        .is_some_and(|(n, what)| n.parse::<u64>().is_ok() && (what == "tests" || what == "test"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +127,22 @@ mod tests {
             "{recap}"
         );
         assert!(recap.contains("    b"), "{recap}");
+        assert!(!recap.contains("test c"), "{recap}");
+    }
+
+    #[test]
+    fn a_crashed_binary_ends_its_section_at_the_next_run() {
+        let f = read(
+            "failures:\n\
+             ---- a stdout ----\n\
+             thread 'a' panicked\n\
+             running 2 tests\n\
+             test c ... ok\n\
+             test d ... ok\n\
+             test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\n",
+        );
+        let recap = f.recap();
+        assert!(recap.contains("thread 'a' panicked"), "{recap}");
         assert!(!recap.contains("test c"), "{recap}");
     }
 
