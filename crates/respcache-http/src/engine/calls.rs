@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use respcache_core::breaker::Transition;
-use respcache_core::{BreakerState, DynStore, Entry, ErrorKind as CoreErrorKind, Key};
+use respcache_core::{BreakerState, DynStore, Entry, ErrorKind as CoreErrorKind, Key, Timestamp};
 
 use super::Engine;
 use crate::metrics as m;
@@ -127,21 +128,42 @@ impl Engine {
         }
     }
 
-    /// Updates an entry's meta and expiry in place, writing `entry` whole
-    /// when it is no longer there; whether it was written.
+    /// Updates an entry's meta and expiry in place; whether it was there.
+    /// An entry gone since it was read (deleted, purged, evicted) is not
+    /// written back, which would bring back what an invalidation removed.
     pub(super) async fn cache_set_meta(
         &self,
         store: &Arc<DynStore>,
-        entry: Entry,
+        key: &Key,
+        meta: Bytes,
+        expires_at: Option<Timestamp>,
         repository: &str,
     ) -> bool {
-        let set_meta = store.set_meta(&entry.key, entry.meta.clone(), entry.expires_at);
+        let set_meta = store.set_meta(key, Some(meta), expires_at);
         match self
             .guarded(set_meta, &self.counters.metrics.store_put)
             .await
         {
-            Ok(true) => true,
-            Ok(false) => self.cache_put(store, entry, repository).await,
+            Ok(found) => found,
+            Err(e) => {
+                self.cache_error("put", repository, &e);
+                false
+            }
+        }
+    }
+
+    /// Sets the expiry of the entry under `key` (payload and meta
+    /// untouched); whether it was there.
+    pub(super) async fn cache_set_expiry(
+        &self,
+        store: &Arc<DynStore>,
+        key: &Key,
+        expires_at: Timestamp,
+        repository: &str,
+    ) -> bool {
+        let set = store.set_expiry(key, Some(expires_at));
+        match self.guarded(set, &self.counters.metrics.store_put).await {
+            Ok(found) => found,
             Err(e) => {
                 self.cache_error("put", repository, &e);
                 false

@@ -219,7 +219,8 @@ impl Engine {
             && let Some(f) = ex.read.found.as_deref()
             && f.head.status == StatusCode::OK.as_u16()
         {
-            self.freshen_from_head(ex, f, &resp.headers).await;
+            self.freshen_from_head(ex, f, &resp.url, &resp.headers)
+                .await;
         }
         // Streaming: a body the cache would keep and could serve again is
         // read into memory, up to the store limit; any other body streams
@@ -399,7 +400,8 @@ impl Engine {
     }
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+/// A message's `Content-Length`, when it has one that parses.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(http::header::CONTENT_LENGTH)?
         .to_str()

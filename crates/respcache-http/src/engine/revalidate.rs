@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use http::header::{CONTENT_LENGTH, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use http::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use respcache_core::Entry;
+use url::Url;
 
 use super::exchange::Exchange;
+use super::fetch::content_length;
 use super::lookup::Found;
 use super::{Answer, Engine};
 use crate::builder::Options;
@@ -129,26 +131,35 @@ impl Engine {
     }
 
     /// A `200` to a `HEAD` the cache sent, for the stored `GET` answer `f`
-    /// (RFC 9111 §4.3.5): when every validator it carries (`ETag`,
-    /// `Last-Modified`) and its `Content-Length` match the stored ones, its
-    /// headers update the stored answer as a `304`'s would; otherwise the
-    /// stored answer is stale from now on.
-    pub(super) async fn freshen_from_head(&self, ex: &Exchange<'_>, f: &Found, head: &HeaderMap) {
-        if head_matches(f, head) {
+    /// (RFC 9111 §4.3.5), from `url`: when it came from the stored answer's
+    /// own URL and every validator it carries (`ETag`, `Last-Modified`) and
+    /// its `Content-Length` match the stored ones, its headers update the
+    /// stored answer as a `304`'s would; otherwise the stored answer is
+    /// stale from now on.
+    pub(super) async fn freshen_from_head(
+        &self,
+        ex: &Exchange<'_>,
+        f: &Found,
+        url: &Url,
+        head: &HeaderMap,
+    ) {
+        let stored_url = f.via_redirect.as_ref().unwrap_or(&ex.req.url);
+        if url == stored_url && head_matches(f, head) {
             let _ = self.update_stored(ex, f, head).await;
             return;
         }
+        self.mark_stale(ex, f).await;
+    }
+
+    /// Makes the stored answer `f` stale from now on (its payload and meta
+    /// untouched), unless it is already.
+    async fn mark_stale(&self, ex: &Exchange<'_>, f: &Found) {
         let now = self.now();
         if f.entry.expires_at.is_some_and(|e| e <= now) {
             return;
         }
         let store_slot = self.slot_of(ex, f);
-        let stale = Entry {
-            key: f.key.clone(),
-            expires_at: Some(now),
-            ..f.entry.clone()
-        };
-        self.cache_set_meta(&store_slot.store, stale, &store_slot.repository)
+        self.cache_set_expiry(&store_slot.store, &f.key, now, &store_slot.repository)
             .await;
     }
 
@@ -174,8 +185,9 @@ impl Engine {
         }
         .header_map();
         let directives = self.response_directives(&merged_map);
+        let status = old.status_code();
         let origin = lifetime::freshness(
-            old.status_code(),
+            status,
             &merged_map,
             &directives,
             o.shared,
@@ -203,17 +215,26 @@ impl Engine {
             ..f.entry.clone()
         };
         let mut stored = false;
-        if self.writes(req)
+        // The updated answer is written only where the answer it was updated
+        // from could be kept (RFC 9111 §3): not from a request with
+        // `no-store`, and in a shared cache not `private` nor, without
+        // `public`, an answer to a request with `Authorization`. Else the
+        // stored answer, which others are served, is only made stale.
+        let keepable = self.storability(ex, status, &merged_map, now).is_ok();
+        if self.writes(req) && !keepable {
+            self.mark_stale(ex, f).await;
+        } else if self.writes(req)
             && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
         {
             let store_slot = self.slot_of(ex, f);
-            let updated = Entry {
-                key: f.key.clone(),
-                meta: Some(bytes),
-                ..entry.clone()
-            };
             stored = self
-                .cache_set_meta(&store_slot.store, updated, &store_slot.repository)
+                .cache_set_meta(
+                    &store_slot.store,
+                    &f.key,
+                    bytes,
+                    expires_at,
+                    &store_slot.repository,
+                )
                 .await;
             if stored {
                 Counters::bump(&self.counters.stored);
@@ -256,18 +277,22 @@ impl Engine {
 }
 
 /// Whether a `HEAD` answer describes the stored answer `f` (RFC 9111
-/// §4.3.5): the validators it carries select it (as a `304`'s would), and
-/// its `Content-Length`, when it has one, is the stored body's length.
+/// §4.3.5): the validators it carries select it (as a `304`'s would) and a
+/// `Last-Modified` it carries is the stored one's (the `ETag` alone decides
+/// for a `304`), and its `Content-Length`, when it has one, is the stored
+/// body's length.
 fn head_matches(f: &Found, head: &HeaderMap) -> bool {
     if !conditional::selects(&f.head.headers, head) {
         return false;
     }
-    let length = |h: &HeaderMap| -> Option<u64> {
-        h.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
-    };
-    match length(head) {
+    if let Some(lm) = head.get(LAST_MODIFIED)
+        && f.head.headers.get(LAST_MODIFIED) != Some(lm)
+    {
+        return false;
+    }
+    match content_length(head) {
         None => true,
-        Some(n) => length(&f.head.headers)
+        Some(n) => content_length(&f.head.headers)
             .or(f.head.body.as_ref().map(|b| b.len))
             .is_none_or(|stored| stored == n),
     }

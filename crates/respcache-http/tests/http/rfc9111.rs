@@ -2,6 +2,9 @@
 //! same rules end to end through `respcache serve` are in
 //! `crates/respcache-cli/tests/cli_serve_rfc9111.rs`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use respcache_http::http::HeaderName;
 use respcache_http::{CacheOutcome, HEURISTICALLY_CACHEABLE};
 
@@ -25,6 +28,8 @@ crate::backend_tests!(
         a_post_answer_for_its_own_url_is_reused_by_get,
         a_stored_partial_answer_serves_the_ranges_it_holds,
         a_head_answer_freshens_or_staleness_marks_the_stored_get,
+        a_head_answer_the_cache_may_not_keep_updates_nothing,
+        a_head_answer_from_another_url_updates_nothing,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -483,4 +488,75 @@ async fn a_head_answer_freshens_or_staleness_marks_the_stored_get(b: B, kind: Ki
     let got = c.get(&url).send().await.unwrap();
     assert!(!got.from_cache(), "marked stale by the HEAD");
     assert_eq!(origin.count("/changed"), 3, "GET, HEAD, GET");
+}
+
+/// A `HEAD` answer a shared cache may not keep (`private`, to a request
+/// with `Authorization`) must not rewrite the stored `GET` answer others
+/// are served: not its lifetime, not its `Set-Cookie` (RFC 9111 §3, §3.5).
+async fn a_head_answer_the_cache_may_not_keep_updates_nothing(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        let reply = if s.method == "HEAD" {
+            Reply::status(200)
+                .header("cache-control", "private, max-age=600")
+                .header("set-cookie", "sid=alice")
+        } else {
+            Reply::ok("public body").header("cache-control", "public, max-age=60")
+        };
+        reply.header("etag", "\"v1\"")
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b.shared(true)).await;
+    let url = origin.url("/p");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(120));
+    let head = c
+        .head(&url)
+        .header("authorization", "Bearer alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let got = c.get(&url).send().await.unwrap();
+    assert!(
+        got.headers().get("set-cookie").is_none(),
+        "Alice's cookie went into the shared answer"
+    );
+    assert!(!got.from_cache(), "the private HEAD answer freshened it");
+    assert_eq!(origin.count("/p"), 3, "GET, HEAD, GET");
+}
+
+/// A `HEAD` answered from another URL (the resource moved, the client
+/// followed the redirect) describes another answer: the stored one is not
+/// freshened with its headers.
+async fn a_head_answer_from_another_url_updates_nothing(b: B, kind: Kind) {
+    let moved = Arc::new(AtomicBool::new(false));
+    let m = Arc::clone(&moved);
+    let origin = Origin::without_date(move |s| {
+        if s.path == "/a" && m.load(Ordering::SeqCst) {
+            return Reply::status(302).header("location", "/b");
+        }
+        if s.path == "/b" {
+            return Reply::ok("b body")
+                .header("cache-control", "max-age=3600")
+                .header("template-a", "b");
+        }
+        Reply::ok("a body")
+            .header("cache-control", "max-age=60")
+            .header("template-a", "a")
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    let url = origin.url("/a");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(120));
+    moved.store(true, Ordering::SeqCst);
+    c.head(&url).send().await.unwrap();
+    let got = c.get(&url).send().await.unwrap();
+    assert!(
+        !(got.from_cache() && got.text() == "a body"),
+        "/a's stale answer was freshened by /b's HEAD answer (template-a: {:?})",
+        got.headers().get("template-a")
+    );
 }
