@@ -11,6 +11,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod disk;
 mod failures;
 mod progress;
 mod services;

@@ -9,7 +9,7 @@ use clap::Args;
 use crate::failures::Failures;
 use crate::services::{self, Service};
 use crate::summary::Totals;
-use crate::{ALL_SERVICES, Result, cmd, project_root, under_ci};
+use crate::{ALL_SERVICES, Result, cmd, disk, project_root, under_ci};
 
 /// Arguments of `cargo xtask test` (and `ci`).
 #[derive(Debug, Args)]
@@ -47,6 +47,9 @@ pub(crate) fn run(args: &TestArgs) -> Result<ExitCode> {
         start_services(&unset)?
     };
 
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), std::path::PathBuf::from);
+    disk::report(&target);
     let mut cmd = Command::new(cmd::cargo());
     cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(&args.cargo_args)
