@@ -116,16 +116,9 @@ impl Engine {
         entry: Entry,
         repository: &str,
     ) -> bool {
-        match self
-            .guarded(store.put(entry), &self.counters.metrics.store_put)
-            .await
-        {
-            Ok(()) => true,
-            Err(e) => {
-                self.cache_error("put", repository, &e);
-                false
-            }
-        }
+        let put = async { store.put(entry).await.map(|()| true) };
+        let timer = &self.counters.metrics.store_put;
+        self.changed("put", repository, put, timer).await
     }
 
     /// Updates an entry's meta and expiry in place; whether it was there.
@@ -140,16 +133,8 @@ impl Engine {
         repository: &str,
     ) -> bool {
         let set_meta = store.set_meta(key, Some(meta), expires_at);
-        match self
-            .guarded(set_meta, &self.counters.metrics.store_put)
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                self.cache_error("put", repository, &e);
-                false
-            }
-        }
+        let timer = &self.counters.metrics.store_put;
+        self.changed("put", repository, set_meta, timer).await
     }
 
     /// Sets the expiry of the entry under `key` (payload and meta
@@ -161,14 +146,9 @@ impl Engine {
         expires_at: Timestamp,
         repository: &str,
     ) -> bool {
-        let set = store.set_expiry(key, Some(expires_at));
-        match self.guarded(set, &self.counters.metrics.store_put).await {
-            Ok(found) => found,
-            Err(e) => {
-                self.cache_error("put", repository, &e);
-                false
-            }
-        }
+        let set_expiry = store.set_expiry(key, Some(expires_at));
+        let timer = &self.counters.metrics.store_put;
+        self.changed("put", repository, set_expiry, timer).await
     }
 
     /// Deletes `key`; whether an entry was there.
@@ -178,13 +158,25 @@ impl Engine {
         key: &Key,
         repository: &str,
     ) -> bool {
-        match self
-            .guarded(store.delete(key), &self.counters.metrics.store_delete)
+        let timer = &self.counters.metrics.store_delete;
+        self.changed("delete", repository, store.delete(key), timer)
             .await
-        {
-            Ok(existed) => existed,
+    }
+
+    /// A call that changes the cache, through [`guarded`](Self::guarded):
+    /// what it answered (whether it wrote, or found its entry), or `false`
+    /// with its failure logged and counted as operation `op`.
+    async fn changed(
+        &self,
+        op: &'static str,
+        repository: &str,
+        call: impl std::future::Future<Output = respcache_core::Result<bool>>,
+        timer: &metrics::Histogram,
+    ) -> bool {
+        match self.guarded(call, timer).await {
+            Ok(done) => done,
             Err(e) => {
-                self.cache_error("delete", repository, &e);
+                self.cache_error(op, repository, &e);
                 false
             }
         }
