@@ -446,12 +446,13 @@ async fn a_partial_answer_from_a_redirect_is_not_kept(b: B) {
 /// headers, a new lifetime — and otherwise marks it stale.
 async fn a_head_answer_freshens_or_staleness_marks_the_stored_get(b: B, kind: Kind) {
     let origin = Origin::without_date(|s| {
-        let tag = if s.path == "/changed" && s.method == "HEAD" {
+        let head = s.method == "HEAD";
+        let tag = if s.path == "/changed" && head {
             "\"v2\""
         } else {
             "\"v1\""
         };
-        let reply = if s.method == "HEAD" {
+        let mut reply = if head {
             Reply::status(200)
                 .header("template-a", "2")
                 .header("cache-control", "max-age=3600")
@@ -460,6 +461,11 @@ async fn a_head_answer_freshens_or_staleness_marks_the_stored_get(b: B, kind: Ki
                 .header("template-a", "1")
                 .header("cache-control", "max-age=60")
         };
+        if s.path == "/modified" {
+            // The same ETag, another Last-Modified on the HEAD.
+            let day = if head { "07" } else { "06" };
+            reply = reply.header("last-modified", format!("Sun, {day} Nov 1994 08:49:37 GMT"));
+        }
         reply.header("etag", tag)
     })
     .await;
@@ -488,6 +494,15 @@ async fn a_head_answer_freshens_or_staleness_marks_the_stored_get(b: B, kind: Ki
     let got = c.get(&url).send().await.unwrap();
     assert!(!got.from_cache(), "marked stale by the HEAD");
     assert_eq!(origin.count("/changed"), 3, "GET, HEAD, GET");
+    // The same ETag but another Last-Modified: every validator the HEAD
+    // carries must match (RFC 9111 §4.3.5), so this one marks it stale too.
+    let url = origin.url("/modified");
+    c.get(&url).send().await.unwrap();
+    clock.advance(secs(120));
+    c.head(&url).send().await.unwrap();
+    let got = c.get(&url).send().await.unwrap();
+    assert!(!got.from_cache(), "freshened despite another Last-Modified");
+    assert_eq!(origin.count("/modified"), 3, "GET, HEAD, GET");
 }
 
 /// A `HEAD` answer a shared cache may not keep (`private`, to a request
