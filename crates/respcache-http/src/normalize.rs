@@ -168,9 +168,20 @@ impl KeyRules {
     /// (requests coalesce only when they are identical); nothing when there
     /// is no such header.
     pub(crate) fn push_headers_digest(&self, headers: &HeaderMap, out: &mut String) {
+        self.push_digest_of(headers, false, out);
+    }
+
+    /// Appends to `out` a digest of the ignored headers (the credentials
+    /// the key leaves out); nothing when there are none.
+    pub(crate) fn push_ignored_headers_digest(&self, headers: &HeaderMap, out: &mut String) {
+        self.push_digest_of(headers, true, out);
+    }
+
+    /// A digest of the headers that are (`ignored`) or are not ignored.
+    fn push_digest_of(&self, headers: &HeaderMap, ignored: bool, out: &mut String) {
         let mut pairs: Vec<(&str, &[u8])> = headers
             .iter()
-            .filter(|(n, _)| !self.is_ignored_header(n.as_str()))
+            .filter(|(n, _)| self.is_ignored_header(n.as_str()) == ignored)
             .map(|(n, v)| (n.as_str(), v.as_bytes()))
             .collect();
         if pairs.is_empty() {

@@ -72,18 +72,23 @@ impl Exchange<'_> {
     /// request's digest (normalised URL, body, matched headers) and the
     /// headers that tell requests apart. (The digest, not the slot key's
     /// string form: as fine or finer, and a miss does not pay for encoding
-    /// the key.)
+    /// the key.) In a shared cache the credentials the key leaves out
+    /// (`Authorization` and the other ignored headers) count too: a
+    /// user's answer is never handed to a request with other credentials
+    /// (RFC 9111 §3.5), whatever the answer says.
     pub(crate) fn coalesce_key(&self, engine: &Engine) -> String {
         let method = self.req.method.as_str();
-        let mut key = String::with_capacity(method.len() + self.digest.len() + 66);
+        let mut key = String::with_capacity(method.len() + self.digest.len() + 132);
         key.push_str(method);
         key.push('|');
         key.push_str(&self.digest);
         key.push('|');
-        engine
-            .options
-            .rules
-            .push_headers_digest(&self.req.headers, &mut key);
+        let rules = &engine.options.rules;
+        rules.push_headers_digest(&self.req.headers, &mut key);
+        if engine.options.shared {
+            key.push('|');
+            rules.push_ignored_headers_digest(&self.req.headers, &mut key);
+        }
         key
     }
 

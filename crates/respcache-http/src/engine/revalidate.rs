@@ -19,6 +19,7 @@ use crate::builder::Options;
 use crate::freshness;
 use crate::meta::{Head, ResponseMeta, StoredMeta, header_list};
 use crate::response::CachedResponse;
+use crate::rules::storable::NotStorable;
 use crate::rules::{age, conditional, lifetime};
 use crate::stats::Counters;
 use crate::status::{CacheOutcome, Forward};
@@ -96,7 +97,7 @@ impl Engine {
     /// A `304` for the stored response `f`: checks that it selects `f`,
     /// merges its headers into the stored ones, recomputes the expiry, and
     /// updates the entry's meta and expiry in place (`Store::set_meta`: the
-    /// body is not sent again), storing it whole if it vanished meanwhile.
+    /// body is not sent again; an entry gone meanwhile stays gone).
     /// A `304` that cannot freshen `f` (undecodable meta, validators that
     /// do not select it) sends the request again without conditions.
     pub(super) async fn freshen(
@@ -143,8 +144,14 @@ impl Engine {
         url: &Url,
         head: &HeaderMap,
     ) {
-        let stored_url = f.via_redirect.as_ref().unwrap_or(&ex.req.url);
-        if url == stored_url && head_matches(f, head) {
+        // A redirect pointer holds the final URL as logged (secrets
+        // redacted): the two are compared in that form.
+        let rules = &self.options.rules;
+        let same_url = match &f.via_redirect {
+            Some(stored) => rules.redact_url(url).as_str() == stored.as_str(),
+            None => url == &ex.req.url,
+        };
+        if same_url && head_matches(f, head) {
             let _ = self.update_stored(ex, f, head).await;
             return;
         }
@@ -210,19 +217,24 @@ impl Engine {
             initial_age,
             ..old
         };
-        let entry = Entry {
+        let mut entry = Entry {
             expires_at,
             ..f.entry.clone()
         };
         let mut stored = false;
         // The updated answer is written only where the answer it was updated
-        // from could be kept (RFC 9111 §3): not from a request with
-        // `no-store`, and in a shared cache not `private` nor, without
-        // `public`, an answer to a request with `Authorization`. Else the
-        // stored answer, which others are served, is only made stale.
-        let keepable = self.storability(ex, status, &merged_map, now).is_ok();
-        if self.writes(req) && !keepable {
+        // from could be kept (RFC 9111 §3). When the request is why not (its
+        // `no-store`; in a shared cache its `Authorization` without `public`
+        // in the answer), the stored answer is left as it is; when the
+        // answer is (`private` in a shared cache, its own `no-store`...),
+        // the stored answer others are served is made stale.
+        let refusal = self.storability(ex, status, &merged_map, now).err();
+        let by_request = ex.req_cc.no_store || refusal == Some(NotStorable::Authorization);
+        if self.writes(req) && by_request {
+            entry.expires_at = f.entry.expires_at;
+        } else if self.writes(req) && refusal.is_some() {
             self.mark_stale(ex, f).await;
+            entry.expires_at = Some(f.entry.expires_at.filter(|e| *e <= now).unwrap_or(now));
         } else if self.writes(req)
             && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
         {

@@ -30,6 +30,8 @@ crate::backend_tests!(
         a_head_answer_freshens_or_staleness_marks_the_stored_get,
         a_head_answer_the_cache_may_not_keep_updates_nothing,
         a_head_answer_from_another_url_updates_nothing,
+        a_revalidation_a_request_may_not_keep_leaves_the_stored_answer,
+        a_shared_cache_never_coalesces_other_credentials,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -574,4 +576,73 @@ async fn a_head_answer_from_another_url_updates_nothing(b: B, kind: Kind) {
         "/a's stale answer was freshened by /b's HEAD answer (template-a: {:?})",
         got.headers().get("template-a")
     );
+}
+
+/// A `304` to a request whose answer the cache may not keep because of the
+/// request itself (`no-store`; `Authorization` in a shared cache) leaves
+/// the stored answer as it was: still fresh for everyone else.
+async fn a_revalidation_a_request_may_not_keep_leaves_the_stored_answer(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        if s.headers
+            .get("if-none-match")
+            .is_some_and(|t| t == "\"v1\"")
+        {
+            Reply::status(304).header("etag", "\"v1\"")
+        } else {
+            Reply::ok("shared body")
+                .header("cache-control", "max-age=600")
+                .header("etag", "\"v1\"")
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b.shared(true)).await;
+    let url = origin.url("/r");
+    c.get(&url).send().await.unwrap();
+    for (name, value, cc) in [
+        ("authorization", "Bearer x", "no-cache"),
+        ("x-other", "1", "no-cache, no-store"),
+    ] {
+        let asked = c
+            .get(&url)
+            .header(name, value)
+            .header("cache-control", cc)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asked.text(), "shared body");
+        let got = c.get(&url).send().await.unwrap();
+        assert!(
+            got.from_cache(),
+            "a 304 to a request with {name} and {cc} made the stored answer stale"
+        );
+    }
+    assert_eq!(origin.count("/r"), 3, "the GET and the two revalidations");
+}
+
+/// In a shared cache two requests in flight together with other
+/// credentials each get their own answer: never coalesced (RFC 9111 §3.5).
+async fn a_shared_cache_never_coalesces_other_credentials(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        let who = s
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nobody")
+            .to_owned();
+        Reply::ok(format!("the account of {who}"))
+            .header("cache-control", "private")
+            .delay(std::time::Duration::from_millis(300))
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b.shared(true)).await;
+    let url = origin.url("/me");
+    let (alice, bob) = tokio::join!(
+        c.get(&url).header("authorization", "alice").send(),
+        c.get(&url).header("authorization", "bob").send(),
+    );
+    assert_eq!(alice.unwrap().text(), "the account of alice");
+    assert_eq!(bob.unwrap().text(), "the account of bob");
+    assert_eq!(origin.count("/me"), 2);
 }
