@@ -16,6 +16,7 @@ crate::backend_tests!(
     a_shared_client_never_reuses_private_in_any_case,
     a_targeted_field_overrides_cache_control,
     a_partial_answer_from_a_redirect_is_not_kept,
+    a_head_through_a_redirect_to_a_url_with_a_secret_freshens,
     ;
     fronts:
         callers_conditionals_are_answered_304_from_the_cache,
@@ -645,4 +646,38 @@ async fn a_shared_cache_never_coalesces_other_credentials(b: B, kind: Kind) {
     assert_eq!(alice.unwrap().text(), "the account of alice");
     assert_eq!(bob.unwrap().text(), "the account of bob");
     assert_eq!(origin.count("/me"), 2);
+}
+
+/// A `HEAD` of a URL that redirects, answered from the final URL's stored
+/// answer through the redirect pointer, freshens that answer when the
+/// final URL holds a secret the pointer keeps redacted (`api_key`).
+async fn a_head_through_a_redirect_to_a_url_with_a_secret_freshens(b: B) {
+    let origin = Origin::without_date(|s| {
+        if s.path == "/dl" {
+            return Reply::status(302).header("location", "/file?api_key=k");
+        }
+        let reply = if s.method == "HEAD" {
+            Reply::status(200)
+                .header("cache-control", "max-age=3600")
+                .header("template-a", "2")
+        } else {
+            Reply::ok("file")
+                .header("cache-control", "max-age=60")
+                .header("template-a", "1")
+        };
+        reply.header("etag", "\"v1\"")
+    })
+    .await;
+    let clock = clock();
+    let c = client(b, &clock, |b| b).await;
+    let url = origin.url("/dl");
+    assert_eq!(c.get(&url).send().await.unwrap().text(), "file");
+    clock.advance(secs(120));
+    assert_eq!(c.head(&url).send().await.unwrap().status(), 200);
+    let got = c.get(&url).send().await.unwrap();
+    assert!(
+        got.from_cache(),
+        "the HEAD through the redirect did not freshen it"
+    );
+    assert_eq!(got.headers()["template-a"], "2");
 }
