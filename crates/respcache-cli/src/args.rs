@@ -200,7 +200,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
     /// Cache as a shared cache (s-maxage counts; private answers and
-    /// answers to requests with Authorization are not reused) instead of a
+    /// answers to requests with credentials — Authorization, X-API-Key,
+    /// api_key — are not reused unless public) instead of a
     /// private one. Use it when more than one user goes through the proxy:
     /// a private cache keys answers without their credentials.
     #[arg(long)]

@@ -168,32 +168,53 @@ impl KeyRules {
     /// (requests coalesce only when they are identical); nothing when there
     /// is no such header.
     pub(crate) fn push_headers_digest(&self, headers: &HeaderMap, out: &mut String) {
-        self.push_digest_of(headers, false, out);
-    }
-
-    /// Appends to `out` a digest of the ignored headers (the credentials
-    /// the key leaves out); nothing when there are none.
-    pub(crate) fn push_ignored_headers_digest(&self, headers: &HeaderMap, out: &mut String) {
-        self.push_digest_of(headers, true, out);
-    }
-
-    /// A digest of the headers that are (`ignored`) or are not ignored.
-    fn push_digest_of(&self, headers: &HeaderMap, ignored: bool, out: &mut String) {
-        let mut pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .filter(|(n, _)| self.is_ignored_header(n.as_str()) == ignored)
-            .map(|(n, v)| (n.as_str(), v.as_bytes()))
-            .collect();
+        let pairs = self.header_pairs(headers, false);
         if pairs.is_empty() {
             return;
         }
-        pairs.sort();
         let mut h = blake3::Hasher::new();
         for (n, v) in pairs {
             put(&mut h, n.as_bytes());
             put(&mut h, v);
         }
         out.push_str(&h.finalize().to_hex());
+    }
+
+    /// Whether the request carries a credential the key leaves out: an
+    /// ignored header (`Authorization`, `X-API-Key`...) or query parameter
+    /// (`api_key`, `access_token`...).
+    pub(crate) fn carries_credentials(&self, headers: &HeaderMap, url: &Url) -> bool {
+        headers.keys().any(|n| self.is_ignored_header(n.as_str()))
+            || (url.query().is_some() && url.query_pairs().any(|(k, _)| self.is_ignored_param(&k)))
+    }
+
+    /// Appends to `out` a digest of the credentials the key leaves out (the
+    /// ignored headers and query parameters); nothing when there are none.
+    pub(crate) fn push_credentials_digest(&self, headers: &HeaderMap, url: &Url, out: &mut String) {
+        if !self.carries_credentials(headers, url) {
+            return;
+        }
+        let mut h = blake3::Hasher::new();
+        for (n, v) in self.header_pairs(headers, true) {
+            put(&mut h, n.as_bytes());
+            put(&mut h, v);
+        }
+        for (k, v) in url.query_pairs().filter(|(k, _)| self.is_ignored_param(k)) {
+            put(&mut h, k.as_bytes());
+            put(&mut h, v.as_bytes());
+        }
+        out.push_str(&h.finalize().to_hex());
+    }
+
+    /// The headers that are (`ignored`) or are not ignored, sorted.
+    fn header_pairs<'h>(&self, headers: &'h HeaderMap, ignored: bool) -> Vec<(&'h str, &'h [u8])> {
+        let mut pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .filter(|(n, _)| self.is_ignored_header(n.as_str()) == ignored)
+            .map(|(n, v)| (n.as_str(), v.as_bytes()))
+            .collect();
+        pairs.sort();
+        pairs
     }
 }
 

@@ -353,7 +353,11 @@ impl CachedClientBuilder {
     }
 
     /// Behave as a shared cache (`s-maxage`, `proxy-revalidate`; `private`
-    /// responses are not stored). Default: a private cache.
+    /// responses are not stored, nor answers to requests with credentials —
+    /// `Authorization`, and the ignored headers and parameters such as
+    /// `X-API-Key` and `api_key` — unless `public`, `s-maxage` or
+    /// `must-revalidate` allow it; requests with other credentials are
+    /// never coalesced). Default: a private cache.
     pub fn shared(mut self, shared: bool) -> Self {
         self.shared = shared;
         self

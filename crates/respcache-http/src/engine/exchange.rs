@@ -73,9 +73,9 @@ impl Exchange<'_> {
     /// headers that tell requests apart. (The digest, not the slot key's
     /// string form: as fine or finer, and a miss does not pay for encoding
     /// the key.) In a shared cache the credentials the key leaves out
-    /// (`Authorization` and the other ignored headers) count too: a
-    /// user's answer is never handed to a request with other credentials
-    /// (RFC 9111 §3.5), whatever the answer says.
+    /// (`Authorization`, the other ignored headers and query parameters)
+    /// count too: a user's answer is never handed to a request with other
+    /// credentials (RFC 9111 §3.5), whatever the answer says.
     pub(crate) fn coalesce_key(&self, engine: &Engine) -> String {
         let method = self.req.method.as_str();
         let mut key = String::with_capacity(method.len() + self.digest.len() + 132);
@@ -87,7 +87,7 @@ impl Exchange<'_> {
         rules.push_headers_digest(&self.req.headers, &mut key);
         if engine.options.shared {
             key.push('|');
-            rules.push_ignored_headers_digest(&self.req.headers, &mut key);
+            rules.push_credentials_digest(&self.req.headers, &self.req.url, &mut key);
         }
         key
     }

@@ -93,7 +93,9 @@ impl Engine {
             status,
             response: &directives,
             request: &ex.req_cc,
-            request_headers: &ex.req.headers,
+            credentials: o.shared
+                && (ex.req.headers.contains_key(http::header::AUTHORIZATION)
+                    || o.rules.carries_credentials(&ex.req.headers, &ex.req.url)),
             explicit,
             allowed_by_user,
             shared: o.shared,

@@ -333,8 +333,11 @@ impl ProxyBuilder {
     }
 
     /// A shared cache (RFC 9111 §3.5: `private` answers and answers to
-    /// requests with `Authorization` are not stored unless the upstream
-    /// allows it) rather than a private one (the default).
+    /// requests with credentials — `Authorization`, and the ignored
+    /// headers and query parameters such as `X-API-Key` and `api_key` —
+    /// are not stored unless the upstream allows it; requests with other
+    /// credentials are never coalesced) rather than a private one (the
+    /// default).
     pub fn shared(mut self, shared: bool) -> Self {
         self.client = self.client.shared(shared);
         self

@@ -1,6 +1,6 @@
 //! Whether a response may be stored at all (RFC 9111 §3, §3.5, §5.2.2).
 
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use crate::directives::Directives;
 
@@ -56,7 +56,11 @@ pub(crate) struct Exchange<'a> {
     pub(crate) status: StatusCode,
     pub(crate) response: &'a Directives,
     pub(crate) request: &'a Directives,
-    pub(crate) request_headers: &'a HeaderMap,
+    /// Whether the request carries credentials: `Authorization`, or a
+    /// header or query parameter the key leaves out (`X-API-Key`,
+    /// `api_key`...); a shared cache treats them all as RFC 9111 §3.5
+    /// treats `Authorization`.
+    pub(crate) credentials: bool,
     /// Whether the response has explicit freshness (`max-age`, `s-maxage`
     /// in a shared cache, `Expires`).
     pub(crate) explicit: bool,
@@ -94,10 +98,7 @@ pub(crate) fn check(x: Exchange<'_>) -> Result<(), NotStorable> {
     if x.shared && d.private {
         return Err(NotStorable::Private);
     }
-    if x.shared
-        && x.request_headers.contains_key(http::header::AUTHORIZATION)
-        && !(d.public || d.must_revalidate || d.s_maxage.is_some())
-    {
+    if x.shared && x.credentials && !(d.public || d.must_revalidate || d.s_maxage.is_some()) {
         return Err(NotStorable::Authorization);
     }
     let allowed = x.explicit
@@ -115,7 +116,7 @@ pub(crate) fn check(x: Exchange<'_>) -> Result<(), NotStorable> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
     fn cc(v: &'static str) -> Directives {
         let mut h = HeaderMap::new();
@@ -130,18 +131,11 @@ mod tests {
             HeaderValue::from_str(response).unwrap(),
         );
         let d = Directives::parse(&h);
-        let mut req = HeaderMap::new();
-        if auth {
-            req.insert(
-                http::header::AUTHORIZATION,
-                HeaderValue::from_static("Bearer t"),
-            );
-        }
         check(Exchange {
             status: StatusCode::from_u16(status).unwrap(),
             response: &d,
             request: &Directives::default(),
-            request_headers: &req,
+            credentials: auth,
             explicit: d.max_age.is_some() || (shared && d.s_maxage.is_some()),
             allowed_by_user: false,
             shared,
@@ -166,7 +160,7 @@ mod tests {
                 status: StatusCode::PARTIAL_CONTENT,
                 response,
                 request: &Directives::default(),
-                request_headers: &HeaderMap::new(),
+                credentials: false,
                 explicit: response.max_age.is_some(),
                 allowed_by_user: false,
                 shared: false,

@@ -33,6 +33,7 @@ crate::backend_tests!(
         a_head_answer_from_another_url_updates_nothing,
         a_revalidation_a_request_may_not_keep_leaves_the_stored_answer,
         a_shared_cache_never_coalesces_other_credentials,
+        a_shared_cache_treats_key_credentials_as_authorization,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -680,4 +681,57 @@ async fn a_head_through_a_redirect_to_a_url_with_a_secret_freshens(b: B) {
         "the HEAD through the redirect did not freshen it"
     );
     assert_eq!(got.headers()["template-a"], "2");
+}
+
+/// The credentials a key leaves out (`api_key`, `X-API-Key`: they are
+/// `DEFAULT_IGNORED`, so they never split the key) count in a shared cache
+/// as `Authorization` does (RFC 9111 §3.5): an answer to them is kept only
+/// when it says `public` (or `s-maxage`, `must-revalidate`), so one user's
+/// answer is never another's.
+async fn a_shared_cache_treats_key_credentials_as_authorization(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        let key = s
+            .target
+            .split_once("?api_key=")
+            .map(|(_, k)| k)
+            .or_else(|| s.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .unwrap_or("nobody")
+            .to_owned();
+        let cc = if s.path == "/pub" {
+            "public, max-age=600"
+        } else {
+            "max-age=600"
+        };
+        Reply::ok(format!("data of {key}")).header("cache-control", cc)
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b.shared(true)).await;
+    for user in ["alice", "bob"] {
+        let got = c
+            .get(&origin.url(&format!("/q?api_key={user}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.text(), format!("data of {user}"));
+        let got = c
+            .get(&origin.url("/h"))
+            .header("x-api-key", user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.text(), format!("data of {user}"));
+    }
+    assert_eq!((origin.count("/q"), origin.count("/h")), (2, 2));
+    // A public answer is one for everyone.
+    for user in ["alice", "bob"] {
+        let got = c
+            .get(&origin.url("/pub"))
+            .header("x-api-key", user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.text(), "data of alice");
+    }
+    assert_eq!(origin.count("/pub"), 1);
 }
