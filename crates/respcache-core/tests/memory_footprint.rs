@@ -38,17 +38,7 @@ async fn an_entry_costs_the_memory_backend_under_448_bytes_of_its_own() {
     const OWN_AT_MOST: u64 = 448;
     for (payload, meta) in [(1024usize, 200usize), (100, 50), (16 * 1024, 300)] {
         const N: usize = 500;
-        let entries: Vec<Entry> = (0..N)
-            .map(|i| {
-                Entry::new(
-                    Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
-                    Timestamp::from_millis(1),
-                    Bytes::from(vec![b'x'; payload]),
-                )
-                .with_meta(Bytes::from(vec![b'm'; meta]))
-                .with_expires_at(Some(Timestamp::from_millis(1)))
-            })
-            .collect();
+        let entries = entries(N, payload, meta, 1);
         let charged: u64 = entries.iter().map(entry_size).sum();
         let before = live();
         for entry in entries {
@@ -71,17 +61,7 @@ async fn an_entry_costs_the_memory_backend_under_448_bytes_of_its_own() {
     // once (the table, the tag index and the recency order share it).
     const N: usize = 500;
     let (payload, meta) = (1024usize, 200usize);
-    let again: Vec<Entry> = (0..N)
-        .map(|i| {
-            Entry::new(
-                Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
-                Timestamp::from_millis(2),
-                Bytes::from(vec![b'y'; payload]),
-            )
-            .with_meta(Bytes::from(vec![b'n'; meta]))
-            .with_expires_at(Some(Timestamp::from_millis(2)))
-        })
-        .collect();
+    let again = entries(N, payload, meta, 2);
     // The vector's own buffer is freed by the loop too.
     let vector = (again.capacity() * std::mem::size_of::<Entry>() / N) as i64;
     let before = live() as i64;
@@ -102,4 +82,21 @@ async fn an_entry_costs_the_memory_backend_under_448_bytes_of_its_own() {
         "an overwrite kept {} B per entry of the backend's own",
         grew + freed
     );
+}
+
+/// `n` entries with `payload` and `meta` bytes, stamped `at` (ms), under
+/// keys that depend only on `payload` and the index (so a second call
+/// overwrites the first's).
+fn entries(n: usize, payload: usize, meta: usize, at: i64) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            Entry::new(
+                Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
+                Timestamp::from_millis(at),
+                Bytes::from(vec![b'x'; payload]),
+            )
+            .with_meta(Bytes::from(vec![b'm'; meta]))
+            .with_expires_at(Some(Timestamp::from_millis(at)))
+        })
+        .collect()
 }
