@@ -274,15 +274,9 @@ impl Store for MemoryStore {
         {
             let mut table = self.write();
             for entry in entries {
-                let encoded = entry.key.encode();
-                // An overwrite keeps the key already held (the table and
-                // the recency order keep their old key on a replace: a new
-                // one would be a second copy).
-                let key = table
-                    .shared_key(&encoded)
-                    .unwrap_or_else(|| SharedKey::from(encoded));
-                lru.record(self.id, Arc::clone(&key), entry_size(&entry));
-                table.insert(key, entry);
+                let size = entry_size(&entry);
+                let key = table.insert(entry.key.encode(), entry);
+                lru.record(self.id, key, size);
             }
         }
         if self.lru.budget.is_exceeded_by(lru.usage()) {

@@ -25,31 +25,33 @@ impl Entries {
         self.by_key.get(key)
     }
 
-    /// The shared key the entry under `key` is held by, if there is one.
-    pub(crate) fn shared_key(&self, key: &str) -> Option<SharedKey> {
-        self.by_key.get_key_value(key).map(|(k, _)| Arc::clone(k))
-    }
-
     /// The entry under `key`, to change its expiry or metadata (never its
     /// tags, which the index mirrors).
     pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Entry> {
         self.by_key.get_mut(key)
     }
 
-    /// Inserts or replaces the entry under `key`, moving its index marks
-    /// from the old entry's tags to the new one's.
-    pub(crate) fn insert(&mut self, key: SharedKey, entry: Entry) {
-        if let Some(old) = self.by_key.get(&key) {
-            let old_tags = old.tags.clone();
-            self.unindex(&key, &old_tags);
-        }
+    /// Inserts or replaces the entry under `key` (encoded), moving its
+    /// index marks from the old entry's tags to the new one's; the key it
+    /// is held under, for the recency order to share. A replace keeps the
+    /// key already held (a new one would be a second copy).
+    pub(crate) fn insert(&mut self, key: String, entry: Entry) -> SharedKey {
+        let key = match self.by_key.get_key_value(key.as_str()) {
+            Some((held, old)) => {
+                let (held, old_tags) = (Arc::clone(held), old.tags.clone());
+                self.unindex(&held, &old_tags);
+                held
+            }
+            None => SharedKey::from(key),
+        };
         for tag in &entry.tags {
             self.by_tag
                 .entry(tag.clone())
                 .or_default()
                 .insert(Arc::clone(&key));
         }
-        self.by_key.insert(key, entry);
+        self.by_key.insert(Arc::clone(&key), entry);
+        key
     }
 
     /// Removes the entry under `key` and its index marks.
@@ -140,11 +142,12 @@ mod tests {
         let mut t = Entries::default();
         let (a, ea) = entry("a", &["x", "y"]);
         let (b, eb) = entry("b", &["x"]);
-        t.insert(a.clone(), ea);
-        t.insert(b.clone(), eb);
+        let held_a = t.insert(a.to_string(), ea);
+        t.insert(b.to_string(), eb);
         assert_eq!(t.keys_tagged("x").len(), 2);
         let (_, ea2) = entry("a", &["z"]);
-        t.insert(a.clone(), ea2);
+        // A replace keeps the key already held.
+        assert!(Arc::ptr_eq(&t.insert(a.to_string(), ea2), &held_a));
         assert_eq!(t.keys_tagged("x"), vec![b.clone()]);
         assert!(t.keys_tagged("y").is_empty());
         assert_eq!(t.keys_tagged("z"), vec![a.clone()]);

@@ -180,11 +180,12 @@ impl KeyRules {
         out.push_str(&h.finalize().to_hex());
     }
 
-    /// Whether the request carries a credential the key leaves out: an
-    /// ignored header (`Authorization`, `X-API-Key`...) or query parameter
-    /// (`api_key`, `access_token`...).
+    /// Whether the request carries credentials: `Authorization` (whatever
+    /// the ignored names), or a header (`X-API-Key`...) or query parameter
+    /// (`api_key`, `access_token`...) the key leaves out.
     pub(crate) fn carries_credentials(&self, headers: &HeaderMap, url: &Url) -> bool {
-        headers.keys().any(|n| self.is_ignored_header(n.as_str()))
+        headers.contains_key(http::header::AUTHORIZATION)
+            || headers.keys().any(|n| self.is_ignored_header(n.as_str()))
             || (url.query().is_some() && url.query_pairs().any(|(k, _)| self.is_ignored_param(&k)))
     }
 

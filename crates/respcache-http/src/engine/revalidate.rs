@@ -224,32 +224,31 @@ impl Engine {
         let mut stored = false;
         // The updated answer is written only where the answer it was updated
         // from could be kept (RFC 9111 §3). When the request is why not (its
-        // `no-store`; in a shared cache its `Authorization` without `public`
-        // in the answer), the stored answer is left as it is; when the
-        // answer is (`private` in a shared cache, its own `no-store`...),
-        // the stored answer others are served is made stale.
-        let refusal = self.storability(ex, status, &merged_map, now).err();
-        let by_request = ex.req_cc.no_store || refusal == Some(NotStorable::Authorization);
-        if self.writes(req) && by_request {
-            entry.expires_at = f.entry.expires_at;
-        } else if self.writes(req) && refusal.is_some() {
-            self.mark_stale(ex, f).await;
-            entry.expires_at = Some(f.entry.expires_at.filter(|e| *e <= now).unwrap_or(now));
-        } else if self.writes(req)
-            && let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode()
-        {
-            let store_slot = self.slot_of(ex, f);
-            stored = self
-                .cache_set_meta(
-                    &store_slot.store,
-                    &f.key,
-                    bytes,
-                    expires_at,
-                    &store_slot.repository,
-                )
-                .await;
-            if stored {
-                Counters::bump(&self.counters.stored);
+        // `no-store`; in a shared cache its credentials without `public` in
+        // the answer), the stored answer is left as it is; when the answer
+        // is (`private` in a shared cache, its own `no-store`...), the
+        // stored answer others are served is made stale.
+        if self.writes(req) {
+            let refusal = self.storability(ex, status, &merged_map, now).err();
+            if ex.req_cc.no_store || refusal == Some(NotStorable::Authorization) {
+                entry.expires_at = f.entry.expires_at;
+            } else if refusal.is_some() {
+                self.mark_stale(ex, f).await;
+                entry.expires_at = Some(f.entry.expires_at.filter(|e| *e <= now).unwrap_or(now));
+            } else if let Ok(bytes) = StoredMeta::Response(Box::new(meta.clone())).encode() {
+                let store_slot = self.slot_of(ex, f);
+                stored = self
+                    .cache_set_meta(
+                        &store_slot.store,
+                        &f.key,
+                        bytes,
+                        expires_at,
+                        &store_slot.repository,
+                    )
+                    .await;
+                if stored {
+                    Counters::bump(&self.counters.stored);
+                }
             }
         }
         let fresh = Found {

@@ -93,9 +93,7 @@ impl Engine {
             status,
             response: &directives,
             request: &ex.req_cc,
-            credentials: o.shared
-                && (ex.req.headers.contains_key(http::header::AUTHORIZATION)
-                    || o.rules.carries_credentials(&ex.req.headers, &ex.req.url)),
+            credentials: o.shared && o.rules.carries_credentials(&ex.req.headers, &ex.req.url),
             explicit,
             allowed_by_user,
             shared: o.shared,

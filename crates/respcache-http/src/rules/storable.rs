@@ -147,14 +147,7 @@ mod tests {
     /// the same rules as a complete one.
     #[test]
     fn a_partial_answer_this_cache_can_serve_is_storable() {
-        let d = Directives::parse(&{
-            let mut h = HeaderMap::new();
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("max-age=3600"),
-            );
-            h
-        });
+        let d = cc("max-age=3600");
         let partial = |partial, response: &Directives| {
             check(Exchange {
                 status: StatusCode::PARTIAL_CONTENT,
@@ -169,15 +162,7 @@ mod tests {
         };
         assert_eq!(partial(true, &d), Ok(()));
         assert_eq!(partial(false, &d), Err(NotStorable::Status));
-        let no_store = Directives::parse(&{
-            let mut h = HeaderMap::new();
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            );
-            h
-        });
-        assert_eq!(partial(true, &no_store), Err(NotStorable::NoStore));
+        assert_eq!(partial(true, &cc("no-store")), Err(NotStorable::NoStore));
     }
 
     /// The security regression of issue 14: any spelling of `private` keeps
