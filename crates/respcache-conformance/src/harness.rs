@@ -37,14 +37,24 @@ fn unique_cache(case: &str) -> String {
 /// Runs the suite against `factory`'s backend with the command line's
 /// libtest arguments (filters, `--list`, `--test-threads`...).
 pub fn run(factory: Factory) -> ExitCode {
+    run_each([factory])
+}
+
+/// Runs the suite against each factory's backend in one run (their cases
+/// named by each factory's name): one backend in several configurations.
+pub fn run_each(factories: impl IntoIterator<Item = Factory>) -> ExitCode {
     let args = Arguments::from_args();
-    match trials(factory) {
-        Ok(trials) => libtest_mimic::run(&args, trials).exit_code(),
-        Err(e) => {
-            eprintln!("conformance: {e}");
-            ExitCode::FAILURE
+    let mut all = Vec::new();
+    for factory in factories {
+        match trials(factory) {
+            Ok(trials) => all.extend(trials),
+            Err(e) => {
+                eprintln!("conformance: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    libtest_mimic::run(&args, all).exit_code()
 }
 
 /// The suite's trials against `factory`'s backend: one per case, every

@@ -51,7 +51,7 @@ pub mod services;
 pub use cases::{Case, all_cases};
 pub use check::{CaseResult, Failure};
 pub use factory::{Factory, Persistence, TestContext};
-pub use harness::{run, trials};
+pub use harness::{run, run_each, trials};
 
 #[doc(hidden)]
 pub mod __private {

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use respcache_core::BackendGuard;
 use respcache_core::budget::{Budget, Eviction, ProgressFn, TrimProgress, Usage};
 use respcache_core::{
-    Backend, DynStore, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result, StoreSpec,
+    Backend, DynStore, Entry, Error, ErrorKind, KeySchema, Limits, Name, Operation, Result,
+    StoreSpec,
 };
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use tempfile::TempDir;
@@ -18,6 +19,7 @@ use tempfile::TempDir;
 use crate::NAME;
 use crate::config::{Location, OnCorrupt, SqliteConfig};
 use crate::error::{is_busy, map_call_error, map_close_error, map_sqlite_error};
+use crate::group_commit::GroupCommit;
 use crate::inline_writer::{InlineWriter, hook_wal};
 use crate::naming::{quote, repository_of, table_prefix};
 use crate::readers::Readers;
@@ -46,6 +48,10 @@ pub(crate) struct Shared {
     pub(crate) readers: Readers,
     /// The read-write connection for inline single-row writes.
     pub(crate) inline: Arc<InlineWriter>,
+    /// The batch concurrent puts join (see `group_commit.rs`), and whether
+    /// puts use it.
+    pub(crate) group: Arc<GroupCommit>,
+    pub(crate) group_commit: bool,
     /// The closed flag the stores are checked against (closed once the
     /// last flush ran).
     guard: BackendGuard,
@@ -244,6 +250,8 @@ impl SqliteBackend {
                 writer,
                 readers: Readers::new(readers),
                 inline: Arc::new(InlineWriter::new(inline)),
+                group: Arc::default(),
+                group_commit: config.group_commit,
                 guard: BackendGuard::new(NAME),
                 closing: AtomicBool::new(false),
                 accounting: Accounting::new(config.budget),
@@ -277,10 +285,18 @@ impl SqliteBackend {
     /// `delete`, `set_expiry`, `set_meta`) ran inline on the inline write
     /// connection, and how many went to the writer thread (the connection
     /// was in use, the writer thread had calls queued, a checkpoint was
-    /// due, or SQLite reported a lock). Diagnostics.
+    /// due, or SQLite reported a lock), and — with
+    /// [`group_commit`](SqliteConfig::group_commit) — how many puts were
+    /// written in how many shared commits. Diagnostics.
     pub fn write_counts(&self) -> WriteCounts {
         let (inline, writer) = self.shared.inline.counts();
-        WriteCounts { inline, writer }
+        let (group_commits, grouped) = self.shared.group.counts();
+        WriteCounts {
+            inline,
+            writer,
+            grouped,
+            group_commits,
+        }
     }
 }
 
@@ -292,6 +308,10 @@ pub struct WriteCounts {
     pub inline: u64,
     /// Writes handed to the writer thread.
     pub writer: u64,
+    /// Puts written by group commit (counted in neither of the above).
+    pub grouped: u64,
+    /// The commits those puts shared.
+    pub group_commits: u64,
 }
 
 /// Where point reads ran; see [`SqliteBackend::read_counts`].
@@ -454,8 +474,45 @@ fn open_inline_writer(target: &Target, busy_timeout: std::time::Duration) -> Res
 
 impl Shared {
     /// Runs `f` on the writer connection's thread. Inline writes stay out
-    /// from when the call is queued until it has run (see [`InlineWriter`]).
+    /// from when the call is queued until it has run (see [`InlineWriter`]),
+    /// and puts that come after it join a batch queued behind it.
     pub(crate) async fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.group.seal();
+        self.send(f).await
+    }
+
+    /// Adds `entry` to the open batch of puts (queuing the batch's commit
+    /// on the writer thread when it starts one) and waits for its commit.
+    pub(crate) async fn put_grouped(&self, table: Arc<Table>, entry: Entry) -> Result<()> {
+        if self.guard.is_closed() {
+            return Err(Error::closed(NAME));
+        }
+        let (done, started) = self.group.join(table, entry);
+        if let Some(batch) = started {
+            let group = Arc::clone(&self.group);
+            // Sent now, not when awaited: the puts that join the batch wait
+            // for this call even if this put's future is dropped.
+            let commit = std::pin::pin!(self.send(move |conn| {
+                group.commit(&batch, conn);
+                Ok(())
+            }));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(Err(e)) = commit.poll(&mut cx) {
+                return Err(e);
+            }
+        }
+        match done.await {
+            Ok(outcome) => outcome.map_err(map_sqlite_error),
+            Err(_) => Err(Error::closed(NAME)),
+        }
+    }
+
+    /// [`call`](Self::call) without sealing the open batch.
+    async fn send<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&mut Connection) -> Result<R> + Send + 'static,
         R: Send + 'static,

@@ -47,6 +47,7 @@
 mod backend;
 mod config;
 mod error;
+mod group_commit;
 mod inline_writer;
 mod lease;
 mod naming;

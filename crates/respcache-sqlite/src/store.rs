@@ -184,6 +184,10 @@ impl Store for SqliteStore {
         let charged = entry_size(&entry);
         if size > INLINE_WRITE_BYTES {
             self.write(move |t, c| t.put(c, &entry)).await?;
+        } else if self.shared.group_commit {
+            self.shared
+                .put_grouped(Arc::clone(&self.table), entry)
+                .await?;
         } else {
             self.write_row(entry, |t, c, entry| t.put(c, entry)).await?;
         }

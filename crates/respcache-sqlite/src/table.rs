@@ -468,6 +468,12 @@ impl Table {
         self.write(conn, |c| upsert(c, &self.sql.upsert, entry))
     }
 
+    /// Inserts or replaces `entry` inside the caller's transaction (the
+    /// table must exist).
+    pub(crate) fn upsert(&self, conn: &Connection, entry: &Entry) -> rusqlite::Result<()> {
+        upsert(conn, &self.sql.upsert, entry)
+    }
+
     /// Inserts or replaces `entries` in one write transaction.
     pub(crate) fn put_many(
         &self,

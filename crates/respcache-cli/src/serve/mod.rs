@@ -23,6 +23,7 @@
 //! No message prints a password from the command line's URLs or a
 //! secret-looking query parameter ([`crate::redact`]).
 
+mod backend_url;
 mod limits;
 mod shutdown;
 mod watch;
@@ -80,7 +81,8 @@ pub(crate) async fn run(
     let retention = location.retention;
     let cache_name = location.cache.as_str().to_owned();
     let timeout = args.timeout;
-    let url = location.backend_url().to_owned();
+    let url = backend_url::for_serve(location.backend_url())
+        .map_err(|e| Failure::new(format!("{location}: {e}")))?;
     let proxy = builder
         .shared(args.shared)
         .max_body_size(args.max_body_size)
