@@ -8,6 +8,7 @@ mod directives;
 mod engine;
 mod error;
 mod freshness;
+mod hop;
 mod layer;
 mod line;
 mod maintenance;

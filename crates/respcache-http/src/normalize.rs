@@ -104,11 +104,16 @@ impl KeyRules {
     }
 
     /// `headers` as they are stored: (name, value) pairs in order, the
-    /// values of ignored headers replaced by [`REDACTED`]; borrowed, no
-    /// header copied.
+    /// values of ignored headers replaced by [`REDACTED`], without the
+    /// hop-by-hop ones (`Connection` and the fields it names, `Keep-Alive`,
+    /// `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`: they
+    /// describe the connection the answer came on, RFC 9111 §3.1);
+    /// borrowed, no header copied.
     pub(crate) fn stored_headers<'h>(&self, headers: &'h HeaderMap) -> WireHeaders<'h> {
+        let named = crate::hop::connection_names(headers);
         headers
             .iter()
+            .filter(|(name, _)| !crate::hop::is_hop_by_hop(name) && !named.contains(name))
             .map(|(name, value)| {
                 let value = if self.is_ignored_header(name.as_str()) {
                     REDACTED.as_bytes()

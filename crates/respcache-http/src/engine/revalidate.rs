@@ -26,22 +26,14 @@ use crate::status::{CacheOutcome, Forward};
 use crate::target::Slot;
 use crate::transport::{OriginRequest, OriginResponse};
 
-/// Hop-by-hop headers and those a 304 must not change (RFC 9111 §3.2):
-/// `Content-Length` always, `Content-Range` as the RFC allows (it is what a
-/// stored partial answer is cut by). `Content-Encoding` is updated: only a
-/// cache that decoded the stored bytes may keep it, and these are the
-/// origin's own.
-const NOT_UPDATED_BY_304: [&str; 9] = [
-    "content-length",
-    "transfer-encoding",
-    "content-range",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authenticate",
-];
+/// The headers a 304 must not change (RFC 9111 §3.2): `Content-Length`
+/// always, `Content-Range` as the RFC allows (it is what a stored partial
+/// answer is cut by). `Content-Encoding` is updated: only a cache that
+/// decoded the stored bytes may keep it, and these are the origin's own.
+/// Hop-by-hop headers never reach the stored list
+/// ([`stored_headers`](crate::normalize::KeyRules::stored_headers) leaves
+/// them out).
+const NOT_UPDATED_BY_304: [&str; 2] = ["content-length", "content-range"];
 
 /// Makes `origin` conditional on the stored response's validators (the
 /// cache revalidates its own response with its own validators; a caller's

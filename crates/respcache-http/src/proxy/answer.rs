@@ -7,9 +7,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
-use super::hop::drop_hop_by_hop;
 use crate::body::ResponseBody;
 use crate::error::{Error, ErrorKind};
+use crate::hop::drop_hop_by_hop;
 use crate::layer::CACHE_STATUS;
 use crate::streaming::StreamingResponse;
 

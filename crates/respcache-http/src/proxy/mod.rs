@@ -71,7 +71,6 @@
 //! ```
 
 pub(crate) mod answer;
-mod hop;
 mod path;
 mod request_body;
 mod screen;
@@ -90,13 +89,13 @@ use hyper::body::Body;
 use respcache_core::Backend;
 
 use self::answer::{Answer, own_answer, relay, upstream_failed};
-use self::hop::drop_hop_by_hop;
 use self::path::Upstream;
 use crate::body::{BoxError, ResponseBody};
 use crate::budget::BufferBudget;
 use crate::builder::CachedClientBuilder;
 use crate::client::CachedClient;
 use crate::error::Result;
+use crate::hop::drop_hop_by_hop;
 use crate::rules::storable::HEURISTICALLY_CACHEABLE;
 
 pub use self::answer::UpstreamError;

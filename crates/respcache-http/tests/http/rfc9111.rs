@@ -34,6 +34,7 @@ crate::backend_tests!(
         a_revalidation_a_request_may_not_keep_leaves_the_stored_answer,
         a_shared_cache_never_coalesces_other_credentials,
         a_shared_cache_treats_key_credentials_as_authorization,
+        a_stored_answer_keeps_no_hop_by_hop_field,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -734,4 +735,39 @@ async fn a_shared_cache_treats_key_credentials_as_authorization(b: B, kind: Kind
         assert_eq!(got.text(), "data of alice");
     }
     assert_eq!(origin.count("/pub"), 1);
+}
+
+/// §3.1 (RFC 9110 §7.6.1): `Connection`, the fields it names and the other
+/// hop-by-hop fields describe one connection; they are left out when an
+/// answer is stored, so a hit never replays the origin's (and a proxy need
+/// not strip them from every hit).
+async fn a_stored_answer_keeps_no_hop_by_hop_field(b: B, kind: Kind) {
+    let origin = Origin::without_date(|_| {
+        Reply::ok("x")
+            .header("cache-control", "max-age=3600")
+            .header("connection", "x-conn-token")
+            .header("x-conn-token", "per connection")
+            .header("keep-alive", "timeout=5")
+            .header("proxy-authenticate", "Basic realm=origin")
+            .header("x-end-to-end", "kept")
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    c.get(&origin.url("/h")).send().await.unwrap();
+    let hit = c.get(&origin.url("/h")).send().await.unwrap();
+    assert!(hit.from_cache());
+    for hop in [
+        "connection",
+        "x-conn-token",
+        "keep-alive",
+        "proxy-authenticate",
+    ] {
+        assert!(
+            hit.headers().get(hop).is_none(),
+            "{hop} came back from the cache: {:?}",
+            hit.headers()
+        );
+    }
+    assert_eq!(hit.headers()["x-end-to-end"], "kept");
 }

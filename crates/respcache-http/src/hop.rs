@@ -7,42 +7,44 @@ use http::header::{self, HeaderMap, HeaderName};
 /// `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
 /// `Transfer-Encoding` and `Upgrade`.
 pub(crate) fn drop_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none (and none is named without `Connection`):
-    // one pass over the names instead of a removal per name.
+    // Most messages carry none (and none is named without `Connection`),
+    // stored answers never: one pass over the names instead of a removal
+    // per name.
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    let mut names = connection_names(headers);
+    names.extend(headers.keys().filter(|n| is_hop_by_hop(n)).cloned());
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// The field names the `Connection` headers list (none allocates nothing).
+pub(crate) fn connection_names(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| n.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in named.into_iter().chain(proxy).chain(ALWAYS) {
-        headers.remove(name);
-    }
+        .collect()
 }
 
-/// The headers that are hop-by-hop whatever `Connection` says (besides
-/// `Proxy-*`).
-const ALWAYS: [HeaderName; 6] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Whether `name` is hop-by-hop whatever `Connection` says.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    ALWAYS.contains(name) || name.as_str().starts_with("proxy-")
+/// Whether `name` is hop-by-hop whatever `Connection` says: `Connection`,
+/// `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
+/// `Upgrade`. Runs for every header of every answer: one length switch
+/// (names are lower case).
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    let fixed = match n.len() {
+        2 => n == "te",
+        7 => n == "trailer" || n == "upgrade",
+        10 => n == "connection" || n == "keep-alive",
+        17 => n == "transfer-encoding",
+        _ => false,
+    };
+    fixed || n.starts_with("proxy-")
 }
 
 #[cfg(test)]
@@ -80,6 +82,8 @@ mod tests {
             "connection",
             "keep-alive",
             "proxy-authenticate",
+            // As long as `connection`: the prefix is checked whatever the length.
+            "proxy-zzzz",
             "te",
             "trailer",
             "transfer-encoding",
