@@ -327,7 +327,7 @@ async fn serve_address(child: &mut Child) -> Result<SocketAddr> {
 /// allocation) — nginx's misses measured 11.3k req/s on a quiet disk and
 /// 0.6–1.3k after a previous run's cache folder was removed. In memory its
 /// misses do not depend on what ran before, and are its fastest (13–19k
-/// req/s): the stricter baseline.
+/// req/s with wrk alone, 18.9–25.7k in this bench): the stricter baseline.
 fn memory_folder(prefix: &str) -> Option<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(prefix)

@@ -310,7 +310,9 @@ pub struct WriteCounts {
     pub writer: u64,
     /// Puts written by group commit (counted in neither of the above).
     pub grouped: u64,
-    /// The commits those puts shared.
+    /// The batches those puts were written in (one transaction each; a
+    /// batch whose transaction failed, its rows then written one by one,
+    /// counts once).
     pub group_commits: u64,
 }
 
@@ -488,23 +490,20 @@ impl Shared {
     /// Adds `entry` to the open batch of puts (queuing the batch's commit
     /// on the writer thread when it starts one) and waits for its commit.
     pub(crate) async fn put_grouped(&self, table: Arc<Table>, entry: Entry) -> Result<()> {
-        if self.guard.is_closed() {
-            return Err(Error::closed(NAME));
-        }
-        let (done, started) = self.group.join(table, entry);
-        if let Some(batch) = started {
-            let group = Arc::clone(&self.group);
+        let done = self.group.join(table, entry, |call| {
             // Sent now, not when awaited: the puts that join the batch wait
-            // for this call even if this put's future is dropped.
-            let commit = std::pin::pin!(self.send(move |conn| {
-                group.commit(&batch, conn);
+            // for this call even if this put's future is dropped. A call
+            // that cannot be sent is dropped here, unrun.
+            let send = std::pin::pin!(self.send(move |conn| {
+                call.run(conn);
                 Ok(())
             }));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if let std::task::Poll::Ready(Err(e)) = commit.poll(&mut cx) {
-                return Err(e);
+            match send.poll(&mut cx) {
+                std::task::Poll::Ready(Err(e)) => Err(e),
+                _ => Ok(()),
             }
-        }
+        })?;
         match done.await {
             Ok(outcome) => outcome.map_err(map_sqlite_error),
             Err(_) => Err(Error::closed(NAME)),

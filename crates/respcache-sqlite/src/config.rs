@@ -327,6 +327,7 @@ impl fmt::Debug for SqliteConfig {
             .field("location", &self.location)
             .field("busy_timeout", &self.busy_timeout)
             .field("readers", &self.readers)
+            .field("group_commit", &self.group_commit)
             .field("on_corrupt", &self.on_corrupt)
             .field("budget", &self.budget)
             .finish()

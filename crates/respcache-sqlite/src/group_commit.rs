@@ -14,10 +14,14 @@
 //! - **A put still returns after its row is committed**, as any put does:
 //!   another handle or process that reads after it sees the row. Only the
 //!   commit is shared.
-//! - **The first put of a batch queues one call on the writer thread**;
-//!   puts that come while it waits join the batch. The call takes the rows
-//!   when it runs, so a batch holds every put that arrived before the
-//!   writer thread was free.
+//! - **The first put of a batch queues one call on the writer thread**
+//!   before any other put can join it (the call is sent under the lock that
+//!   publishes the batch); puts that come while it waits join the batch.
+//!   The call takes the rows when it runs, so a batch holds every put that
+//!   arrived before the writer thread was free.
+//! - **No put waits forever**: a batch whose call could not be sent, or was
+//!   dropped unrun (the backend closing), is withdrawn and its puts answered
+//!   "closed".
 //! - **Nothing overtakes.** Any other call sent to the writer thread seals
 //!   the open batch first ([`GroupCommit::seal`]): a put that comes after
 //!   it starts a new batch, queued behind that call. And the batch's call is
@@ -46,9 +50,15 @@ struct Row {
 }
 
 /// The rows of one batch, taken by its call on the writer thread.
-#[derive(Default)]
 pub(crate) struct Batch {
-    rows: Mutex<Vec<Row>>,
+    rows: Mutex<Rows>,
+}
+
+/// A batch's rows, and whether it was taken or withdrawn (a put that finds
+/// it so starts another batch).
+struct Rows {
+    list: Vec<Row>,
+    done: bool,
 }
 
 /// The batch puts join until the writer thread takes it.
@@ -67,22 +77,43 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Adds a put to the open batch. Returns its outcome's receiver and,
-    /// when it started a new batch, that batch: the caller queues
-    /// [`GroupCommit::commit`] for it on the writer thread.
-    pub(crate) fn join(&self, table: Arc<Table>, entry: Entry) -> (Done, Option<Arc<Batch>>) {
+    /// Adds a put to the open batch and returns its outcome's receiver.
+    /// When there is none, starts one: `start` must queue the batch's
+    /// [`BatchCall`] on the writer thread (without waiting); it runs before
+    /// the batch is published, under the lock puts join by, and when it
+    /// fails the put fails with its error and no batch is left open.
+    pub(crate) fn join<E>(
+        self: &Arc<Self>,
+        table: Arc<Table>,
+        entry: Entry,
+        start: impl FnOnce(BatchCall) -> Result<(), E>,
+    ) -> Result<Done, E> {
         let (done, outcome) = oneshot::channel();
         let row = Row { table, entry, done };
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(batch) = open.as_ref() {
-            lock(&batch.rows).push(row);
-            return (outcome, None);
-        }
+        let row = match open.as_ref() {
+            Some(batch) => {
+                let mut rows = lock(&batch.rows);
+                if !rows.done {
+                    rows.list.push(row);
+                    return Ok(outcome);
+                }
+                row
+            }
+            None => row,
+        };
         let batch = Arc::new(Batch {
-            rows: Mutex::new(vec![row]),
+            rows: Mutex::new(Rows {
+                list: vec![row],
+                done: false,
+            }),
         });
-        *open = Some(Arc::clone(&batch));
-        (outcome, Some(batch))
+        start(BatchCall {
+            group: Arc::clone(self),
+            batch: Some(Arc::clone(&batch)),
+        })?;
+        *open = Some(batch);
+        Ok(outcome)
     }
 
     /// Closes the open batch to new puts: the next put starts another,
@@ -94,17 +125,10 @@ impl GroupCommit {
             .take();
     }
 
-    /// On the writer thread: takes `batch`'s rows (sealing it, when it is
-    /// still open) and writes them in one transaction; each put learns its
-    /// outcome.
-    pub(crate) fn commit(&self, batch: &Arc<Batch>, conn: &mut Connection) {
-        {
-            let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-            if open.as_ref().is_some_and(|b| Arc::ptr_eq(b, batch)) {
-                *open = None;
-            }
-        }
-        let rows = std::mem::take(&mut *lock(&batch.rows));
+    /// On the writer thread: takes `batch`'s rows (closing it to new puts)
+    /// and writes them in one transaction; each put learns its outcome.
+    fn commit(&self, batch: &Arc<Batch>, conn: &mut Connection) {
+        let rows = batch.take();
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
         match write_together(conn, &rows) {
@@ -125,6 +149,44 @@ impl GroupCommit {
     }
 }
 
+/// The writer-thread call that commits one batch. Dropped without
+/// running (never sent, or discarded by a closing writer thread), it
+/// withdraws the batch: its puts get "closed" instead of waiting forever.
+pub(crate) struct BatchCall {
+    group: Arc<GroupCommit>,
+    batch: Option<Arc<Batch>>,
+}
+
+impl BatchCall {
+    /// Writes the batch (on the writer thread).
+    pub(crate) fn run(mut self, conn: &mut Connection) {
+        if let Some(batch) = self.batch.take() {
+            self.group.commit(&batch, conn);
+        }
+    }
+}
+
+impl Drop for BatchCall {
+    fn drop(&mut self) {
+        // Only the batch's own lock: this may run inside `join`, which
+        // holds the open-batch lock. Dropping the rows drops their senders:
+        // each put's receiver reports the backend closed.
+        if let Some(batch) = self.batch.take() {
+            drop(batch.take());
+        }
+    }
+}
+
+impl Batch {
+    /// Closes the batch to new puts (one that finds it so starts another)
+    /// and takes its rows.
+    fn take(&self) -> Vec<Row> {
+        let mut rows = lock(&self.rows);
+        rows.done = true;
+        std::mem::take(&mut rows.list)
+    }
+}
+
 impl GroupCommit {
     /// How many batches the writer thread wrote, and how many puts they
     /// held.
@@ -136,7 +198,7 @@ impl GroupCommit {
     }
 }
 
-fn lock(rows: &Mutex<Vec<Row>>) -> std::sync::MutexGuard<'_, Vec<Row>> {
+fn lock(rows: &Mutex<Rows>) -> std::sync::MutexGuard<'_, Rows> {
     rows.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -148,4 +210,88 @@ fn write_together(conn: &mut Connection, rows: &[Row]) -> rusqlite::Result<()> {
         row.table.upsert(&tx, &row.entry)?;
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use respcache_core::{FieldKind, Key, KeyPart, KeySchema, Name, Timestamp};
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    type TestResult = std::result::Result<(), String>;
+
+    fn table() -> std::result::Result<Arc<Table>, String> {
+        let name = |s: &str| Name::new(s).map_err(|e| e.to_string());
+        let schema = KeySchema::new([("id", FieldKind::Text)]).map_err(|e| e.to_string())?;
+        Ok(Arc::new(Table::new(&name("c")?, &name("r")?, &schema)))
+    }
+
+    fn entry(id: &str) -> Entry {
+        Entry::new(
+            Key::new("GET", [KeyPart::Text(id.to_owned())]),
+            Timestamp::now(),
+            "v",
+        )
+    }
+
+    #[test]
+    fn puts_join_the_batch_whose_call_was_queued() -> TestResult {
+        let group = Arc::new(GroupCommit::default());
+        let mut calls = Vec::new();
+        let started = group.join(table()?, entry("a"), |call| {
+            calls.push(call);
+            Ok::<_, ()>(())
+        });
+        let joined = group.join(table()?, entry("b"), |_| Err(()));
+        assert!(started.is_ok() && joined.is_ok(), "the second put joined");
+        assert_eq!(calls.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_dropped_unrun_answers_its_puts_and_the_next_put_starts_another() -> TestResult {
+        let group = Arc::new(GroupCommit::default());
+        let mut calls = Vec::new();
+        let first = group.join(table()?, entry("a"), |call| {
+            calls.push(call);
+            Ok::<_, ()>(())
+        });
+        let second = group.join(table()?, entry("b"), |_| Err(()));
+        let (Ok(mut first), Ok(mut second)) = (first, second) else {
+            return Err("the puts did not join".into());
+        };
+        assert!(matches!(first.try_recv(), Err(TryRecvError::Empty)));
+        // The writer thread discards the call unrun (closing): no put waits.
+        drop(calls);
+        assert!(matches!(first.try_recv(), Err(TryRecvError::Closed)));
+        assert!(matches!(second.try_recv(), Err(TryRecvError::Closed)));
+        let mut starts = 0;
+        let third = group.join(table()?, entry("c"), |_| {
+            starts += 1;
+            Ok::<_, ()>(())
+        });
+        assert!(third.is_ok());
+        assert_eq!(starts, 1, "the next put started a new batch");
+        Ok(())
+    }
+
+    #[test]
+    fn a_call_that_cannot_be_sent_fails_its_put_and_leaves_no_batch_open() -> TestResult {
+        let group = Arc::new(GroupCommit::default());
+        // Dropped inside `start` (as a failed send drops it): no deadlock on
+        // the lock `join` holds, and the put gets the send's error.
+        let failed = group.join(table()?, entry("a"), |call| {
+            drop(call);
+            Err("closed")
+        });
+        assert!(matches!(failed, Err("closed")));
+        let mut starts = 0;
+        let next = group.join(table()?, entry("b"), |_| {
+            starts += 1;
+            Ok::<_, ()>(())
+        });
+        assert!(next.is_ok());
+        assert_eq!(starts, 1);
+        Ok(())
+    }
 }

@@ -11,10 +11,14 @@
 use respcache_core::Result;
 use respcache_core::options::take_query_options;
 
-/// `url`, with `group_commit=true` added to a `sqlite:` URL that does not
-/// set it.
+/// `url`, with `group_commit=true` added to a `sqlite:` URL (any case)
+/// that does not set it. Appended at the very end: a `sqlite:` URL has no
+/// fragment (`#` is part of its path or of an option's value).
 pub(super) fn for_serve(url: &str) -> Result<String> {
-    if !url.starts_with("sqlite:") {
+    let sqlite = url
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sqlite:"));
+    if !sqlite {
         return Ok(url.to_owned());
     }
     let mut set = false;
@@ -25,17 +29,8 @@ pub(super) fn for_serve(url: &str) -> Result<String> {
     if set {
         return Ok(url.to_owned());
     }
-    let (base, fragment) = match url.split_once('#') {
-        Some((base, fragment)) => (base, Some(fragment)),
-        None => (url, None),
-    };
-    let joiner = if base.contains('?') { '&' } else { '?' };
-    let mut out = format!("{base}{joiner}group_commit=true");
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(fragment);
-    }
-    Ok(out)
+    let joiner = if url.contains('?') { '&' } else { '?' };
+    Ok(format!("{url}{joiner}group_commit=true"))
 }
 
 #[cfg(test)]
@@ -49,8 +44,17 @@ mod tests {
             "sqlite:///var/c.db?group_commit=true"
         );
         assert_eq!(
-            for_serve("sqlite:///var/c.db?readers=2#f")?,
-            "sqlite:///var/c.db?readers=2&group_commit=true#f"
+            for_serve("sqlite:///var/c.db?readers=2")?,
+            "sqlite:///var/c.db?readers=2&group_commit=true"
+        );
+        // `#` belongs to the path: the option goes after it.
+        assert_eq!(
+            for_serve("sqlite:///d/c#1.db")?,
+            "sqlite:///d/c#1.db?group_commit=true"
+        );
+        assert_eq!(
+            for_serve("SQLite:///var/c.db")?,
+            "SQLite:///var/c.db?group_commit=true"
         );
         assert_eq!(
             for_serve("sqlite::memory:?group_commit=false")?,

@@ -310,18 +310,19 @@ fn merge_304(
     fresh: &HeaderMap,
     o: &Options,
 ) -> Vec<(String, Vec<u8>)> {
+    // What the 304 brings, as it would be stored: its hop-by-hop headers
+    // (and those its `Connection` names) neither replace nor join the
+    // stored ones.
+    let brought = header_list(&o.rules.stored_headers(fresh));
     let replaced = |name: &str| {
-        name == "age" || (fresh.contains_key(name) && !NOT_UPDATED_BY_304.contains(&name))
+        name == "age"
+            || (brought.iter().any(|(n, _)| n == name) && !NOT_UPDATED_BY_304.contains(&name))
     };
     let mut out: Vec<(String, Vec<u8>)> = stored
         .iter()
         .filter(|(n, _)| !replaced(n))
         .cloned()
         .collect();
-    out.extend(
-        header_list(&o.rules.stored_headers(fresh))
-            .into_iter()
-            .filter(|(n, _)| replaced(n)),
-    );
+    out.extend(brought.iter().filter(|(n, _)| replaced(n)).cloned());
     out
 }

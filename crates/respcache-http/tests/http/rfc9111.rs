@@ -35,6 +35,7 @@ crate::backend_tests!(
         a_shared_cache_never_coalesces_other_credentials,
         a_shared_cache_treats_key_credentials_as_authorization,
         a_stored_answer_keeps_no_hop_by_hop_field,
+        a_304_leaves_the_stored_fields_its_connection_names,
 );
 
 /// Security regression: `private` in any spelling or form is not reused by
@@ -770,4 +771,34 @@ async fn a_stored_answer_keeps_no_hop_by_hop_field(b: B, kind: Kind) {
         );
     }
     assert_eq!(hit.headers()["x-end-to-end"], "kept");
+}
+
+/// RFC 9110 §7.6.1: a field a 304's `Connection` names is hop-by-hop for
+/// that message: it neither replaces nor removes the stored one (the
+/// stored `ETag` still validates the next revalidation).
+async fn a_304_leaves_the_stored_fields_its_connection_names(b: B, kind: Kind) {
+    let origin = Origin::without_date(|s| {
+        if s.headers.get("if-none-match").is_some() {
+            Reply::status(304)
+                .header("connection", "etag")
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=60")
+        } else {
+            Reply::ok("body")
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=60")
+        }
+    })
+    .await;
+    let clock = clock();
+    let c = front(kind, b, &clock, |b| b).await;
+    let url = origin.url("/e");
+    c.get(&url).send().await.unwrap();
+    for _ in 0..2 {
+        clock.advance(secs(120));
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.outcome(), CacheOutcome::Revalidated);
+        assert_eq!(r.headers()["etag"], "\"v1\"");
+        assert_eq!(origin.last().unwrap().headers["if-none-match"], "\"v1\"");
+    }
 }
