@@ -71,7 +71,7 @@ async fn an_entry_costs_the_memory_backend_under_448_bytes_of_its_own() {
     let grew = (live() as i64 - before) / N as i64;
     // What the replaced entry frees: its payload, its meta and its key's
     // own heap (measured on a key like it); and the vector's share.
-    let key = Key::new("GET", [KeyPart::Text(format!("{payload}-{:0>40}", 0))]);
+    let key = key(payload, 0);
     let with_key = live() as i64;
     drop(key);
     let key_heap = with_key - live() as i64;
@@ -91,7 +91,7 @@ fn entries(n: usize, payload: usize, meta: usize, at: i64) -> Vec<Entry> {
     (0..n)
         .map(|i| {
             Entry::new(
-                Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))]),
+                key(payload, i),
                 Timestamp::from_millis(at),
                 Bytes::from(vec![b'x'; payload]),
             )
@@ -99,4 +99,9 @@ fn entries(n: usize, payload: usize, meta: usize, at: i64) -> Vec<Entry> {
             .with_expires_at(Some(Timestamp::from_millis(at)))
         })
         .collect()
+}
+
+/// The key of entry `i` of the entries with `payload` bytes.
+fn key(payload: usize, i: usize) -> Key {
+    Key::new("GET", [KeyPart::Text(format!("{payload}-{i:0>40}"))])
 }

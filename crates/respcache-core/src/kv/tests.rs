@@ -275,6 +275,30 @@ fn two_processes(options: CrossProcess) -> (KeyValueCache<String>, KeyValueCache
     (make(), make())
 }
 
+/// A task of `cache` that takes the lease on `"k"` and computes for
+/// [`LONG`]; returned once its computation has started.
+async fn stuck_holder(cache: KeyValueCache<String>) -> tokio::task::JoinHandle<Result<String>> {
+    let started = Arc::new(Semaphore::new(0));
+    let holder = {
+        let started = Arc::clone(&started);
+        tokio::spawn(async move {
+            cache
+                .get_or_set_with(
+                    "k",
+                    |_| async move {
+                        started.add_permits(1);
+                        tokio::time::sleep(LONG).await;
+                        Ok::<_, Error>("slow".to_owned())
+                    },
+                    None,
+                )
+                .await
+        })
+    };
+    let _ = started.acquire().await.unwrap();
+    holder
+}
+
 #[tokio::test]
 async fn cross_process_computes_once_for_two_caches_sharing_a_backend() {
     let (a, b) = two_processes(CrossProcess::new());
@@ -314,23 +338,7 @@ async fn cross_process_computes_once_for_two_caches_sharing_a_backend() {
 async fn cross_process_waiter_takes_over_from_a_dead_holder() {
     let lease = Duration::from_millis(300);
     let (a, b) = two_processes(CrossProcess::new().lease(lease).max_wait(LONG));
-    let started = Arc::new(Semaphore::new(0));
-    let holder = {
-        let started = Arc::clone(&started);
-        tokio::spawn(async move {
-            a.get_or_set_with(
-                "k",
-                |_| async move {
-                    started.add_permits(1);
-                    tokio::time::sleep(LONG).await;
-                    Ok::<_, Error>("never".to_owned())
-                },
-                None,
-            )
-            .await
-        })
-    };
-    let _ = started.acquire().await.unwrap();
+    let holder = stuck_holder(a).await;
     let begin = std::time::Instant::now();
     // The holder "dies": its task is dropped mid-computation, its lease
     // stays until it expires.
@@ -384,23 +392,7 @@ async fn cross_process_waiter_gives_up_after_max_wait_and_computes() {
         .max_wait(Duration::from_millis(200))
         .poll(Duration::from_millis(5), Duration::from_millis(20));
     let (a, b) = two_processes(options);
-    let started = Arc::new(Semaphore::new(0));
-    let holder = {
-        let started = Arc::clone(&started);
-        tokio::spawn(async move {
-            a.get_or_set_with(
-                "k",
-                |_| async move {
-                    started.add_permits(1);
-                    tokio::time::sleep(LONG).await;
-                    Ok::<_, Error>("slow".to_owned())
-                },
-                None,
-            )
-            .await
-        })
-    };
-    let _ = started.acquire().await.unwrap();
+    let holder = stuck_holder(a).await;
     let begin = std::time::Instant::now();
     let v = b
         .get_or_set_with(
