@@ -238,6 +238,23 @@ impl MemoryStore {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
         self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Stores `entries` (replacing any at their keys), then evicts down to
+    /// the budget.
+    fn insert(&self, entries: impl IntoIterator<Item = Entry>) {
+        let mut lru = self.lru.lock();
+        {
+            let mut table = self.write();
+            for entry in entries {
+                let size = entry_size(&entry);
+                let key = table.insert(entry.key.encode(), entry);
+                lru.record(self.id, key, size);
+            }
+        }
+        if self.lru.budget.is_exceeded_by(lru.usage()) {
+            lru.evict(self.lru.budget);
+        }
+    }
 }
 
 #[async_trait]
@@ -266,22 +283,14 @@ impl Store for MemoryStore {
     }
 
     async fn put(&self, entry: Entry) -> Result<()> {
-        self.put_many(vec![entry]).await
+        // Not through `put_many`: a miss's store awaits no second boxed
+        // future and builds no `Vec`.
+        self.insert([entry]);
+        Ok(())
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Result<()> {
-        let mut lru = self.lru.lock();
-        {
-            let mut table = self.write();
-            for entry in entries {
-                let size = entry_size(&entry);
-                let key = table.insert(entry.key.encode(), entry);
-                lru.record(self.id, key, size);
-            }
-        }
-        if self.lru.budget.is_exceeded_by(lru.usage()) {
-            lru.evict(self.lru.budget);
-        }
+        self.insert(entries);
         Ok(())
     }
 

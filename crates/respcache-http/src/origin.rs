@@ -1,7 +1,7 @@
 //! The seam between the cache and whatever carries requests to the origin:
-//! a boxed `tower::Service` taking [`RequestBody`] requests and answering
-//! with a boxed body. The built-in hyper client and any service a
-//! [`CacheLayer`](crate::CacheLayer) wraps both become an [`Origin`].
+//! the built-in hyper client, called in place, or a boxed `tower::Service`
+//! taking [`RequestBody`] requests (any service a
+//! [`CacheLayer`](crate::CacheLayer) wraps); both answer with a boxed body.
 
 use std::fmt;
 use std::pin::Pin;
@@ -11,6 +11,9 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Either, Full};
 use hyper::body::{Body, Frame, SizeHint};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
@@ -18,9 +21,42 @@ use crate::body::{BoxError, RequestStream};
 use crate::error::{Error, ErrorKind};
 use crate::sync_body::SyncBody;
 
-/// The service requests to the origin go through.
-pub(crate) type Origin =
+/// The built-in client: hyper-util's pooled client, HTTPS through rustls.
+pub(crate) type HyperClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// A caller's service, boxed.
+type BoxedService =
     BoxCloneSyncService<http::Request<RequestBody>, http::Response<OriginStream>, Error>;
+
+/// What requests to the origin go through.
+#[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per client, held in place; boxing the client adds a pointer to follow per request"
+)]
+pub(crate) enum Origin {
+    /// The built-in client, called in place: a request clones no service
+    /// and boxes no future of its own (hyper-util's client boxes one).
+    Hyper(HyperClient),
+    /// A caller's service (see [`origin_of`]).
+    Service(BoxedService),
+}
+
+impl Origin {
+    /// Sends `request` and waits for the answer's head.
+    pub(crate) async fn call(
+        &self,
+        request: http::Request<RequestBody>,
+    ) -> Result<http::Response<OriginStream>, Error> {
+        match self {
+            Origin::Hyper(client) => match client.request(request).await {
+                Ok(response) => Ok(response.map(OriginStream::new)),
+                Err(e) => Err(connection_error(Box::new(e))),
+            },
+            Origin::Service(service) => service.clone().oneshot(request).await,
+        }
+    }
+}
 
 /// Boxes a caller's service as an [`Origin`]; its errors become
 /// [`ErrorKind::Connection`] errors that name each cause. Its bodies need
@@ -37,11 +73,11 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    Origin::new(
+    Origin::Service(BoxedService::new(
         service
             .map_response(|r: http::Response<B>| r.map(OriginStream::send_only))
             .map_err(|e| connection_error(e.into())),
-    )
+    ))
 }
 
 /// A service failure as an error whose text names every cause.

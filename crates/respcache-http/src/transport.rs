@@ -16,7 +16,6 @@ use http_body_util::{Either, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower::ServiceExt as _;
 use url::Url;
 
 use crate::body::{Progress, RequestStream, read_whole, within};
@@ -177,13 +176,8 @@ impl Transport {
             .pool_idle_timeout(options.pool_idle_timeout)
             .pool_max_idle_per_host(options.pool_max_idle_per_host)
             .build(https);
-        let origin = Origin::new(
-            client
-                .map_response(|r| r.map(OriginStream::new))
-                .map_err(map_client_error),
-        );
         Ok(Transport {
-            origin,
+            origin: Origin::Hyper(client),
             options,
             service_redirects: false,
         })
@@ -326,7 +320,7 @@ impl Transport {
         let request = builder
             .body(body)
             .map_err(|e| Error::new(ErrorKind::InvalidRequest, e.to_string()).with_source(e))?;
-        let response = self.origin.clone().oneshot(request).await?;
+        let response = self.origin.call(request).await?;
         let (mut parts, body) = response.into_parts();
         let answered_by = parts
             .extensions
@@ -340,8 +334,4 @@ impl Transport {
             answered_by,
         ))
     }
-}
-
-fn map_client_error(e: hyper_util::client::legacy::Error) -> Error {
-    crate::origin::connection_error(Box::new(e))
 }

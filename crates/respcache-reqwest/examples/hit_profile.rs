@@ -126,6 +126,29 @@ fn main() {
                 for url in &urls {
                     client.get(url).send().await.unwrap();
                 }
+                // `HIT_PROFILE_TASKS=64`: the hits shared among that many
+                // tasks at once (the bench's concurrent row; use it with
+                // `HIT_PROFILE_RT=multi`).
+                let tasks: usize =
+                    std::env::var("HIT_PROFILE_TASKS").map_or(1, |t| t.parse().unwrap());
+                if tasks > 1 {
+                    let urls = Arc::new(urls);
+                    let start = Instant::now();
+                    let mut running = Vec::new();
+                    for t in 0..tasks {
+                        let (client, urls) = (client.clone(), Arc::clone(&urls));
+                        running.push(tokio::spawn(async move {
+                            for i in 0..hits / tasks {
+                                let r = client.get(&urls[(t + i) % URLS]).send().await.unwrap();
+                                assert_eq!(r.outcome(), CacheOutcome::Hit);
+                            }
+                        }));
+                    }
+                    for r in running {
+                        r.await.unwrap();
+                    }
+                    return report(&front, &backend_name, hits, start);
+                }
                 let start = Instant::now();
                 for i in 0..hits {
                     let r = client.get(&urls[i % URLS]).send().await.unwrap();
@@ -178,7 +201,11 @@ fn main() {
             }
             other => panic!("unknown front-end {other}"),
         };
-        let per = start.elapsed().as_nanos() as f64 / hits as f64;
-        println!("{front} on {backend_name}: {hits} requests, {per:.0} ns each");
+        report(&front, &backend_name, hits, start);
     });
+}
+
+fn report(front: &str, backend_name: &str, hits: usize, start: Instant) {
+    let per = start.elapsed().as_nanos() as f64 / hits as f64;
+    println!("{front} on {backend_name}: {hits} requests, {per:.0} ns each");
 }

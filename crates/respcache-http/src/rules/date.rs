@@ -4,6 +4,8 @@
 //! "already expired", and an invalid `Date` is ignored. Names of days and
 //! months and `GMT` match without case, as RFC 9111 §4.2 asks of a cache.
 
+use std::cell::Cell;
+
 use respcache_core::Timestamp;
 
 const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -20,9 +22,32 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// The length of an IMF-fixdate.
+const FIXDATE_LEN: usize = 29;
+
+thread_local! {
+    /// The last IMF-fixdate this thread parsed, and its time: a server's
+    /// `Date` changes once a second, and its answers in between repeat it.
+    static LAST_FIXDATE: Cell<Option<([u8; FIXDATE_LEN], Timestamp)>> =
+        const { Cell::new(None) };
+}
+
 /// Parses an HTTP-date; `None` when it is not one of the three forms.
 pub(crate) fn parse(text: &str) -> Option<Timestamp> {
     let t = text.trim_matches(|c| c == ' ' || c == '\t');
+    if let Ok(fixdate) = <[u8; FIXDATE_LEN]>::try_from(t.as_bytes()) {
+        if let Some((last, at)) = LAST_FIXDATE.get()
+            && last == fixdate
+        {
+            return Some(at);
+        }
+        // An IMF-fixdate is ASCII, so the byte slicing in it is safe.
+        let at = t.is_ascii().then(|| imf_fixdate(t)).flatten();
+        if let Some(at) = at {
+            LAST_FIXDATE.set(Some((fixdate, at)));
+            return Some(at);
+        }
+    }
     // Every form is ASCII; checking once makes the byte slicing below safe.
     if !t.is_ascii() {
         return None;
@@ -234,6 +259,19 @@ mod tests {
         let want = Some(Timestamp::from_millis(784_111_777_000));
         assert_eq!(parse("sun, 06 NOV 1994 08:49:37 gmt"), want);
         assert_eq!(parse("SUNDAY, 06-nov-94 08:49:37 GMT"), want);
+    }
+
+    #[test]
+    fn a_repeated_date_parses_as_the_first_time() {
+        let first = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let next = "Sun, 06 Nov 1994 08:49:38 GMT";
+        for _ in 0..2 {
+            assert_eq!(parse(first), Some(Timestamp::from_millis(784_111_777_000)));
+            assert_eq!(parse(next), Some(Timestamp::from_millis(784_111_778_000)));
+            // 29 bytes like the one before, but no date.
+            assert_eq!(parse("Sun, 06 Nov 1994 08:49:38 UTC"), None);
+            assert_eq!(parse(" Sun, 06 Nov 1994 08:49:38 GMT\t"), parse(next));
+        }
     }
 
     #[test]
