@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod freshness;
 mod hop;
+mod key_digests;
 mod layer;
 mod line;
 mod maintenance;

@@ -146,6 +146,23 @@ impl KeyRules {
         body: &[u8],
         headers: &HeaderMap,
     ) -> String {
+        if *method == Method::GET && body.is_empty() && self.match_headers.is_empty() {
+            // A function of the URL alone: from this thread's memo.
+            return crate::key_digests::of_get(normalized.as_str(), || {
+                self.compute_digest(method, normalized, body, headers)
+            });
+        }
+        self.compute_digest(method, normalized, body, headers)
+    }
+
+    /// [`digest_normalized`](Self::digest_normalized), computed.
+    fn compute_digest(
+        &self,
+        method: &Method,
+        normalized: &Url,
+        body: &[u8],
+        headers: &HeaderMap,
+    ) -> String {
         // The parts go into one buffer hashed at once: the same digest as
         // hashing them one by one, with one hasher call instead of a dozen.
         let url = normalized.as_str().as_bytes();
@@ -404,6 +421,35 @@ mod tests {
     }
 
     #[test]
+    fn a_get_digest_from_the_memo_is_the_computed_one() {
+        let plain = KeyRules::new(&[], &[]);
+        let matching = rules();
+        let mut accept = HeaderMap::new();
+        accept.insert("accept", HeaderValue::from_static("text/html"));
+        for u in ["http://example.com/a?y=2&x=1", "https://h/p#f", "http://h/"] {
+            let parsed = Url::parse(u).unwrap();
+            let url = plain.normalize_url(&parsed);
+            let computed = plain.compute_digest(&Method::GET, &url, b"", &HeaderMap::new());
+            for _ in 0..2 {
+                assert_eq!(
+                    plain.digest_normalized(&Method::GET, &url, b"", &accept),
+                    computed,
+                    "{u}"
+                );
+            }
+            // Another client's rules on the same thread, its header matched.
+            assert_eq!(
+                matching.digest_normalized(&Method::GET, &url, b"", &accept),
+                matching.compute_digest(&Method::GET, &url, b"", &accept)
+            );
+            assert_ne!(
+                matching.digest_normalized(&Method::GET, &url, b"", &accept),
+                computed
+            );
+        }
+    }
+
+    #[test]
     fn digest_hex_is_blake3s_hex() {
         for input in [&b""[..], b"a", &[0xff; 100]] {
             let hash = blake3::hash(input);
@@ -469,6 +515,14 @@ mod tests {
         assert_eq!(
             r.digest(&Method::POST, &url, b"{}", &HeaderMap::new()),
             "9f9dd9de532880ab3b1a1d056fd9e0c6836bcb134747c55dbf8f0632e60795a9"
+        );
+        let plain = KeyRules::new(&[], &[]);
+        let want = plain.compute_digest(&Method::GET, &plain.normalize_url(&url), b"", &h);
+        assert_eq!(plain.digest(&Method::GET, &url, b"", &h), want);
+        assert_eq!(want, digest_v_before(&plain, &Method::GET, &url, b"", &h));
+        assert_eq!(
+            plain.digest(&Method::GET, &url, b"", &h),
+            "a23fa3b3be9ef4b74ed07e3c976a2e6c575702de9f3e84ba53eab3a8e7480f28"
         );
         let names = ["accept".to_owned(), "accept-language".to_owned()];
         assert_eq!(
