@@ -244,7 +244,7 @@ pub(crate) enum StoredHead {
 
 /// What serving a stored response needs (the URL and method stay in the
 /// meta too).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Head {
     /// The status code, as stored.
     pub(crate) status: u16,
@@ -260,6 +260,28 @@ pub(crate) struct Head {
     pub(crate) headers: HeaderMap,
     /// The `Vary` selection, if the response varies.
     pub(crate) vary: Option<VaryMatch>,
+}
+
+impl Clone for Head {
+    /// A copy whose header map has room for one more field: a hit's head is
+    /// a clone of the one decoded before (`stored_heads.rs`), and serving
+    /// it adds `Age` — a derived clone holds no spare room, so that insert
+    /// reallocated the map's entries on every hit.
+    fn clone(&self) -> Self {
+        let mut headers = HeaderMap::with_capacity(self.headers.keys_len() + 1);
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        Head {
+            status: self.status,
+            version: self.version,
+            response_time: self.response_time,
+            initial_age: self.initial_age,
+            body: self.body,
+            headers,
+            vary: self.vary.clone(),
+        }
+    }
 }
 
 /// Why meta bytes could not be decoded.
@@ -646,6 +668,38 @@ mod tests {
             StoredHead::Response(h) => h,
             StoredHead::VaryIndex(_) => panic!("not a response"),
         }
+    }
+
+    #[test]
+    fn a_cloned_head_keeps_every_field_in_order_with_room_for_age() {
+        let mut m = meta();
+        m.headers.push(("x-b".into(), b"1".to_vec()));
+        m.headers.push(("link".into(), b"<c>; rel=c".to_vec()));
+        let original = head(&m.encode().unwrap());
+        let copy = original.clone();
+        let pairs = |h: &HeaderMap| {
+            h.iter()
+                .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pairs(&copy.headers), pairs(&original.headers));
+        assert_eq!(copy.headers.get_all("link").iter().count(), 3);
+        assert_eq!(
+            (
+                copy.status,
+                copy.version,
+                copy.response_time,
+                copy.initial_age
+            ),
+            (
+                original.status,
+                original.version,
+                original.response_time,
+                original.initial_age
+            )
+        );
+        assert_eq!(copy.vary, original.vary);
+        assert!(copy.headers.capacity() > copy.headers.keys_len());
     }
 
     #[test]
