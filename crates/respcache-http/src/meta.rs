@@ -268,20 +268,26 @@ impl Clone for Head {
     /// it adds `Age` — a derived clone holds no spare room, so that insert
     /// reallocated the map's entries on every hit.
     fn clone(&self) -> Self {
-        let mut headers = HeaderMap::with_capacity(self.headers.keys_len() + 1);
-        for (name, value) in &self.headers {
-            headers.append(name.clone(), value.clone());
-        }
         Head {
             status: self.status,
             version: self.version,
             response_time: self.response_time,
             initial_age: self.initial_age,
             body: self.body,
-            headers,
+            headers: with_room(&self.headers).unwrap_or_else(|_| self.headers.clone()),
             vary: self.vary.clone(),
         }
     }
+}
+
+/// A copy of `headers`, every value in order, with room for one more field
+/// (the `try_` forms: a map at the size limit is cloned as it is).
+fn with_room(headers: &HeaderMap) -> Result<HeaderMap, http::header::MaxSizeReached> {
+    let mut copy = HeaderMap::try_with_capacity(headers.keys_len() + 1)?;
+    for (name, value) in headers {
+        copy.try_append(name.clone(), value.clone())?;
+    }
+    Ok(copy)
 }
 
 /// Why meta bytes could not be decoded.
