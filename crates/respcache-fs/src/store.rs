@@ -30,10 +30,13 @@ use crate::walk::{Found, walk};
 /// Measured on the reference machine (2 vCPUs, ext4, release build, page
 /// cache warm; `cargo bench -p respcache-fs --bench hit`): `std::fs::read`
 /// takes about 1.3 µs for 1 KiB, 3.6 µs for 64 KiB and 54 µs for 1 MiB,
-/// while a hop to a blocking thread alone costs 15–40 µs. Up to 64 KiB the
-/// read is cheaper than the hop; beyond, it would hold up the runtime's
-/// worker for longer than a hop costs.
-pub const INLINE_READ_MAX: u64 = 64 * 1024;
+/// while a hop to a blocking thread alone costs 15–40 µs (~60 µs in the
+/// bench's runs of 2026-12-07, where a 100 KB hit took 73 µs against a
+/// 9 µs read). A 256 KiB read takes ~14 µs: up to that size the read is
+/// cheaper than the hop at its best; beyond, it would hold up the
+/// runtime's worker for longer than a hop costs. (64 KiB until the twelfth
+/// session: the same rule, read too strictly.)
+pub const INLINE_READ_MAX: u64 = 256 * 1024;
 
 /// A temporary file older than this was left by a writer that died; `clear`
 /// removes it.

@@ -88,7 +88,12 @@ fn main() {
             "sqlite" => Arc::new(respcache_sqlite::SqliteBackend::temp().await.unwrap()),
             other => panic!("unknown backend {other}"),
         };
-        let builder = CachedClient::builder().cache_name("profile");
+        let mut builder = CachedClient::builder().cache_name("profile");
+        // `HIT_PROFILE_REDIRECTS=off`: a client that never follows redirects
+        // (so a miss looks no redirect pointer up).
+        if std::env::var("HIT_PROFILE_REDIRECTS").as_deref() == Ok("off") {
+            builder = builder.follow_redirects(false);
+        }
         let start = match front.as_str() {
             "miss" => {
                 let client = builder.build(backend).await.unwrap();
