@@ -34,7 +34,11 @@ async fn keys_under(con: &mut redis::aio::MultiplexedConnection, prefix: &str) -
     while let Some(k) = it.next_item().await {
         keys.push(k.unwrap());
     }
+    // SCAN may return a key more than once (Redis documents it; seen here
+    // while expired keys were being removed during the scan), as the
+    // backend's own scans know (`Seen`).
     keys.sort();
+    keys.dedup();
     keys
 }
 
