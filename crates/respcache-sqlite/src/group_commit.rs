@@ -234,15 +234,37 @@ mod tests {
         )
     }
 
-    #[test]
-    fn puts_join_the_batch_whose_call_was_queued() -> TestResult {
-        let group = Arc::new(GroupCommit::default());
+    /// The calls a test kept (as the writer thread's queue would), and two
+    /// puts' outcomes.
+    type TwoPuts = (Vec<BatchCall>, Result<Done, ()>, Result<Done, ()>);
+
+    /// Two puts into `group`: the first starts a batch (its call kept), the
+    /// second joins it (a second call would fail it).
+    fn two_puts(group: &Arc<GroupCommit>) -> std::result::Result<TwoPuts, String> {
         let mut calls = Vec::new();
-        let started = group.join(table()?, entry("a"), |call| {
+        let first = group.join(table()?, entry("a"), |call| {
             calls.push(call);
             Ok::<_, ()>(())
         });
-        let joined = group.join(table()?, entry("b"), |_| Err(()));
+        let second = group.join(table()?, entry("b"), |_| Err(()));
+        Ok((calls, first, second))
+    }
+
+    /// Whether a put of `id` into `group` starts a batch of its own (asks
+    /// for a call) and is accepted.
+    fn starts_a_batch(group: &Arc<GroupCommit>, id: &str) -> std::result::Result<bool, String> {
+        let mut starts = 0;
+        let put = group.join(table()?, entry(id), |_| {
+            starts += 1;
+            Ok::<_, ()>(())
+        });
+        Ok(put.is_ok() && starts == 1)
+    }
+
+    #[test]
+    fn puts_join_the_batch_whose_call_was_queued() -> TestResult {
+        let group = Arc::new(GroupCommit::default());
+        let (calls, started, joined) = two_puts(&group)?;
         assert!(started.is_ok() && joined.is_ok(), "the second put joined");
         assert_eq!(calls.len(), 1);
         Ok(())
@@ -251,12 +273,7 @@ mod tests {
     #[test]
     fn a_batch_dropped_unrun_answers_its_puts_and_the_next_put_starts_another() -> TestResult {
         let group = Arc::new(GroupCommit::default());
-        let mut calls = Vec::new();
-        let first = group.join(table()?, entry("a"), |call| {
-            calls.push(call);
-            Ok::<_, ()>(())
-        });
-        let second = group.join(table()?, entry("b"), |_| Err(()));
+        let (calls, first, second) = two_puts(&group)?;
         let (Ok(mut first), Ok(mut second)) = (first, second) else {
             return Err("the puts did not join".into());
         };
@@ -265,13 +282,10 @@ mod tests {
         drop(calls);
         assert!(matches!(first.try_recv(), Err(TryRecvError::Closed)));
         assert!(matches!(second.try_recv(), Err(TryRecvError::Closed)));
-        let mut starts = 0;
-        let third = group.join(table()?, entry("c"), |_| {
-            starts += 1;
-            Ok::<_, ()>(())
-        });
-        assert!(third.is_ok());
-        assert_eq!(starts, 1, "the next put started a new batch");
+        assert!(
+            starts_a_batch(&group, "c")?,
+            "the next put started a new batch"
+        );
         Ok(())
     }
 
@@ -285,13 +299,7 @@ mod tests {
             Err("closed")
         });
         assert!(matches!(failed, Err("closed")));
-        let mut starts = 0;
-        let next = group.join(table()?, entry("b"), |_| {
-            starts += 1;
-            Ok::<_, ()>(())
-        });
-        assert!(next.is_ok());
-        assert_eq!(starts, 1);
+        assert!(starts_a_batch(&group, "b")?);
         Ok(())
     }
 }

@@ -35,24 +35,21 @@ thread_local! {
 /// Parses an HTTP-date; `None` when it is not one of the three forms.
 pub(crate) fn parse(text: &str) -> Option<Timestamp> {
     let t = text.trim_matches(|c| c == ' ' || c == '\t');
-    if let Ok(fixdate) = <[u8; FIXDATE_LEN]>::try_from(t.as_bytes()) {
-        if let Some((last, at)) = LAST_FIXDATE.get()
-            && last == fixdate
-        {
-            return Some(at);
-        }
-        // An IMF-fixdate is ASCII, so the byte slicing in it is safe.
-        let at = t.is_ascii().then(|| imf_fixdate(t)).flatten();
-        if let Some(at) = at {
-            LAST_FIXDATE.set(Some((fixdate, at)));
-            return Some(at);
-        }
-    }
     // Every form is ASCII; checking once makes the byte slicing below safe.
     if !t.is_ascii() {
         return None;
     }
-    imf_fixdate(t).or_else(|| rfc850(t)).or_else(|| asctime(t))
+    let fixdate = <[u8; FIXDATE_LEN]>::try_from(t.as_bytes()).ok();
+    if let (Some(this), Some((last, at))) = (fixdate, LAST_FIXDATE.get())
+        && this == last
+    {
+        return Some(at);
+    }
+    let at = imf_fixdate(t).or_else(|| rfc850(t)).or_else(|| asctime(t));
+    if let (Some(this), Some(at)) = (fixdate, at) {
+        LAST_FIXDATE.set(Some((this, at)));
+    }
+    at
 }
 
 /// `Sun, 06 Nov 1994 08:49:37 GMT`
